@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The daemon's configuration: systemd-style INI files read with inih from /usr/lib/nodereboot/,
+ * /etc/nodereboot/ and /run/nodereboot/ (each nodereboot.conf plus nodereboot.conf.d/*.conf,
+ * later overriding earlier, drop-ins sorted by file name across all three folders). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "time-util.h"
+
+typedef struct Config {
+        /* [Node] */
+        char *node_name;                        /* Name=, default: the host name */
+
+        /* [Kubernetes] */
+        char *kubeconfig;                       /* Kubeconfig=, default /etc/nodereboot/kubeconfig */
+        char *context;                          /* Context=, default: the kubeconfig's current-context */
+
+        /* [Sentinel] */
+        char *sentinel_path;                    /* Path=, default /var/run/reboot-required */
+
+        /* [Lock] */
+        char *lock_namespace;                   /* Namespace=, default kube-system */
+        char *lock_name;                        /* Name=, default nodereboot; slots are <Name>-<i> */
+        unsigned concurrency;                   /* Concurrency=, default 1, 1..1000 */
+        usec_t lock_ttl_usec;                   /* TTLSec=, default 30min; leaseDurationSeconds */
+        usec_t lock_release_delay_usec;         /* ReleaseDelaySec=, default 0: hold after recovery */
+        usec_t lock_recheck_usec;               /* RecheckSec=, default 5min: safety-net re-check */
+
+        /* [Window] */
+        char *window_days;                      /* Days=, default "mon,tue,wed,thu,fri,sat,sun" */
+        char *window_start;                     /* StartTime=, default "00:00" */
+        char *window_end;                       /* EndTime=, default "23:59:59" */
+        char *window_time_zone;                 /* TimeZone=, default "UTC" */
+
+        /* [Drain] */
+        usec_t drain_timeout_usec;              /* TimeoutSec=, default 30min; infinity allowed */
+        int64_t drain_grace_period_sec;         /* GracePeriodSec=, default -1: each pod's own */
+        bool force_reboot;                      /* ForceReboot=, default no */
+        usec_t drain_delay_usec;                /* DelaySec=, default 0: pause between lock and cordon */
+        char *drain_pod_selector;               /* PodSelector=, default empty: all pods */
+        usec_t skip_wait_for_delete_usec;       /* SkipWaitForDeleteTimeoutSec=, default 0: off */
+
+        /* [Reboot] */
+        unsigned reboot_max_attempts;           /* MaxAttempts=, default 3 */
+        usec_t reboot_timeout_usec;             /* TimeoutSec=, default 10min: a reboot not done by then failed */
+        usec_t reboot_delay_usec;               /* DelaySec=, default 0: pause between drain and reboot */
+        usec_t retry_usec;                      /* RetrySec=, default 1h: back-off after a failed cycle */
+
+        /* [Blockers] */
+        char **blocking_pod_selectors;          /* PodSelector=, repeatable; any match on this node blocks */
+
+        /* [Marks] */
+        bool annotate_nodes;                    /* AnnotateNodes=, default yes */
+        char **pre_reboot_labels;               /* PreRebootLabels=, "k=v k2=v2", repeatable */
+        char **post_reboot_labels;              /* PostRebootLabels= */
+        char *prefer_no_schedule_taint;         /* PreferNoScheduleTaint=, default empty: off */
+
+        /* [Daemon] */
+        int log_level;                          /* LogLevel=, default info */
+} Config;
+
+/* Fills in every default. */
+int config_new(Config **ret);
+Config *config_free(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+/* Reads the standard folders (root_prefix is prepended to each, for tests; NULL for "/").
+ * On bad input logs "FILE:LINE: ..." naming the key and the expected form and returns -EINVAL;
+ * unknown keys are warnings. */
+int config_load_default(Config *c, const char *root_prefix);
+/* Reads exactly one file and, if it exists, the drop-ins in FILE.d/ (sorted). */
+int config_load_file(Config *c, const char *path);
+/* Checks cross-field rules after loading (e.g. TTL > 0); logs and returns -EINVAL. */
+int config_verify(const Config *c);

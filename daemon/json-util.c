@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <string.h>
+
+#include "json-util.h"
+
+json_object *json_get_member(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!o || !json_object_is_type(o, json_type_object))
+                return NULL;
+        if (!json_object_object_get_ex(o, key, &v))
+                return NULL;
+        return v;
+}
+
+json_object *json_get(json_object *o, const char *path) {
+        char key[256];
+
+        while (o && *path) {
+                size_t l = strcspn(path, ".");
+                if (l >= sizeof key)
+                        return NULL;
+                memcpy(key, path, l);
+                key[l] = 0;
+                o = json_get_member(o, key);
+                path += l;
+                if (*path == '.')
+                        path++;
+        }
+        return o;
+}
+
+const char *json_get_string(json_object *o, const char *path) {
+        json_object *v = json_get(o, path);
+
+        if (!v || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+bool json_get_int64(json_object *o, const char *path, int64_t *ret) {
+        json_object *v = json_get(o, path);
+
+        if (!v || !json_object_is_type(v, json_type_int))
+                return false;
+        *ret = json_object_get_int64(v);
+        return true;
+}
+
+bool json_get_bool(json_object *o, const char *path, bool def) {
+        json_object *v = json_get(o, path);
+
+        if (!v || !json_object_is_type(v, json_type_boolean))
+                return def;
+        return json_object_get_boolean(v);
+}
+
+size_t json_array_length(json_object *o) {
+        if (!o || !json_object_is_type(o, json_type_array))
+                return 0;
+        return json_object_array_length(o);
+}
+
+static inline void json_tokener_freep(json_tokener **t) {
+        if (*t)
+                json_tokener_free(*t);
+}
+
+int json_parse(const char *text, size_t size, json_object **ret) {
+        _cleanup_(json_tokener_freep) json_tokener *tok = NULL;
+        size_t used;
+        json_object *o;
+
+        tok = json_tokener_new();
+        if (!tok)
+                return -ENOMEM;
+        o = json_tokener_parse_ex(tok, text, (int) size);
+        if (!o || json_tokener_get_error(tok) != json_tokener_success) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        used = json_tokener_get_parse_end(tok);
+        if (used < size) {
+                /* trailing non-whitespace after the value */
+                for (size_t i = used; i < size; i++)
+                        if (!strchr(" \t\r\n", text[i])) {
+                                json_object_put(o);
+                                return -EBADMSG;
+                        }
+        }
+        *ret = o;
+        return 0;
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* An asynchronous Kubernetes API client: a libcurl multi handle driven by sd-event (socket and
+ * timer callbacks), JSON bodies through json-c, TLS verified unless the kubeconfig says otherwise,
+ * bearer tokens (token files re-read when they change or on 401) and client certificates.
+ *
+ * Errors are negative errno values, mapped once here:
+ *   2xx -> 0, 404 -> -ENOENT, 409 -> -ESTALE, 410 -> -EXPIRED (watch resourceVersion too old),
+ *   401/403 -> -EACCES, 429 -> -EBUSY, 422/400 -> -EINVAL, other 4xx -> -EPROTO,
+ *   5xx -> -EIO, timeouts -> -ETIMEDOUT, connection failures -> -ECONNREFUSED,
+ *   TLS verification failures -> -EPERM, bodies over the cap -> -EFBIG,
+ *   malformed JSON -> -EBADMSG. */
+#pragma once
+
+#include <json-c/json.h>
+#include <systemd/sd-event.h>
+
+#include "kubeconfig.h"
+#include "time-util.h"
+
+typedef struct KubeClient KubeClient;
+typedef struct KubeCall KubeCall;
+typedef struct KubeWatch KubeWatch;
+
+typedef struct KubeResponse {
+        long status;                    /* HTTP status, 0 when no response arrived */
+        json_object *body;              /* parsed body (also for errors: a Status object), or NULL */
+        usec_t retry_after_usec;        /* from Retry-After, 0 when absent */
+} KubeResponse;
+
+typedef enum KubeCallFlags {
+        /* Safe to repeat: retried with capped exponential back-off and jitter on connection
+         * errors, timeouts, 5xx and 429 (honouring Retry-After), up to the client's retry limit.
+         * GETs and writes carrying a resourceVersion precondition are idempotent. */
+        KUBE_CALL_IDEMPOTENT = 1 << 0,
+        /* Do not retry on 429: the caller wants to see it (evictions blocked by a PDB). */
+        KUBE_CALL_NO_RETRY_ON_429 = 1 << 1,
+} KubeCallFlags;
+
+/* Called exactly once per call unless the call is cancelled. response is never NULL. The handler
+ * may free or cancel other calls and start new ones. */
+typedef void (*KubeCallHandler)(KubeClient *c, int error, const KubeResponse *response, void *userdata);
+
+int kube_client_new(KubeClient **ret, sd_event *event, const Kubeconfig *kubeconfig);
+KubeClient *kube_client_free(KubeClient *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(KubeClient *, kube_client_free);
+
+/* Limits, for tests; defaults: 10 s connect, 30 s per request, 5 retries, 16 MiB bodies,
+ * back-off from 200 ms doubling to 30 s. */
+void kube_client_set_timeouts(KubeClient *c, usec_t connect_usec, usec_t request_usec);
+void kube_client_set_retry(KubeClient *c, unsigned max_retries, usec_t initial_usec, usec_t max_usec);
+
+/* Starts METHOD on path ("/api/v1/nodes/n1?x=y"), relative to the server URL. body may be NULL;
+ * content_type defaults to application/json (use application/merge-patch+json,
+ * application/strategic-merge-patch+json or application/json-patch+json for PATCH).
+ * ret_call may be NULL when the caller never cancels. */
+int kube_client_call(KubeClient *c, const char *method, const char *path, const char *content_type,
+                     json_object *body, KubeCallFlags flags, KubeCallHandler handler, void *userdata,
+                     KubeCall **ret_call);
+/* Cancels a call in flight; its handler is not called. Accepts NULL; returns NULL. */
+KubeCall *kube_call_cancel(KubeCall *call);
+
+/* Our best estimate of the API server's clock (CLOCK_REALTIME usec): the local clock corrected by
+ * the offset seen in the last response's Date header. Lease expiry is judged by this. */
+usec_t kube_client_server_now(KubeClient *c);
+
+/* Events of a watch. After every (re)list the handler gets each listed item as ADDED, then one
+ * KUBE_WATCH_SYNCED with object NULL; consumers rebuild their view from ADDED after a SYNCED is
+ * expected. KUBE_WATCH_ERROR (object NULL, error set) reports a failed list or stream; the watch
+ * retries by itself with back-off. */
+typedef enum KubeWatchEvent {
+        KUBE_WATCH_ADDED,
+        KUBE_WATCH_MODIFIED,
+        KUBE_WATCH_DELETED,
+        KUBE_WATCH_SYNCED,
+        KUBE_WATCH_ERROR,
+        _KUBE_WATCH_EVENT_MAX,
+        _KUBE_WATCH_EVENT_INVALID = -EINVAL,
+} KubeWatchEvent;
+
+typedef void (*KubeWatchHandler)(KubeWatch *w, KubeWatchEvent event, json_object *object, int error,
+                                 void *userdata);
+
+/* Lists collection_path (may carry labelSelector/fieldSelector in its query), then streams
+ * ?watch=1&resourceVersion=<last seen>&allowWatchBookmarks=true; when the stream ends it resumes
+ * from the last resourceVersion; on 410 Gone it lists again. Runs until freed. */
+int kube_client_watch(KubeClient *c, const char *collection_path, KubeWatchHandler handler,
+                      void *userdata, KubeWatch **ret);
+KubeWatch *kube_watch_free(KubeWatch *w);
+DEFINE_TRIVIAL_CLEANUP_FUNC(KubeWatch *, kube_watch_free);
+
+const char *kube_watch_event_to_string(KubeWatchEvent e);

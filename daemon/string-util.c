@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "string-util.h"
+
+int free_and_strdup(char **p, const char *s) {
+        char *t = NULL;
+
+        if (s) {
+                t = strdup(s);
+                if (!t)
+                        return -ENOMEM;
+        }
+        free(*p);
+        *p = t;
+        return 0;
+}
+
+char *strdup_printf(const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return r < 0 ? NULL : s;
+}
+
+char *strjoin_real(const char *first, ...) {
+        va_list ap;
+        size_t n = 0;
+        char *r, *p;
+
+        va_start(ap, first);
+        for (const char *s = first; s; s = va_arg(ap, const char *))
+                n += strlen(s);
+        va_end(ap);
+
+        r = malloc(n + 1);
+        if (!r)
+                return NULL;
+
+        p = r;
+        va_start(ap, first);
+        for (const char *s = first; s; s = va_arg(ap, const char *))
+                p = stpcpy(p, s);
+        va_end(ap);
+        *p = 0;
+        return r;
+}
+
+bool startswith(const char *s, const char *prefix) {
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool endswith(const char *s, const char *suffix) {
+        size_t a = strlen(s), b = strlen(suffix);
+        return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+char *strstrip(char *s) {
+        char *e;
+
+        while (isspace((unsigned char) *s))
+                s++;
+        e = s + strlen(s);
+        while (e > s && isspace((unsigned char) e[-1]))
+                e--;
+        *e = 0;
+        return s;
+}
+
+size_t strv_length(char * const *l) {
+        size_t n = 0;
+
+        if (l)
+                while (l[n])
+                        n++;
+        return n;
+}
+
+int strv_push(char ***l, char *value) {
+        size_t n = strv_length(*l);
+        char **t;
+
+        t = reallocarray(*l, n + 2, sizeof(char *));
+        if (!t) {
+                free(value);
+                return -ENOMEM;
+        }
+        t[n] = value;
+        t[n + 1] = NULL;
+        *l = t;
+        return 0;
+}
+
+int strv_extend(char ***l, const char *value) {
+        char *v = strdup(value);
+        if (!v)
+                return -ENOMEM;
+        return strv_push(l, v);
+}
+
+bool strv_contains(char * const *l, const char *value) {
+        if (l)
+                for (char * const *i = l; *i; i++)
+                        if (streq(*i, value))
+                                return true;
+        return false;
+}
+
+char *url_escape(const char *s) {
+        static const char hex[] = "0123456789ABCDEF";
+        char *r, *p;
+
+        r = malloc(strlen(s) * 3 + 1);
+        if (!r)
+                return NULL;
+        for (p = r; *s; s++) {
+                unsigned char c = *s;
+                if (isalnum(c) || strchr("-._~", c))
+                        *p++ = c;
+                else {
+                        *p++ = '%';
+                        *p++ = hex[c >> 4];
+                        *p++ = hex[c & 15];
+                }
+        }
+        *p = 0;
+        return r;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* String helpers: copies, formatted allocation, string vectors, trimming. Pure, no logging. */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "macro.h"
+
+char *strdup_printf(const char *fmt, ...) _printf_(1, 2);
+char *strjoin_real(const char *first, ...) _sentinel_;
+#define strjoin(...) strjoin_real(__VA_ARGS__, NULL)
+
+bool startswith(const char *s, const char *prefix);
+bool endswith(const char *s, const char *suffix);
+char *strstrip(char *s);                 /* trims whitespace in place, returns the start */
+
+size_t strv_length(char * const *l);
+int strv_push(char ***l, char *value);   /* takes ownership of value, even on failure */
+int strv_extend(char ***l, const char *value);
+bool strv_contains(char * const *l, const char *value);
+
+/* Percent-encodes for a URL query value (RFC 3986 unreserved characters stay). */
+char *url_escape(const char *s);
