@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Draining the node the Kubernetes way: cordon, list the node's pods, skip mirror pods and
+ * DaemonSet-managed pods, evict the rest through policy/v1 Eviction (a 429 means a
+ * PodDisruptionBudget forbids it now: retried after Retry-After or 5 s), and wait until every
+ * evicted pod is gone, watching the node's pods rather than polling each one. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "kube-client.h"
+
+typedef struct Drain Drain;
+
+typedef struct DrainOptions {
+        usec_t timeout_usec;            /* whole drain; USEC_INFINITY for none */
+        int64_t grace_period_sec;       /* < 0: each pod's own terminationGracePeriodSeconds */
+        const char *pod_selector;       /* only pods matching this label selector; NULL: all */
+        usec_t skip_wait_for_delete_usec; /* > 0: pods terminating longer than this are not waited for */
+        usec_t pdb_retry_usec;          /* retry after a 429 without Retry-After; default 5 s */
+} DrainOptions;
+
+/* error 0: drained. -ETIMEDOUT: the timeout passed (message says which pods remain and why).
+ * Other -errno: the drain could not proceed. */
+typedef void (*DrainDoneHandler)(Drain *d, int error, const char *message, void *userdata);
+/* Progress for the status line: "evicting 3 pods, 1 blocked by PodDisruptionBudget web-pdb". */
+typedef void (*DrainProgressHandler)(Drain *d, const char *progress, void *userdata);
+
+int drain_start(Drain **ret, sd_event *event, KubeClient *client, const char *node, const DrainOptions *o,
+                DrainDoneHandler done, DrainProgressHandler progress, void *userdata);
+/* Stops a drain in progress (no handler is called). Accepts NULL; returns NULL. */
+Drain *drain_free(Drain *d);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Drain *, drain_free);
+
+/* Pure: whether the drain leaves this pod alone (mirror pod, DaemonSet pod, finished pod, or not
+ * matching the selector); reason says why. */
+bool drain_pod_is_skipped(json_object *pod, const char **ret_reason);

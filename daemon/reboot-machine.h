@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The reboot state machine: a pure function from (persisted state, event) to (next state, one
+ * action). No I/O. The manager persists the next state before it runs the action (write-ahead),
+ * and every action is idempotent, so a crash anywhere is resumed by redoing the current step. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "boot-id.h"
+#include "time-util.h"
+
+typedef enum RebootPhase {
+        REBOOT_PHASE_IDLE,              /* nothing to do */
+        REBOOT_PHASE_PENDING,           /* reboot required; waiting for window, blockers, back-off, lock */
+        REBOOT_PHASE_LOCKED,            /* holds a lock slot; node not touched yet */
+        REBOOT_PHASE_DRAINING,          /* recorded prior unschedulable; cordoning and evicting */
+        REBOOT_PHASE_REBOOTING,         /* recorded the boot ID; asked logind to reboot */
+        REBOOT_PHASE_RECOVERING,        /* new boot; waiting for Ready, then uncordon and release */
+        REBOOT_PHASE_ROLLING_BACK,      /* giving up this cycle: uncordon if ours, release, then
+                                         * back to pending (with back-off) or idle */
+        _REBOOT_PHASE_MAX,
+        _REBOOT_PHASE_INVALID = -EINVAL,
+} RebootPhase;
+
+typedef enum RebootEvent {
+        REBOOT_EVENT_START,             /* daemon (re)started; data.same_boot, data.sentinel_present */
+        REBOOT_EVENT_SENTINEL,          /* sentinel presence changed; data.sentinel_present, data.reason */
+        REBOOT_EVENT_TICK,              /* re-evaluate: a timer fired, a lock slot freed, a gate opened */
+        REBOOT_EVENT_LOCK_ACQUIRED,     /* data.lease */
+        REBOOT_EVENT_LOCK_LOST,         /* our lease is held by someone else now */
+        REBOOT_EVENT_NODE_READ,         /* data.node_unschedulable: spec.unschedulable before cordon */
+        REBOOT_EVENT_DRAINED,
+        REBOOT_EVENT_DRAIN_FAILED,      /* data.message */
+        REBOOT_EVENT_REBOOT_ALLOWED,    /* no shutdown block inhibitor; data.boot_id is the current boot */
+        REBOOT_EVENT_REBOOT_REQUESTED,  /* logind accepted the request */
+        REBOOT_EVENT_REBOOT_FAILED,     /* logind refused, or the machine still runs after the timeout; data.message */
+        REBOOT_EVENT_NODE_READY,
+        REBOOT_EVENT_RESTORED,          /* uncordoned if ours, marks removed, lease released */
+        _REBOOT_EVENT_MAX,
+        _REBOOT_EVENT_INVALID = -EINVAL,
+} RebootEvent;
+
+typedef enum RebootAction {
+        REBOOT_ACTION_NONE,             /* wait for the next event */
+        REBOOT_ACTION_ACQUIRE,          /* when window, blockers and back-off allow: take a slot */
+        REBOOT_ACTION_READ_NODE,        /* read spec.unschedulable, report NODE_READ */
+        REBOOT_ACTION_DRAIN,            /* cordon (idempotent), evict, wait; DRAINED or DRAIN_FAILED */
+        REBOOT_ACTION_CHECK_INHIBITORS, /* when back-off allows: REBOOT_ALLOWED, or wait and re-check */
+        REBOOT_ACTION_REBOOT,           /* ask logind; REBOOT_REQUESTED or REBOOT_FAILED */
+        REBOOT_ACTION_WAIT_REBOOT,      /* arm the reboot timeout; REBOOT_FAILED when it passes */
+        REBOOT_ACTION_WAIT_READY,       /* wait for the Node to be Ready; NODE_READY */
+        REBOOT_ACTION_RESTORE,          /* uncordon if we cordoned, remove marks, release; RESTORED */
+        _REBOOT_ACTION_MAX,
+        _REBOOT_ACTION_INVALID = -EINVAL,
+} RebootAction;
+
+typedef struct RebootState {
+        RebootPhase phase;
+        RebootPhase rollback_to;        /* ROLLING_BACK only: PENDING or IDLE */
+        char *lease;                    /* the slot we hold (or held), NULL when none */
+        bool cordoned;                  /* we may have cordoned the node (DRAINING was entered) */
+        bool node_was_unschedulable;    /* spec.unschedulable before we cordoned */
+        bool drained;
+        char boot_id[BOOT_ID_MAX];      /* boot at the last reboot request, "" when none */
+        unsigned reboot_attempts;       /* reboot requests in this cycle */
+        unsigned failed_cycles;         /* cycles rolled back since the last success */
+        usec_t phase_since;             /* CLOCK_REALTIME */
+        usec_t pending_since;
+        usec_t retry_after;             /* CLOCK_REALTIME; no new attempt before */
+        char *reason;                   /* packages that asked for the reboot */
+        char *last_error;
+} RebootState;
+
+typedef struct RebootEventData {
+        bool sentinel_present;
+        bool same_boot;
+        bool node_unschedulable;
+        const char *lease;
+        const char *boot_id;
+        const char *reason;
+        const char *message;
+} RebootEventData;
+
+typedef struct RebootPolicy {
+        unsigned max_attempts;          /* reboot requests before rolling back */
+        bool force_reboot;              /* reboot even when the drain fails */
+        usec_t retry_usec;              /* back-off after a rolled-back cycle */
+        usec_t reboot_retry_usec;       /* first back-off between reboot requests, doubled each time */
+} RebootPolicy;
+
+void reboot_state_init(RebootState *s);
+void reboot_state_done(RebootState *s);
+int reboot_state_copy(RebootState *dst, const RebootState *src);
+
+/* Computes the next state into *ret (initialised by the caller with reboot_state_init(), replaced
+ * wholesale) and the action to run. Returns 1 when the state changed and must be persisted before
+ * the action runs, 0 when it did not, -ENOMEM. */
+int reboot_machine_step(const RebootState *s, RebootEvent event, const RebootEventData *data,
+                        const RebootPolicy *policy, usec_t now, RebootState *ret, RebootAction *ret_action);
+
+/* True while we may hold a lease: the manager renews it in these phases. */
+bool reboot_phase_holds_lock(RebootPhase p);
+
+const char *reboot_phase_to_string(RebootPhase p);
+RebootPhase reboot_phase_from_string(const char *s);
+const char *reboot_event_to_string(RebootEvent e);
+const char *reboot_action_to_string(RebootAction a);
