@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The reboot state machine as an exhaustive table: every phase × every event × every combination
+ * of the inputs that matter is checked, either against a row below or, when no row matches,
+ * against "ignored: state unchanged, no action". */
+#include <string.h>
+
+#include "reboot-machine.h"
+#include "tests.h"
+
+#define ANY (-1)
+#define P(x) REBOOT_PHASE_##x
+#define E(x) REBOOT_EVENT_##x
+#define A(x) REBOOT_ACTION_##x
+
+typedef struct Row {
+        RebootPhase phase;
+        RebootEvent event;
+        int sentinel, same_boot, force, drained, maxed, rollback_pending;   /* 0, 1 or ANY */
+        RebootPhase next;
+        RebootAction action;
+} Row;
+
+static const Row table[] = {
+        /* phase         event              sen  boot force drnd maxd rbp   next            action */
+        { P(IDLE),       E(START),           1, ANY, ANY, ANY, ANY, ANY,   P(PENDING),      A(ACQUIRE) },
+        { P(IDLE),       E(SENTINEL),        1, ANY, ANY, ANY, ANY, ANY,   P(PENDING),      A(ACQUIRE) },
+        { P(IDLE),       E(LOCK_ACQUIRED), ANY, ANY, ANY, ANY, ANY, ANY,   P(ROLLING_BACK), A(RESTORE) },
+
+        { P(PENDING),    E(START),           0, ANY, ANY, ANY, ANY, ANY,   P(IDLE),         A(NONE) },
+        { P(PENDING),    E(START),           1, ANY, ANY, ANY, ANY, ANY,   P(PENDING),      A(ACQUIRE) },
+        { P(PENDING),    E(SENTINEL),        0, ANY, ANY, ANY, ANY, ANY,   P(IDLE),         A(NONE) },
+        { P(PENDING),    E(SENTINEL),        1, ANY, ANY, ANY, ANY, ANY,   P(PENDING),      A(ACQUIRE) },
+        { P(PENDING),    E(TICK),          ANY, ANY, ANY, ANY, ANY, ANY,   P(PENDING),      A(ACQUIRE) },
+        { P(PENDING),    E(LOCK_ACQUIRED), ANY, ANY, ANY, ANY, ANY, ANY,   P(LOCKED),       A(READ_NODE) },
+
+        { P(LOCKED),     E(START),           0, ANY, ANY, ANY, ANY, ANY,   P(ROLLING_BACK), A(RESTORE) },
+        { P(LOCKED),     E(START),           1, ANY, ANY, ANY, ANY, ANY,   P(LOCKED),       A(READ_NODE) },
+        { P(LOCKED),     E(SENTINEL),        0, ANY, ANY, ANY, ANY, ANY,   P(ROLLING_BACK), A(RESTORE) },
+        { P(LOCKED),     E(TICK),          ANY, ANY, ANY, ANY, ANY, ANY,   P(LOCKED),       A(READ_NODE) },
+        { P(LOCKED),     E(NODE_READ),     ANY, ANY, ANY, ANY, ANY, ANY,   P(DRAINING),     A(DRAIN) },
+        { P(LOCKED),     E(LOCK_LOST),     ANY, ANY, ANY, ANY, ANY, ANY,   P(PENDING),      A(ACQUIRE) },
+
+        { P(DRAINING),   E(START),           0, ANY, ANY, ANY, ANY, ANY,   P(ROLLING_BACK), A(RESTORE) },
+        { P(DRAINING),   E(START),           1, ANY, ANY,   0, ANY, ANY,   P(DRAINING),     A(DRAIN) },
+        { P(DRAINING),   E(START),           1, ANY, ANY,   1, ANY, ANY,   P(DRAINING),     A(CHECK_INHIBITORS) },
+        { P(DRAINING),   E(SENTINEL),        0, ANY, ANY, ANY, ANY, ANY,   P(ROLLING_BACK), A(RESTORE) },
+        { P(DRAINING),   E(DRAINED),       ANY, ANY, ANY,   0, ANY, ANY,   P(DRAINING),     A(CHECK_INHIBITORS) },
+        { P(DRAINING),   E(DRAINED),       ANY, ANY, ANY,   1, ANY, ANY,   P(DRAINING),     A(CHECK_INHIBITORS) },
+        { P(DRAINING),   E(DRAIN_FAILED),  ANY, ANY,   0, ANY, ANY, ANY,   P(ROLLING_BACK), A(RESTORE) },
+        { P(DRAINING),   E(DRAIN_FAILED),  ANY, ANY,   1, ANY, ANY, ANY,   P(DRAINING),     A(CHECK_INHIBITORS) },
+        { P(DRAINING),   E(REBOOT_ALLOWED),ANY, ANY, ANY,   1, ANY, ANY,   P(REBOOTING),    A(REBOOT) },
+        { P(DRAINING),   E(LOCK_LOST),     ANY, ANY, ANY, ANY, ANY, ANY,   P(ROLLING_BACK), A(RESTORE) },
+
+        { P(REBOOTING),  E(START),         ANY,   0, ANY, ANY, ANY, ANY,   P(RECOVERING),   A(WAIT_READY) },
+        { P(REBOOTING),  E(START),         ANY,   1, ANY, ANY,   0, ANY,   P(REBOOTING),    A(CHECK_INHIBITORS) },
+        { P(REBOOTING),  E(START),         ANY,   1, ANY, ANY,   1, ANY,   P(ROLLING_BACK), A(RESTORE) },
+        { P(REBOOTING),  E(REBOOT_ALLOWED),ANY, ANY, ANY, ANY, ANY, ANY,   P(REBOOTING),    A(REBOOT) },
+        { P(REBOOTING),  E(REBOOT_REQUESTED),ANY,ANY, ANY, ANY, ANY, ANY,   P(REBOOTING),    A(WAIT_REBOOT) },
+        { P(REBOOTING),  E(REBOOT_FAILED), ANY, ANY, ANY, ANY,   0, ANY,   P(REBOOTING),    A(CHECK_INHIBITORS) },
+        { P(REBOOTING),  E(REBOOT_FAILED), ANY, ANY, ANY, ANY,   1, ANY,   P(ROLLING_BACK), A(RESTORE) },
+        { P(REBOOTING),  E(LOCK_LOST),     ANY, ANY, ANY, ANY, ANY, ANY,   P(ROLLING_BACK), A(RESTORE) },
+
+        { P(RECOVERING), E(START),         ANY, ANY, ANY, ANY, ANY, ANY,   P(RECOVERING),   A(WAIT_READY) },
+        { P(RECOVERING), E(NODE_READY),    ANY, ANY, ANY, ANY, ANY, ANY,   P(RECOVERING),   A(RESTORE) },
+        { P(RECOVERING), E(RESTORED),        0, ANY, ANY, ANY, ANY, ANY,   P(IDLE),         A(NONE) },
+        { P(RECOVERING), E(RESTORED),        1, ANY, ANY, ANY, ANY, ANY,   P(PENDING),      A(ACQUIRE) },
+
+        { P(ROLLING_BACK), E(START),       ANY, ANY, ANY, ANY, ANY, ANY,   P(ROLLING_BACK), A(RESTORE) },
+        { P(ROLLING_BACK), E(RESTORED),      0, ANY, ANY, ANY, ANY, ANY,   P(IDLE),         A(NONE) },
+        { P(ROLLING_BACK), E(RESTORED),      1, ANY, ANY, ANY, ANY,   0,   P(IDLE),         A(NONE) },
+        { P(ROLLING_BACK), E(RESTORED),      1, ANY, ANY, ANY, ANY,   1,   P(PENDING),      A(ACQUIRE) },
+};
+
+static bool matches(int cond, int v) {
+        return cond == ANY || cond == v;
+}
+
+static const RebootPolicy policy = {
+        .max_attempts = 3,
+        .force_reboot = false,
+        .retry_usec = 3600 * USEC_PER_SEC,
+        .reboot_retry_usec = 60 * USEC_PER_SEC,
+};
+
+static void make_state(RebootState *s, RebootPhase phase, int drained, int maxed, int rollback_pending) {
+        reboot_state_init(s);
+        s->phase = phase;
+        s->phase_since = 1000;
+        if (phase != P(IDLE)) {
+                s->pending_since = 900;
+                s->reason = strdup("linux-image-amd64");
+        }
+        if (phase >= P(LOCKED))
+                s->lease = strdup("nodereboot-0");
+        if (phase >= P(DRAINING)) {
+                s->cordoned = true;
+                s->drained = drained;
+        }
+        if (phase == P(REBOOTING) || phase == P(RECOVERING)) {
+                strcpy(s->boot_id, "0123456789abcdef0123456789abcdef");
+                s->reboot_attempts = maxed ? policy.max_attempts : 1;
+        }
+        if (phase == P(ROLLING_BACK))
+                s->rollback_to = rollback_pending ? P(PENDING) : P(IDLE);
+}
+
+TEST(exhaustive_table) {
+        unsigned checked = 0, listed = 0;
+
+        for (int phase = 0; phase < _REBOOT_PHASE_MAX; phase++)
+        for (int event = 0; event < _REBOOT_EVENT_MAX; event++)
+        for (int sen = 0; sen <= 1; sen++)
+        for (int boot = 0; boot <= 1; boot++)
+        for (int force = 0; force <= 1; force++)
+        for (int drained = 0; drained <= 1; drained++)
+        for (int maxed = 0; maxed <= 1; maxed++)
+        for (int rbp = 0; rbp <= 1; rbp++) {
+                RebootState s, n;
+                RebootAction action = _REBOOT_ACTION_INVALID;
+                RebootPolicy p = policy;
+                const Row *row = NULL;
+                RebootEventData d = {
+                        .sentinel_present = sen,
+                        .same_boot = boot,
+                        .lease = "nodereboot-1",
+                        .boot_id = "fedcba9876543210fedcba9876543210",
+                        .message = "something failed",
+                        .reason = "libc6",
+                };
+                int r;
+
+                p.force_reboot = force;
+                make_state(&s, phase, drained, maxed, rbp);
+                reboot_state_init(&n);
+
+                for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                        if (table[i].phase == phase && table[i].event == event &&
+                            matches(table[i].sentinel, sen) && matches(table[i].same_boot, boot) &&
+                            matches(table[i].force, force) && matches(table[i].drained, drained) &&
+                            matches(table[i].maxed, maxed) && matches(table[i].rollback_pending, rbp)) {
+                                ASSERT_TRUE(!row); /* rows must not overlap */
+                                row = &table[i];
+                        }
+
+                r = reboot_machine_step(&s, event, &d, &p, 5000, &n, &action);
+                ASSERT_OK(r);
+
+                if (row) {
+                        if (n.phase != row->next || action != row->action) {
+                                fprintf(stderr, "%s + %s (sentinel=%d same_boot=%d force=%d drained=%d "
+                                        "maxed=%d rollback_pending=%d): got %s/%s, expected %s/%s\n",
+                                        reboot_phase_to_string(phase), reboot_event_to_string(event),
+                                        sen, boot, force, drained, maxed, rbp,
+                                        reboot_phase_to_string(n.phase), reboot_action_to_string(action),
+                                        reboot_phase_to_string(row->next),
+                                        reboot_action_to_string(row->action));
+                                abort();
+                        }
+                        listed++;
+                } else {
+                        if (r != 0 || action != A(NONE)) {
+                                fprintf(stderr, "%s + %s (sentinel=%d same_boot=%d drained=%d maxed=%d) "
+                                        "should be ignored, got %s/%s changed=%d\n",
+                                        reboot_phase_to_string(phase), reboot_event_to_string(event),
+                                        sen, boot, drained, maxed,
+                                        reboot_phase_to_string(n.phase), reboot_action_to_string(action), r);
+                                abort();
+                        }
+                }
+                /* every phase change is stamped */
+                if (n.phase != s.phase)
+                        ASSERT_EQ(n.phase_since, 5000);
+                /* a lease is held exactly in the phases that hold one */
+                if (n.phase == P(IDLE) || n.phase == P(PENDING))
+                        ASSERT_TRUE(!n.lease);
+                else
+                        ASSERT_TRUE(n.lease);
+
+                checked++;
+                reboot_state_done(&s);
+                reboot_state_done(&n);
+        }
+
+        fprintf(stderr, "    %u combinations checked, %u against table rows\n", checked, listed);
+        ASSERT_EQ(checked, (unsigned) _REBOOT_PHASE_MAX * _REBOOT_EVENT_MAX * 64);
+}
+
+/* Helper for the story tests below: one step, asserting the outcome. */
+static void step(RebootState *s, RebootEvent e, const RebootEventData *d, const RebootPolicy *p, usec_t now,
+                 RebootPhase expect_phase, RebootAction expect_action) {
+        RebootState n;
+        RebootAction a;
+
+        reboot_state_init(&n);
+        ASSERT_OK(reboot_machine_step(s, e, d, p, now, &n, &a));
+        if (n.phase != expect_phase || a != expect_action) {
+                fprintf(stderr, "%s + %s: got %s/%s, expected %s/%s\n", reboot_phase_to_string(s->phase),
+                        reboot_event_to_string(e), reboot_phase_to_string(n.phase), reboot_action_to_string(a),
+                        reboot_phase_to_string(expect_phase), reboot_action_to_string(expect_action));
+                abort();
+        }
+        reboot_state_done(s);
+        *s = n;
+}
+
+TEST(admin_cordon_is_remembered) {
+        /* A node an admin cordoned beforehand: the fact is recorded before the cordon and survives
+         * to the restore step. */
+        RebootState s;
+        RebootEventData d = { .sentinel_present = true, .lease = "nodereboot-0", .node_unschedulable = true,
+                              .boot_id = "00000000000000000000000000000001" };
+
+        reboot_state_init(&s);
+        step(&s, E(SENTINEL), &d, &policy, 1, P(PENDING), A(ACQUIRE));
+        step(&s, E(LOCK_ACQUIRED), &d, &policy, 2, P(LOCKED), A(READ_NODE));
+        ASSERT_STREQ(s.lease, "nodereboot-0");
+        step(&s, E(NODE_READ), &d, &policy, 3, P(DRAINING), A(DRAIN));
+        ASSERT_TRUE(s.cordoned);
+        ASSERT_TRUE(s.node_was_unschedulable);
+        step(&s, E(DRAINED), &d, &policy, 4, P(DRAINING), A(CHECK_INHIBITORS));
+        step(&s, E(REBOOT_ALLOWED), &d, &policy, 5, P(REBOOTING), A(REBOOT));
+        ASSERT_STREQ(s.boot_id, "00000000000000000000000000000001");
+        ASSERT_EQ(s.reboot_attempts, 1);
+        step(&s, E(REBOOT_REQUESTED), &d, &policy, 6, P(REBOOTING), A(WAIT_REBOOT));
+        d.same_boot = false;
+        step(&s, E(START), &d, &policy, 7, P(RECOVERING), A(WAIT_READY));
+        ASSERT_TRUE(s.node_was_unschedulable);
+        step(&s, E(NODE_READY), &d, &policy, 8, P(RECOVERING), A(RESTORE));
+        d.sentinel_present = false;
+        step(&s, E(RESTORED), &d, &policy, 9, P(IDLE), A(NONE));
+        ASSERT_TRUE(!s.lease);
+        ASSERT_FALSE(s.cordoned);
+        reboot_state_done(&s);
+}
+
+TEST(reboot_that_never_happens_rolls_back) {
+        RebootState s;
+        RebootEventData d = { .sentinel_present = true, .lease = "nodereboot-0", .same_boot = true,
+                              .boot_id = "00000000000000000000000000000001", .message = "Access denied" };
+        usec_t now = 100 * USEC_PER_SEC;
+
+        reboot_state_init(&s);
+        step(&s, E(SENTINEL), &d, &policy, now, P(PENDING), A(ACQUIRE));
+        step(&s, E(LOCK_ACQUIRED), &d, &policy, now, P(LOCKED), A(READ_NODE));
+        step(&s, E(NODE_READ), &d, &policy, now, P(DRAINING), A(DRAIN));
+        step(&s, E(DRAINED), &d, &policy, now, P(DRAINING), A(CHECK_INHIBITORS));
+        for (unsigned i = 1; i <= policy.max_attempts; i++) {
+                step(&s, E(REBOOT_ALLOWED), &d, &policy, now, P(REBOOTING), A(REBOOT));
+                ASSERT_EQ(s.reboot_attempts, i);
+                if (i < policy.max_attempts) {
+                        step(&s, E(REBOOT_FAILED), &d, &policy, now, P(REBOOTING), A(CHECK_INHIBITORS));
+                        /* back-off doubles: 60 s, 120 s */
+                        ASSERT_EQ(s.retry_after, now + (60 * USEC_PER_SEC << (i - 1)));
+                        ASSERT_STREQ(s.last_error, "Access denied");
+                }
+        }
+        /* the last attempt: a restart finds the same boot */
+        step(&s, E(START), &d, &policy, now, P(ROLLING_BACK), A(RESTORE));
+        ASSERT_EQ(s.rollback_to, P(PENDING));
+        ASSERT_EQ(s.retry_after, now + policy.retry_usec);
+        ASSERT_EQ(s.failed_cycles, 1);
+        ASSERT_TRUE(strstr(s.last_error, "did not restart"));
+        step(&s, E(RESTORED), &d, &policy, now, P(PENDING), A(ACQUIRE));
+        ASSERT_EQ(s.reboot_attempts, 0);
+        ASSERT_EQ(s.retry_after, now + policy.retry_usec);   /* the back-off survives the rollback */
+        ASSERT_TRUE(!s.lease);
+        reboot_state_done(&s);
+}
+
+TEST(drain_failure_keeps_admin_cordon_and_backs_off) {
+        RebootState s;
+        RebootEventData d = { .sentinel_present = true, .lease = "nodereboot-0", .message = "timed out" };
+
+        reboot_state_init(&s);
+        step(&s, E(SENTINEL), &d, &policy, 1, P(PENDING), A(ACQUIRE));
+        step(&s, E(LOCK_ACQUIRED), &d, &policy, 2, P(LOCKED), A(READ_NODE));
+        step(&s, E(NODE_READ), &d, &policy, 3, P(DRAINING), A(DRAIN));
+        step(&s, E(DRAIN_FAILED), &d, &policy, 4, P(ROLLING_BACK), A(RESTORE));
+        ASSERT_TRUE(s.cordoned);           /* restore must uncordon: we cordoned it */
+        ASSERT_FALSE(s.node_was_unschedulable);
+        ASSERT_STREQ(s.last_error, "timed out");
+        ASSERT_EQ(s.retry_after, 4 + policy.retry_usec);
+        reboot_state_done(&s);
+}
+
+TEST(strings) {
+        for (int i = 0; i < _REBOOT_PHASE_MAX; i++)
+                ASSERT_EQ(reboot_phase_from_string(reboot_phase_to_string(i)), i);
+        ASSERT_EQ(reboot_phase_from_string("bogus"), _REBOOT_PHASE_INVALID);
+        ASSERT_EQ(reboot_phase_from_string(NULL), _REBOOT_PHASE_INVALID);
+        for (int i = 0; i < _REBOOT_EVENT_MAX; i++)
+                ASSERT_TRUE(reboot_event_to_string(i));
+        for (int i = 0; i < _REBOOT_ACTION_MAX; i++)
+                ASSERT_TRUE(reboot_action_to_string(i));
+        ASSERT_TRUE(!reboot_phase_to_string(_REBOOT_PHASE_MAX));
+}
+
+int main(void) {
+        RUN(exhaustive_table);
+        RUN(admin_cordon_is_remembered);
+        RUN(reboot_that_never_happens_rolls_back);
+        RUN(drain_failure_keeps_admin_cordon_and_backs_off);
+        RUN(strings);
+        return 0;
+}
