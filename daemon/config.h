@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The daemon's configuration: systemd-style INI files read with inih from /usr/lib/nodereboot/,
- * /etc/nodereboot/ and /run/nodereboot/ (each nodereboot.conf plus nodereboot.conf.d/*.conf,
+ * /etc/nodereboot/ and /run/nodereboot/ (each nodereboot.conf plus nodereboot.conf.d/ drop-ins (*.conf),
  * later overriding earlier, drop-ins sorted by file name across all three folders). */
 #pragma once
 

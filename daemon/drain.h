@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "kube-client.h"
+#include "label-selector.h"
 
 typedef struct Drain Drain;
 
@@ -27,10 +28,13 @@ typedef void (*DrainProgressHandler)(Drain *d, const char *progress, void *userd
 
 int drain_start(Drain **ret, sd_event *event, KubeClient *client, const char *node, const DrainOptions *o,
                 DrainDoneHandler done, DrainProgressHandler progress, void *userdata);
-/* Stops a drain in progress (no handler is called). Accepts NULL; returns NULL. */
+/* Stops a drain in progress (no handler is called). Accepts NULL; returns NULL. May be called from
+ * the done and progress handlers. The message passed to them is valid during the call only. */
 Drain *drain_free(Drain *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Drain *, drain_free);
 
 /* Pure: whether the drain leaves this pod alone (mirror pod, DaemonSet pod, finished pod, or not
  * matching the selector); reason says why. */
 bool drain_pod_is_skipped(json_object *pod, const char **ret_reason);
+/* The same, also skipping pods that selector does not select (NULL selects all). */
+bool drain_pod_is_skipped_full(json_object *pod, const LabelSelector *selector, const char **ret_reason);

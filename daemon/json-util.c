@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <limits.h>
 #include <string.h>
 
 #include "json-util.h"
+#include "string-util.h"
 
 json_object *json_get_member(json_object *o, const char *key) {
         json_object *v;
@@ -66,28 +68,54 @@ static inline void json_tokener_freep(json_tokener **t) {
                 json_tokener_free(*t);
 }
 
-int json_parse(const char *text, size_t size, json_object **ret) {
+int json_parse_with_error(const char *text, size_t size, json_object **ret, char **ret_error) {
         _cleanup_(json_tokener_freep) json_tokener *tok = NULL;
+        enum json_tokener_error e;
         size_t used;
         json_object *o;
+
+        if (size > INT_MAX)
+                return -EFBIG;
 
         tok = json_tokener_new();
         if (!tok)
                 return -ENOMEM;
         o = json_tokener_parse_ex(tok, text, (int) size);
-        if (!o || json_tokener_get_error(tok) != json_tokener_success) {
+        e = json_tokener_get_error(tok);
+        used = json_tokener_get_parse_end(tok);
+        if (!o && e == json_tokener_continue) {
+                /* All input consumed, value unfinished: a number or literal, which has no end of its
+                 * own, or a truncated text. A NUL tells the tokener that the input ends here. */
+                o = json_tokener_parse_ex(tok, "", 1);
+                if (json_tokener_get_error(tok) != json_tokener_success) {
+                        json_object_put(o);
+                        if (ret_error)
+                                *ret_error = strdup_printf("unexpected end of data after %zu bytes", size);
+                        return -EBADMSG;
+                }
+                e = json_tokener_success;
+                used = size;
+        }
+        if (!o || e != json_tokener_success) {
                 json_object_put(o);
+                if (ret_error)
+                        *ret_error = e == json_tokener_success ?
+                                strdup("the value is null") :
+                                strdup_printf("%s at byte %zu", json_tokener_error_desc(e), used);
                 return -EBADMSG;
         }
-        used = json_tokener_get_parse_end(tok);
-        if (used < size) {
-                /* trailing non-whitespace after the value */
-                for (size_t i = used; i < size; i++)
-                        if (!strchr(" \t\r\n", text[i])) {
-                                json_object_put(o);
-                                return -EBADMSG;
-                        }
-        }
+        /* Only whitespace may follow the value; a NUL byte is not whitespace. */
+        for (size_t i = used; i < size; i++)
+                if (!strchr(" \t\r\n", text[i]) || text[i] == 0) {
+                        json_object_put(o);
+                        if (ret_error)
+                                *ret_error = strdup_printf("unexpected data after the JSON value at byte %zu", i);
+                        return -EBADMSG;
+                }
         *ret = o;
         return 0;
+}
+
+int json_parse(const char *text, size_t size, json_object **ret) {
+        return json_parse_with_error(text, size, ret, NULL);
 }

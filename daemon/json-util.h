@@ -29,3 +29,5 @@ size_t json_array_length(json_object *o);
 
 /* Parses text of a known length; -EBADMSG on malformed JSON. */
 int json_parse(const char *text, size_t size, json_object **ret);
+/* Same, and on -EBADMSG says why and where in *ret_error ("unexpected end of data at byte 12"). */
+int json_parse_with_error(const char *text, size_t size, json_object **ret, char **ret_error);

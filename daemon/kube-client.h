@@ -4,7 +4,7 @@
  * bearer tokens (token files re-read when they change or on 401) and client certificates.
  *
  * Errors are negative errno values, mapped once here:
- *   2xx -> 0, 404 -> -ENOENT, 409 -> -ESTALE, 410 -> -EXPIRED (watch resourceVersion too old),
+ *   2xx -> 0, 404 -> -ENOENT, 409 -> -ESTALE, 410 -> -EKEYEXPIRED (watch resourceVersion too old),
  *   401/403 -> -EACCES, 429 -> -EBUSY, 422/400 -> -EINVAL, other 4xx -> -EPROTO,
  *   5xx -> -EIO, timeouts -> -ETIMEDOUT, connection failures -> -ECONNREFUSED,
  *   TLS verification failures -> -EPERM, bodies over the cap -> -EFBIG,
@@ -37,10 +37,16 @@ typedef enum KubeCallFlags {
 } KubeCallFlags;
 
 /* Called exactly once per call unless the call is cancelled. response is never NULL. The handler
- * may free or cancel other calls and start new ones. */
+ * may free or cancel other calls and start new ones, and free the client. response->body is
+ * borrowed (json_object_get() it to keep it); the call is freed when the handler returns. Handlers
+ * never run from inside kube_client_call() or any libcurl callback, only from the event loop. */
 typedef void (*KubeCallHandler)(KubeClient *c, int error, const KubeResponse *response, void *userdata);
 
+/* The kubeconfig is copied; it may be freed afterwards. event NULL means sd_event_default(). */
 int kube_client_new(KubeClient **ret, sd_event *event, const Kubeconfig *kubeconfig);
+/* Safe from inside any handler. Calls started without ret_call are cancelled and freed; calls and
+ * watches whose owners hold them are stopped (no handler runs again) and stay valid until their
+ * owners pass them to kube_call_cancel() / kube_watch_free(), in either order. */
 KubeClient *kube_client_free(KubeClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(KubeClient *, kube_client_free);
 
@@ -48,6 +54,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(KubeClient *, kube_client_free);
  * back-off from 200 ms doubling to 30 s. */
 void kube_client_set_timeouts(KubeClient *c, usec_t connect_usec, usec_t request_usec);
 void kube_client_set_retry(KubeClient *c, unsigned max_retries, usec_t initial_usec, usec_t max_usec);
+/* Cap on a response body (default 16 MiB); larger bodies fail with -EFBIG. */
+void kube_client_set_max_body_size(KubeClient *c, size_t max_size);
+/* timeoutSeconds of watch requests; 0 (the default) picks 290..310 s at random per request. */
+void kube_client_set_watch_timeout(KubeClient *c, unsigned seconds);
 
 /* Starts METHOD on path ("/api/v1/nodes/n1?x=y"), relative to the server URL. body may be NULL;
  * content_type defaults to application/json (use application/merge-patch+json,
@@ -77,6 +87,7 @@ typedef enum KubeWatchEvent {
         _KUBE_WATCH_EVENT_INVALID = -EINVAL,
 } KubeWatchEvent;
 
+/* object is borrowed for the duration of the call. The handler may free the watch (and the client). */
 typedef void (*KubeWatchHandler)(KubeWatch *w, KubeWatchEvent event, json_object *object, int error,
                                  void *userdata);
 

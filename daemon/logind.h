@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "time-util.h"
 
 typedef struct Logind Logind;
 
@@ -20,7 +21,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Logind *, logind_free);
 typedef void (*LogindRebootHandler)(Logind *l, int error, const char *error_message, void *userdata);
 
 /* Calls org.freedesktop.login1.Manager.RebootWithFlags(t 0), falling back to Reboot(b false) when
- * logind does not know that method. Never interactive; never overrides block inhibitors. */
+ * logind does not know that method. Never interactive; never overrides block inhibitors.
+ * Both calls below return 0 when the request is under way: the handler then runs exactly once, from
+ * the event loop and never from inside the call (also when the bus cannot be reached: the error
+ * goes to the handler). A negative return (-ENOMEM, -EINVAL) means the handler will not run.
+ * The connection is opened on first use and opened again after it dropped. logind_free() cancels
+ * requests in flight: their handlers do not run (it may be called from a handler). */
 int logind_reboot(Logind *l, LogindRebootHandler handler, void *userdata);
 
 /* blocked: a "shutdown" block inhibitor is held; holders: "who (why), ..." for a status line, or
@@ -31,3 +37,7 @@ typedef void (*LogindInhibitHandler)(Logind *l, int error, bool blocked, const c
 /* Reads the Manager's BlockInhibited property and, when it names "shutdown", ListInhibitors to
  * say who holds it. */
 int logind_check_shutdown_block(Logind *l, LogindInhibitHandler handler, void *userdata);
+
+/* For tests: the D-Bus method call timeout (0: sd-bus's default of 25 s). A timeout reaches the
+ * handler as -ETIMEDOUT. */
+void logind_set_method_timeout(Logind *l, usec_t usec);

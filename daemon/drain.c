@@ -1,0 +1,1098 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The drain is a small state machine per pod, driven by three kinds of input: the replies to our
+ * eviction requests, one watch on the node's pods (which both lists them and reports when they are
+ * gone), and per-pod timers (PDB retries, back-off, skip-wait-for-delete). Nothing polls.
+ *
+ *   UNDECIDED --first SYNCED--> SKIPPED | TERMINATING (already being deleted) | QUEUED
+ *   QUEUED --slot free--> EVICTING --201--> TERMINATING --DELETED / new UID / finished--> GONE
+ *                                   --429--> BLOCKED --timer--> QUEUED
+ *                                   --404--> GONE
+ *                                   --other--> RETRY --timer--> QUEUED
+ *
+ * Every change only marks the drain dirty; one deferred event source then reports progress or
+ * finishes. So the user's handlers never run inside a kube-client handler, and the watch is never
+ * freed from inside its own handler. */
+
+#include <string.h>
+
+#include "drain.h"
+#include "json-util.h"
+#include "log.h"
+#include "node.h"
+#include "string-util.h"
+
+#define DRAIN_PDB_RETRY_DEFAULT_USEC (5 * USEC_PER_SEC)
+#define DRAIN_RETRY_INITIAL_USEC (1 * USEC_PER_SEC)
+#define DRAIN_RETRY_MAX_USEC (30 * USEC_PER_SEC)
+/* Evictions in flight at once: the API server sees a steady trickle, not a burst of hundreds. */
+#define DRAIN_EVICTIONS_IN_FLIGHT_MAX 10U
+/* Nodes run at most a few hundred pods; a list far beyond that is a mistake we do not follow. */
+#define DRAIN_PODS_MAX 10000U
+/* Pods named in the timeout message before "and N more". */
+#define DRAIN_MESSAGE_PODS_MAX 10U
+
+#define EVICTION_POLICY_V1 "policy/v1"
+#define EVICTION_POLICY_V1BETA1 "policy/v1beta1"
+
+#define free_and_replace(a, b)                  \
+        ({                                      \
+                free(a);                        \
+                (a) = (b);                      \
+                (b) = NULL;                     \
+                0;                              \
+        })
+
+typedef enum PodState {
+        POD_UNDECIDED,          /* listed before the first SYNCED */
+        POD_SKIPPED,            /* left alone */
+        POD_QUEUED,             /* to be evicted once a slot is free */
+        POD_EVICTING,           /* eviction request in flight */
+        POD_BLOCKED,            /* 429: a PodDisruptionBudget forbids it now; timer armed */
+        POD_RETRY,              /* eviction failed otherwise; back-off timer armed */
+        POD_TERMINATING,        /* evicted, or already being deleted: waiting until it is gone */
+        POD_GONE,
+} PodState;
+
+typedef struct DrainPod {
+        Drain *drain;
+        char *namespace;
+        char *name;
+        char *uid;
+        PodState state;
+
+        json_object *object;    /* while UNDECIDED: the pod as listed */
+        usec_t deletion_usec;   /* metadata.deletionTimestamp (CLOCK_REALTIME), 0 when none */
+        bool evicted;           /* by us */
+        const char *eviction_version;   /* sent with the request in flight */
+        unsigned attempts;      /* failed evictions in a row, for back-off */
+        unsigned listed_epoch;
+
+        char *blocked_by;       /* PodDisruptionBudget name, when the server named it */
+        char *error_message;    /* last failure, for the timeout message */
+
+        KubeCall *call;
+        sd_event_source *timer;
+} DrainPod;
+
+struct Drain {
+        sd_event *event;
+        KubeClient *client;
+        char *node;
+        usec_t timeout_usec;
+        int64_t grace_period_sec;
+        usec_t skip_wait_for_delete_usec;
+        usec_t pdb_retry_usec;
+        LabelSelector *selector;
+
+        DrainDoneHandler done;
+        DrainProgressHandler progress;
+        void *userdata;
+
+        KubeCall *cordon_call;
+        KubeWatch *watch;
+        sd_event_source *timeout_source;
+        sd_event_source *defer_source;
+
+        DrainPod **pods;
+        size_t n_pods;
+        unsigned n_in_flight;
+        unsigned epoch;
+        bool cordoned;
+        bool synced;
+        int watch_error;
+        const char *eviction_version;
+
+        usec_t start_usec;      /* CLOCK_MONOTONIC */
+        unsigned n_evicted;
+
+        bool finishing;
+        int result;
+        char *result_message;
+        char *last_progress;
+};
+
+static void drain_changed(Drain *d);
+static void drain_finish(Drain *d, int error, char *message);
+static void pod_pump(Drain *d);
+
+/* -------------------------------------------------------------------------------------------- */
+/* Pure parts */
+
+static bool pod_is_finished(json_object *pod) {
+        const char *phase = json_get_string(pod, "status.phase");
+
+        return streq_ptr(phase, "Succeeded") || streq_ptr(phase, "Failed");
+}
+
+static bool pod_is_daemonset_managed(json_object *pod) {
+        json_object *owners = json_get(pod, "metadata.ownerReferences");
+        size_t n = json_array_length(owners);
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *o = json_object_array_get_idx(owners, i);
+
+                if (streq_ptr(json_get_string(o, "kind"), "DaemonSet") && json_get_bool(o, "controller", false))
+                        return true;
+        }
+        return false;
+}
+
+bool drain_pod_is_skipped_full(json_object *pod, const LabelSelector *selector, const char **ret_reason) {
+        const char *reason = NULL;
+
+        if (json_get_member(json_get(pod, "metadata.annotations"), "kubernetes.io/config.mirror"))
+                reason = "mirror pod";
+        else if (pod_is_daemonset_managed(pod))
+                reason = "managed by a DaemonSet";
+        else if (pod_is_finished(pod))
+                reason = "finished";
+        else if (!label_selector_matches(selector, json_get(pod, "metadata.labels")))
+                reason = "not selected by the pod selector";
+
+        if (ret_reason)
+                *ret_reason = reason;
+        return reason;
+}
+
+bool drain_pod_is_skipped(json_object *pod, const char **ret_reason) {
+        return drain_pod_is_skipped_full(pod, NULL, ret_reason);
+}
+
+/* "The disruption budget web-pdb needs 2 healthy pods and has 2 currently" (the real server's
+ * cause message) -> "web-pdb". */
+static char *pdb_name_from_message(const char *m) {
+        static const char *const prefixes[] = { "The disruption budget ", "disruption budget " };
+
+        if (!m)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++) {
+                const char *p = strstr(m, prefixes[i]);
+                size_t n;
+
+                if (!p)
+                        continue;
+                p += strlen(prefixes[i]);
+                n = strcspn(p, " \t\n,:;\"");
+                if (n > 0 && n <= 253)
+                        return strndup(p, n);
+        }
+        return NULL;
+}
+
+/* The PodDisruptionBudget's name and the server's words from a 429 Status. */
+static void pdb_from_status(json_object *status, char **ret_name, char **ret_message) {
+        json_object *causes = json_get(status, "details.causes");
+        const char *message = NULL;
+        char *name = NULL;
+
+        for (size_t i = 0; i < json_array_length(causes); i++) {
+                json_object *cause = json_object_array_get_idx(causes, i);
+                const char *m = json_get_string(cause, "message");
+
+                if (!streq_ptr(json_get_string(cause, "reason"), "DisruptionBudget") || !m)
+                        continue;
+                message = m;
+                name = pdb_name_from_message(m);
+                if (name)
+                        break;
+        }
+        if (!message)
+                message = json_get_string(status, "message");
+        if (!name)
+                name = pdb_name_from_message(json_get_string(status, "message"));
+
+        *ret_name = name;
+        *ret_message = message ? strdup(message) : NULL;
+}
+
+/* The server does not know this Eviction version: an old server (no policy/v1) answers with a 404
+ * for the path, or refuses the body's apiVersion. A 404 naming the pod means the pod is gone. */
+static bool eviction_version_unsupported(const KubeResponse *response) {
+        const char *message = json_get_string(response->body, "message");
+
+        switch (response->status) {
+        case 404:
+                return message && strstr(message, "the server could not find the requested resource");
+        case 400:
+        case 415:
+                return message && (strstr(message, "policy/v1") || strstr(message, "apiVersion") ||
+                                   strstr(message, "no kind"));
+        default:
+                return false;
+        }
+}
+
+/* -------------------------------------------------------------------------------------------- */
+/* The pod table */
+
+static const char *pod_state_to_string(PodState s) {
+        static const char *const table[] = {
+                [POD_UNDECIDED] = "undecided",
+                [POD_SKIPPED] = "skipped",
+                [POD_QUEUED] = "queued",
+                [POD_EVICTING] = "evicting",
+                [POD_BLOCKED] = "blocked",
+                [POD_RETRY] = "retry",
+                [POD_TERMINATING] = "terminating",
+                [POD_GONE] = "gone",
+        };
+        return s < ELEMENTSOF(table) ? table[s] : "?";
+}
+
+static void pod_stop(DrainPod *p) {
+        if (p->call) {
+                p->call = kube_call_cancel(p->call);
+                p->drain->n_in_flight--;
+        }
+        p->timer = sd_event_source_disable_unref(p->timer);
+}
+
+static DrainPod *pod_free(DrainPod *p) {
+        if (!p)
+                return NULL;
+        pod_stop(p);
+        json_object_put(p->object);
+        free(p->namespace);
+        free(p->name);
+        free(p->uid);
+        free(p->blocked_by);
+        free(p->error_message);
+        return mfree(p);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(DrainPod *, pod_free);
+
+static DrainPod *pod_find(Drain *d, const char *namespace, const char *name) {
+        for (size_t i = 0; i < d->n_pods; i++)
+                if (streq(d->pods[i]->namespace, namespace) && streq(d->pods[i]->name, name))
+                        return d->pods[i];
+        return NULL;
+}
+
+/* Leaves whatever the pod was doing (request, timer) and enters state. */
+static void pod_enter(DrainPod *p, PodState state) {
+        if (p->state == state)
+                return;
+        log_debug("Pod %s/%s: %s -> %s", p->namespace, p->name, pod_state_to_string(p->state),
+                  pod_state_to_string(state));
+        pod_stop(p);
+        if (state != POD_UNDECIDED)
+                p->object = json_object_put_and_null(p->object);
+        if (state != POD_BLOCKED)
+                p->blocked_by = mfree(p->blocked_by);
+        p->state = state;
+        drain_changed(p->drain);
+}
+
+static bool pod_is_pending(const DrainPod *p) {
+        return p->state != POD_SKIPPED && p->state != POD_GONE;
+}
+
+static void pod_set_error(DrainPod *p, const char *message) {
+        (void) free_and_strdup(&p->error_message, message);
+}
+
+/* -------------------------------------------------------------------------------------------- */
+/* Timers */
+
+static int pod_arm_timer(DrainPod *p, usec_t delay, sd_event_time_handler_t callback) {
+        int r;
+
+        p->timer = sd_event_source_disable_unref(p->timer);
+        r = sd_event_add_time_relative(p->drain->event, &p->timer, CLOCK_MONOTONIC, delay, 0, callback, p);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(p->timer, "drain-pod-timer");
+        return 0;
+}
+
+static int on_pod_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        DrainPod *p = userdata;
+
+        pod_enter(p, POD_QUEUED);
+        pod_pump(p->drain);
+        return 0;
+}
+
+static int on_pod_skip_wait(sd_event_source *s, uint64_t usec, void *userdata) {
+        DrainPod *p = userdata;
+
+        log_debug("Pod %s/%s has been terminating for longer than the skip-wait timeout, not waiting for it.",
+                  p->namespace, p->name);
+        pod_enter(p, POD_SKIPPED);
+        return 0;
+}
+
+/* A terminating pod is waited for, unless skip_wait_for_delete_usec says it has taken too long. */
+static void pod_terminating(DrainPod *p) {
+        Drain *d = p->drain;
+        usec_t now, end;
+        int r;
+
+        pod_enter(p, POD_TERMINATING);
+        if (d->skip_wait_for_delete_usec == 0 || d->skip_wait_for_delete_usec == USEC_INFINITY ||
+            p->deletion_usec == 0 || p->timer)
+                return;
+
+        /* As kubectl: time since the deletionTimestamp, judged by the server's clock. */
+        now = kube_client_server_now(d->client);
+        end = p->deletion_usec + d->skip_wait_for_delete_usec;
+        if (now >= end) {
+                log_debug("Pod %s/%s has been terminating for longer than the skip-wait timeout, not waiting for it.",
+                          p->namespace, p->name);
+                pod_enter(p, POD_SKIPPED);
+                return;
+        }
+        r = pod_arm_timer(p, end - now, on_pod_skip_wait);
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the skip-wait timer of pod %s/%s, waiting for it: %m",
+                                  p->namespace, p->name);
+}
+
+/* -------------------------------------------------------------------------------------------- */
+/* Evictions */
+
+static int eviction_body(Drain *d, DrainPod *p, json_object **ret) {
+        _cleanup_json_ json_object *body = NULL;
+        json_object *metadata, *options;
+
+        body = json_object_new_object();
+        metadata = json_object_new_object();
+        if (!body || !metadata) {
+                json_object_put(metadata);
+                return -ENOMEM;
+        }
+        if (json_object_object_add(body, "metadata", metadata) < 0) {
+                json_object_put(metadata);
+                return -ENOMEM;
+        }
+        if (json_object_object_add(body, "apiVersion", json_object_new_string(d->eviction_version)) < 0 ||
+            json_object_object_add(body, "kind", json_object_new_string("Eviction")) < 0 ||
+            json_object_object_add(metadata, "name", json_object_new_string(p->name)) < 0 ||
+            json_object_object_add(metadata, "namespace", json_object_new_string(p->namespace)) < 0)
+                return -ENOMEM;
+
+        if (d->grace_period_sec >= 0) {
+                options = json_object_new_object();
+                if (!options)
+                        return -ENOMEM;
+                if (json_object_object_add(body, "deleteOptions", options) < 0) {
+                        json_object_put(options);
+                        return -ENOMEM;
+                }
+                if (json_object_object_add(options, "gracePeriodSeconds",
+                                           json_object_new_int64(d->grace_period_sec)) < 0)
+                        return -ENOMEM;
+        }
+
+        /* json-c's adders store NULL as JSON null on allocation failure: check what we built */
+        if (!json_get_string(body, "apiVersion") || !json_get_string(body, "kind") ||
+            !json_get_string(body, "metadata.name") || !json_get_string(body, "metadata.namespace") ||
+            (d->grace_period_sec >= 0 && !json_get(body, "deleteOptions.gracePeriodSeconds")))
+                return -ENOMEM;
+
+        *ret = TAKE_PTR(body);
+        return 0;
+}
+
+static void pod_retry_later(DrainPod *p, int error, const char *message) {
+        usec_t delay;
+        int r;
+
+        pod_set_error(p, message ?: strerror(ERRNO_VALUE(error)));
+        delay = DRAIN_RETRY_INITIAL_USEC << MIN(p->attempts, 10U);
+        delay = MIN(delay, DRAIN_RETRY_MAX_USEC);
+        p->attempts++;
+
+        log_debug_errno(error, "Eviction of pod %s/%s failed (%s), retrying in %.1fs: %m", p->namespace, p->name,
+                        strna(message), (double) delay / USEC_PER_SEC);
+        pod_enter(p, POD_RETRY);
+        r = pod_arm_timer(p, delay, on_pod_retry);
+        if (r < 0)
+                drain_finish(p->drain, r, strdup_printf("could not arm a timer for pod %s/%s: %s", p->namespace,
+                                                        p->name, strerror(ERRNO_VALUE(r))));
+}
+
+static void pod_blocked(DrainPod *p, const KubeResponse *response) {
+        Drain *d = p->drain;
+        _cleanup_free_ char *name = NULL, *message = NULL;
+        int64_t seconds;
+        usec_t delay;
+        int r;
+
+        pdb_from_status(response->body, &name, &message);
+        delay = response->retry_after_usec;
+        if (delay == 0 && json_get_int64(response->body, "details.retryAfterSeconds", &seconds) && seconds > 0)
+                delay = (usec_t) MIN(seconds, (int64_t) 3600) * USEC_PER_SEC;
+        if (delay == 0)
+                delay = d->pdb_retry_usec;
+
+        log_debug("Eviction of pod %s/%s blocked by %s%s (%s), retrying in %.1fs", p->namespace, p->name,
+                  name ? "PodDisruptionBudget " : "a PodDisruptionBudget", strempty(name), strna(message),
+                  (double) delay / USEC_PER_SEC);
+
+        pod_enter(p, POD_BLOCKED);
+        free_and_replace(p->blocked_by, name);
+        pod_set_error(p, message);
+        p->attempts = 0;
+        drain_changed(d);
+
+        r = pod_arm_timer(p, delay, on_pod_retry);
+        if (r < 0)
+                drain_finish(d, r, strdup_printf("could not arm a timer for pod %s/%s: %s", p->namespace, p->name,
+                                                 strerror(ERRNO_VALUE(r))));
+}
+
+static void on_eviction(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        DrainPod *p = userdata;
+        Drain *d = p->drain;
+        const char *message = json_get_string(response->body, "message");
+
+        /* the call is over: pod_enter() must not cancel it */
+        p->call = NULL;
+        d->n_in_flight--;
+
+        if (d->finishing)
+                return;
+
+        if (error >= 0) {
+                log_debug("Evicted pod %s/%s.", p->namespace, p->name);
+                p->evicted = true;
+                p->attempts = 0;
+                d->n_evicted++;
+                pod_terminating(p);
+
+        } else if (eviction_version_unsupported(response)) {
+                if (!streq(p->eviction_version, EVICTION_POLICY_V1)) {
+                        drain_finish(d, -EOPNOTSUPP,
+                                     strdup_printf("the API server supports neither policy/v1 nor "
+                                                   "policy/v1beta1 evictions: %s", strna(message)));
+                        return;
+                }
+                if (streq(d->eviction_version, EVICTION_POLICY_V1)) {
+                        log_info("The API server does not know policy/v1 evictions, using policy/v1beta1.");
+                        d->eviction_version = EVICTION_POLICY_V1BETA1;
+                }
+                pod_enter(p, POD_QUEUED);
+
+        } else if (error == -EBUSY)
+                pod_blocked(p, response);
+
+        else if (error == -ENOENT) {
+                log_debug("Pod %s/%s is gone already.", p->namespace, p->name);
+                pod_enter(p, POD_GONE);
+
+        } else if (error == -EACCES) {
+                drain_finish(d, error, strdup_printf("not allowed to evict pod %s/%s: %s", p->namespace, p->name,
+                                                     message ?: strerror(ERRNO_VALUE(error))));
+                return;
+
+        } else
+                pod_retry_later(p, error, message);
+
+        pod_pump(d);
+}
+
+static int pod_evict(DrainPod *p) {
+        Drain *d = p->drain;
+        _cleanup_json_ json_object *body = NULL;
+        _cleanup_free_ char *ns = NULL, *name = NULL, *path = NULL;
+        int r;
+
+        r = eviction_body(d, p, &body);
+        if (r < 0)
+                return r;
+        ns = url_escape(p->namespace);
+        name = url_escape(p->name);
+        if (!ns || !name)
+                return -ENOMEM;
+        path = strjoin("/api/v1/namespaces/", ns, "/pods/", name, "/eviction");
+        if (!path)
+                return -ENOMEM;
+
+        /* An eviction is safe to repeat (a second one finds the pod terminating or gone), so the
+         * client may retry it on connection errors, timeouts and 5xx; but a 429 is the PDB's
+         * answer, which we must see to report it and to retry on our own schedule. */
+        pod_enter(p, POD_EVICTING);
+        r = kube_client_call(d->client, "POST", path, NULL, body, KUBE_CALL_IDEMPOTENT | KUBE_CALL_NO_RETRY_ON_429,
+                             on_eviction, p, &p->call);
+        if (r < 0)
+                return r;
+        p->eviction_version = d->eviction_version;
+        d->n_in_flight++;
+        return 0;
+}
+
+/* Starts queued evictions while slots are free. */
+static void pod_pump(Drain *d) {
+        int r;
+
+        if (d->finishing)
+                return;
+        for (size_t i = 0; i < d->n_pods && d->n_in_flight < DRAIN_EVICTIONS_IN_FLIGHT_MAX; i++) {
+                DrainPod *p = d->pods[i];
+
+                if (p->state != POD_QUEUED)
+                        continue;
+                log_debug("Evicting pod %s/%s (%s).", p->namespace, p->name, d->eviction_version);
+                r = pod_evict(p);
+                if (r < 0) {
+                        pod_retry_later(p, r, NULL);
+                        if (d->finishing)
+                                return;
+                }
+        }
+}
+
+/* -------------------------------------------------------------------------------------------- */
+/* The watch */
+
+static void pod_decide(DrainPod *p, json_object *pod) {
+        Drain *d = p->drain;
+        const char *reason;
+
+        if (drain_pod_is_skipped_full(pod, d->selector, &reason)) {
+                log_debug("Not evicting pod %s/%s: %s.", p->namespace, p->name, reason);
+                pod_enter(p, POD_SKIPPED);
+        } else if (p->deletion_usec > 0) {
+                log_debug("Pod %s/%s is terminating already, waiting for it.", p->namespace, p->name);
+                pod_terminating(p);
+        } else
+                pod_enter(p, POD_QUEUED);
+}
+
+/* A pod the drain knows changed. */
+static void pod_changed(DrainPod *p, json_object *pod) {
+        switch (p->state) {
+        case POD_UNDECIDED:
+                if (p->drain->synced)
+                        pod_decide(p, pod);
+                else {
+                        json_object_put(p->object);
+                        p->object = json_object_get(pod);
+                }
+                break;
+
+        case POD_QUEUED:
+        case POD_EVICTING:
+        case POD_BLOCKED:
+        case POD_RETRY:
+        case POD_TERMINATING:
+                if (pod_is_finished(pod)) {
+                        /* a finished pod holds no workload any more: nothing left to wait for */
+                        log_debug("Pod %s/%s finished.", p->namespace, p->name);
+                        pod_enter(p, POD_GONE);
+                } else if (p->deletion_usec > 0 && p->state != POD_EVICTING)
+                        /* deleted by someone else, or our eviction took effect: wait for it */
+                        pod_terminating(p);
+                break;
+
+        case POD_SKIPPED:
+        case POD_GONE:
+                break;
+        }
+}
+
+static int pod_add(Drain *d, const char *namespace, const char *name, DrainPod **ret) {
+        _cleanup_(pod_freep) DrainPod *p = NULL;
+        DrainPod **a;
+
+        if (d->n_pods >= DRAIN_PODS_MAX)
+                return -E2BIG;
+
+        p = calloc(1, sizeof(DrainPod));
+        if (!p)
+                return -ENOMEM;
+        p->drain = d;
+        p->namespace = strdup(namespace);
+        p->name = strdup(name);
+        if (!p->namespace || !p->name)
+                return -ENOMEM;
+
+        a = reallocarray(d->pods, d->n_pods + 1, sizeof(DrainPod *));
+        if (!a)
+                return -ENOMEM;
+        d->pods = a;
+        d->pods[d->n_pods++] = p;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+static void on_pod_event(Drain *d, KubeWatchEvent event, json_object *pod) {
+        const char *namespace = json_get_string(pod, "metadata.namespace"),
+                *name = json_get_string(pod, "metadata.name"),
+                *uid = json_get_string(pod, "metadata.uid"),
+                *deletion = json_get_string(pod, "metadata.deletionTimestamp");
+        DrainPod *p;
+        int r;
+
+        if (!namespace || !name || !uid) {
+                log_debug("Ignoring a pod event without namespace, name or UID.");
+                return;
+        }
+
+        p = pod_find(d, namespace, name);
+
+        if (event == KUBE_WATCH_DELETED) {
+                if (p && pod_is_pending(p)) {
+                        log_debug("Pod %s/%s is gone.", namespace, name);
+                        pod_enter(p, POD_GONE);
+                }
+                return;
+        }
+
+        if (p && !streq_ptr(p->uid, uid)) {
+                /* a new pod under the old name: the old one is gone; this one is decided afresh */
+                log_debug("Pod %s/%s was replaced (UID %s -> %s).", namespace, name, strna(p->uid), uid);
+                pod_enter(p, POD_GONE);
+                p->state = POD_UNDECIDED;
+                p->evicted = false;
+                p->attempts = 0;
+                p->error_message = mfree(p->error_message);
+                p->deletion_usec = 0;
+        }
+        if (!p) {
+                r = pod_add(d, namespace, name, &p);
+                if (r < 0) {
+                        drain_finish(d, r, strdup_printf("could not track pod %s/%s: %s", namespace, name,
+                                                         strerror(ERRNO_VALUE(r))));
+                        return;
+                }
+                drain_changed(d);
+        }
+        if (!streq_ptr(p->uid, uid) && free_and_strdup(&p->uid, uid) < 0) {
+                drain_finish(d, -ENOMEM, NULL);
+                return;
+        }
+
+        if (event == KUBE_WATCH_ADDED)
+                p->listed_epoch = d->epoch;
+        if (deletion && p->deletion_usec == 0 && parse_rfc3339(deletion, &p->deletion_usec) < 0)
+                p->deletion_usec = 1;   /* unreadable, but set: it is terminating */
+
+        pod_changed(p, pod);
+}
+
+static void on_synced(Drain *d) {
+        if (!d->synced) {
+                d->synced = true;
+                log_debug("Listed %zu pods on node %s.", d->n_pods, d->node);
+                for (size_t i = 0; i < d->n_pods; i++) {
+                        DrainPod *p = d->pods[i];
+
+                        if (p->state == POD_UNDECIDED) {
+                                _cleanup_json_ json_object *o = TAKE_PTR(p->object);
+                                pod_decide(p, o);
+                        }
+                }
+        } else
+                /* After a relist every pod that still exists came again as ADDED: those that did
+                 * not are gone (their DELETED fell into the gap the relist covers). */
+                for (size_t i = 0; i < d->n_pods; i++) {
+                        DrainPod *p = d->pods[i];
+
+                        if (p->listed_epoch != d->epoch && pod_is_pending(p)) {
+                                log_debug("Pod %s/%s is gone (not listed again).", p->namespace, p->name);
+                                pod_enter(p, POD_GONE);
+                        }
+                }
+
+        d->epoch++;
+        d->watch_error = 0;
+        drain_changed(d);
+}
+
+static void on_watch(KubeWatch *w, KubeWatchEvent event, json_object *object, int error, void *userdata) {
+        Drain *d = userdata;
+
+        if (d->finishing)
+                return;
+
+        switch (event) {
+        case KUBE_WATCH_ADDED:
+        case KUBE_WATCH_MODIFIED:
+        case KUBE_WATCH_DELETED:
+                on_pod_event(d, event, object);
+                break;
+        case KUBE_WATCH_SYNCED:
+                on_synced(d);
+                break;
+        case KUBE_WATCH_ERROR:
+                if (error == -EACCES) {
+                        drain_finish(d, error, strdup_printf("not allowed to list the pods of node %s",
+                                                                     d->node));
+                        return;
+                }
+                log_debug_errno(error, "Watch of the pods on node %s failed, it retries: %m", d->node);
+                d->watch_error = error;
+                drain_changed(d);
+                return;
+        default:
+                return;
+        }
+        pod_pump(d);
+}
+
+/* -------------------------------------------------------------------------------------------- */
+/* Cordon */
+
+static void on_cordoned(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        Drain *d = userdata;
+        _cleanup_free_ char *path = NULL, *node = NULL;
+        int r;
+
+        d->cordon_call = NULL;
+        if (d->finishing)
+                return;
+        if (error < 0) {
+                drain_finish(d, error, strdup_printf("could not cordon node %s: %s", d->node,
+                                                             json_get_string(response->body, "message") ?:
+                                                             strerror(ERRNO_VALUE(error))));
+                return;
+        }
+        log_debug("Cordoned node %s.", d->node);
+        d->cordoned = true;
+        drain_changed(d);
+
+        node = url_escape(d->node);
+        if (!node) {
+                drain_finish(d, -ENOMEM, NULL);
+                return;
+        }
+        path = strjoin("/api/v1/pods?fieldSelector=spec.nodeName%3D", node);
+        if (!path) {
+                drain_finish(d, -ENOMEM, NULL);
+                return;
+        }
+        r = kube_client_watch(d->client, path, on_watch, d, &d->watch);
+        if (r < 0) {
+                drain_finish(d, r, strdup_printf("could not watch the pods of node %s: %s", d->node,
+                                                         strerror(ERRNO_VALUE(r))));
+                return;
+        }
+}
+
+/* -------------------------------------------------------------------------------------------- */
+/* Progress, timeout, the end */
+
+typedef struct Counts {
+        unsigned to_evict, blocked, terminating, total, skipped, gone, evicted, waited;
+        const char *pdb;        /* the PDB blocking all blocked pods, if one and known */
+        bool pdbs_differ;
+} Counts;
+
+static Counts drain_count(const Drain *d) {
+        Counts c = {};
+
+        for (size_t i = 0; i < d->n_pods; i++) {
+                const DrainPod *p = d->pods[i];
+
+                switch (p->state) {
+                case POD_UNDECIDED:
+                        continue;
+                case POD_SKIPPED:
+                        c.skipped++;
+                        continue;
+                case POD_BLOCKED:
+                        c.blocked++;
+                        if (!p->blocked_by || (c.pdb && !streq(c.pdb, p->blocked_by)))
+                                c.pdbs_differ = true;
+                        else
+                                c.pdb = p->blocked_by;
+                        __attribute__((fallthrough));
+                case POD_QUEUED:
+                case POD_EVICTING:
+                case POD_RETRY:
+                        c.to_evict++;
+                        break;
+                case POD_TERMINATING:
+                        c.terminating++;
+                        if (!p->evicted)
+                                c.waited++;
+                        break;
+                case POD_GONE:
+                        c.gone++;
+                        if (!p->evicted)
+                                c.waited++;
+                        break;
+                }
+                c.total++;
+        }
+        c.evicted = d->n_evicted;
+        return c;
+}
+
+static char *drain_progress_text(const Drain *d) {
+        Counts c = drain_count(d);
+        _cleanup_free_ char *blocked = NULL, *waiting = NULL;
+
+        if (!d->cordoned)
+                return strdup_printf("cordoning node %s", d->node);
+        if (!d->synced)
+                return d->watch_error < 0 ?
+                        strdup_printf("listing the pods of node %s (failed: %s, retrying)", d->node,
+                                      strerror(ERRNO_VALUE(d->watch_error))) :
+                        strdup_printf("listing the pods of node %s", d->node);
+
+        if (c.to_evict == 0)
+                return c.terminating > 0 ?
+                        strdup_printf("waiting for %u pod%s to terminate", c.terminating,
+                                      c.terminating == 1 ? "" : "s") :
+                        strdup("all pods gone");
+
+        if (c.blocked > 0) {
+                blocked = c.pdb && !c.pdbs_differ ?
+                        strdup_printf(", %u blocked by PodDisruptionBudget %s", c.blocked, c.pdb) :
+                        strdup_printf(", %u blocked by a PodDisruptionBudget", c.blocked);
+                if (!blocked)
+                        return NULL;
+        }
+        if (c.terminating > 0) {
+                waiting = strdup_printf(", %u terminating", c.terminating);
+                if (!waiting)
+                        return NULL;
+        }
+        return strdup_printf("evicting %u of %u pod%s%s%s", c.to_evict, c.total, c.total == 1 ? "" : "s",
+                             strempty(blocked), strempty(waiting));
+}
+
+static char *pod_remains_text(const DrainPod *p) {
+        switch (p->state) {
+        case POD_QUEUED:
+                return strdup("waiting to be evicted");
+        case POD_EVICTING:
+                return strdup("eviction in progress");
+        case POD_BLOCKED:
+                return p->blocked_by ? strdup_printf("blocked by PodDisruptionBudget %s", p->blocked_by) :
+                        strdup("blocked by a PodDisruptionBudget");
+        case POD_RETRY:
+                return strdup_printf("eviction failing: %s", strna(p->error_message));
+        case POD_TERMINATING:
+                return strdup("terminating");
+        default:
+                return strdup(pod_state_to_string(p->state));
+        }
+}
+
+/* "2 pods remain: ns/a (blocked by PodDisruptionBudget x), ns/b (terminating)" */
+static char *drain_timeout_text(const Drain *d) {
+        _cleanup_free_ char *s = NULL;
+        unsigned n = 0, shown = 0;
+
+        if (!d->cordoned)
+                return strdup_printf("timed out cordoning node %s", d->node);
+        if (!d->synced)
+                return strdup_printf("timed out listing the pods of node %s%s%s", d->node,
+                                     d->watch_error < 0 ? ": " : "",
+                                     d->watch_error < 0 ? strerror(ERRNO_VALUE(d->watch_error)) : "");
+
+        for (size_t i = 0; i < d->n_pods; i++)
+                if (pod_is_pending(d->pods[i]))
+                        n++;
+
+        s = strdup_printf("%u pod%s remain%s:", n, n == 1 ? "" : "s", n == 1 ? "s" : "");
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < d->n_pods && shown < DRAIN_MESSAGE_PODS_MAX; i++) {
+                const DrainPod *p = d->pods[i];
+                _cleanup_free_ char *why = NULL;
+                char *t;
+
+                if (!pod_is_pending(p))
+                        continue;
+                why = pod_remains_text(p);
+                t = strdup_printf("%s%s %s/%s (%s)", s, shown > 0 ? "," : "", p->namespace, p->name, strna(why));
+                if (!t)
+                        return NULL;
+                free_and_replace(s, t);
+                shown++;
+        }
+        if (n > shown) {
+                char *t = strdup_printf("%s, and %u more", s, n - shown);
+                if (!t)
+                        return NULL;
+                free_and_replace(s, t);
+        }
+        return TAKE_PTR(s);
+}
+
+static void drain_stop(Drain *d) {
+        for (size_t i = 0; i < d->n_pods; i++)
+                pod_stop(d->pods[i]);
+        d->cordon_call = kube_call_cancel(d->cordon_call);
+        d->watch = kube_watch_free(d->watch);
+        d->timeout_source = sd_event_source_disable_unref(d->timeout_source);
+}
+
+static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Drain *d = userdata;
+
+        drain_finish(d, -ETIMEDOUT, drain_timeout_text(d));
+        return 0;
+}
+
+static void drain_report(Drain *d) {
+        _cleanup_free_ char *text = drain_progress_text(d);
+
+        if (!text || !d->progress || streq_ptr(text, d->last_progress))
+                return;
+        free_and_replace(d->last_progress, text);
+        d->progress(d, d->last_progress, d->userdata);
+}
+
+static int on_defer(sd_event_source *s, void *userdata) {
+        Drain *d = userdata;
+        char buf[FORMAT_TIMESPAN_MAX];
+        usec_t elapsed;
+        Counts c;
+
+        if (!d->finishing) {
+                bool pending = false;
+
+                for (size_t i = 0; i < d->n_pods; i++)
+                        if (pod_is_pending(d->pods[i]))
+                                pending = true;
+                if (!d->synced || pending) {
+                        drain_report(d); /* may free d */
+                        return 0;
+                }
+                d->finishing = true;
+                d->result = 0;
+        }
+
+        drain_stop(d);
+
+        elapsed = now_usec(CLOCK_MONOTONIC) - d->start_usec;
+        c = drain_count(d);
+        if (d->result >= 0) {
+                free(d->result_message);
+                d->result_message = strdup_printf("evicted %u pod%s, waited for %u more, skipped %u",
+                                                  c.evicted, c.evicted == 1 ? "" : "s", c.waited, c.skipped);
+                log_info("Drained node %s in %s: evicted %u pods, waited for %u terminating, skipped %u.",
+                         d->node, format_timespan(buf, sizeof buf, elapsed / USEC_PER_MSEC * USEC_PER_MSEC),
+                         c.evicted, c.waited, c.skipped);
+        } else
+                /* the manager logs the outcome at the level it chooses; this is the drain's record */
+                log_info("Drain of node %s stopped after %s (evicted %u pods, %u gone, skipped %u): %s",
+                         d->node, format_timespan(buf, sizeof buf, elapsed / USEC_PER_MSEC * USEC_PER_MSEC),
+                         c.evicted, c.gone, c.skipped, strna(d->result_message));
+
+        d->done(d, d->result, d->result_message, d->userdata);     /* may free d */
+        return 0;
+}
+
+/* Something changed: report it (or finish) once the current dispatch is over. */
+static void drain_changed(Drain *d) {
+        int r;
+
+        if (!d->defer_source)
+                return;
+        r = sd_event_source_set_enabled(d->defer_source, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning_errno(r, "Failed to schedule the drain's progress report, ignoring: %m");
+}
+
+/* Ends the drain with error (message may be NULL, and is taken over). The end itself is deferred. */
+static void drain_finish(Drain *d, int error, char *message) {
+        if (d->finishing) {
+                free(message);
+                return;
+        }
+        d->finishing = true;
+        d->result = error;
+        d->result_message = message ?: strdup(strerror(ERRNO_VALUE(error)));
+        drain_changed(d);
+}
+
+/* -------------------------------------------------------------------------------------------- */
+
+Drain *drain_free(Drain *d) {
+        if (!d)
+                return NULL;
+
+        drain_stop(d);
+        d->defer_source = sd_event_source_disable_unref(d->defer_source);
+        for (size_t i = 0; i < d->n_pods; i++)
+                pod_free(d->pods[i]);
+        free(d->pods);
+        label_selector_free(d->selector);
+        sd_event_unref(d->event);
+        free(d->node);
+        free(d->result_message);
+        free(d->last_progress);
+        return mfree(d);
+}
+
+int drain_start(Drain **ret, sd_event *event, KubeClient *client, const char *node, const DrainOptions *o,
+                DrainDoneHandler done, DrainProgressHandler progress, void *userdata) {
+        _cleanup_(drain_freep) Drain *d = NULL;
+        _cleanup_json_ json_object *patch = NULL;
+        _cleanup_free_ char *escaped = NULL, *path = NULL;
+        char b1[FORMAT_TIMESPAN_MAX], b2[FORMAT_TIMESPAN_MAX];
+        int r;
+
+        if (!ret || !event || !client || isempty(node) || strchr(node, '/') || !o || !done)
+                return -EINVAL;
+
+        d = calloc(1, sizeof(Drain));
+        if (!d)
+                return -ENOMEM;
+        d->event = sd_event_ref(event);
+        d->client = client;
+        d->done = done;
+        d->progress = progress;
+        d->userdata = userdata;
+        d->timeout_usec = o->timeout_usec == 0 ? USEC_INFINITY : o->timeout_usec;
+        d->grace_period_sec = o->grace_period_sec;
+        d->skip_wait_for_delete_usec = o->skip_wait_for_delete_usec;
+        d->pdb_retry_usec = o->pdb_retry_usec > 0 ? o->pdb_retry_usec : DRAIN_PDB_RETRY_DEFAULT_USEC;
+        d->eviction_version = EVICTION_POLICY_V1;
+        d->start_usec = now_usec(CLOCK_MONOTONIC);
+        d->node = strdup(node);
+        if (!d->node)
+                return -ENOMEM;
+
+        r = label_selector_parse(o->pod_selector, &d->selector);
+        if (r < 0)
+                return r;
+
+        r = sd_event_add_defer(event, &d->defer_source, on_defer, d);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_enabled(d->defer_source, SD_EVENT_OFF);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(d->defer_source, "drain-defer");
+
+        if (d->timeout_usec != USEC_INFINITY) {
+                r = sd_event_add_time_relative(event, &d->timeout_source, CLOCK_MONOTONIC, d->timeout_usec, 0,
+                                               on_timeout, d);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_description(d->timeout_source, "drain-timeout");
+        }
+
+        r = node_unschedulable_patch(true, &patch);
+        if (r < 0)
+                return r;
+        escaped = url_escape(node);
+        if (!escaped)
+                return -ENOMEM;
+        path = strjoin("/api/v1/nodes/", escaped);
+        if (!path)
+                return -ENOMEM;
+        r = kube_client_call(client, "PATCH", path, "application/merge-patch+json", patch, KUBE_CALL_IDEMPOTENT,
+                             on_cordoned, d, &d->cordon_call);
+        if (r < 0)
+                return r;
+
+        if (d->grace_period_sec >= 0)
+                (void) format_timespan(b2, sizeof b2, (usec_t) d->grace_period_sec * USEC_PER_SEC);
+        log_event(LOG_INFO, MESSAGE_DRAIN_STARTED, "Draining node %s (timeout %s, grace period %s%s%s).",
+                  node, format_timespan(b1, sizeof b1, d->timeout_usec),
+                  d->grace_period_sec >= 0 ? b2 : "of each pod",
+                  isempty(o->pod_selector) ? "" : ", pods selected by ", strempty(o->pod_selector));
+        drain_changed(d);
+
+        *ret = TAKE_PTR(d);
+        return 0;
+}

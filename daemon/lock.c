@@ -1,0 +1,1221 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <string.h>
+#include <sys/random.h>
+
+#include "json-util.h"
+#include "lock-internal.h"
+#include "lock.h"
+#include "log.h"
+#include "string-util.h"
+
+#define LEASES_API "/apis/coordination.k8s.io/v1"
+/* Slots per group; far beyond any sensible concurrency, and it bounds what one operation reads. */
+#define LOCK_CONCURRENCY_MAX 1000U
+/* Renew and release re-read after a 409 this many times (a lost response shows up as one 409). */
+#define LOCK_REREAD_MAX 3U
+/* Leases the watch remembers; a group never has more than its slots plus strays. */
+#define LOCK_SEEN_MAX 4096U
+
+typedef enum LockOpType {
+        LOCK_OP_ACQUIRE,
+        LOCK_OP_RENEW,
+        LOCK_OP_RELEASE,
+        LOCK_OP_FIND_OWN,
+} LockOpType;
+
+/* One operation in flight: a small state machine that chains API calls and ends in exactly one
+ * call of its handler (unless the Lock is freed first). */
+typedef struct LockOp LockOp;
+struct LockOp {
+        Lock *lock;
+        LockOpType type;
+        LockHandler handler;
+        void *userdata;
+        KubeCall *call;
+        unsigned rounds;                /* reads after a lost write */
+
+        char *slot;                     /* renew/release: the slot; acquire: the slot written */
+
+        /* acquire */
+        json_object *list;              /* the last LeaseList read */
+        json_object **slots;            /* its items by slot index, borrowed from list */
+        unsigned ghost_next;            /* next slot whose holder's Node we look up */
+        bool renewing_own;              /* the write renews a slot that already named us */
+        bool created;                   /* the write creates the slot */
+        char *previous_holder;          /* for the log of a takeover */
+        char *reason;
+
+        LockOp *prev, *next;
+};
+
+typedef struct LockSeen {
+        char *name;
+        char *resource_version;
+        bool listed;                    /* ADDED since the last SYNCED */
+} LockSeen;
+
+struct Lock {
+        KubeClient *client;
+        char *namespace;
+        char *name;
+        char *identity;
+        unsigned concurrency;
+        usec_t ttl_usec;
+        char *collection_path;          /* .../namespaces/<ns>/leases */
+        char *list_path;                /* collection_path?labelSelector=nodereboot.io/lock=<name> */
+        char **slot_names;              /* concurrency entries, NULL-terminated */
+        LockOp *ops;
+
+        KubeWatch *watch;
+        LockChangedHandler changed;
+        void *changed_userdata;
+        bool synced;                    /* the watch finished its first list */
+        LockSeen *seen;                 /* resourceVersion of every lease the watch saw */
+        size_t n_seen;
+};
+
+/* ---- pure decisions ---------------------------------------------------------------------- */
+
+static const char * const lock_slot_state_table[_LOCK_SLOT_STATE_MAX] = {
+        [LOCK_SLOT_MISSING] = "missing",
+        [LOCK_SLOT_VACANT]  = "vacant",
+        [LOCK_SLOT_EXPIRED] = "expired",
+        [LOCK_SLOT_HELD]    = "held",
+};
+
+const char *lock_slot_state_to_string(LockSlotState s) {
+        if (s < 0 || s >= _LOCK_SLOT_STATE_MAX)
+                return NULL;
+        return lock_slot_state_table[s];
+}
+
+const char *lock_lease_holder(json_object *lease) {
+        const char *h = json_get_string(lease, "spec.holderIdentity");
+
+        return isempty(h) ? NULL : h;
+}
+
+LockSlotState lock_slot_state(json_object *lease, usec_t server_now, usec_t *ret_expired_usec) {
+        json_object *h;
+        const char *renew;
+        int64_t duration;
+        usec_t renewed, until;
+
+        if (ret_expired_usec)
+                *ret_expired_usec = 0;
+        if (!lease)
+                return LOCK_SLOT_MISSING;
+        h = json_get(lease, "spec.holderIdentity");
+        if (h && !json_object_is_type(h, json_type_string))
+                return LOCK_SLOT_HELD;  /* not something a real API server stores; do not guess */
+        if (!lock_lease_holder(lease))
+                return LOCK_SLOT_VACANT;
+
+        /* A holder whose lease cannot be timed is treated as alive: taking a lock from a live node
+         * is the one mistake this module must not make. A dead one is caught by the ghost check. */
+        renew = json_get_string(lease, "spec.renewTime");
+        if (!renew || parse_rfc3339(renew, &renewed) < 0)
+                return LOCK_SLOT_HELD;
+        if (!json_get_int64(lease, "spec.leaseDurationSeconds", &duration) || duration <= 0 ||
+            (uint64_t) duration > USEC_INFINITY / USEC_PER_SEC - renewed / USEC_PER_SEC - 1)
+                return LOCK_SLOT_HELD;
+
+        until = renewed + (usec_t) duration * USEC_PER_SEC;
+        if (until >= server_now)
+                return LOCK_SLOT_HELD;
+        if (ret_expired_usec)
+                *ret_expired_usec = server_now - until;
+        return LOCK_SLOT_EXPIRED;
+}
+
+static char *format_age(char *buf, size_t size, usec_t age) {
+        usec_t s = (age + USEC_PER_SEC / 2) / USEC_PER_SEC;
+
+        if (s < 1000)
+                snprintf(buf, size, "%llu s", (unsigned long long) s);
+        else
+                format_timespan(buf, size, s * USEC_PER_SEC);
+        return buf;
+}
+
+bool lock_slot_is_free(json_object *lease, usec_t server_now, char **ret_reason) {
+        char age[FORMAT_TIMESPAN_MAX];
+        usec_t expired;
+        LockSlotState s;
+
+        s = lock_slot_state(lease, server_now, &expired);
+        if (ret_reason) {
+                switch (s) {
+                case LOCK_SLOT_MISSING:
+                        *ret_reason = strdup("absent");
+                        break;
+                case LOCK_SLOT_VACANT:
+                        *ret_reason = strdup("free");
+                        break;
+                case LOCK_SLOT_EXPIRED:
+                        *ret_reason = strdup_printf("expired %s ago", format_age(age, sizeof age, expired));
+                        break;
+                default:
+                        *ret_reason = strdup_printf("held by %s", lock_lease_holder(lease));
+                }
+        }
+        return s != LOCK_SLOT_HELD;
+}
+
+static bool slot_unclaimed(LockSlotState s) {
+        return s == LOCK_SLOT_MISSING || s == LOCK_SLOT_VACANT;
+}
+
+int lock_choose_slot(const LockSlotState *states, unsigned n, uint64_t rnd) {
+        /* First pass: slots nobody claims; second pass: expired ones. */
+        for (int pass = 0; pass < 2; pass++) {
+                unsigned count = 0, pick;
+
+                for (unsigned i = 0; i < n; i++)
+                        if (pass == 0 ? slot_unclaimed(states[i]) : states[i] == LOCK_SLOT_EXPIRED)
+                                count++;
+                if (count == 0)
+                        continue;
+                pick = (unsigned) (rnd % count);
+                for (unsigned i = 0; i < n; i++)
+                        if (pass == 0 ? slot_unclaimed(states[i]) : states[i] == LOCK_SLOT_EXPIRED) {
+                                if (pick == 0)
+                                        return (int) i;
+                                pick--;
+                        }
+        }
+        return -EBUSY;
+}
+
+char *lock_slot_name(const char *name, unsigned index) {
+        return strdup_printf("%s-%u", name, index);
+}
+
+int lock_slot_index(const char *name, const char *slot) {
+        size_t l;
+        unsigned long v = 0;
+        const char *p;
+
+        if (!name || !slot)
+                return -EINVAL;
+        l = strlen(name);
+        if (!strneq(slot, name, l) || slot[l] != '-')
+                return -EINVAL;
+        p = slot + l + 1;
+        if (*p == 0 || (*p == '0' && p[1] != 0))
+                return -EINVAL;
+        for (; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                v = v * 10 + (unsigned long) (*p - '0');
+                if (v > INT32_MAX)
+                        return -EINVAL;
+        }
+        return (int) v;
+}
+
+int64_t lock_ttl_to_seconds(usec_t ttl_usec) {
+        usec_t s = ttl_usec / USEC_PER_SEC + (ttl_usec % USEC_PER_SEC > 0);
+
+        return (int64_t) CLAMP(s, (usec_t) 1, (usec_t) INT32_MAX);
+}
+
+static int json_set(json_object *o, const char *key, json_object *v) {
+        if (!v)
+                return -ENOMEM;
+        if (json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int json_set_time(json_object *o, const char *key, usec_t t) {
+        char buf[FORMAT_RFC3339_MAX];
+
+        return json_set(o, key, json_object_new_string(format_rfc3339(buf, sizeof buf, t, true)));
+}
+
+/* A deep copy of lease with its spec object, refusing leases we could not write conditionally. */
+static int lock_copy_lease(json_object *lease, json_object **ret, json_object **ret_spec) {
+        _cleanup_json_ json_object *copy = NULL;
+        json_object *spec;
+
+        if (!lease || !json_object_is_type(lease, json_type_object))
+                return -EINVAL;
+        /* Without a resourceVersion the PUT would be unconditional and could overwrite a lease that
+         * someone else took in the meantime. */
+        if (isempty(json_get_string(lease, "metadata.resourceVersion")))
+                return -EBADMSG;
+        if (json_object_deep_copy(lease, &copy, NULL) < 0)
+                return -ENOMEM;
+
+        spec = json_get_member(copy, "spec");
+        if (!spec || !json_object_is_type(spec, json_type_object)) {
+                int r = json_set(copy, "spec", json_object_new_object());
+                if (r < 0)
+                        return r;
+                spec = json_get_member(copy, "spec");
+        }
+        *ret_spec = spec;
+        *ret = TAKE_PTR(copy);
+        return 0;
+}
+
+int lock_build_take(json_object *lease, const char *identity, usec_t ttl_usec, usec_t now,
+                    json_object **ret) {
+        _cleanup_json_ json_object *copy = NULL;
+        json_object *spec;
+        int64_t transitions = 0;
+        int r;
+
+        if (isempty(identity))
+                return -EINVAL;
+        r = lock_copy_lease(lease, &copy, &spec);
+        if (r < 0)
+                return r;
+
+        (void) json_get_int64(lease, "spec.leaseTransitions", &transitions);
+        transitions = CLAMP(transitions, (int64_t) 0, (int64_t) INT32_MAX - 1);
+        if (!streq_ptr(lock_lease_holder(lease), identity))
+                transitions++;
+
+        if ((r = json_set(spec, "holderIdentity", json_object_new_string(identity))) < 0 ||
+            (r = json_set(spec, "leaseDurationSeconds", json_object_new_int64(lock_ttl_to_seconds(ttl_usec)))) < 0 ||
+            (r = json_set_time(spec, "acquireTime", now)) < 0 ||
+            (r = json_set_time(spec, "renewTime", now)) < 0 ||
+            (r = json_set(spec, "leaseTransitions", json_object_new_int64(transitions))) < 0)
+                return r;
+
+        *ret = TAKE_PTR(copy);
+        return 0;
+}
+
+int lock_build_renew(json_object *lease, usec_t ttl_usec, usec_t now, json_object **ret) {
+        _cleanup_json_ json_object *copy = NULL;
+        json_object *spec;
+        int r;
+
+        r = lock_copy_lease(lease, &copy, &spec);
+        if (r < 0)
+                return r;
+        if ((r = json_set(spec, "leaseDurationSeconds", json_object_new_int64(lock_ttl_to_seconds(ttl_usec)))) < 0 ||
+            (r = json_set_time(spec, "renewTime", now)) < 0)
+                return r;
+
+        *ret = TAKE_PTR(copy);
+        return 0;
+}
+
+int lock_build_release(json_object *lease, usec_t now, json_object **ret) {
+        _cleanup_json_ json_object *copy = NULL;
+        json_object *spec;
+        int r;
+
+        r = lock_copy_lease(lease, &copy, &spec);
+        if (r < 0)
+                return r;
+        json_object_object_del(spec, "holderIdentity");
+        r = json_set_time(spec, "renewTime", now);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(copy);
+        return 0;
+}
+
+int lock_build_new(const char *namespace, const char *name, const char *slot, const char *identity,
+                   usec_t ttl_usec, usec_t now, json_object **ret) {
+        _cleanup_json_ json_object *o = NULL;
+        json_object *metadata, *labels, *spec;
+        int r;
+
+        if (isempty(namespace) || isempty(name) || isempty(slot) || isempty(identity))
+                return -EINVAL;
+
+        o = json_object_new_object();
+        metadata = json_object_new_object();
+        labels = json_object_new_object();
+        spec = json_object_new_object();
+        if (!o || !metadata || !labels || !spec) {
+                json_object_put(metadata);
+                json_object_put(labels);
+                json_object_put(spec);
+                return -ENOMEM;
+        }
+        if ((r = json_set(labels, LOCK_LABEL, json_object_new_string(name))) < 0 ||
+            (r = json_set(metadata, "name", json_object_new_string(slot))) < 0 ||
+            (r = json_set(metadata, "namespace", json_object_new_string(namespace))) < 0) {
+                json_object_put(labels);
+                json_object_put(metadata);
+                json_object_put(spec);
+                return r;
+        }
+        r = json_set(metadata, "labels", labels);
+        if (r < 0) {
+                json_object_put(metadata);
+                json_object_put(spec);
+                return r;
+        }
+        if ((r = json_set(spec, "holderIdentity", json_object_new_string(identity))) < 0 ||
+            (r = json_set(spec, "leaseDurationSeconds", json_object_new_int64(lock_ttl_to_seconds(ttl_usec)))) < 0 ||
+            (r = json_set_time(spec, "acquireTime", now)) < 0 ||
+            (r = json_set_time(spec, "renewTime", now)) < 0 ||
+            (r = json_set(spec, "leaseTransitions", json_object_new_int64(0))) < 0) {
+                json_object_put(metadata);
+                json_object_put(spec);
+                return r;
+        }
+        if ((r = json_set(o, "apiVersion", json_object_new_string("coordination.k8s.io/v1"))) < 0 ||
+            (r = json_set(o, "kind", json_object_new_string("Lease"))) < 0) {
+                json_object_put(metadata);
+                json_object_put(spec);
+                return r;
+        }
+        if ((r = json_set(o, "metadata", metadata)) < 0) {
+                json_object_put(spec);
+                return r;
+        }
+        if ((r = json_set(o, "spec", spec)) < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+/* "10:02:03" on the server's day, "2026-11-25 10:02:03" on another (UTC). */
+static char *format_clock(char *buf, size_t size, usec_t t, usec_t now) {
+        time_t a = (time_t) (t / USEC_PER_SEC), b = (time_t) (now / USEC_PER_SEC);
+        struct tm ta, tb;
+
+        if (!gmtime_r(&a, &ta) || !gmtime_r(&b, &tb)) {
+                snprintf(buf, size, "?");
+                return buf;
+        }
+        if (ta.tm_year == tb.tm_year && ta.tm_yday == tb.tm_yday)
+                strftime(buf, size, "%H:%M:%S", &ta);
+        else
+                strftime(buf, size, "%Y-%m-%d %H:%M:%S", &ta);
+        return buf;
+}
+
+char *lock_format_holders(json_object * const *leases, char * const *slot_names, unsigned n,
+                          usec_t server_now) {
+        _cleanup_free_ char *text = strdup("");
+
+        if (!text)
+                return NULL;
+
+        for (unsigned i = 0; i < n; i++) {
+                char since[64] = "?", age[FORMAT_TIMESPAN_MAX], expired_age[FORMAT_TIMESPAN_MAX];
+                _cleanup_free_ char *renewed = NULL;
+                const char *holder, *s;
+                LockSlotState state;
+                usec_t t, expired;
+                char *joined;
+
+                state = lock_slot_state(leases[i], server_now, &expired);
+                if (state != LOCK_SLOT_HELD && state != LOCK_SLOT_EXPIRED)
+                        continue;
+                holder = lock_lease_holder(leases[i]) ?: "(unreadable holder)";
+
+                s = json_get_string(leases[i], "spec.acquireTime");
+                if (s && parse_rfc3339(s, &t) >= 0)
+                        format_clock(since, sizeof since, t, server_now);
+
+                s = json_get_string(leases[i], "spec.renewTime");
+                if (!s || parse_rfc3339(s, &t) < 0)
+                        renewed = strdup("renew time unknown");
+                else if (state == LOCK_SLOT_EXPIRED)
+                        renewed = strdup_printf("renewed %s ago, expired %s ago",
+                                                format_age(age, sizeof age, server_now > t ? server_now - t : 0),
+                                                format_age(expired_age, sizeof expired_age, expired));
+                else
+                        renewed = strdup_printf("renewed %s ago",
+                                                format_age(age, sizeof age, server_now > t ? server_now - t : 0));
+                if (!renewed)
+                        return NULL;
+
+                joined = strdup_printf("%s%s%s held by %s since %s (%s)", text, isempty(text) ? "" : "; ",
+                                       slot_names[i], holder, since, renewed);
+                if (!joined)
+                        return NULL;
+                free(text);
+                text = joined;
+        }
+        return TAKE_PTR(text);
+}
+
+void lock_index_list(json_object *list, const char *name, unsigned n, json_object **slots) {
+        json_object *items = json_get(list, "items");
+        size_t m = json_array_length(items);
+
+        for (unsigned i = 0; i < n; i++)
+                slots[i] = NULL;
+        for (size_t j = 0; j < m; j++) {
+                json_object *item = json_object_array_get_idx(items, j);
+                int idx = lock_slot_index(name, json_get_string(item, "metadata.name"));
+
+                if (idx >= 0 && (unsigned) idx < n)
+                        slots[idx] = item;
+        }
+}
+
+json_object *lock_find_holder(json_object *list, const char *name, const char *identity,
+                              const char **ret_slot) {
+        json_object *items = json_get(list, "items");
+        size_t m = json_array_length(items);
+        json_object *best = NULL;
+        int best_idx = -1;
+
+        /* The lowest index wins, so the answer does not depend on the list's order. */
+        for (size_t j = 0; j < m; j++) {
+                json_object *item = json_object_array_get_idx(items, j);
+                int idx = lock_slot_index(name, json_get_string(item, "metadata.name"));
+
+                if (idx < 0 || !streq_ptr(lock_lease_holder(item), identity))
+                        continue;
+                if (!best || idx < best_idx) {
+                        best = item;
+                        best_idx = idx;
+                }
+        }
+        if (ret_slot)
+                *ret_slot = best ? json_get_string(best, "metadata.name") : NULL;
+        return best;
+}
+
+/* ---- operations -------------------------------------------------------------------------- */
+
+static uint64_t random_u64(void) {
+        uint64_t v;
+
+        if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t) sizeof v)
+                return v;
+        return now_usec(CLOCK_MONOTONIC) ^ ((uint64_t) getpid() << 32);
+}
+
+static char *lock_slot_path(Lock *l, const char *slot) {
+        _cleanup_free_ char *e = url_escape(slot);
+
+        if (!e)
+                return NULL;
+        return strjoin(l->collection_path, "/", e);
+}
+
+static LockOp *lock_op_free(LockOp *op) {
+        if (!op)
+                return NULL;
+        if (op->lock) {
+                if (op->prev)
+                        op->prev->next = op->next;
+                else
+                        op->lock->ops = op->next;
+                if (op->next)
+                        op->next->prev = op->prev;
+        }
+        kube_call_cancel(op->call);
+        free(op->slot);
+        json_object_put(op->list);
+        free(op->slots);
+        free(op->previous_holder);
+        free(op->reason);
+        free(op);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(LockOp *, lock_op_free);
+
+static int lock_op_new(Lock *l, LockOpType type, const char *slot, LockHandler handler, void *userdata,
+                       LockOp **ret) {
+        _cleanup_(lock_op_freep) LockOp *op = NULL;
+
+        if (!l || !handler)
+                return -EINVAL;
+
+        op = calloc(1, sizeof *op);
+        if (!op)
+                return -ENOMEM;
+        op->type = type;
+        op->handler = handler;
+        op->userdata = userdata;
+        if (slot) {
+                op->slot = strdup(slot);
+                if (!op->slot)
+                        return -ENOMEM;
+        }
+        if (type == LOCK_OP_ACQUIRE) {
+                op->slots = calloc(l->concurrency, sizeof *op->slots);
+                if (!op->slots)
+                        return -ENOMEM;
+        }
+
+        op->lock = l;
+        op->next = l->ops;
+        if (l->ops)
+                l->ops->prev = op;
+        l->ops = op;
+
+        *ret = TAKE_PTR(op);
+        return 0;
+}
+
+/* Ends the operation: frees it first, then runs the handler, which may free the Lock. Callers
+ * return right after. */
+static void lock_op_finish(LockOp *op, int error, const char *slot, const char *holders) {
+        LockHandler handler = op->handler;
+        void *userdata = op->userdata;
+        Lock *l = op->lock;
+        _cleanup_free_ char *s = NULL, *h = NULL;
+
+        if (slot) {
+                s = strdup(slot);
+                if (!s && error >= 0)
+                        error = -ENOMEM;
+        }
+        if (holders) {
+                h = strdup(holders);
+                if (!h && error >= 0)
+                        error = -ENOMEM;
+        }
+        lock_op_free(op);
+        handler(l, error, error >= 0 ? s : NULL, h, userdata);
+}
+
+static int lock_op_call(LockOp *op, const char *method, const char *path, json_object *body,
+                        KubeCallHandler handler) {
+        /* Reads, writes with a resourceVersion precondition and creates (a repeat turns into
+         * 409 AlreadyExists) are all safe to repeat. */
+        return kube_client_call(op->lock->client, method, path, NULL, body, KUBE_CALL_IDEMPOTENT,
+                                handler, op, &op->call);
+}
+
+static void lock_acquire_list(LockOp *op);
+static void lock_acquire_check_ghosts(LockOp *op);
+
+static void lock_acquire_busy(LockOp *op, const char *why) {
+        Lock *l = op->lock;
+        _cleanup_free_ char *holders = NULL;
+
+        holders = lock_format_holders(op->slots, l->slot_names, l->concurrency,
+                                      kube_client_server_now(l->client));
+        if (!holders)
+                return lock_op_finish(op, -ENOMEM, NULL, NULL);
+        if (isempty(holders) && why) {
+                free(holders);
+                holders = strdup(why);
+                if (!holders)
+                        return lock_op_finish(op, -ENOMEM, NULL, NULL);
+        }
+        lock_op_finish(op, -EBUSY, NULL, holders);
+}
+
+static void lock_on_acquire_written(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+
+        op->call = NULL;
+
+        if (error == -ESTALE || error == -ENOENT) {
+                /* 409: someone else wrote the slot first (or created it first); 404: it was deleted.
+                 * Read again; if our own write went through and only its answer was lost, the next
+                 * list shows us as the holder. */
+                log_debug("Lost the write of lock slot %s (%s), reading the slots again.",
+                          op->slot, error == -ESTALE ? "conflict" : "gone");
+                if (++op->rounds >= LOCK_CONFLICT_ROUNDS_MAX)
+                        return lock_acquire_busy(op, "every attempt lost to another node");
+                return lock_acquire_list(op);
+        }
+        if (error < 0)
+                return lock_op_finish(op, error, NULL, NULL);
+
+        if (op->renewing_own && op->rounds > 0)
+                /* We lost a write earlier in this operation, yet the slot names us: the write went
+                 * through and only its answer was lost (the repeat met itself as a 409). */
+                log_info("Took lock slot %s (an earlier write of ours went through).", op->slot);
+        else if (op->renewing_own)
+                log_debug("Lock slot %s already names us, renewed it.", op->slot);
+        else if (op->previous_holder)
+                log_info("Took over lock slot %s from %s: %s.", op->slot, op->previous_holder, op->reason);
+        else if (op->created)
+                log_info("Created lock slot %s and took it.", op->slot);
+        else
+                log_info("Took lock slot %s (%s).", op->slot, op->reason);
+
+        lock_op_finish(op, 0, op->slot, NULL);
+}
+
+/* Writes slot index: a takeover (PUT with the resourceVersion read) or a create (POST). */
+static void lock_acquire_take(LockOp *op, unsigned index, const char *reason) {
+        Lock *l = op->lock;
+        json_object *lease = op->slots[index];
+        _cleanup_json_ json_object *body = NULL;
+        _cleanup_free_ char *path = NULL;
+        usec_t now = kube_client_server_now(l->client);
+        const char *holder;
+        int r;
+
+        if (free_and_strdup(&op->slot, l->slot_names[index]) < 0 ||
+            free_and_strdup(&op->reason, reason) < 0)
+                return lock_op_finish(op, -ENOMEM, NULL, NULL);
+        holder = lock_lease_holder(lease);
+        r = free_and_strdup(&op->previous_holder, holder && !streq(holder, l->identity) ? holder : NULL);
+        if (r < 0)
+                return lock_op_finish(op, r, NULL, NULL);
+
+        op->created = !lease;
+        if (lease) {
+                r = op->renewing_own ? lock_build_renew(lease, l->ttl_usec, now, &body) :
+                                       lock_build_take(lease, l->identity, l->ttl_usec, now, &body);
+                if (r < 0)
+                        return lock_op_finish(op, r, NULL, NULL);
+                path = lock_slot_path(l, op->slot);
+                if (!path)
+                        return lock_op_finish(op, -ENOMEM, NULL, NULL);
+                r = lock_op_call(op, "PUT", path, body, lock_on_acquire_written);
+        } else {
+                r = lock_build_new(l->namespace, l->name, op->slot, l->identity, l->ttl_usec, now, &body);
+                if (r < 0)
+                        return lock_op_finish(op, r, NULL, NULL);
+                r = lock_op_call(op, "POST", l->collection_path, body, lock_on_acquire_written);
+        }
+        if (r < 0)
+                return lock_op_finish(op, r, NULL, NULL);
+}
+
+bool lock_status_is_node_not_found(json_object *status, const char *node) {
+        return streq_ptr(json_get_string(status, "kind"), "Status") &&
+                streq_ptr(json_get_string(status, "reason"), "NotFound") &&
+                streq_ptr(json_get_string(status, "details.kind"), "nodes") &&
+                streq_ptr(json_get_string(status, "details.name"), node);
+}
+
+static void lock_on_ghost_checked(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+        Lock *l = op->lock;
+        unsigned i = op->ghost_next;
+        const char *holder = lock_lease_holder(op->slots[i]);
+
+        op->call = NULL;
+
+        /* Only the API server's own word that this Node is gone counts: a 404 from a proxy, or
+         * "could not find the requested resource" for a wrong URL, must not let us take a live
+         * node's lock. */
+        if (error == -ENOENT && lock_status_is_node_not_found(response->body, holder)) {
+                _cleanup_free_ char *reason = strdup_printf("holder Node %s no longer exists", holder);
+
+                if (!reason)
+                        return lock_op_finish(op, -ENOMEM, NULL, NULL);
+                return lock_acquire_take(op, i, reason);
+        }
+        if (error < 0 && error != -ENOENT)
+                log_debug_errno(error, "Could not look up Node %s holding lock slot %s, assuming it exists: %m",
+                                holder, l->slot_names[i]);
+        else if (error == -ENOENT)
+                log_debug("Node %s holding lock slot %s: 404 without a NotFound Status, assuming it exists.",
+                          holder, l->slot_names[i]);
+
+        op->ghost_next++;
+        lock_acquire_check_ghosts(op);
+}
+
+static void lock_acquire_check_ghosts(LockOp *op) {
+        Lock *l = op->lock;
+
+        for (; op->ghost_next < l->concurrency; op->ghost_next++) {
+                const char *holder = lock_lease_holder(op->slots[op->ghost_next]);
+                _cleanup_free_ char *e = NULL, *path = NULL;
+                int r;
+
+                if (!holder || streq(holder, l->identity))
+                        continue;
+                e = url_escape(holder);
+                if (!e)
+                        return lock_op_finish(op, -ENOMEM, NULL, NULL);
+                path = strjoin("/api/v1/nodes/", e);
+                if (!path)
+                        return lock_op_finish(op, -ENOMEM, NULL, NULL);
+                r = lock_op_call(op, "GET", path, NULL, lock_on_ghost_checked);
+                if (r < 0)
+                        return lock_op_finish(op, r, NULL, NULL);
+                return;
+        }
+
+        lock_acquire_busy(op, NULL);
+}
+
+static void lock_acquire_decide(LockOp *op) {
+        Lock *l = op->lock;
+        _cleanup_free_ LockSlotState *states = NULL;
+        _cleanup_free_ char *reason = NULL;
+        usec_t now = kube_client_server_now(l->client);
+        int idx;
+
+        for (unsigned i = 0; i < l->concurrency; i++)
+                if (streq_ptr(lock_lease_holder(op->slots[i]), l->identity)) {
+                        op->renewing_own = true;
+                        return lock_acquire_take(op, i, "already ours");
+                }
+
+        states = calloc(l->concurrency, sizeof *states);
+        if (!states)
+                return lock_op_finish(op, -ENOMEM, NULL, NULL);
+        for (unsigned i = 0; i < l->concurrency; i++)
+                states[i] = lock_slot_state(op->slots[i], now, NULL);
+
+        idx = lock_choose_slot(states, l->concurrency, random_u64());
+        if (idx < 0) {
+                /* Every slot is held and fresh: only now pay for looking up the holders' Nodes. */
+                op->ghost_next = 0;
+                return lock_acquire_check_ghosts(op);
+        }
+
+        (void) lock_slot_is_free(op->slots[idx], now, &reason);
+        if (!reason)
+                return lock_op_finish(op, -ENOMEM, NULL, NULL);
+        lock_acquire_take(op, (unsigned) idx, reason);
+}
+
+static int lock_take_list(LockOp *op, int error, const KubeResponse *response) {
+        if (error < 0)
+                return error;
+        if (!response->body || !json_object_is_type(json_get(response->body, "items"), json_type_array))
+                return -EBADMSG;
+
+        json_object_put(op->list);
+        op->list = json_object_get(response->body);
+        if (op->slots)
+                lock_index_list(op->list, op->lock->name, op->lock->concurrency, op->slots);
+        return 0;
+}
+
+static void lock_on_acquire_listed(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+        int r;
+
+        op->call = NULL;
+        r = lock_take_list(op, error, response);
+        if (r < 0)
+                return lock_op_finish(op, r, NULL, NULL);
+        op->renewing_own = false;
+        lock_acquire_decide(op);
+}
+
+static void lock_acquire_list(LockOp *op) {
+        int r;
+
+        r = lock_op_call(op, "GET", op->lock->list_path, NULL, lock_on_acquire_listed);
+        if (r < 0)
+                return lock_op_finish(op, r, NULL, NULL);
+}
+
+int lock_acquire(Lock *l, LockHandler handler, void *userdata) {
+        LockOp *op;
+        int r;
+
+        r = lock_op_new(l, LOCK_OP_ACQUIRE, NULL, handler, userdata, &op);
+        if (r < 0)
+                return r;
+        r = lock_op_call(op, "GET", l->list_path, NULL, lock_on_acquire_listed);
+        if (r < 0) {
+                lock_op_free(op);
+                return r;
+        }
+        return 0;
+}
+
+static int lock_op_read_slot(LockOp *op, KubeCallHandler handler) {
+        _cleanup_free_ char *path = lock_slot_path(op->lock, op->slot);
+
+        if (!path)
+                return -ENOMEM;
+        return lock_op_call(op, "GET", path, NULL, handler);
+}
+
+static int lock_op_write_slot(LockOp *op, json_object *body, KubeCallHandler handler) {
+        _cleanup_free_ char *path = lock_slot_path(op->lock, op->slot);
+
+        if (!path)
+                return -ENOMEM;
+        return lock_op_call(op, "PUT", path, body, handler);
+}
+
+static void lock_on_renew_read(KubeClient *c, int error, const KubeResponse *response, void *userdata);
+
+static void lock_on_renew_written(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+        int r;
+
+        op->call = NULL;
+        if (error == -ESTALE || error == -ENOENT) {
+                /* Someone wrote the lease since we read it, or our own repeated write met itself:
+                 * read again and look who holds it. */
+                if (++op->rounds >= LOCK_REREAD_MAX)
+                        return lock_op_finish(op, -EAGAIN, NULL, NULL);
+                r = lock_op_read_slot(op, lock_on_renew_read);
+                if (r < 0)
+                        return lock_op_finish(op, r, NULL, NULL);
+                return;
+        }
+        if (error < 0)
+                return lock_op_finish(op, error, NULL, NULL);
+        lock_op_finish(op, 0, op->slot, NULL);
+}
+
+static void lock_on_renew_read(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+        Lock *l = op->lock;
+        _cleanup_json_ json_object *body = NULL;
+        int r;
+
+        op->call = NULL;
+        if (error == -ENOENT)
+                return lock_op_finish(op, -ESTALE, NULL, NULL);
+        if (error < 0)
+                return lock_op_finish(op, error, NULL, NULL);
+        if (!streq_ptr(lock_lease_holder(response->body), l->identity)) {
+                log_debug("Lock slot %s is held by %s now, not by us.", op->slot,
+                          strna(lock_lease_holder(response->body)));
+                return lock_op_finish(op, -ESTALE, NULL, NULL);
+        }
+
+        r = lock_build_renew(response->body, l->ttl_usec, kube_client_server_now(l->client), &body);
+        if (r >= 0)
+                r = lock_op_write_slot(op, body, lock_on_renew_written);
+        if (r < 0)
+                return lock_op_finish(op, r, NULL, NULL);
+}
+
+static int lock_check_slot(Lock *l, const char *slot) {
+        if (!l)
+                return -EINVAL;
+        return lock_slot_index(l->name, slot) < 0 ? -EINVAL : 0;
+}
+
+int lock_renew(Lock *l, const char *slot, LockHandler handler, void *userdata) {
+        LockOp *op;
+        int r;
+
+        r = lock_check_slot(l, slot);
+        if (r < 0)
+                return r;
+        r = lock_op_new(l, LOCK_OP_RENEW, slot, handler, userdata, &op);
+        if (r < 0)
+                return r;
+        r = lock_op_read_slot(op, lock_on_renew_read);
+        if (r < 0) {
+                lock_op_free(op);
+                return r;
+        }
+        return 0;
+}
+
+static void lock_on_release_read(KubeClient *c, int error, const KubeResponse *response, void *userdata);
+
+static void lock_on_release_written(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+        int r;
+
+        op->call = NULL;
+        if (error == -ESTALE || error == -ENOENT) {
+                if (++op->rounds >= LOCK_REREAD_MAX)
+                        return lock_op_finish(op, -EAGAIN, NULL, NULL);
+                r = lock_op_read_slot(op, lock_on_release_read);
+                if (r < 0)
+                        return lock_op_finish(op, r, NULL, NULL);
+                return;
+        }
+        if (error < 0)
+                return lock_op_finish(op, error, NULL, NULL);
+
+        log_info("Released lock slot %s.", op->slot);
+        lock_op_finish(op, 0, op->slot, NULL);
+}
+
+static void lock_on_release_read(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+        Lock *l = op->lock;
+        _cleanup_json_ json_object *body = NULL;
+        int r;
+
+        op->call = NULL;
+        if (error == -ENOENT) {
+                log_debug("Lock slot %s does not exist, nothing to release.", op->slot);
+                return lock_op_finish(op, 0, op->slot, NULL);
+        }
+        if (error < 0)
+                return lock_op_finish(op, error, NULL, NULL);
+        if (!streq_ptr(lock_lease_holder(response->body), l->identity)) {
+                /* Never touch another node's lease; this is also how a repeated release whose first
+                 * answer was lost ends. */
+                log_debug("Lock slot %s is not ours (holder: %s), nothing to release.", op->slot,
+                          strna(lock_lease_holder(response->body)));
+                return lock_op_finish(op, 0, op->slot, NULL);
+        }
+
+        r = lock_build_release(response->body, kube_client_server_now(l->client), &body);
+        if (r >= 0)
+                r = lock_op_write_slot(op, body, lock_on_release_written);
+        if (r < 0)
+                return lock_op_finish(op, r, NULL, NULL);
+}
+
+int lock_release(Lock *l, const char *slot, LockHandler handler, void *userdata) {
+        LockOp *op;
+        int r;
+
+        r = lock_check_slot(l, slot);
+        if (r < 0)
+                return r;
+        r = lock_op_new(l, LOCK_OP_RELEASE, slot, handler, userdata, &op);
+        if (r < 0)
+                return r;
+        r = lock_op_read_slot(op, lock_on_release_read);
+        if (r < 0) {
+                lock_op_free(op);
+                return r;
+        }
+        return 0;
+}
+
+static void lock_on_find_own_listed(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+        const char *slot = NULL;
+        int r;
+
+        op->call = NULL;
+        r = lock_take_list(op, error, response);
+        if (r < 0)
+                return lock_op_finish(op, r, NULL, NULL);
+        (void) lock_find_holder(op->list, op->lock->name, op->lock->identity, &slot);
+        lock_op_finish(op, 0, slot, NULL);
+}
+
+int lock_find_own(Lock *l, LockHandler handler, void *userdata) {
+        LockOp *op;
+        int r;
+
+        r = lock_op_new(l, LOCK_OP_FIND_OWN, NULL, handler, userdata, &op);
+        if (r < 0)
+                return r;
+        r = lock_op_call(op, "GET", l->list_path, NULL, lock_on_find_own_listed);
+        if (r < 0) {
+                lock_op_free(op);
+                return r;
+        }
+        return 0;
+}
+
+/* ---- watch ------------------------------------------------------------------------------- */
+
+static void lock_seen_clear(Lock *l) {
+        for (size_t i = 0; i < l->n_seen; i++) {
+                free(l->seen[i].name);
+                free(l->seen[i].resource_version);
+        }
+        l->seen = mfree(l->seen);
+        l->n_seen = 0;
+}
+
+static LockSeen *lock_seen_find(Lock *l, const char *name) {
+        for (size_t i = 0; i < l->n_seen; i++)
+                if (streq(l->seen[i].name, name))
+                        return l->seen + i;
+        return NULL;
+}
+
+static void lock_seen_remove_at(Lock *l, size_t i) {
+        free(l->seen[i].name);
+        free(l->seen[i].resource_version);
+        l->seen[i] = l->seen[--l->n_seen];
+}
+
+/* Records a lease's resourceVersion; true when it is new or differs from what we saw. */
+static bool lock_seen_update(Lock *l, const char *name, const char *rv, bool listed) {
+        LockSeen *s = lock_seen_find(l, name);
+        bool changed;
+
+        if (!s) {
+                LockSeen *n;
+
+                if (l->n_seen >= LOCK_SEEN_MAX)
+                        return true;
+                n = reallocarray(l->seen, l->n_seen + 1, sizeof *l->seen);
+                if (!n)
+                        return true;
+                l->seen = n;
+                s = l->seen + l->n_seen;
+                *s = (LockSeen) { .name = strdup(name) };
+                if (!s->name)
+                        return true;
+                l->n_seen++;
+        }
+        changed = !s->resource_version || !rv || !streq(s->resource_version, rv);
+        if (changed && free_and_strdup(&s->resource_version, rv) < 0)
+                s->resource_version = mfree(s->resource_version);
+        s->listed = s->listed || listed;
+        return changed;
+}
+
+/* After a (re)list: forgets leases the list no longer had; true when there were any. */
+static bool lock_seen_sweep(Lock *l) {
+        bool removed = false;
+
+        for (size_t i = 0; i < l->n_seen;) {
+                if (!l->seen[i].listed) {
+                        lock_seen_remove_at(l, i);
+                        removed = true;
+                        continue;
+                }
+                l->seen[i].listed = false;
+                i++;
+        }
+        return removed;
+}
+
+static void lock_on_watch_event(KubeWatch *w, KubeWatchEvent event, json_object *object, int error,
+                                void *userdata) {
+        Lock *l = userdata;
+        const char *name = json_get_string(object, "metadata.name");
+        bool fire = false;
+
+        switch (event) {
+        case KUBE_WATCH_ADDED:
+        case KUBE_WATCH_MODIFIED:
+                if (!name)
+                        break;
+                /* A re-list repeats every lease as ADDED: only the ones that changed count. */
+                fire = lock_seen_update(l, name, json_get_string(object, "metadata.resourceVersion"),
+                                        event == KUBE_WATCH_ADDED) || event == KUBE_WATCH_MODIFIED;
+                fire = fire && l->synced;
+                break;
+        case KUBE_WATCH_DELETED:
+                if (name) {
+                        LockSeen *s = lock_seen_find(l, name);
+                        if (s)
+                                lock_seen_remove_at(l, (size_t) (s - l->seen));
+                }
+                fire = l->synced;
+                break;
+        case KUBE_WATCH_SYNCED:
+                /* The first list counts as a change: a slot may have freed between the caller's
+                 * last attempt and the start of the watch. */
+                fire = lock_seen_sweep(l) || !l->synced;
+                l->synced = true;
+                break;
+        case KUBE_WATCH_ERROR:
+                log_debug_errno(error, "Watch of lock %s failed, retrying: %m", l->name);
+                break;
+        default:
+                break;
+        }
+
+        if (fire) {
+                log_debug("Lock %s changed (%s%s%s).", l->name, kube_watch_event_to_string(event),
+                          name ? " " : "", strempty(name));
+                /* Last thing we do: the handler may unwatch or free the Lock. */
+                if (l->changed)
+                        l->changed(l, l->changed_userdata);
+        }
+}
+
+int lock_watch(Lock *l, LockChangedHandler changed, void *userdata) {
+        int r;
+
+        if (!l || !changed)
+                return -EINVAL;
+
+        l->changed = changed;
+        l->changed_userdata = userdata;
+        if (l->watch)
+                return 0;
+
+        l->synced = false;
+        r = kube_client_watch(l->client, l->list_path, lock_on_watch_event, l, &l->watch);
+        if (r < 0) {
+                l->changed = NULL;
+                l->changed_userdata = NULL;
+                return r;
+        }
+        return 0;
+}
+
+void lock_unwatch(Lock *l) {
+        if (!l)
+                return;
+        l->watch = kube_watch_free(l->watch);
+        l->changed = NULL;
+        l->changed_userdata = NULL;
+        l->synced = false;
+        lock_seen_clear(l);
+}
+
+/* ---- object ------------------------------------------------------------------------------ */
+
+int lock_new(Lock **ret, KubeClient *client, const char *namespace, const char *name,
+             unsigned concurrency, usec_t ttl_usec, const char *identity) {
+        _cleanup_(lock_freep) Lock *l = NULL;
+        _cleanup_free_ char *ens = NULL, *selector = NULL, *eselector = NULL;
+
+        if (!ret || !client || isempty(namespace) || isempty(name) || isempty(identity))
+                return -EINVAL;
+        if (concurrency < 1 || concurrency > LOCK_CONCURRENCY_MAX)
+                return -ERANGE;
+        if (ttl_usec == 0 || ttl_usec == USEC_INFINITY)
+                return -ERANGE;
+
+        l = calloc(1, sizeof *l);
+        if (!l)
+                return -ENOMEM;
+        l->client = client;
+        l->concurrency = concurrency;
+        l->ttl_usec = ttl_usec;
+        l->namespace = strdup(namespace);
+        l->name = strdup(name);
+        l->identity = strdup(identity);
+        if (!l->namespace || !l->name || !l->identity)
+                return -ENOMEM;
+
+        ens = url_escape(namespace);
+        selector = strjoin(LOCK_LABEL, "=", name);
+        if (!ens || !selector)
+                return -ENOMEM;
+        eselector = url_escape(selector);
+        if (!eselector)
+                return -ENOMEM;
+        l->collection_path = strjoin(LEASES_API "/namespaces/", ens, "/leases");
+        if (!l->collection_path)
+                return -ENOMEM;
+        l->list_path = strjoin(l->collection_path, "?labelSelector=", eselector);
+        if (!l->list_path)
+                return -ENOMEM;
+
+        l->slot_names = calloc(concurrency + 1, sizeof *l->slot_names);
+        if (!l->slot_names)
+                return -ENOMEM;
+        for (unsigned i = 0; i < concurrency; i++) {
+                l->slot_names[i] = lock_slot_name(name, i);
+                if (!l->slot_names[i])
+                        return -ENOMEM;
+        }
+
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+Lock *lock_free(Lock *l) {
+        if (!l)
+                return NULL;
+
+        /* Cancels every call in flight; no handler runs afterwards. */
+        while (l->ops)
+                lock_op_free(l->ops);
+        lock_unwatch(l);
+
+        strv_free(l->slot_names);
+        free(l->list_path);
+        free(l->collection_path);
+        free(l->identity);
+        free(l->name);
+        free(l->namespace);
+        free(l);
+        return NULL;
+}

@@ -1,0 +1,1263 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/random.h>
+#include <systemd/sd-daemon.h>
+
+#include "build-config.h"
+#include "boot-id.h"
+#include "drain.h"
+#include "json-util.h"
+#include "kube-client.h"
+#include "kubeconfig.h"
+#include "lock.h"
+#include "log.h"
+#include "logind.h"
+#include "manager.h"
+#include "node.h"
+#include "reboot-machine.h"
+#include "sentinel.h"
+#include "state-file.h"
+#include "string-util.h"
+#include "window.h"
+
+#define ACTION_BACKOFF_MIN_USEC (1 * USEC_PER_SEC)
+#define ACTION_BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
+#define REBOOT_RETRY_USEC (10 * USEC_PER_SEC)
+#define INHIBITOR_RECHECK_USEC (10 * USEC_PER_SEC)
+#define READY_RECHECK_USEC (2 * USEC_PER_SEC)
+#define LOCK_KICK_JITTER_USEC (100 * USEC_PER_MSEC)
+
+typedef enum RestoreStep {
+        RESTORE_UNCORDON,
+        RESTORE_MARKS,
+        RESTORE_RELEASE_DELAY,
+        RESTORE_RELEASE,
+        RESTORE_DONE,
+} RestoreStep;
+
+struct Manager {
+        sd_event *event;
+        Config *config;
+        char *state_dir;
+
+        Kubeconfig *kubeconfig;
+        KubeClient *client;
+        Logind *logind;
+        Sentinel *sentinel;
+        Lock *lock;
+        Window *window;
+        Drain *drain;
+
+        RebootState state;
+        RebootPolicy policy;
+        char boot_id[BOOT_ID_MAX];
+        bool state_was_corrupt;
+
+        RebootAction action;            /* the action being carried out, NONE while waiting for events */
+        unsigned action_failures;       /* consecutive failures of that action, for the back-off */
+        sd_event_source *action_timer;  /* re-runs the action (back-off, waits) */
+        RestoreStep restore_step;
+        usec_t drained_at;              /* CLOCK_MONOTONIC, for [Reboot] DelaySec= */
+
+        /* Operations in flight; only their handlers clear these, so one never runs twice at once. */
+        bool lock_busy;
+        bool lock_again;                /* a slot changed while an acquire was in flight */
+        bool node_busy;
+        bool logind_busy;
+        bool renew_busy;
+
+        sd_event_source *renew_timer;
+        sd_event_source *recheck_timer; /* pending: safety net besides the lease watch */
+        sd_event_source *kick_timer;    /* pending: a jittered re-try after a slot freed */
+        bool lock_watching;
+
+        char *waiting;                  /* what the current step waits for, for STATUS= */
+        char *status;                   /* last STATUS= sent */
+};
+
+static void manager_run_action(Manager *m);
+static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData *data);
+
+/* For the crash tests only: $NODEREBOOT_TEST_CRASH_AT names a point ("saved:draining",
+ * "lock-acquired", "reboot-requested", "uncordoned", "released") where the daemon kills itself
+ * with SIGKILL, exactly as a power cut or OOM kill would. */
+static void crash_point(const char *point) {
+        const char *want = getenv("NODEREBOOT_TEST_CRASH_AT");
+
+        if (want && streq(want, point)) {
+                log_notice("Crash point %s reached, killing ourselves (NODEREBOOT_TEST_CRASH_AT).", point);
+                (void) raise(SIGKILL);
+        }
+}
+
+static usec_t now_realtime(void) {
+        return now_usec(CLOCK_REALTIME);
+}
+
+static usec_t random_jitter(usec_t max) {
+        uint64_t r = 0;
+
+        if (max == 0)
+                return 0;
+        (void) getrandom(&r, sizeof r, GRND_NONBLOCK);
+        return r % max;
+}
+
+static const char *format_clock(char *buf, size_t size, usec_t t) {
+        time_t s = (time_t) (t / USEC_PER_SEC);
+        struct tm tm;
+
+        if (t == 0 || t == USEC_INFINITY || !gmtime_r(&s, &tm))
+                snprintf(buf, size, "never");
+        else
+                strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        return buf;
+}
+
+/* ---- status ---------------------------------------------------------------------------- */
+
+static void manager_update_status(Manager *m) {
+        _cleanup_free_ char *s = NULL;
+        const char *phase = reboot_phase_to_string(m->state.phase);
+
+        if (m->waiting)
+                s = strdup_printf("%s: %s", phase, m->waiting);
+        else if (m->state.phase == REBOOT_PHASE_IDLE)
+                s = strdup_printf("idle: no reboot required (watching %s)", m->config->sentinel_path);
+        else
+                s = strdup(phase);
+        if (!s)
+                return;
+        if (m->state.last_error && m->state.phase != REBOOT_PHASE_IDLE) {
+                char *t = strdup_printf("%s; last error: %s", s, m->state.last_error);
+                if (t) {
+                        free(s);
+                        s = t;
+                }
+        }
+        if (streq_ptr(s, m->status))
+                return;
+
+        (void) sd_notifyf(false, "STATUS=%s", s);
+        free(m->status);
+        m->status = TAKE_PTR(s);
+}
+
+_printf_(2, 3)
+static void manager_set_waiting(Manager *m, const char *fmt, ...) {
+        _cleanup_free_ char *s = NULL;
+        va_list ap;
+
+        if (fmt) {
+                va_start(ap, fmt);
+                if (vasprintf(&s, fmt, ap) < 0)
+                        s = NULL;
+                va_end(ap);
+        }
+        if (streq_ptr(s, m->waiting))
+                return;
+        if (s)
+                log_info("%s", s);
+        free(m->waiting);
+        m->waiting = TAKE_PTR(s);
+        manager_update_status(m);
+}
+
+/* ---- timers ---------------------------------------------------------------------------- */
+
+static int on_action_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        manager_run_action(m);
+        return 0;
+}
+
+static void manager_arm_action_timer(Manager *m, usec_t delay) {
+        int r;
+
+        m->action_timer = sd_event_source_disable_unref(m->action_timer);
+        r = sd_event_add_time_relative(m->event, &m->action_timer, CLOCK_MONOTONIC, delay, 10 * USEC_PER_MSEC,
+                                       on_action_timer, m);
+        if (r < 0)
+                log_error_errno(r, "Failed to arm timer, the current step waits for the next event: %m");
+}
+
+/* Retries the current action after a capped exponential back-off with jitter. */
+static usec_t manager_retry_action(Manager *m) {
+        usec_t b = ACTION_BACKOFF_MIN_USEC;
+
+        for (unsigned i = 0; i < m->action_failures && b < ACTION_BACKOFF_MAX_USEC; i++)
+                b *= 2;
+        b = MIN(b, ACTION_BACKOFF_MAX_USEC);
+        b = b / 2 + random_jitter(b / 2 + 1);
+        m->action_failures++;
+        manager_arm_action_timer(m, b);
+        return b;
+}
+
+static void manager_stop_action(Manager *m) {
+        m->action_timer = sd_event_source_disable_unref(m->action_timer);
+        m->drain = drain_free(m->drain);
+        m->action = REBOOT_ACTION_NONE;
+        m->action_failures = 0;
+}
+
+/* ---- lock renewal while holding a slot ------------------------------------------------- */
+
+static void manager_arm_renew(Manager *m, usec_t delay);
+
+static void on_lock_renewed(Lock *l, int error, const char *slot, const char *holders, void *userdata) {
+        Manager *m = userdata;
+
+        m->renew_busy = false;
+        if (error == -ESTALE) {
+                log_warning("Lock slot %s is no longer ours.", strna(m->state.lease));
+                if (m->action != REBOOT_ACTION_WAIT_REBOOT && m->action != REBOOT_ACTION_REBOOT)
+                        (void) manager_dispatch(m, REBOOT_EVENT_LOCK_LOST, NULL);
+                return;
+        }
+        if (error < 0) {
+                log_warning_errno(error, "Failed to renew lock slot %s, retrying: %m", strna(m->state.lease));
+                manager_arm_renew(m, MIN(m->config->lock_ttl_usec / 10, 10 * USEC_PER_SEC));
+                return;
+        }
+        log_debug("Renewed lock slot %s.", slot);
+        manager_arm_renew(m, m->config->lock_ttl_usec / 3);
+}
+
+static int on_renew_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        if (!reboot_phase_holds_lock(m->state.phase) || !m->state.lease || m->renew_busy)
+                return 0;
+        r = lock_renew(m->lock, m->state.lease, on_lock_renewed, m);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to start renewing the lock, retrying: %m");
+                manager_arm_renew(m, 10 * USEC_PER_SEC);
+                return 0;
+        }
+        m->renew_busy = true;
+        return 0;
+}
+
+static void manager_arm_renew(Manager *m, usec_t delay) {
+        int r;
+
+        m->renew_timer = sd_event_source_disable_unref(m->renew_timer);
+        if (!reboot_phase_holds_lock(m->state.phase) || !m->state.lease)
+                return;
+        r = sd_event_add_time_relative(m->event, &m->renew_timer, CLOCK_MONOTONIC, delay, USEC_PER_SEC,
+                                       on_renew_timer, m);
+        if (r < 0)
+                log_error_errno(r, "Failed to arm the lock renewal timer: %m");
+}
+
+/* ---- waiting for a slot: the lease watch and the safety-net re-check -------------------- */
+
+static int on_kick_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        m->kick_timer = sd_event_source_disable_unref(m->kick_timer);
+        if (m->state.phase == REBOOT_PHASE_PENDING)
+                (void) manager_dispatch(m, REBOOT_EVENT_TICK, NULL);
+        return 0;
+}
+
+static void manager_kick(Manager *m, usec_t jitter) {
+        if (m->kick_timer)
+                return;
+        if (sd_event_add_time_relative(m->event, &m->kick_timer, CLOCK_MONOTONIC, random_jitter(jitter), 1,
+                                       on_kick_timer, m) < 0)
+                log_warning("Failed to arm the lock retry timer, waiting for the periodic re-check.");
+}
+
+static void on_lock_changed(Lock *l, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->state.phase != REBOOT_PHASE_PENDING)
+                return;
+        if (m->lock_busy) {
+                m->lock_again = true;
+                return;
+        }
+        /* A small random delay keeps waiting nodes from all writing the same slot at once. */
+        manager_kick(m, LOCK_KICK_JITTER_USEC);
+}
+
+static int on_recheck_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->state.phase == REBOOT_PHASE_PENDING)
+                (void) manager_dispatch(m, REBOOT_EVENT_TICK, NULL);
+        return 0;
+}
+
+static void manager_update_pending_watchers(Manager *m) {
+        int r;
+
+        if (m->state.phase == REBOOT_PHASE_PENDING) {
+                if (!m->lock_watching) {
+                        r = lock_watch(m->lock, on_lock_changed, m);
+                        if (r < 0)
+                                log_warning_errno(r, "Failed to watch the lock, relying on the periodic re-check: %m");
+                        else
+                                m->lock_watching = true;
+                }
+                if (!m->recheck_timer) {
+                        r = sd_event_add_time_relative(m->event, &m->recheck_timer, CLOCK_MONOTONIC,
+                                                       m->config->lock_recheck_usec, USEC_PER_SEC,
+                                                       on_recheck_timer, m);
+                        if (r >= 0)
+                                (void) sd_event_source_set_enabled(m->recheck_timer, SD_EVENT_ON);
+                }
+        } else {
+                if (m->lock_watching) {
+                        lock_unwatch(m->lock);
+                        m->lock_watching = false;
+                }
+                m->recheck_timer = sd_event_source_disable_unref(m->recheck_timer);
+                m->kick_timer = sd_event_source_disable_unref(m->kick_timer);
+        }
+}
+
+/* ---- actions --------------------------------------------------------------------------- */
+
+static void on_lock_acquired(Lock *l, int error, const char *slot, const char *holders, void *userdata) {
+        Manager *m = userdata;
+        bool again = m->lock_again;
+
+        m->lock_busy = false;
+        m->lock_again = false;
+
+        if (error >= 0) {
+                /* Dispatched whatever the current phase: a slot nobody wants any more is given back
+                 * by the state machine. */
+                m->action_failures = 0;
+                crash_point("lock-acquired");
+                log_event(LOG_NOTICE, MESSAGE_LOCK_ACQUIRED, "Acquired lock slot %s/%s.",
+                          m->config->lock_namespace, slot);
+                (void) manager_dispatch(m, REBOOT_EVENT_LOCK_ACQUIRED, &(RebootEventData) { .lease = slot });
+                return;
+        }
+        if (m->action != REBOOT_ACTION_ACQUIRE)
+                return;
+        if (error == -EBUSY) {
+                m->action_failures = 0;
+                manager_set_waiting(m, "waiting for the lock: %s", strna(holders));
+                if (again)
+                        manager_kick(m, LOCK_KICK_JITTER_USEC);
+                return;
+        }
+        usec_t b = manager_retry_action(m);
+        char t[FORMAT_TIMESPAN_MAX];
+        log_warning_errno(error, "Failed to acquire the lock, retrying in %s: %m",
+                          format_timespan(t, sizeof t, b));
+        manager_set_waiting(m, "cannot reach the lock (%s), retrying", strerror(ERRNO_VALUE(error)));
+}
+
+static void manager_acquire(Manager *m) {
+        usec_t now = now_realtime();
+        char buf[64];
+        int r;
+
+        if (m->state.retry_after > now) {
+                manager_set_waiting(m, "backing off after a failed attempt until %s",
+                                    format_clock(buf, sizeof buf, m->state.retry_after));
+                manager_arm_action_timer(m, m->state.retry_after - now);
+                return;
+        }
+        if (m->window && !window_contains(m->window, now)) {
+                usec_t next = window_next_open(m->window, now);
+                _cleanup_free_ char *w = window_describe(m->window);
+
+                manager_set_waiting(m, "outside the maintenance window %s, opens %s", strna(w),
+                                    format_clock(buf, sizeof buf, next));
+                if (next != USEC_INFINITY)
+                        manager_arm_action_timer(m, next > now ? next - now : USEC_PER_SEC);
+                return;
+        }
+        if (m->lock_busy) {
+                m->lock_again = true;
+                return;
+        }
+        r = lock_acquire(m->lock, on_lock_acquired, m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start acquiring the lock: %m");
+                (void) manager_retry_action(m);
+                return;
+        }
+        m->lock_busy = true;
+        if (!m->waiting)
+                manager_set_waiting(m, "trying to take a lock slot");
+}
+
+static void on_node_read(KubeClient *c, int error, json_object *node, void *userdata) {
+        Manager *m = userdata;
+
+        m->node_busy = false;
+        if (m->action != REBOOT_ACTION_READ_NODE)
+                return;
+        if (error < 0) {
+                log_warning_errno(error, "Failed to read Node %s, retrying: %m", m->config->node_name);
+                manager_set_waiting(m, "cannot read Node %s (%s), retrying", m->config->node_name,
+                                    strerror(ERRNO_VALUE(error)));
+                (void) manager_retry_action(m);
+                return;
+        }
+        (void) manager_dispatch(m, REBOOT_EVENT_NODE_READ,
+                                &(RebootEventData) { .node_unschedulable = node_is_unschedulable(node) });
+}
+
+static void manager_read_node(Manager *m) {
+        usec_t now = now_realtime();
+        int r;
+
+        /* [Drain] DelaySec=: a pause between taking the lock and touching the node. */
+        if (m->config->drain_delay_usec > 0 && now < m->state.phase_since + m->config->drain_delay_usec) {
+                manager_set_waiting(m, "holding lock slot %s, cordoning after the drain delay", m->state.lease);
+                manager_arm_action_timer(m, m->state.phase_since + m->config->drain_delay_usec - now);
+                return;
+        }
+        if (m->node_busy)
+                return;
+        r = node_get(m->client, m->config->node_name, on_node_read, m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to read the Node: %m");
+                (void) manager_retry_action(m);
+                return;
+        }
+        m->node_busy = true;
+        manager_set_waiting(m, "holding lock slot %s, reading Node %s", m->state.lease, m->config->node_name);
+}
+
+static void on_best_effort_done(KubeClient *c, int error, void *userdata) {
+        if (error < 0)
+                log_debug_errno(error, "Best-effort update of the Node failed, ignoring: %m");
+}
+
+static void manager_post_event(Manager *m, const char *type, const char *reason, const char *message) {
+        int r;
+
+        r = node_post_event(m->client, m->config->node_name, type, reason, message, on_best_effort_done, m);
+        if (r < 0)
+                log_debug_errno(r, "Failed to post event %s, ignoring: %m", reason);
+}
+
+static void on_drain_progress(Drain *d, const char *progress, void *userdata) {
+        Manager *m = userdata;
+
+        manager_set_waiting(m, "holding lock slot %s, draining: %s", strna(m->state.lease), progress);
+}
+
+static void on_drain_done(Drain *d, int error, const char *message, void *userdata) {
+        Manager *m = userdata;
+
+        /* The drain object frees itself with the action; keep it until we leave the handler. */
+        if (error >= 0) {
+                log_info("Node %s drained.", m->config->node_name);
+                m->drained_at = now_usec(CLOCK_MONOTONIC);
+                (void) manager_dispatch(m, REBOOT_EVENT_DRAINED, NULL);
+                return;
+        }
+        _cleanup_free_ char *msg = strdup_printf("drain failed: %s",
+                                                 message ?: strerror(ERRNO_VALUE(error)));
+        log_event(LOG_WARNING, MESSAGE_DRAIN_FAILED, "Failed to drain node %s: %s%s",
+                  m->config->node_name, message ?: strerror(ERRNO_VALUE(error)),
+                  m->config->force_reboot ? "; rebooting anyway (ForceReboot=yes)" :
+                  "; undoing the cordon and releasing the lock");
+        manager_post_event(m, "Warning", "DrainFailed", msg ?: "drain failed");
+        (void) manager_dispatch(m, REBOOT_EVENT_DRAIN_FAILED, &(RebootEventData) { .message = msg });
+}
+
+static void manager_label_node(Manager *m, char **labels);
+
+static void manager_mark_node_in_progress(Manager *m) {
+        char now[FORMAT_RFC3339_MAX];
+        char *pairs[] = {
+                (char *) NODE_ANNOTATION_IN_PROGRESS, format_rfc3339(now, sizeof now, now_realtime(), false),
+                (char *) NODE_ANNOTATION_REASON, m->state.reason ?: (char *) "reboot required",
+                NULL,
+        };
+        int r;
+
+        if (!m->config->annotate_nodes)
+                return;
+        r = node_patch_annotations(m->client, m->config->node_name, pairs, on_best_effort_done, m);
+        if (r < 0)
+                log_debug_errno(r, "Failed to annotate the Node, ignoring: %m");
+        manager_label_node(m, m->config->pre_reboot_labels);
+}
+
+/* "k=v" items (as configured) to the key, value, key, value... list node_patch_labels() takes. */
+static char **labels_to_pairs(char **labels) {
+        _cleanup_strv_free_ char **pairs = NULL;
+
+        for (char **l = labels; l && *l; l++) {
+                const char *eq = strchr(*l, '=');
+                _cleanup_free_ char *k = eq ? strndup(*l, (size_t) (eq - *l)) : strdup(*l);
+
+                if (!k || strv_extend(&pairs, k) < 0 || strv_extend(&pairs, eq ? eq + 1 : "") < 0)
+                        return NULL;
+        }
+        return TAKE_PTR(pairs);
+}
+
+static void manager_label_node(Manager *m, char **labels) {
+        _cleanup_strv_free_ char **pairs = NULL;
+        int r;
+
+        if (!labels)
+                return;
+        pairs = labels_to_pairs(labels);
+        if (!pairs) {
+                log_oom();
+                return;
+        }
+        r = node_patch_labels(m->client, m->config->node_name, pairs, on_best_effort_done, m);
+        if (r < 0)
+                log_debug_errno(r, "Failed to label the Node, ignoring: %m");
+}
+
+static void manager_drain(Manager *m) {
+        DrainOptions o = {
+                .timeout_usec = m->config->drain_timeout_usec,
+                .grace_period_sec = m->config->drain_grace_period_sec,
+                .pod_selector = m->config->drain_pod_selector,
+                .skip_wait_for_delete_usec = m->config->skip_wait_for_delete_usec,
+                .pdb_retry_usec = 5 * USEC_PER_SEC,
+        };
+        _cleanup_free_ char *msg = NULL;
+        int r;
+
+        m->drain = drain_free(m->drain);
+        manager_mark_node_in_progress(m);
+
+        log_event(LOG_NOTICE, MESSAGE_DRAIN_STARTED, "Cordoning and draining node %s%s.", m->config->node_name,
+                  m->state.node_was_unschedulable ? " (it was already unschedulable; it will stay so)" : "");
+        msg = strdup_printf("nodereboot is draining the node for a reboot (reason: %s)",
+                            m->state.reason ?: "reboot required");
+        manager_post_event(m, "Normal", "Draining", msg ?: "draining");
+
+        r = drain_start(&m->drain, m->event, m->client, m->config->node_name, &o, on_drain_done,
+                        on_drain_progress, m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start the drain, retrying: %m");
+                (void) manager_retry_action(m);
+                return;
+        }
+        manager_set_waiting(m, "holding lock slot %s, draining", strna(m->state.lease));
+}
+
+static void on_inhibitors_checked(Logind *l, int error, bool blocked, const char *holders, void *userdata) {
+        Manager *m = userdata;
+        char id[BOOT_ID_MAX];
+        int r;
+
+        m->logind_busy = false;
+        if (m->action != REBOOT_ACTION_CHECK_INHIBITORS)
+                return;
+        if (error < 0) {
+                log_warning_errno(error, "Failed to ask logind about inhibitors, retrying: %m");
+                manager_set_waiting(m, "cannot reach logind (%s), retrying", strerror(ERRNO_VALUE(error)));
+                (void) manager_retry_action(m);
+                return;
+        }
+        if (blocked) {
+                /* A block inhibitor on shutdown is someone saying "not now"; CAP_SYS_BOOT could
+                 * override it, we never do. */
+                manager_set_waiting(m, "drained; reboot blocked by a shutdown inhibitor held by %s",
+                                    strna(holders));
+                manager_arm_action_timer(m, INHIBITOR_RECHECK_USEC);
+                return;
+        }
+        r = boot_id_read(id);
+        if (r < 0) {
+                log_error_errno(r, "Failed to read the boot ID, retrying: %m");
+                (void) manager_retry_action(m);
+                return;
+        }
+        (void) manager_dispatch(m, REBOOT_EVENT_REBOOT_ALLOWED, &(RebootEventData) { .boot_id = id });
+}
+
+static void on_lock_confirmed(Lock *l, int error, const char *slot, const char *holders, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        m->renew_busy = false;
+        if (m->action != REBOOT_ACTION_CHECK_INHIBITORS)
+                return;
+        if (error == -ESTALE) {
+                log_warning("Lock slot %s was taken by another node before the reboot.", strna(m->state.lease));
+                (void) manager_dispatch(m, REBOOT_EVENT_LOCK_LOST, NULL);
+                return;
+        }
+        if (error < 0) {
+                log_warning_errno(error, "Failed to confirm lock slot %s before rebooting, retrying: %m",
+                                  strna(m->state.lease));
+                manager_set_waiting(m, "drained; cannot confirm the lock (%s), retrying",
+                                    strerror(ERRNO_VALUE(error)));
+                (void) manager_retry_action(m);
+                return;
+        }
+        manager_arm_renew(m, m->config->lock_ttl_usec / 3);
+        if (m->logind_busy)
+                return;
+        r = logind_check_shutdown_block(m->logind, on_inhibitors_checked, m);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to ask logind about inhibitors, retrying: %m");
+                (void) manager_retry_action(m);
+                return;
+        }
+        m->logind_busy = true;
+}
+
+static void manager_check_inhibitors(Manager *m) {
+        usec_t now = now_realtime(), mono = now_usec(CLOCK_MONOTONIC);
+        char buf[64];
+        int r;
+
+        if (m->state.retry_after > now) {
+                manager_set_waiting(m, "reboot did not happen; next attempt at %s",
+                                    format_clock(buf, sizeof buf, m->state.retry_after));
+                manager_arm_action_timer(m, m->state.retry_after - now);
+                return;
+        }
+        if (m->config->reboot_delay_usec > 0 && m->drained_at > 0 &&
+            mono < m->drained_at + m->config->reboot_delay_usec) {
+                manager_set_waiting(m, "drained; rebooting after the reboot delay");
+                manager_arm_action_timer(m, m->drained_at + m->config->reboot_delay_usec - mono);
+                return;
+        }
+        /* Before going down, make sure the slot is still ours: a node that lost its lease (its
+         * renewals failed for a whole TTL) must not reboot alongside the node that took it. */
+        if (m->renew_busy) {
+                manager_arm_action_timer(m, 200 * USEC_PER_MSEC);
+                return;
+        }
+        r = lock_renew(m->lock, m->state.lease, on_lock_confirmed, m);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to confirm the lock, retrying: %m");
+                (void) manager_retry_action(m);
+                return;
+        }
+        m->renew_busy = true;
+        manager_set_waiting(m, "drained; confirming lock slot %s and checking inhibitors", strna(m->state.lease));
+}
+
+static void on_reboot_requested(Logind *l, int error, const char *message, void *userdata) {
+        Manager *m = userdata;
+
+        m->logind_busy = false;
+        if (m->action != REBOOT_ACTION_REBOOT)
+                return;
+        if (error < 0) {
+                _cleanup_free_ char *msg = strdup_printf("logind refused the reboot: %s",
+                                                         message ?: strerror(ERRNO_VALUE(error)));
+                log_event(LOG_ERR, MESSAGE_REBOOT_FAILED, "Reboot request %u of %u failed: %s",
+                          m->state.reboot_attempts, m->policy.max_attempts, strna(msg));
+                (void) manager_dispatch(m, REBOOT_EVENT_REBOOT_FAILED, &(RebootEventData) { .message = msg });
+                return;
+        }
+        crash_point("reboot-requested");
+        log_info("logind accepted the reboot request; waiting for the machine to go down.");
+        (void) manager_dispatch(m, REBOOT_EVENT_REBOOT_REQUESTED, NULL);
+}
+
+static void manager_reboot(Manager *m) {
+        _cleanup_free_ char *msg = NULL;
+        int r;
+
+        if (m->logind_busy)
+                return;
+        log_event(LOG_NOTICE, MESSAGE_REBOOTING, "Rebooting node %s (attempt %u of %u, boot %s), reason: %s.",
+                  m->config->node_name, m->state.reboot_attempts, m->policy.max_attempts, m->state.boot_id,
+                  m->state.reason ?: "reboot required");
+        msg = strdup_printf("nodereboot is rebooting the node (reason: %s)", m->state.reason ?: "reboot required");
+        manager_post_event(m, "Normal", "Rebooting", msg ?: "rebooting");
+
+        r = logind_reboot(m->logind, on_reboot_requested, m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to ask logind to reboot: %m");
+                (void) manager_dispatch(m, REBOOT_EVENT_REBOOT_FAILED,
+                                        &(RebootEventData) { .message = "could not call logind" });
+                return;
+        }
+        m->logind_busy = true;
+        manager_set_waiting(m, "asked logind to reboot (attempt %u of %u)", m->state.reboot_attempts,
+                            m->policy.max_attempts);
+}
+
+static void manager_wait_reboot(Manager *m) {
+        char t[FORMAT_TIMESPAN_MAX];
+
+        if (m->action_timer) {
+                /* The timer fired: the machine is still up long after logind accepted. */
+                _cleanup_free_ char *msg = strdup_printf("the machine is still running %s after logind accepted the reboot",
+                                                         format_timespan(t, sizeof t, m->config->reboot_timeout_usec));
+                m->action_timer = sd_event_source_disable_unref(m->action_timer);
+                log_event(LOG_ERR, MESSAGE_REBOOT_FAILED, "Reboot did not happen: %s.", strna(msg));
+                (void) manager_dispatch(m, REBOOT_EVENT_REBOOT_FAILED, &(RebootEventData) { .message = msg });
+                return;
+        }
+        manager_set_waiting(m, "reboot requested, waiting for the machine to go down (timeout %s)",
+                            format_timespan(t, sizeof t, m->config->reboot_timeout_usec));
+        manager_arm_action_timer(m, m->config->reboot_timeout_usec);
+}
+
+static void on_node_ready_checked(KubeClient *c, int error, json_object *node, void *userdata) {
+        Manager *m = userdata;
+
+        m->node_busy = false;
+        if (m->action != REBOOT_ACTION_WAIT_READY)
+                return;
+        if (error < 0) {
+                /* Never give up after the boot: the API may be unreachable for hours (network, CNI,
+                 * API server down); the node stays ours to bring back. */
+                usec_t b = manager_retry_action(m);
+                char t[FORMAT_TIMESPAN_MAX];
+                log_warning_errno(error, "Failed to read Node %s after the reboot, retrying in %s: %m",
+                                  m->config->node_name, format_timespan(t, sizeof t, b));
+                manager_set_waiting(m, "rebooted; cannot reach the API (%s), retrying",
+                                    strerror(ERRNO_VALUE(error)));
+                return;
+        }
+        if (!node_is_ready(node)) {
+                m->action_failures = 0;
+                manager_set_waiting(m, "rebooted; waiting for Node %s to become Ready", m->config->node_name);
+                manager_arm_action_timer(m, READY_RECHECK_USEC);
+                return;
+        }
+        m->action_failures = 0;
+        (void) manager_dispatch(m, REBOOT_EVENT_NODE_READY, NULL);
+}
+
+static void manager_wait_ready(Manager *m) {
+        int r;
+
+        if (m->node_busy)
+                return;
+        r = node_get(m->client, m->config->node_name, on_node_ready_checked, m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to read the Node: %m");
+                (void) manager_retry_action(m);
+                return;
+        }
+        m->node_busy = true;
+        if (!m->waiting)
+                manager_set_waiting(m, "rebooted; checking that Node %s is Ready", m->config->node_name);
+}
+
+static void manager_restore(Manager *m);
+
+static void manager_restore_step_failed(Manager *m, int error, const char *what) {
+        usec_t b = manager_retry_action(m);
+        char t[FORMAT_TIMESPAN_MAX];
+
+        log_warning_errno(error, "Failed to %s, retrying in %s: %m", what, format_timespan(t, sizeof t, b));
+        manager_set_waiting(m, "cannot %s (%s), retrying", what, strerror(ERRNO_VALUE(error)));
+}
+
+static void on_restore_step_done(KubeClient *c, int error, void *userdata) {
+        Manager *m = userdata;
+        static const char *const what[] = {
+                [RESTORE_UNCORDON] = "uncordon the node",
+                [RESTORE_MARKS] = "remove our marks from the node",
+        };
+
+        m->node_busy = false;
+        if (m->action != REBOOT_ACTION_RESTORE)
+                return;
+        if (error < 0 && error != -ENOENT) {
+                manager_restore_step_failed(m, error, what[m->restore_step]);
+                return;
+        }
+        if (m->restore_step == RESTORE_UNCORDON) {
+                crash_point("uncordoned");
+                log_info("Uncordoned node %s.", m->config->node_name);
+        }
+        m->action_failures = 0;
+        m->restore_step++;
+        manager_restore(m);
+}
+
+static void on_lock_released(Lock *l, int error, const char *slot, const char *holders, void *userdata) {
+        Manager *m = userdata;
+
+        m->lock_busy = false;
+        if (m->action != REBOOT_ACTION_RESTORE)
+                return;
+        if (error < 0) {
+                manager_restore_step_failed(m, error, "release the lock");
+                return;
+        }
+        crash_point("released");
+        log_event(LOG_NOTICE, MESSAGE_LOCK_RELEASED, "Released lock slot %s/%s.", m->config->lock_namespace,
+                  strna(m->state.lease));
+        m->action_failures = 0;
+        m->restore_step++;
+        manager_restore(m);
+}
+
+static void manager_restore(Manager *m) {
+        bool recovered = m->state.phase == REBOOT_PHASE_RECOVERING;
+        int r;
+
+        switch (m->restore_step) {
+        case RESTORE_UNCORDON:
+                /* Only what we did is undone: a node that was unschedulable before we came stays so. */
+                if (!m->state.cordoned || m->state.node_was_unschedulable) {
+                        m->restore_step++;
+                        manager_restore(m);
+                        return;
+                }
+                if (m->node_busy)
+                        return;
+                manager_set_waiting(m, "uncordoning node %s", m->config->node_name);
+                r = node_set_unschedulable(m->client, m->config->node_name, false, on_restore_step_done, m);
+                if (r < 0) {
+                        manager_restore_step_failed(m, r, "uncordon the node");
+                        return;
+                }
+                m->node_busy = true;
+                return;
+
+        case RESTORE_MARKS: {
+                char now[FORMAT_RFC3339_MAX];
+                /* A NULL value removes the key; the list ends at the first NULL key, so the
+                 * removals come last. */
+                char *pairs[] = {
+                        (char *) NODE_ANNOTATION_LAST_REBOOT, format_rfc3339(now, sizeof now, now_realtime(), false),
+                        (char *) NODE_ANNOTATION_IN_PROGRESS, NULL,
+                        (char *) NODE_ANNOTATION_CORDONED, NULL,
+                        (char *) NODE_ANNOTATION_REASON, NULL,
+                        NULL, NULL,
+                };
+
+                if (!m->config->annotate_nodes && !m->state.cordoned) {
+                        m->restore_step++;
+                        manager_restore(m);
+                        return;
+                }
+                if (m->node_busy)
+                        return;
+                if (recovered)
+                        manager_label_node(m, m->config->post_reboot_labels);
+                r = node_patch_annotations(m->client, m->config->node_name, recovered ? pairs : pairs + 2,
+                                           on_restore_step_done, m);
+                if (r < 0) {
+                        manager_restore_step_failed(m, r, "remove our marks from the node");
+                        return;
+                }
+                m->node_busy = true;
+                return;
+        }
+
+        case RESTORE_RELEASE_DELAY:
+                m->restore_step++;
+                if (recovered && m->config->lock_release_delay_usec > 0 && m->state.lease) {
+                        char t[FORMAT_TIMESPAN_MAX];
+                        manager_set_waiting(m, "holding lock slot %s for the release delay (%s)", m->state.lease,
+                                            format_timespan(t, sizeof t, m->config->lock_release_delay_usec));
+                        manager_arm_action_timer(m, m->config->lock_release_delay_usec);
+                        return;
+                }
+                manager_restore(m);
+                return;
+
+        case RESTORE_RELEASE:
+                if (!m->state.lease) {
+                        m->restore_step++;
+                        manager_restore(m);
+                        return;
+                }
+                if (m->lock_busy) {
+                        manager_arm_action_timer(m, 200 * USEC_PER_MSEC);
+                        return;
+                }
+                manager_set_waiting(m, "releasing lock slot %s", m->state.lease);
+                r = lock_release(m->lock, m->state.lease, on_lock_released, m);
+                if (r < 0) {
+                        manager_restore_step_failed(m, r, "release the lock");
+                        return;
+                }
+                m->lock_busy = true;
+                return;
+
+        case RESTORE_DONE:
+        default:
+                if (recovered) {
+                        log_event(LOG_NOTICE, MESSAGE_RECOVERED,
+                                  "Node %s rebooted and is back in service (boot %s).", m->config->node_name,
+                                  m->boot_id);
+                        manager_post_event(m, "Normal", "Rebooted", "nodereboot rebooted the node; it is back in service");
+                } else {
+                        log_event(LOG_WARNING, MESSAGE_ROLLED_BACK,
+                                  "Reboot cycle of node %s given up%s%s; the node is back in service.",
+                                  m->config->node_name, m->state.last_error ? ": " : "",
+                                  strempty(m->state.last_error));
+                        if (m->state.last_error)
+                                manager_post_event(m, "Warning", "RebootAbandoned", m->state.last_error);
+                }
+                (void) manager_dispatch(m, REBOOT_EVENT_RESTORED, &(RebootEventData) {
+                                .sentinel_present = sentinel_present(m->sentinel),
+                        });
+                return;
+        }
+}
+
+static void manager_run_action(Manager *m) {
+        m->action_timer = sd_event_source_disable_unref(m->action_timer) ;
+
+        switch (m->action) {
+        case REBOOT_ACTION_NONE:
+                break;
+        case REBOOT_ACTION_ACQUIRE:
+                manager_acquire(m);
+                break;
+        case REBOOT_ACTION_READ_NODE:
+                manager_read_node(m);
+                break;
+        case REBOOT_ACTION_DRAIN:
+                manager_drain(m);
+                break;
+        case REBOOT_ACTION_CHECK_INHIBITORS:
+                manager_check_inhibitors(m);
+                break;
+        case REBOOT_ACTION_REBOOT:
+                manager_reboot(m);
+                break;
+        case REBOOT_ACTION_WAIT_REBOOT:
+                manager_wait_reboot(m);
+                break;
+        case REBOOT_ACTION_WAIT_READY:
+                manager_wait_ready(m);
+                break;
+        case REBOOT_ACTION_RESTORE:
+                manager_restore(m);
+                break;
+        default:
+                log_error("Unknown action %d, ignoring.", m->action);
+        }
+}
+
+/* ---- the state machine driver ---------------------------------------------------------- */
+
+static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData *data) {
+        RebootState next;
+        RebootAction action;
+        RebootPhase old = m->state.phase;
+        int r;
+
+        reboot_state_init(&next);
+        r = reboot_machine_step(&m->state, event, data, &m->policy, now_realtime(), &next, &action);
+        if (r < 0) {
+                log_error_errno(r, "Failed to compute the next state: %m");
+                return sd_event_exit(m->event, r);
+        }
+
+        log_debug("Event %s in %s → %s, action %s.", reboot_event_to_string(event),
+                  reboot_phase_to_string(old), reboot_phase_to_string(next.phase),
+                  reboot_action_to_string(action));
+
+        if (r > 0) {
+                /* Write-ahead: the new state is on disk before anything acts on it. If it cannot
+                 * be written, stop: systemd restarts us and we resume from the last saved state. */
+                r = state_file_save(m->state_dir, &next);
+                if (r < 0) {
+                        reboot_state_done(&next);
+                        log_error_errno(r, "Failed to save the state to %s/state, stopping: %m", m->state_dir);
+                        return sd_event_exit(m->event, r);
+                }
+                reboot_state_done(&m->state);
+                m->state = next;
+                {
+                        char point[64];
+                        snprintf(point, sizeof point, "saved:%s", reboot_phase_to_string(m->state.phase));
+                        crash_point(point);
+                }
+        } else
+                reboot_state_done(&next);
+
+        if (m->state.phase != old) {
+                log_set_context(NULL, reboot_phase_to_string(m->state.phase));
+                log_event(LOG_NOTICE, MESSAGE_STATE_CHANGED, "State %s → %s.", reboot_phase_to_string(old),
+                          reboot_phase_to_string(m->state.phase));
+                if (old == REBOOT_PHASE_IDLE && m->state.phase == REBOOT_PHASE_PENDING)
+                        log_event(LOG_NOTICE, MESSAGE_REBOOT_REQUIRED, "Reboot required (reason: %s).",
+                                  m->state.reason ?: "not given");
+                manager_update_pending_watchers(m);
+                if (reboot_phase_holds_lock(m->state.phase) && m->state.lease) {
+                        if (!m->renew_timer)
+                                manager_arm_renew(m, m->config->lock_ttl_usec / 3);
+                } else
+                        m->renew_timer = sd_event_source_disable_unref(m->renew_timer);
+        }
+
+        if (action == REBOOT_ACTION_NONE) {
+                if (m->state.phase != old) {
+                        manager_stop_action(m);
+                        manager_set_waiting(m, NULL);
+                }
+                manager_update_status(m);
+                return 0;
+        }
+
+        if (action != m->action || m->state.phase != old) {
+                manager_stop_action(m);
+                m->action = action;
+                m->restore_step = RESTORE_UNCORDON;
+                manager_set_waiting(m, NULL);
+        }
+        manager_run_action(m);
+        manager_update_status(m);
+        return 0;
+}
+
+/* ---- start-up -------------------------------------------------------------------------- */
+
+static void on_sentinel(Sentinel *s, bool present, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *reason = NULL;
+
+        if (present)
+                (void) sentinel_read_reason(m->config->sentinel_path, &reason);
+        log_info("Sentinel %s %s.", m->config->sentinel_path, present ? "appeared" : "disappeared");
+        (void) manager_dispatch(m, REBOOT_EVENT_SENTINEL,
+                                &(RebootEventData) { .sentinel_present = present, .reason = reason });
+}
+
+static void manager_resume(Manager *m) {
+        _cleanup_free_ char *reason = NULL;
+        bool present = sentinel_present(m->sentinel);
+        bool same_boot = m->state.boot_id[0] && streq(m->state.boot_id, m->boot_id);
+
+        if (present)
+                (void) sentinel_read_reason(m->config->sentinel_path, &reason);
+        log_info("Resuming in state %s (%s boot, sentinel %s).", reboot_phase_to_string(m->state.phase),
+                 m->state.boot_id[0] ? (same_boot ? "same" : "new") : "no recorded",
+                 present ? "present" : "absent");
+        (void) manager_dispatch(m, REBOOT_EVENT_START, &(RebootEventData) {
+                        .sentinel_present = present,
+                        .same_boot = same_boot,
+                        .reason = reason,
+                });
+}
+
+static void on_own_lease_found(Lock *l, int error, const char *slot, const char *holders, void *userdata) {
+        Manager *m = userdata;
+
+        m->lock_busy = false;
+        if (error < 0) {
+                log_warning_errno(error, "Failed to look for a lock slot held under our name, ignoring: %m");
+                return;
+        }
+        if (!slot || streq_ptr(slot, m->state.lease))
+                return;
+        if (m->state.phase == REBOOT_PHASE_IDLE || m->state.phase == REBOOT_PHASE_PENDING) {
+                /* A slot held under our name that our state does not know: we crashed between
+                 * winning it and saving that. Adopt it; the state machine keeps it if a reboot is
+                 * still required and gives it back otherwise. */
+                log_notice("Found lock slot %s held under our name; adopting it.", slot);
+                (void) manager_dispatch(m, REBOOT_EVENT_LOCK_ACQUIRED, &(RebootEventData) { .lease = slot });
+        } else
+                log_warning("Lock slot %s names us, but our state records %s; leaving it alone.", slot,
+                            strna(m->state.lease));
+}
+
+/* After a corrupt state file we do not know how far the last cycle got. The Node's
+ * nodereboot.io/cordoned annotation tells whether we cordoned it; if so, undo that and release
+ * whatever we hold, then start over. */
+static void on_reconcile_node(KubeClient *c, int error, json_object *node, void *userdata) {
+        Manager *m = userdata;
+        const char *v;
+        int r;
+
+        m->node_busy = false;
+        if (error < 0) {
+                log_warning_errno(error, "Failed to read Node %s to reconcile the lost state, retrying: %m",
+                                  m->config->node_name);
+                manager_set_waiting(m, "reconciling a lost state file with the cluster (%s), retrying",
+                                    strerror(ERRNO_VALUE(error)));
+                r = node_get(m->client, m->config->node_name, on_reconcile_node, m);
+                if (r >= 0)
+                        m->node_busy = true;
+                return;
+        }
+
+        v = json_get_string(json_get_member(json_get(node, "metadata.annotations"), NODE_ANNOTATION_CORDONED), "");
+        if (streq_ptr(v, "true") && node_is_unschedulable(node)) {
+                RebootState s;
+
+                log_notice("Node %s carries our cordon mark; undoing the interrupted cycle.", m->config->node_name);
+                reboot_state_init(&s);
+                s.phase = REBOOT_PHASE_ROLLING_BACK;
+                s.rollback_to = REBOOT_PHASE_PENDING;
+                s.cordoned = true;
+                s.phase_since = now_realtime();
+                (void) free_and_strdup(&s.last_error, "state file was corrupt; undoing the interrupted cycle");
+                r = state_file_save(m->state_dir, &s);
+                if (r < 0) {
+                        reboot_state_done(&s);
+                        log_error_errno(r, "Failed to save the state: %m");
+                        (void) sd_event_exit(m->event, r);
+                        return;
+                }
+                reboot_state_done(&m->state);
+                m->state = s;
+        }
+        m->state_was_corrupt = false;
+        manager_resume(m);
+        if (!m->lock_busy && lock_find_own(m->lock, on_own_lease_found, m) >= 0)
+                m->lock_busy = true;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Received %s, stopping; the cycle resumes from state %s at the next start.",
+                 strsignal((int) si->ssi_signo), reboot_phase_to_string(m->state.phase));
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=stopping");
+        return sd_event_exit(m->event, 0);
+}
+
+int manager_new(Manager **ret, Config *config, const char *state_dir) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof *m);
+        if (!m)
+                return -ENOMEM;
+        m->config = config;
+        reboot_state_init(&m->state);
+        m->state_dir = strdup(state_dir);
+        if (!m->state_dir)
+                return -ENOMEM;
+
+        m->policy = (RebootPolicy) {
+                .max_attempts = config->reboot_max_attempts,
+                .force_reboot = config->force_reboot,
+                .retry_usec = config->retry_usec,
+                .reboot_retry_usec = MIN(REBOOT_RETRY_USEC, config->retry_usec),
+        };
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        manager_stop_action(m);
+        sd_event_source_disable_unref(m->renew_timer);
+        sd_event_source_disable_unref(m->recheck_timer);
+        sd_event_source_disable_unref(m->kick_timer);
+        drain_free(m->drain);
+        lock_free(m->lock);
+        window_free(m->window);
+        sentinel_free(m->sentinel);
+        logind_free(m->logind);
+        kube_client_free(m->client);
+        kubeconfig_free(m->kubeconfig);
+        sd_event_unref(m->event);
+        reboot_state_done(&m->state);
+        config_free(m->config);
+        free(m->state_dir);
+        free(m->waiting);
+        free(m->status);
+        return mfree(m);
+}
+
+int manager_start(Manager *m) {
+        _cleanup_free_ char *window_error = NULL;
+        sigset_t mask;
+        int r;
+
+        log_set_context(m->config->node_name, NULL);
+
+        r = window_new(&m->window, m->config->window_days, m->config->window_start, m->config->window_end,
+                       m->config->window_time_zone, &window_error);
+        if (r < 0)
+                return log_error_errno(r, "Invalid maintenance window: %s", strna(window_error));
+
+        r = boot_id_read(m->boot_id);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the boot ID: %m");
+
+        r = state_file_load(m->state_dir, &m->state);
+        if (r == -EBADMSG)
+                m->state_was_corrupt = true;   /* moved aside and logged by the loader */
+        else if (r < 0)
+                return log_error_errno(r, "Failed to load the state from %s: %m", m->state_dir);
+        log_set_context(NULL, reboot_phase_to_string(m->state.phase));
+
+        r = kubeconfig_load(m->config->kubeconfig, m->config->context, &m->kubeconfig);
+        if (r < 0)
+                return r;   /* logged by the loader, naming file and field */
+        if (m->kubeconfig->insecure_skip_tls_verify)
+                log_warning("kubeconfig %s: insecure-skip-tls-verify is set; the API server's identity is NOT verified.",
+                            m->kubeconfig->path);
+
+        r = kube_client_new(&m->client, m->event, m->kubeconfig);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the Kubernetes client: %m");
+
+        r = lock_new(&m->lock, m->client, m->config->lock_namespace, m->config->lock_name,
+                     m->config->concurrency, m->config->lock_ttl_usec, m->config->node_name);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the lock: %m");
+
+        r = logind_new(&m->logind, m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the logind client: %m");
+
+        r = sentinel_new(&m->sentinel, m->event, m->config->sentinel_path, on_sentinel, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch %s: %m", m->config->sentinel_path);
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(errno, "Failed to block signals: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to handle signals: %m");
+
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
+
+        log_info("nodereboot %s starting on node %s: sentinel %s, lock %s/%s-[0..%u), API %s, state %s/state.",
+                 PACKAGE_VERSION, m->config->node_name, m->config->sentinel_path,
+                 m->config->lock_namespace, m->config->lock_name, m->config->concurrency,
+                 m->kubeconfig->server, m->state_dir);
+
+        if (m->state_was_corrupt) {
+                r = node_get(m->client, m->config->node_name, on_reconcile_node, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to start reconciling with the cluster: %m");
+                m->node_busy = true;
+        } else {
+                manager_resume(m);
+                /* Adopts (or gives back) a slot won just before a crash that lost that fact. */
+                if (!m->lock_busy && lock_find_own(m->lock, on_own_lease_found, m) >= 0)
+                        m->lock_busy = true;
+        }
+
+        (void) sd_notify(false, "READY=1");
+        manager_update_status(m);
+        return 0;
+}
+
+int manager_run(Manager *m) {
+        return sd_event_loop(m->event);
+}

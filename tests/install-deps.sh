@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building and testing nodereboot needs, from Debian's archive only.
+# Usage: tests/install-deps.sh [build|test|system]   (each level includes the ones before)
+set -euo pipefail
+
+level=${1:-test}
+
+packages=(meson ninja-build pkg-config gcc clang libc6-dev
+          libsystemd-dev libcurl4-openssl-dev libjson-c-dev libinih-dev libyaml-dev
+          scdoc mandoc)
+if [[ $level != build ]]; then
+        packages+=(dbus python3-dbusmock python3-dbus openssl systemd curl)
+fi
+if [[ $level == system ]]; then
+        packages+=(systemd-container debootstrap qemu-system-x86 dpkg-dev debhelper lintian zstd)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+        echo "Installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+                apt-get update -q
+                apt-get install -y -q --no-install-recommends "${missing[@]}"
+        fi
+fi

@@ -1,0 +1,702 @@
+"""The Kubernetes API over HTTPS: routing, authentication, RBAC, fault injection, verbs, watches,
+evictions and discovery. Each connection runs in its own thread; the TLS handshake happens there
+too, so a slow client never holds up the accept loop."""
+
+import collections
+import json
+import queue
+import select
+import socket
+import ssl
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from . import errors, resources, tables
+from .errors import ApiError
+from .patches import APPLY_PATCH
+from .selectors import FieldSelector, LabelSelector, selector_from_spec
+from .store import Watcher
+
+MAX_BODY = 3 * 1024 * 1024
+DEFAULT_WATCH_TIMEOUT = 1800
+BOOKMARK_INTERVAL = 5.0
+
+
+class RequestLog:
+    """Every API request, bounded; tests read it through the control API."""
+
+    def __init__(self, maxlen=100000):
+        self._lock = threading.Lock()
+        self._entries = collections.deque(maxlen=maxlen)
+        self._seq = 0
+
+    def add(self, entry):
+        with self._lock:
+            self._seq += 1
+            entry["seq"] = self._seq
+            self._entries.append(entry)
+
+    def list(self):
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self):
+        with self._lock:
+            self._entries.clear()
+
+
+class Route:
+    """What a path names. kind: root|api|apis|group|resources|resource|other."""
+
+    def __init__(self, kind, **kw):
+        self.kind = kind
+        self.group = kw.get("group", "")
+        self.version = kw.get("version", "")
+        self.namespace = kw.get("namespace")
+        self.plural = kw.get("plural")
+        self.name = kw.get("name")
+        self.sub = kw.get("sub")
+        self.watch_prefix = kw.get("watch_prefix", False)
+        self.resource = None
+        if kind == "resource":
+            self.resource = resources.lookup(self.group, self.version, self.plural)
+
+
+def parse_path(path):
+    segs = [s for s in path.split("/") if s]
+    if not segs:
+        return Route("root")
+    if segs[0] == "api":
+        if len(segs) == 1:
+            return Route("api")
+        group, version, rest = "", segs[1], segs[2:]
+    elif segs[0] == "apis":
+        if len(segs) == 1:
+            return Route("apis")
+        if len(segs) == 2:
+            return Route("group", group=segs[1])
+        group, version, rest = segs[1], segs[2], segs[3:]
+    else:
+        return Route("other")
+    if not rest:
+        return Route("resources", group=group, version=version)
+    watch_prefix = False
+    if rest[0] == "watch":
+        watch_prefix = True
+        rest = rest[1:]
+    ns = None
+    if rest and rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in ("status", "finalize")):
+        ns, rest = rest[1], rest[2:]
+    if not rest or len(rest) > 3:
+        return Route("other")
+    return Route("resource", group=group, version=version, namespace=ns, plural=rest[0],
+                 name=rest[1] if len(rest) > 1 else None, sub=rest[2] if len(rest) > 2 else None,
+                 watch_prefix=watch_prefix)
+
+
+def verb_of(method, route, query):
+    if route.kind != "resource":
+        return method.lower()
+    if method == "GET":
+        if route.watch_prefix or query.get("watch") in ("1", "true", "True"):
+            return "watch"
+        return "get" if route.name else "list"
+    if method == "POST":
+        return "create"
+    if method == "PUT":
+        return "update"
+    if method == "PATCH":
+        return "patch"
+    if method == "DELETE":
+        return "delete" if route.name else "deletecollection"
+    return method.lower()
+
+
+class ApiHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, addr, ctx):
+        self.ctx = ctx
+        self._conns = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(addr, ApiHandler)
+
+    def finish_request(self, request, client_address):
+        request.settimeout(10)
+        try:
+            conn = self.ctx.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        with self._conns_lock:
+            self._conns.add(conn)
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            with self._conns_lock:
+                self._conns.discard(conn)
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def handle_error(self, request, client_address):
+        pass
+
+    def kill_connections(self):
+        """A real outage cuts open connections too (watches included)."""
+        with self._conns_lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class ApiListener:
+    """Owns the listening socket so an outage can close it and re-open the same port later."""
+
+    def __init__(self, ctx, port):
+        self.ctx = ctx
+        self.port = port
+        self.server = None
+        self._lock = threading.Lock()
+        self._reopen_at = None
+        self._timer = None
+
+    def start(self):
+        with self._lock:
+            self._start_locked()
+
+    def _start_locked(self):
+        if self.server is not None:
+            return
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self.server = ApiHTTPServer(("127.0.0.1", self.port), self.ctx)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         name="api-accept", daemon=True).start()
+
+    def stop(self):
+        with self._lock:
+            self._stop_locked()
+
+    def _stop_locked(self):
+        srv, self.server = self.server, None
+        if srv is None:
+            return
+        srv.shutdown()
+        srv.server_close()
+        srv.kill_connections()
+        self.ctx.store.close_all_watches()
+
+    def outage(self, seconds):
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if seconds <= 0:
+                self._reopen_at = None
+                self._start_locked()
+                return
+            self._stop_locked()
+            self._reopen_at = time.time() + seconds
+            self._timer = threading.Timer(seconds, self._end_outage)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _end_outage(self):
+        with self._lock:
+            self._timer = None
+            self._reopen_at = None
+            self._start_locked()
+
+    def state(self):
+        with self._lock:
+            return {"up": self.server is not None, "reopen_at": self._reopen_at}
+
+
+class ApiHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 120
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def send_response(self, code, message=None):
+        self.send_response_only(code, message)
+        self.send_header("Date", self.server.ctx.clock.http_date())
+
+    def do_GET(self):
+        self._dispatch()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    # -- plumbing --------------------------------------------------------------------------------
+    def _read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                line = self.rfile.readline(1024)
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline(16)
+                if len(data) > MAX_BODY:
+                    raise ApiError(413, "Request entity too large", "RequestEntityTooLarge")
+        n = int(self.headers.get("Content-Length") or 0)
+        if n > MAX_BODY:
+            raise ApiError(413, "Request entity too large", "RequestEntityTooLarge")
+        return self.rfile.read(n) if n else b""
+
+    def _send_json(self, code, obj, headers=None):
+        body = json.dumps(obj, separators=(",", ":")).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Audit-Id", str(uuid.uuid4()))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.wfile.flush()
+
+    def _send_text(self, code, text):
+        body = text.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _drop(self):
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # -- the request -----------------------------------------------------------------------------
+    def _dispatch(self):
+        ctx = self.server.ctx
+        started = time.time()
+        url = urlsplit(self.path)
+        path = url.path
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        method = self.command
+        route = parse_path(path)
+        verb = verb_of(method, route, query)
+        entry = {"seq": 0, "time": started, "method": method, "path": path, "query": query, "user": None,
+                 "verb": verb, "status": None, "content_type": self.headers.get("Content-Type"), "body": None}
+        if route.kind == "resource":
+            entry["resource"] = route.plural + ("/" + route.sub if route.sub else "")
+            entry["namespace"] = route.namespace
+            entry["name"] = route.name
+        status = 500
+        try:
+            raw = self._read_body()
+            if raw:
+                try:
+                    entry["body"] = json.loads(raw)
+                except ValueError:
+                    entry["body"] = None
+            peer = None
+            try:
+                peer = self.connection.getpeercert()
+            except (ValueError, AttributeError):
+                peer = None
+            user, presented = ctx.auth.user_for(self.headers, peer)
+            entry["user"] = user
+
+            fault = ctx.faults.take(method, path, user)
+            if fault:
+                entry["fault"] = fault["action"]
+                if fault["action"] == "delay":
+                    time.sleep(float(fault.get("delay", 1.0)))
+                elif fault["action"] == "drop":
+                    status = 0
+                    self._drop()
+                    return
+                elif fault["action"] == "status":
+                    code = int(fault.get("status", 503))
+                    st = errors.status_object(code, fault.get("message"))
+                    hdrs = {}
+                    if fault.get("retry_after") is not None:
+                        hdrs["Retry-After"] = str(fault["retry_after"])
+                    status = code
+                    self._send_json(code, st, hdrs)
+                    return
+                elif fault["action"] == "conflict":
+                    status = 409
+                    if route.resource is not None:
+                        err = errors.conflict(route.resource, route.name or "")
+                    else:
+                        err = ApiError(409, None, "Conflict")
+                    self._send_json(409, err.status)
+                    return
+
+            if user is None:
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            status = self._serve(ctx, method, route, verb, query, raw, entry, user)
+        except ApiError as e:
+            status = e.code
+            try:
+                self._send_json(e.code, e.status, e.headers)
+            except OSError:
+                status = 0
+        except (OSError, ssl.SSLError):
+            status = 0
+            self.close_connection = True
+        finally:
+            if verb != "watch" or entry["status"] is None:
+                entry["status"] = status
+                ctx.log.add(entry)
+
+    def _serve(self, ctx, method, route, verb, query, raw, entry, user):
+        if route.kind != "resource":
+            return self._serve_discovery(ctx, method, route, user)
+        res = route.resource
+        if res is None:
+            raise ApiError(404, "the server could not find the requested resource", "NotFound",
+                           {})
+        ns = route.namespace
+        if not res.namespaced and ns is not None:
+            raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+        sub = route.sub
+        if sub not in (None, "status", "eviction") or (sub == "eviction" and res.plural != "pods") or (
+                sub == "status" and not res.status_sub):
+            raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+        rbac_res = res.plural + ("/" + sub if sub else "")
+        ctx.rbac.check(user, verb, res.group, rbac_res, ns or "", route.name or "")
+        dry = query.get("dryRun") == "All"
+        if res.namespaced and ns is None and method not in ("GET",):
+            if method == "POST":
+                ns = None  # a create must name its namespace in the body
+            else:
+                raise errors.method_not_allowed()
+
+        body = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError as e:
+                raise errors.bad_request("error decoding request body: %s" % e)
+
+        if verb == "watch":
+            return self._serve_watch(ctx, res, ns, route, query, entry)
+        if verb == "list":
+            return self._serve_list(ctx, res, ns, query)
+        if verb == "get":
+            obj = ctx.objects.get(res, ns, route.name)
+            return self._reply_object(200, res, obj)
+        if verb == "create":
+            if route.name and sub == "eviction":
+                return self._evict(ctx, res, ns, route.name, body or {}, dry)
+            if route.name:
+                raise errors.method_not_allowed()
+            if ns is None and res.namespaced:
+                ns = ((body or {}).get("metadata") or {}).get("namespace")
+                if not ns:
+                    raise errors.method_not_allowed()
+            if body is None:
+                raise errors.bad_request("the body of the request was empty")
+            self._check_kind(res, body)
+            obj = ctx.objects.create(res, ns, body, dry=dry)
+            return self._reply_object(201, res, obj)
+        if verb == "update":
+            if body is None:
+                raise errors.bad_request("the body of the request was empty")
+            self._check_kind(res, body)
+            obj = ctx.objects.update(res, ns, route.name, body, subresource=sub, dry=dry)
+            return self._reply_object(200, res, obj)
+        if verb == "patch":
+            ct = self.headers.get("Content-Type", "")
+            if ct.split(";")[0].strip() == APPLY_PATCH:
+                raise ApiError(415, "server-side apply is not supported by this test server",
+                               "UnsupportedMediaType")
+            if body is None:
+                raise errors.bad_request("the body of the request was empty")
+            obj = ctx.objects.patch(res, ns, route.name, ct, body, subresource=sub, dry=dry)
+            return self._reply_object(200, res, obj)
+        if verb == "delete":
+            opts = dict(body or {})
+            if "gracePeriodSeconds" in query:
+                opts["gracePeriodSeconds"] = int(query["gracePeriodSeconds"])
+            obj, finished = ctx.objects.delete(res, ns, route.name, opts, dry=dry)
+            if resources.STORAGE_RESOURCE[res.storage].kind == "Pod" or not finished:
+                return self._reply_object(200, res, obj)
+            details = {"name": route.name, "kind": res.plural, "uid": obj["metadata"].get("uid")}
+            if res.group:
+                details["group"] = res.group
+            self._send_json(200, errors.success_status(200, details) | {"status": "Success"})
+            return 200
+        if verb == "deletecollection":
+            items, _ = ctx.objects.list(res, ns)
+            ls = LabelSelector(query.get("labelSelector"))
+            fs = FieldSelector(query.get("fieldSelector"), res)
+            deleted = []
+            for o in items:
+                if ls.matches(o["metadata"].get("labels")) and fs.matches(o):
+                    try:
+                        d, _ = ctx.objects.delete(res, o["metadata"].get("namespace"), o["metadata"]["name"],
+                                                  dict(body or {}), dry=dry)
+                        deleted.append(d)
+                    except ApiError:
+                        pass
+            return self._reply_list(res, deleted, ctx.store.current_rv())
+        raise errors.method_not_allowed()
+
+    def _check_kind(self, res, body):
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request was not a JSON object")
+        kind = body.get("kind")
+        if kind and kind != res.kind:
+            raise errors.bad_request('the API version in the data (%s) does not match the expected API version (%s)'
+                                     % (body.get("apiVersion"), res.api_version)
+                                     if body.get("apiVersion") != res.api_version else
+                                     "kind %s does not match %s" % (kind, res.kind))
+
+    def _wants_table(self):
+        return "as=Table" in self.headers.get("Accept", "")
+
+    def _reply_object(self, code, res, obj):
+        wire = res.to_wire(obj)
+        if self._wants_table() and self.command == "GET":
+            wire = tables.to_table(res.kind, [wire], obj["metadata"].get("resourceVersion", ""),
+                                   self.server.ctx.clock.now())
+        self._send_json(code, wire)
+        return code
+
+    def _reply_list(self, res, items, rv, cont=None, remaining=None):
+        if self._wants_table():
+            wired = [res.to_wire(o) for o in items]
+            table = tables.to_table(res.kind, wired, rv, self.server.ctx.clock.now())
+            if cont:
+                table["metadata"]["continue"] = cont
+            self._send_json(200, table)
+            return 200
+        out_items = []
+        for o in items:
+            w = res.to_wire(o)
+            # Items of typed lists carry no apiVersion/kind on the real server.
+            w.pop("apiVersion", None)
+            w.pop("kind", None)
+            out_items.append(w)
+        md = {"resourceVersion": str(rv)}
+        if cont:
+            md["continue"] = cont
+            if remaining is not None:
+                md["remainingItemCount"] = remaining
+        self._send_json(200, {"kind": res.kind + "List", "apiVersion": res.api_version, "metadata": md,
+                              "items": out_items})
+        return 200
+
+    def _serve_list(self, ctx, res, ns, query):
+        ls = LabelSelector(query.get("labelSelector"))
+        fs = FieldSelector(query.get("fieldSelector"), res)
+        items, rv = ctx.objects.list(res, ns)
+
+        def fmatch(o):
+            if not fs:
+                return True
+            return fs.matches(res.to_wire(o) if res.group == "events.k8s.io" else o)
+        items = [o for o in items if ls.matches(o["metadata"].get("labels")) and fmatch(o)]
+        # limit/continue: pages in (namespace, name) order; the token remembers where to go on.
+        start = query.get("continue")
+        if start:
+            try:
+                tok = json.loads(bytes.fromhex(start).decode())
+                after = (tok["ns"], tok["name"])
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(400, "continue key is not valid", "BadRequest")
+            items = [o for o in items if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > after]
+        limit = int(query.get("limit") or 0)
+        cont = remaining = None
+        if limit > 0 and len(items) > limit:
+            last = items[limit - 1]["metadata"]
+            cont = json.dumps({"ns": last.get("namespace", ""), "name": last["name"], "rv": rv}).encode().hex()
+            remaining = len(items) - limit
+            items = items[:limit]
+        return self._reply_list(res, items, rv, cont, remaining)
+
+    # -- watch -----------------------------------------------------------------------------------
+    def _serve_watch(self, ctx, res, ns, route, query, entry):
+        ls = LabelSelector(query.get("labelSelector"))
+        fs = FieldSelector(query.get("fieldSelector"), res)
+        if route.name:
+            fs = FieldSelector(",".join(filter(None, [query.get("fieldSelector"), "metadata.name=" + route.name])), res)
+        rv_param = query.get("resourceVersion", "")
+        since = None
+        if rv_param not in ("", "0"):
+            try:
+                since = int(rv_param)
+            except ValueError:
+                raise ApiError(400, 'resourceVersion: Invalid value: "%s": must be a number' % rv_param,
+                               "BadRequest")
+        timeout = DEFAULT_WATCH_TIMEOUT
+        if query.get("timeoutSeconds"):
+            timeout = float(query["timeoutSeconds"])
+        bookmarks = query.get("allowWatchBookmarks") in ("1", "true", "True")
+        watcher = Watcher(res, ns, ls, fs, info={"path": self.path, "user": entry["user"], "started": time.time()})
+        ok = ctx.store.subscribe(watcher, since)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Cache-Control", "no-cache, private")
+            self.send_header("Audit-Id", str(uuid.uuid4()))
+            self.end_headers()
+            self.wfile.flush()
+            entry["status"] = 200
+            ctx.log.add(entry)
+            if not ok:
+                err = errors.status_object(410, "too old resource version: %d (%d)" % (since, ctx.store.floor),
+                                           "Expired")
+                self._chunk({"type": "ERROR", "object": err})
+                timeout = 0
+            deadline = time.monotonic() + timeout
+            last_write = time.monotonic()
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    kind, obj = watcher.queue.get(timeout=min(1.0, left))
+                except queue.Empty:
+                    if self._client_gone():
+                        break
+                    if bookmarks and time.monotonic() - last_write >= BOOKMARK_INTERVAL:
+                        ctx.store.bookmark(watcher)
+                        last_write = time.monotonic()
+                    continue
+                if kind == "CLOSE":
+                    break
+                if kind == "BOOKMARK":
+                    ev = {"type": "BOOKMARK", "object": {"kind": res.kind, "apiVersion": res.api_version,
+                                                         "metadata": {"resourceVersion": str(obj)}}}
+                else:
+                    ev = {"type": kind, "object": res.to_wire(obj)}
+                self._chunk(ev)
+                last_write = time.monotonic()
+        finally:
+            ctx.store.unsubscribe(watcher)
+        try:
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+        return 200
+
+    def _chunk(self, ev):
+        data = json.dumps(ev, separators=(",", ":")).encode() + b"\n"
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _client_gone(self):
+        """A watch client sends nothing; a readable socket means it went away."""
+        sock = self.connection
+        try:
+            if sock.pending():
+                return False
+            r, _, _ = select.select([sock], [], [], 0)
+            if not r:
+                return False
+            sock.settimeout(0.05)
+            try:
+                data = sock.recv(1)
+            finally:
+                sock.settimeout(self.timeout)
+            return data == b""
+        except (ssl.SSLWantReadError, socket.timeout):
+            return False
+        except (OSError, ssl.SSLError, ValueError):
+            return True
+
+    # -- eviction --------------------------------------------------------------------------------
+    def _evict(self, ctx, res, ns, name, body, dry):
+        if body.get("metadata", {}).get("name") not in (None, "", name):
+            raise errors.bad_request("name in URL does not match name in Eviction object")
+        pdb_res = resources.by_kind("PodDisruptionBudget")
+        opts = dict(body.get("deleteOptions") or {})
+        with ctx.store.lock:
+            pod = ctx.objects.get(res, ns, name)
+            ok = errors.success_status(201)
+            if pod["metadata"].get("deletionTimestamp"):
+                self._send_json(201, ok)
+                return 201
+            phase = (pod.get("status") or {}).get("phase")
+            if phase not in ("Succeeded", "Failed", "Pending"):
+                labels = pod["metadata"].get("labels")
+                pdbs, _ = ctx.store.list(pdb_res.storage, ns)
+                pdbs = [p for p in pdbs if selector_from_spec((p.get("spec") or {}).get("selector"))(labels)]
+                if len(pdbs) > 1:
+                    raise ApiError(500, "This pod has more than one PodDisruptionBudget, which the eviction "
+                                        "subresource does not support.", "InternalError")
+                if pdbs:
+                    pdb = pdbs[0]
+                    st = pdb.get("status") or {}
+                    msg = "Too many requests: Cannot evict pod as it would violate the pod's disruption budget."
+                    if st.get("observedGeneration", 0) < pdb["metadata"].get("generation", 1):
+                        raise ApiError(429, msg, "TooManyRequests", {"causes": [{
+                            "reason": "DisruptionBudget",
+                            "message": "The disruption budget %s is still being processed by the server."
+                                       % pdb["metadata"]["name"]}]})
+                    if st.get("disruptionsAllowed", 0) <= 0:
+                        raise ApiError(429, msg, "TooManyRequests", {"causes": [{
+                            "reason": "DisruptionBudget",
+                            "message": "The disruption budget %s needs %d healthy pods and has %d currently"
+                                       % (pdb["metadata"]["name"], st.get("desiredHealthy", 0),
+                                          st.get("currentHealthy", 0))}]})
+            ctx.objects.delete(res, ns, name, opts, dry=dry)
+        self._send_json(201, ok)
+        return 201
+
+    # -- discovery and the rest ------------------------------------------------------------------
+    def _serve_discovery(self, ctx, method, route, user):
+        if method != "GET":
+            raise errors.method_not_allowed()
+        p = urlsplit(self.path).path.rstrip("/")
+        if route.kind == "api":
+            self._send_json(200, resources.api_versions("127.0.0.1:%d" % self.server.server_address[1]))
+        elif route.kind == "apis":
+            self._send_json(200, resources.api_group_list())
+        elif route.kind == "group":
+            g = resources.api_group(route.group)
+            if g is None:
+                raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+            self._send_json(200, g)
+        elif route.kind == "resources":
+            rl = resources.api_resource_list(route.group, route.version)
+            if rl is None:
+                raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+            self._send_json(200, rl)
+        elif p == "/version":
+            self._send_json(200, resources.VERSION_INFO)
+        elif p in ("/healthz", "/livez", "/readyz"):
+            self._send_text(200, "ok")
+            return 200
+        elif route.kind == "root":
+            self._send_json(200, {"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz",
+                                            "/version"]})
+        else:
+            raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+        return 200

@@ -1,0 +1,240 @@
+"""The control API (plain HTTP on loopback, no auth): what tests use to look behind the API and to
+change the world around it — request log, faults, outages, tokens, client certificates, node
+readiness, the schedulability timeline, raw objects, the clock and the simulated controllers."""
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from . import resources
+from .errors import ApiError
+
+
+class ControlServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr, ctx):
+        self.ctx = ctx
+        super().__init__(addr, ControlHandler)
+
+    def start(self):
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="control",
+                         daemon=True).start()
+
+
+class _Bad(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+class ControlHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_GET(self):
+        self._dispatch()
+
+    do_POST = do_PUT = do_DELETE = do_GET
+
+    def _reply(self, code, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n else b""
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise _Bad(400, "invalid JSON: %s" % e)
+
+    def _dispatch(self):
+        url = urlsplit(self.path)
+        query = dict(parse_qsl(url.query))
+        path = url.path.rstrip("/") or "/"
+        try:
+            body = self._body()
+            for (method, pattern), fn in ROUTES.items():
+                if method != self.command:
+                    continue
+                m = re.fullmatch(pattern, path)
+                if m:
+                    code, obj = fn(self.server.ctx, body, query, *m.groups())
+                    self._reply(code, obj)
+                    return
+            raise _Bad(404, "no such control endpoint: %s %s" % (self.command, path))
+        except _Bad as e:
+            self._reply(e.code, {"error": str(e)})
+        except ApiError as e:
+            self._reply(e.code, e.status)
+        except (ValueError, KeyError, TypeError) as e:
+            self._reply(400, {"error": "%s: %s" % (type(e).__name__, e)})
+
+
+def _res(kind):
+    r = resources.by_kind(kind or "")
+    if r is None:
+        raise _Bad(400, "unknown kind %r" % kind)
+    return r
+
+
+def get_log(ctx, body, q):
+    return 200, ctx.log.list()
+
+
+def clear_log(ctx, body, q):
+    ctx.log.clear()
+    return 200, {}
+
+
+def get_faults(ctx, body, q):
+    return 200, ctx.faults.list()
+
+
+def post_faults(ctx, body, q):
+    ctx.faults.add(body)
+    return 200, ctx.faults.list()
+
+
+def clear_faults(ctx, body, q):
+    ctx.faults.clear()
+    return 200, {}
+
+
+def post_outage(ctx, body, q):
+    ctx.listener.outage(float((body or {}).get("seconds", 0)))
+    return 200, ctx.listener.state()
+
+
+def get_outage(ctx, body, q):
+    return 200, ctx.listener.state()
+
+
+def post_token(ctx, body, q):
+    if not body or not body.get("token") or not body.get("user"):
+        raise _Bad(400, "need token and user")
+    ctx.auth.add_token(body["token"], body["user"])
+    return 200, {"token": body["token"], "user": body["user"]}
+
+
+def post_client_cert(ctx, body, q):
+    if not body or not body.get("user"):
+        raise _Bad(400, "need user")
+    crt, key = ctx.pki.client_cert(body["user"], body.get("groups") or ())
+    return 200, {"cert": crt, "key": key, "ca": ctx.pki.ca_crt}
+
+
+def post_node_ready(ctx, body, q, name):
+    node = ctx.cluster.set_node_ready(name, bool((body or {}).get("ready", True)))
+    if node is None:
+        raise _Bad(404, "no node %s" % name)
+    return 200, node
+
+
+def get_timeline(ctx, body, q):
+    with ctx.store.lock:
+        return 200, list(ctx.cluster.timeline)
+
+
+def get_objects(ctx, body, q):
+    r = _res(q.get("kind"))
+    ns = q.get("namespace")
+    items, rv = ctx.store.list(r.storage, None if ns in (None, "", "_") else ns)
+    if q.get("name"):
+        items = [o for o in items if o["metadata"]["name"] == q["name"]]
+    return 200, items
+
+
+def post_objects(ctx, body, q):
+    """Create or replace objects behind the API (no admission, no auth); status is kept as given."""
+    objs = body if isinstance(body, list) else [body]
+    out = []
+    for obj in objs:
+        if not isinstance(obj, dict):
+            raise _Bad(400, "an object needs apiVersion, kind and metadata.name")
+        r = resources.for_object(obj) or resources.by_kind(obj.get("kind", ""))
+        if r is None:
+            raise _Bad(400, "unknown kind %r" % obj.get("kind"))
+        out.append(ctx.seed_object(r, obj))
+    return 200, out if isinstance(body, list) else out[0]
+
+
+def delete_object(ctx, body, q, kind, ns, name):
+    r = _res(kind)
+    ns = "" if ns == "_" else ns
+    obj = ctx.store.remove(r.storage, ns if r.namespaced else "", name)
+    if obj is None:
+        raise _Bad(404, "no %s %s/%s" % (kind, ns, name))
+    return 200, obj
+
+
+def post_clock(ctx, body, q):
+    ctx.clock.set_offset(float((body or {}).get("offset", 0)))
+    return 200, {"offset": ctx.clock.offset}
+
+
+def get_clock(ctx, body, q):
+    return 200, {"offset": ctx.clock.offset, "now": ctx.clock.now()}
+
+
+def post_controllers(ctx, body, q):
+    body = body or {}
+    if "replicasets" in body:
+        ctx.cluster.replicasets_enabled = bool(body["replicasets"])
+    if "deletion_scale" in body:
+        ctx.cluster.deletion_scale = float(body["deletion_scale"])
+    if "start_delay" in body:
+        ctx.cluster.start_delay = float(body["start_delay"])
+    return 200, get_controllers(ctx, None, q)[1]
+
+
+def get_controllers(ctx, body, q):
+    c = ctx.cluster
+    return 200, {"replicasets": c.replicasets_enabled, "deletion_scale": c.deletion_scale,
+                 "start_delay": c.start_delay}
+
+
+def get_watches(ctx, body, q):
+    return 200, [dict(w.info, resource=w.resource.qualified, namespace=w.namespace)
+                 for w in ctx.store.all_watchers()]
+
+
+def get_state(ctx, body, q):
+    return 200, {"resourceVersion": str(ctx.store.current_rv()), "history_floor": ctx.store.floor,
+                 "api": ctx.listener.state(), "clock_offset": ctx.clock.offset}
+
+
+ROUTES = {
+    ("GET", r"/log"): get_log,
+    ("DELETE", r"/log"): clear_log,
+    ("GET", r"/faults"): get_faults,
+    ("POST", r"/faults"): post_faults,
+    ("DELETE", r"/faults"): clear_faults,
+    ("GET", r"/outage"): get_outage,
+    ("POST", r"/outage"): post_outage,
+    ("POST", r"/tokens"): post_token,
+    ("POST", r"/client-cert"): post_client_cert,
+    ("POST", r"/nodes/([^/]+)/ready"): post_node_ready,
+    ("GET", r"/timeline"): get_timeline,
+    ("GET", r"/objects"): get_objects,
+    ("POST", r"/objects"): post_objects,
+    ("DELETE", r"/objects/([^/]+)/([^/]+)/([^/]+)"): delete_object,
+    ("GET", r"/clock"): get_clock,
+    ("POST", r"/clock"): post_clock,
+    ("GET", r"/controllers"): get_controllers,
+    ("POST", r"/controllers"): post_controllers,
+    ("GET", r"/watches"): get_watches,
+    ("GET", r"/state"): get_state,
+}

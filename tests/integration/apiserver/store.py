@@ -1,0 +1,181 @@
+"""The object store: one lock, one global resourceVersion counter, a bounded event history for
+watch resumption, and per-watch queues fed under the lock (sockets are written outside it).
+
+Stored objects are never mutated in place: every write stores a fresh dict, so readers may
+serialize a stored object without copying it."""
+
+import collections
+import copy
+import queue
+import threading
+
+ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+
+
+class Event:
+    __slots__ = ("rv", "type", "storage", "obj", "old")
+
+    def __init__(self, rv, type_, storage, obj, old):
+        self.rv = rv
+        self.type = type_
+        self.storage = storage
+        self.obj = obj
+        self.old = old
+
+
+class Watcher:
+    """One watch stream's filter and queue. Items are (type, stored object) or ("BOOKMARK", rv),
+    or ("CLOSE", None) when the server ends the stream."""
+
+    MAX_QUEUE = 50000
+
+    def __init__(self, resource, namespace, label_sel, field_sel, info=None):
+        self.resource = resource
+        self.namespace = namespace
+        self.label_sel = label_sel
+        self.field_sel = field_sel
+        self.queue = queue.Queue()
+        self.info = info or {}
+        self.overflowed = False
+
+    def matches(self, obj):
+        md = obj.get("metadata", {})
+        if self.namespace and md.get("namespace") != self.namespace:
+            return False
+        if self.label_sel and not self.label_sel.matches(md.get("labels")):
+            return False
+        if self.field_sel:
+            view = obj
+            if self.resource.group == "events.k8s.io":
+                view = self.resource.to_wire(obj)
+            if not self.field_sel.matches(view):
+                return False
+        return True
+
+    def translate(self, ev):
+        """The event as this watch sees it: objects leaving the selection are DELETED (with the
+        previous content and the new resourceVersion, as the watch cache does)."""
+        if ev.type == DELETED:
+            return (DELETED, ev.obj) if self.matches(ev.obj) else None
+        new_m = self.matches(ev.obj)
+        old_m = ev.old is not None and self.matches(ev.old)
+        if ev.type == ADDED or (new_m and not old_m):
+            return (ADDED, ev.obj) if new_m else None
+        if new_m:
+            return (MODIFIED, ev.obj)
+        if old_m:
+            prev = copy.deepcopy(ev.old)
+            prev.setdefault("metadata", {})["resourceVersion"] = str(ev.rv)
+            return (DELETED, prev)
+        return None
+
+    def offer(self, ev):
+        t = self.translate(ev)
+        if t is None or self.overflowed:
+            return
+        if self.queue.qsize() >= self.MAX_QUEUE:
+            # A client that does not read gets its stream closed, as the real server does.
+            self.overflowed = True
+            self.queue.put(("CLOSE", None))
+            return
+        self.queue.put(t)
+
+
+class Store:
+    def __init__(self, clock, history_size=2000, first_rv=100):
+        self.lock = threading.RLock()
+        self.clock = clock
+        self.rv = first_rv
+        self.data = collections.defaultdict(dict)  # storage -> {(ns, name): obj}
+        self.history = collections.deque()
+        self.history_size = history_size
+        self.floor = first_rv  # a watch may resume from any rv >= floor
+        self.watchers = collections.defaultdict(set)
+        self.hooks = []
+
+    # -- reads -----------------------------------------------------------------------------------
+    def get(self, storage, ns, name):
+        with self.lock:
+            return self.data[storage].get((ns or "", name))
+
+    def list(self, storage, ns=None):
+        with self.lock:
+            items = [o for (ons, _), o in self.data[storage].items() if ns is None or ons == ns]
+            return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])), self.rv
+
+    def current_rv(self):
+        with self.lock:
+            return self.rv
+
+    # -- writes (callers prepare metadata; the store stamps resourceVersion) ----------------------
+    def put(self, storage, obj, type_):
+        """Store obj (a fresh dict owned by the store from now on) and fire the event."""
+        with self.lock:
+            self.rv += 1
+            md = obj["metadata"]
+            md["resourceVersion"] = str(self.rv)
+            key = (md.get("namespace", ""), md["name"])
+            old = self.data[storage].get(key)
+            self.data[storage][key] = obj
+            self._emit(Event(self.rv, type_, storage, obj, old))
+            return obj
+
+    def remove(self, storage, ns, name):
+        with self.lock:
+            key = (ns or "", name)
+            old = self.data[storage].pop(key, None)
+            if old is None:
+                return None
+            self.rv += 1
+            final = copy.deepcopy(old)
+            final["metadata"]["resourceVersion"] = str(self.rv)
+            self._emit(Event(self.rv, DELETED, storage, final, old))
+            return final
+
+    def _emit(self, ev):
+        self.history.append(ev)
+        while len(self.history) > self.history_size:
+            self.floor = self.history.popleft().rv
+        for w in list(self.watchers.get(ev.storage, ())):
+            w.offer(ev)
+        for hook in self.hooks:
+            hook(ev)
+
+    # -- watches ---------------------------------------------------------------------------------
+    def subscribe(self, watcher, since):
+        """Register a watch. since=None: start with ADDED for every current object (what the real
+        server does for resourceVersion unset or "0"). Otherwise replay history after since;
+        returns False when since is older than the history (the caller answers 410)."""
+        storage = watcher.resource.storage
+        with self.lock:
+            if since is None:
+                items, _ = self.list(storage, watcher.namespace)
+                for o in items:
+                    if watcher.matches(o):
+                        watcher.queue.put((ADDED, o))
+            else:
+                if since < self.floor:
+                    return False
+                for ev in self.history:
+                    if ev.rv > since and ev.storage == storage:
+                        watcher.offer(ev)
+            self.watchers[storage].add(watcher)
+            return True
+
+    def unsubscribe(self, watcher):
+        with self.lock:
+            self.watchers[watcher.resource.storage].discard(watcher)
+
+    def bookmark(self, watcher):
+        """Queue a BOOKMARK behind every event already queued, so its rv never skips one."""
+        with self.lock:
+            watcher.queue.put(("BOOKMARK", self.rv))
+
+    def all_watchers(self):
+        with self.lock:
+            return [w for ws in self.watchers.values() for w in ws]
+
+    def close_all_watches(self):
+        with self.lock:
+            for w in self.all_watchers():
+                w.queue.put(("CLOSE", None))

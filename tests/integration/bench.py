@@ -1,0 +1,503 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The integration test bench: the test API server, one logind mock per node on a private bus,
+and real noderebootd processes, one per simulated node.
+
+A node's "reboot" is simulated the way the real one looks to the daemon: the process dies, the
+boot ID changes, the sentinel (on /run, a tmpfs) is gone, the Node goes NotReady for a moment,
+and the daemon starts again from its state file.
+"""
+
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+SOURCE_ROOT = os.environ.get("SOURCE_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD_ROOT = os.environ.get("BUILD_ROOT") or os.path.join(SOURCE_ROOT, "build")
+PYTHON = "/usr/bin/python3"
+
+
+def daemon_binary():
+    path = os.environ.get("NODEREBOOTD") or os.path.join(BUILD_ROOT, "daemon", "noderebootd")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"noderebootd not found at {path}; build first or set NODEREBOOTD")
+    return path
+
+
+def wait_for(predicate, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class ApiServer:
+    """The test Kubernetes API server (tests/integration/kube-apiserver.py) as a child process."""
+
+    def __init__(self, workdir, seed=None, extra_args=()):
+        self.dir = os.path.join(workdir, "apiserver")
+        os.makedirs(self.dir, exist_ok=True)
+        args = [PYTHON, os.path.join(SOURCE_ROOT, "tests", "integration", "kube-apiserver.py"),
+                "--state-dir", self.dir]
+        if seed is not None:
+            seed_path = os.path.join(self.dir, "seed.json")
+            with open(seed_path, "w") as f:
+                json.dump(seed, f)
+            args += ["--seed", seed_path]
+        args += list(extra_args)
+        self.log = open(os.path.join(self.dir, "server.log"), "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        ready = os.path.join(self.dir, "ready.json")
+        wait_for(lambda: os.path.exists(ready) or self.proc.poll() is not None, 20, "the API server")
+        if self.proc.poll() is not None:
+            raise RuntimeError("the test API server exited; see " + self.log.name)
+        with open(ready) as f:
+            info = json.load(f)
+        self.url = info["url"]
+        self.control_url = info["control_url"]
+        self.ca = info["ca"]
+        self.admin_token = info["admin_token"]
+        self.ssl = ssl.create_default_context(cafile=self.ca)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    # -- the Kubernetes API, as admin --
+    def api(self, method, path, body=None, content_type="application/json", expect=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + self.admin_token)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(req, context=self.ssl, timeout=20) as resp:
+                status, text = resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read()
+        if expect is not None and status not in (expect if isinstance(expect, (list, tuple)) else [expect]):
+            raise AssertionError(f"{method} {path}: HTTP {status}: {text[:500]!r}")
+        return status, (json.loads(text) if text else None)
+
+    def get(self, path):
+        return self.api("GET", path, expect=200)[1]
+
+    def node(self, name):
+        return self.get(f"/api/v1/nodes/{name}")
+
+    def leases(self, namespace="kube-system"):
+        return self.get(f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases")["items"]
+
+    def lease_holders(self, namespace="kube-system"):
+        return {l["metadata"]["name"]: (l.get("spec") or {}).get("holderIdentity") or None
+                for l in self.leases(namespace)}
+
+    # -- the control API --
+    def control(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.control_url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            text = resp.read()
+        return json.loads(text) if text else None
+
+    def request_log(self):
+        return self.control("GET", "/log")
+
+    def timeline(self):
+        return self.control("GET", "/timeline")
+
+    def set_ready(self, node, ready):
+        self.control("POST", f"/nodes/{node}/ready", {"ready": ready})
+
+    def add_token(self, token, user):
+        self.control("POST", "/tokens", {"token": token, "user": user})
+
+    def faults(self, rules):
+        self.control("POST", "/faults", rules)
+
+    def clear_faults(self):
+        self.control("DELETE", "/faults")
+
+    def outage(self, seconds):
+        self.control("POST", "/outage", {"seconds": seconds})
+
+
+def max_cordoned_at_once(timeline, nodes):
+    """The largest number of the given nodes that were unschedulable at the same time."""
+    state = {}
+    worst = 0
+    for change in timeline:
+        if change["node"] in nodes:
+            state[change["node"]] = bool(change["unschedulable"])
+            worst = max(worst, sum(1 for v in state.values() if v))
+    return worst
+
+
+class LogindMock:
+    """python3-dbusmock's logind template on a private dbus-daemon."""
+
+    def __init__(self, workdir, with_reboot_with_flags=True):
+        self.dir = os.path.join(workdir, "bus")
+        os.makedirs(self.dir, exist_ok=True)
+        self.socket = os.path.join(self.dir, "system_bus_socket")
+        self.address = "unix:path=" + self.socket
+        conf = os.path.join(self.dir, "bus.conf")
+        with open(conf, "w") as f:
+            f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>{self.address}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+    <allow user="*"/>
+  </policy>
+</busconfig>
+""")
+        self.bus = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork", "--nopidfile"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists(self.socket), 10, "the private bus")
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address)
+        self.log = open(os.path.join(self.dir, "dbusmock.log"), "w")
+        self.mock = subprocess.Popen([PYTHON, "-m", "dbusmock", "--system", "--template", "logind"],
+                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(self._ready, 15, "the logind mock")
+        # The template lacks the inhibitor properties every real logind has.
+        for prop in ("BlockInhibited", "DelayInhibited"):
+            self.mock_call("AddProperty", "ssv", "org.freedesktop.login1.Manager", prop, "s", "")
+        if with_reboot_with_flags:
+            self.add_method("RebootWithFlags", "t", "", "")
+
+    def busctl(self, *args, check=True):
+        r = subprocess.run(["busctl", "--address=" + self.address, "--json=short"] + list(args),
+                           capture_output=True, text=True, timeout=20)
+        if check and r.returncode != 0:
+            raise AssertionError(f"busctl {' '.join(args)}: {r.stderr.strip()}")
+        return r
+
+    def _ready(self):
+        r = self.busctl("introspect", "org.freedesktop.login1", "/org/freedesktop/login1", check=False)
+        return r.returncode == 0
+
+    def mock_call(self, method, signature="", *args):
+        return self.busctl("call", "org.freedesktop.login1", "/org/freedesktop/login1",
+                           "org.freedesktop.DBus.Mock", method, *([signature] + [str(a) for a in args] if signature else []))
+
+    def add_method(self, name, in_sig, out_sig, code):
+        self.mock_call("AddMethod", "sssss", "org.freedesktop.login1.Manager", name, in_sig, out_sig, code)
+
+    def fail_reboots(self, message="Access denied"):
+        code = f"raise dbus.exceptions.DBusException('{message}', name='org.freedesktop.DBus.Error.AccessDenied')"
+        self.add_method("RebootWithFlags", "t", "", code)
+
+    def allow_reboots(self):
+        self.add_method("RebootWithFlags", "t", "", "")
+
+    def block_shutdown(self, who="maintenance-tool", why="firmware update in progress"):
+        self.busctl("call", "org.freedesktop.login1", "/org/freedesktop/login1",
+                    "org.freedesktop.DBus.Properties", "Set", "ssv", "org.freedesktop.login1.Manager",
+                    "BlockInhibited", "s", "shutdown:sleep")
+        self.add_method("ListInhibitors", "", "a(ssssuu)",
+                        f"ret = [('shutdown:sleep', '{who}', '{why}', 'block', 0, 1234)]")
+
+    def unblock_shutdown(self):
+        self.busctl("call", "org.freedesktop.login1", "/org/freedesktop/login1",
+                    "org.freedesktop.DBus.Properties", "Set", "ssv", "org.freedesktop.login1.Manager",
+                    "BlockInhibited", "s", "")
+        self.add_method("ListInhibitors", "", "a(ssssuu)", "ret = []")
+
+    def reboot_calls(self):
+        """Number of reboot requests (RebootWithFlags or Reboot) logind received."""
+        n = 0
+        for method in ("RebootWithFlags", "Reboot"):
+            r = self.mock_call("GetMethodCalls", "s", method)
+            data = json.loads(r.stdout)["data"]
+            n += len(data[0])
+        return n
+
+    def stop(self):
+        for p in (self.mock, self.bus):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.log.close()
+
+
+class NodeDaemon:
+    """One simulated node: its folders, its logind, and a real noderebootd."""
+
+    def __init__(self, bench, name, config=None):
+        self.bench = bench
+        self.name = name
+        self.dir = os.path.join(bench.dir, "nodes", name)
+        self.run_dir = os.path.join(self.dir, "run")
+        self.state_dir = os.path.join(self.dir, "state")
+        for d in (self.run_dir, self.state_dir):
+            os.makedirs(d, exist_ok=True)
+        self.sentinel = os.path.join(self.run_dir, "reboot-required")
+        self.boot_id_file = os.path.join(self.dir, "boot_id")
+        self.new_boot()
+        self.logind = LogindMock(self.dir)
+        self.proc = None
+        self.starts = 0
+        self.reboots = 0
+        self.logs = []
+        token = "token-" + name
+        bench.api.add_token(token, "system:node:" + name)
+        self.kubeconfig = os.path.join(self.dir, "kubeconfig")
+        with open(self.kubeconfig, "w") as f:
+            f.write(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: {bench.api.url}
+    certificate-authority: {bench.api.ca}
+users:
+- name: {name}
+  user:
+    token: {token}
+contexts:
+- name: test
+  context:
+    cluster: test
+    user: {name}
+current-context: test
+""")
+        self.config_path = os.path.join(self.dir, "nodereboot.conf")
+        self.write_config(config or {})
+
+    def write_config(self, overrides):
+        sections = {
+            "Node": {"Name": self.name},
+            "Kubernetes": {"Kubeconfig": self.kubeconfig},
+            "Sentinel": {"Path": self.sentinel},
+            "Lock": {"TTLSec": "30s", "RecheckSec": "30s"},
+            "Drain": {"TimeoutSec": "60s"},
+            "Reboot": {"TimeoutSec": "20s", "RetrySec": "1h"},
+            "Daemon": {"LogLevel": "debug"},
+        }
+        for key, value in overrides.items():
+            section, k = key.split(".", 1)
+            sections.setdefault(section, {})[k] = value
+        with open(self.config_path, "w") as f:
+            for section, items in sections.items():
+                f.write(f"[{section}]\n")
+                for k, v in items.items():
+                    f.write(f"{k}={v}\n")
+                f.write("\n")
+
+    def new_boot(self):
+        with open(self.boot_id_file, "w") as f:
+            f.write(str(uuid.uuid4()) + "\n")
+
+    def boot_id(self):
+        with open(self.boot_id_file) as f:
+            return f.read().strip().replace("-", "")
+
+    def start(self):
+        assert self.proc is None or self.proc.poll() is not None
+        self.starts += 1
+        log_path = os.path.join(self.dir, f"daemon-{self.starts}.log")
+        self.logs.append(log_path)
+        env = dict(os.environ,
+                   NODEREBOOT_BOOT_ID_FILE=self.boot_id_file,
+                   DBUS_SYSTEM_BUS_ADDRESS=self.logind.address)
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("JOURNAL_STREAM", None)
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen([daemon_binary(), "--config", self.config_path, "--state-dir", self.state_dir],
+                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.running():
+            self.proc.send_signal(sig)
+            self.proc.wait(15)
+        if self.proc is not None:
+            self.log.close()
+        return self.proc.returncode if self.proc else None
+
+    def log_text(self):
+        text = ""
+        for p in self.logs:
+            with open(p, errors="replace") as f:
+                text += f.read()
+        return text
+
+    def touch_sentinel(self, packages=None):
+        if packages:
+            with open(self.sentinel + ".pkgs", "w") as f:
+                f.write("\n".join(packages) + "\n")
+        with open(self.sentinel, "w") as f:
+            f.write("*** System restart required ***\n")
+
+    def remove_sentinel(self):
+        for p in (self.sentinel, self.sentinel + ".pkgs"):
+            if os.path.exists(p):
+                os.unlink(p)
+
+    def state(self):
+        path = os.path.join(self.state_dir, "state")
+        if not os.path.exists(path):
+            return {"phase": "idle"}
+        with open(path) as f:
+            return json.load(f)
+
+    def phase(self):
+        try:
+            return self.state().get("phase")
+        except (ValueError, OSError):
+            return None
+
+    def wait_phase(self, phase, timeout=30):
+        phases = phase if isinstance(phase, (list, tuple)) else [phase]
+        return wait_for(lambda: self.phase() in phases, timeout, f"{self.name} to reach {phase} (now {self.phase()})")
+
+    def reboot(self, ready_delay=0.5):
+        """What a real reboot does to the daemon's world, then the daemon's start in the new boot."""
+        self.kill(signal.SIGKILL)
+        self.reboots += 1
+        self.new_boot()
+        self.remove_sentinel()           # /run is a tmpfs
+        self.bench.api.set_ready(self.name, False)
+        self.logind.mock_call("ClearCalls")
+        self.start()
+        time.sleep(ready_delay)
+        self.bench.api.set_ready(self.name, True)
+
+    def stop(self):
+        self.kill(signal.SIGTERM)
+        self.logind.stop()
+
+
+def seed_cluster(nodes, replicas_per_node=2, pdb_min_available=None, namespace="default"):
+    """Nodes, a DaemonSet pod and a mirror pod on each, a Deployment's ReplicaSet pods spread over
+    the nodes, and optionally a PodDisruptionBudget over them."""
+    objs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in (namespace, "kube-system")]
+    for n in nodes:
+        objs.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n, "labels": {"kubernetes.io/hostname": n}},
+                     "spec": {},
+                     "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    objs.append({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                 "metadata": {"name": "node-exporter", "namespace": "kube-system", "uid": "ds-uid-1"},
+                 "spec": {"selector": {"matchLabels": {"app": "node-exporter"}}}})
+    objs.append({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                 "metadata": {"name": "web-6d4cf56db6", "namespace": namespace, "uid": "rs-uid-1"},
+                 "spec": {"replicas": replicas_per_node * len(nodes), "selector": {"matchLabels": {"app": "web"}}}})
+    running = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    i = 0
+    for n in nodes:
+        objs.append({"apiVersion": "v1", "kind": "Pod",
+                     "metadata": {"name": f"node-exporter-{n}", "namespace": "kube-system", "labels": {"app": "node-exporter"},
+                                  "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "node-exporter",
+                                                       "uid": "ds-uid-1", "controller": True}]},
+                     "spec": {"nodeName": n, "containers": [{"name": "c", "image": "node-exporter"}]}, "status": running})
+        objs.append({"apiVersion": "v1", "kind": "Pod",
+                     "metadata": {"name": f"kube-proxy-{n}", "namespace": "kube-system",
+                                  "annotations": {"kubernetes.io/config.mirror": "abc"}},
+                     "spec": {"nodeName": n, "containers": [{"name": "c", "image": "kube-proxy"}]}, "status": running})
+        for _ in range(replicas_per_node):
+            i += 1
+            objs.append({"apiVersion": "v1", "kind": "Pod",
+                         "metadata": {"name": f"web-6d4cf56db6-{i:05d}", "namespace": namespace, "labels": {"app": "web"},
+                                      "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-6d4cf56db6",
+                                                           "uid": "rs-uid-1", "controller": True}]},
+                         "spec": {"nodeName": n, "terminationGracePeriodSeconds": 30,
+                                  "containers": [{"name": "c", "image": "nginx"}]}, "status": running})
+    if pdb_min_available is not None:
+        objs.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                     "metadata": {"name": "web-pdb", "namespace": namespace},
+                     "spec": {"minAvailable": pdb_min_available, "selector": {"matchLabels": {"app": "web"}}}})
+    return objs
+
+
+class Bench:
+    """A cluster of simulated nodes. Use as a context manager; the folder is kept on failure when
+    NODEREBOOT_KEEP_BENCH=1."""
+
+    def __init__(self, nodes, config=None, seed=None, server_args=(), **seed_args):
+        self.dir = tempfile.mkdtemp(prefix="nodereboot-bench-")
+        self.api = ApiServer(self.dir, seed if seed is not None else seed_cluster(nodes, **seed_args), server_args)
+        self.nodes = {}
+        try:
+            for n in nodes:
+                self.nodes[n] = NodeDaemon(self, n, config)
+        except Exception:
+            self.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.dump()
+        self.close(keep=exc_type is not None and os.environ.get("NODEREBOOT_KEEP_BENCH") == "1")
+        return False
+
+    def dump(self):
+        for n in self.nodes.values():
+            print(f"===== {n.name}: daemon log (last 60 lines) =====")
+            print("\n".join(n.log_text().splitlines()[-60:]))
+            print(f"===== {n.name}: state {n.state()}")
+
+    def close(self, keep=False):
+        for n in self.nodes.values():
+            try:
+                n.stop()
+            except Exception as e:  # keep cleaning up the others
+                print(f"stopping {n.name}: {e}")
+        self.api.stop()
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print("bench kept in", self.dir)
+
+    def start_all(self):
+        for n in self.nodes.values():
+            n.start()
+
+    def run_reboots(self, until, timeout=60, on_reboot=None):
+        """Plays the machines: whenever a node's logind got a reboot request, reboot that node.
+        Runs until until() is true."""
+        deadline = time.monotonic() + timeout
+        while not until():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s; phases: " +
+                                     ", ".join(f"{n.name}={n.phase()}" for n in self.nodes.values()))
+            for n in self.nodes.values():
+                if n.running() and n.logind.reboot_calls() > 0:
+                    if on_reboot:
+                        on_reboot(n)
+                    n.reboot()
+            time.sleep(0.05)

@@ -1,0 +1,177 @@
+#!/usr/bin/python3
+"""A faithful fake Kubernetes API server for nodereboot's integration, demo and system tests.
+
+    /usr/bin/python3 tests/integration/kube-apiserver.py --state-dir DIR [--port N]
+        [--control-port N] [--seed FILE.json] [--token TOKEN=USER ...] [--clock-offset SECONDS]
+        [--deletion-scale F] [--rbac FILE.json]
+
+It writes DIR/ready.json last (atomically) once both ports listen; see apiserver/ for the parts
+and tests/integration/test-apiserver.py for what it guarantees."""
+
+import argparse
+import copy
+import json
+import os
+import secrets
+import signal
+import ssl
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from apiserver import resources  # noqa: E402
+from apiserver.access import ADMIN, RBAC, Authenticator  # noqa: E402
+from apiserver.api import ApiListener, RequestLog  # noqa: E402
+from apiserver.clock import Clock  # noqa: E402
+from apiserver.control import ControlServer  # noqa: E402
+from apiserver.controllers import Cluster, running_status  # noqa: E402
+from apiserver.errors import ApiError  # noqa: E402
+from apiserver.faults import FaultInjector  # noqa: E402
+from apiserver.objects import Objects  # noqa: E402
+from apiserver.pki import PKI, kubeconfig, write_atomic  # noqa: E402
+from apiserver.store import Store  # noqa: E402
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class Context:
+    """Everything the API and control handlers share."""
+
+    def __init__(self, args):
+        self.state_dir = os.path.abspath(args.state_dir)
+        self.clock = Clock(args.clock_offset)
+        self.store = Store(self.clock)
+        self.objects = Objects(self.store, self.clock)
+        self.cluster = Cluster(self.store, self.objects, self.clock, args.deletion_scale)
+        self.auth = Authenticator()
+        self.faults = FaultInjector()
+        self.log = RequestLog()
+        self.pki = PKI(self.state_dir)
+        self.rbac = RBAC(_load_json(args.rbac) if args.rbac else None)
+        self.tls = None
+        self.listener = None
+
+    def seed_object(self, res, obj):
+        """Put an object into the world as it is (status included), creating or replacing it."""
+        obj = copy.deepcopy(obj)
+        obj = res.from_wire(obj)
+        md = obj.setdefault("metadata", {})
+        if not md.get("name"):
+            raise ApiError(400, "seed objects need metadata.name", "BadRequest")
+        storage_res = resources.STORAGE_RESOURCE[res.storage]
+        if storage_res.namespaced:
+            md.setdefault("namespace", "default")
+        if storage_res.kind == "Pod" and "status" not in obj and (obj.get("spec") or {}).get("nodeName"):
+            obj["status"] = running_status(obj, self.clock)
+        with self.store.lock:
+            if self.store.get(res.storage, md.get("namespace", ""), md["name"]) is None:
+                return self.objects.create(storage_res, md.get("namespace", ""), obj, from_api=False)
+            return self.objects.replace_raw(storage_res, obj)
+
+
+def _load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--control-port", type=int, default=0)
+    ap.add_argument("--seed")
+    ap.add_argument("--token", action="append", default=[], metavar="TOKEN=USER")
+    ap.add_argument("--clock-offset", type=float, default=0.0)
+    ap.add_argument("--deletion-scale", type=float, default=0.05)
+    ap.add_argument("--rbac")
+    args = ap.parse_args()
+
+    os.makedirs(args.state_dir, exist_ok=True)
+    ready_path = os.path.join(args.state_dir, "ready.json")
+    try:
+        os.unlink(ready_path)
+    except FileNotFoundError:
+        pass
+
+    ctx = Context(args)
+    ctx.pki.ensure()
+
+    token_file = os.path.join(ctx.state_dir, "admin.token")
+    try:
+        with open(token_file) as f:
+            admin_token = f.read().strip()
+    except FileNotFoundError:
+        admin_token = ""
+    if not admin_token:
+        admin_token = secrets.token_hex(24)
+        write_atomic(token_file, admin_token + "\n", private=True)
+    ctx.auth.add_token(admin_token, ADMIN)
+    for spec in args.token:
+        token, sep, user = spec.partition("=")
+        if not sep or not token or not user:
+            ap.error("--token wants TOKEN=USER, got %r" % spec)
+        ctx.auth.add_token(token, user)
+
+    ns_res = resources.by_kind("Namespace")
+    for ns in DEFAULT_NAMESPACES:
+        ctx.objects.create(ns_res, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+                           from_api=False)
+    if args.seed:
+        seed = _load_json(args.seed)
+        if isinstance(seed, dict):
+            seed = seed.get("items", [seed])
+        for obj in seed:
+            res = resources.for_object(obj)
+            if res is None:
+                sys.exit("seed: unknown apiVersion/kind %s/%s" % (obj.get("apiVersion"), obj.get("kind")))
+            ctx.seed_object(res, obj)
+
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(ctx.pki.server_crt, ctx.pki.server_key)
+    tls.load_verify_locations(ctx.pki.ca_crt)
+    tls.verify_mode = ssl.CERT_OPTIONAL
+    ctx.tls = tls
+
+    ctx.listener = ApiListener(ctx, args.port)
+    ctx.listener.start()
+    control = ControlServer(("127.0.0.1", args.control_port), ctx)
+    control.start()
+    port = ctx.listener.port
+    cport = control.server_address[1]
+    url = "https://127.0.0.1:%d" % port
+
+    admin_crt, admin_key = ctx.pki.client_cert(ADMIN, ["system:masters"], reuse=True)
+    write_atomic(os.path.join(ctx.state_dir, "admin.kubeconfig"),
+                 kubeconfig(url, ctx.pki.ca_crt, ADMIN, token=admin_token), private=True)
+    write_atomic(os.path.join(ctx.state_dir, "admin-cert.kubeconfig"),
+                 kubeconfig(url, ctx.pki.ca_crt, ADMIN, cert=admin_crt, key=admin_key), private=True)
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    write_atomic(ready_path, json.dumps({
+        "url": url, "control_url": "http://127.0.0.1:%d" % cport, "pid": os.getpid(),
+        "ca": ctx.pki.ca_crt, "admin_token": admin_token,
+        "kubeconfig": os.path.join(ctx.state_dir, "admin.kubeconfig"),
+        "cert_kubeconfig": os.path.join(ctx.state_dir, "admin-cert.kubeconfig"),
+    }, indent=1) + "\n")
+
+    while not stop.wait(3600):
+        pass
+    # Watch and connection threads are daemons; nothing needs flushing, so leave at once.
+    try:
+        os.unlink(ready_path)
+    except OSError:
+        pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,694 @@
+#!/usr/bin/python3
+"""What the test API server promises, checked over real HTTPS: authentication, optimistic
+concurrency, the three patch types, selectors, watches (resume, 410, selector exits), evictions
+under PodDisruptionBudgets, the simulated kubelet and ReplicaSet controller, fault injection,
+outages, the server clock and RBAC. Every daemon test leans on these behaving like the real API."""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+import urllib.request
+import uuid
+from email.utils import parsedate_to_datetime
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVER = os.path.join(HERE, "kube-apiserver.py")
+
+
+class Server:
+    """One server process in a private state folder."""
+
+    def __init__(self, *extra, state_dir=None):
+        self.tmp = None
+        if state_dir is None:
+            self.tmp = tempfile.TemporaryDirectory(prefix="apiserver-test.")
+            state_dir = self.tmp.name
+        self.dir = state_dir
+        os.makedirs(state_dir, exist_ok=True)
+        self.start(*extra)
+
+    def start(self, *extra):
+        self.log = open(os.path.join(self.dir, "server.log"), "ab")
+        self.proc = subprocess.Popen(["/usr/bin/python3", SERVER, "--state-dir", self.dir, *extra],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        ready = os.path.join(self.dir, "ready.json")
+        deadline = time.monotonic() + 10
+        self.startup = None
+        t0 = time.monotonic()
+        while time.monotonic() < deadline:
+            if os.path.exists(ready):
+                self.startup = time.monotonic() - t0
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited: " + open(os.path.join(self.dir, "server.log")).read())
+            time.sleep(0.02)
+        else:
+            raise RuntimeError("server not ready after 10 s")
+        with open(ready) as f:
+            self.ready = json.load(f)
+        self.port = int(self.ready["url"].rsplit(":", 1)[1])
+        self.token = self.ready["admin_token"]
+        self.ctx = ssl.create_default_context(cafile=self.ready["ca"])
+
+    def stop(self):
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(10)
+        self.log.close()
+        return time.monotonic() - t0
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.stop()
+        if self.tmp:
+            self.tmp.cleanup()
+
+    def conn(self, cert=None, timeout=10):
+        ctx = self.ctx
+        if cert:
+            ctx = ssl.create_default_context(cafile=self.ready["ca"])
+            ctx.load_cert_chain(cert["cert"], cert["key"])
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=timeout)
+
+    def api(self, method, path, body=None, ctype="application/json", token=True, cert=None, headers=None):
+        """Returns (status, parsed body or raw text, response headers)."""
+        c = self.conn(cert)
+        h = dict(headers or {})
+        if token is True:
+            h["Authorization"] = "Bearer " + self.token
+        elif token:
+            h["Authorization"] = "Bearer " + token
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = ctype
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        raw = r.read()
+        c.close()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode()
+        return r.status, parsed, r.headers
+
+    def ok(self, method, path, body=None, ctype="application/json", expect=(200, 201)):
+        status, obj, _ = self.api(method, path, body, ctype)
+        if status not in expect:
+            raise AssertionError("%s %s -> %s %s" % (method, path, status, obj))
+        return obj
+
+    def control(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.ready["control_url"] + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read() or b"null")
+
+    def watch(self, path, timeout=10):
+        return Watch(self, path, timeout)
+
+
+class Watch:
+    """A watch stream read line by line (http.client undoes the chunked framing)."""
+
+    def __init__(self, server, path, timeout):
+        self.c = server.conn(timeout=timeout)
+        self.c.request("GET", path, headers={"Authorization": "Bearer " + server.token})
+        self.r = self.c.getresponse()
+        assert self.r.status == 200, self.r.status
+        assert self.r.getheader("Transfer-Encoding") == "chunked"
+
+    def next(self):
+        line = self.r.readline()
+        if not line:
+            return None
+        return json.loads(line)
+
+    def take(self, n):
+        return [self.next() for _ in range(n)]
+
+    def close(self):
+        self.c.close()
+
+
+def node(name, **spec):
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "spec": spec}
+
+
+def pod(name, node_name, labels=None, ns="default", owner=None, grace=None, phase=None):
+    p = {"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+         "spec": {"nodeName": node_name, "containers": [{"name": "c", "image": "img:1"}]}}
+    if owner:
+        p["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1],
+                                             "uid": owner[2], "controller": True}]
+    if grace is not None:
+        p["spec"]["terminationGracePeriodSeconds"] = grace
+    if phase:
+        p["status"] = {"phase": phase}
+    return p
+
+
+def lease(name, ns="kube-system", labels=None, holder=""):
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 60}}
+
+
+def pdb(name, selector, ns="default", uncomputed=False, **spec):
+    p = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+         "metadata": {"name": name, "namespace": ns},
+         "spec": dict(spec, selector={"matchLabels": selector})}
+    if uncomputed:
+        p["metadata"]["annotations"] = {"test.nodereboot.io/uncomputed": "true"}
+    return p
+
+
+def wait_for(pred, timeout=5.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+SEED = [node("n1"), node("n2"), node("n3", unschedulable=True)]
+
+
+class ApiServerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.seedfile = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump(SEED, cls.seedfile)
+        cls.seedfile.close()
+        cls.s = Server("--seed", cls.seedfile.name, "--token", "node-token=system:node:n1")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.close()
+        os.unlink(cls.seedfile.name)
+
+    def setUp(self):
+        self.s.control("DELETE", "/faults")
+        self.ns = "t-" + uuid.uuid4().hex[:8]
+        self.s.ok("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                 "metadata": {"name": self.ns}})
+
+    # -- start-up ---------------------------------------------------------------------------------
+    def test_ready_file_and_kubeconfigs(self):
+        r = self.s.ready
+        for k in ("url", "control_url", "pid", "ca", "admin_token"):
+            self.assertIn(k, r)
+        self.assertTrue(r["url"].startswith("https://127.0.0.1:"))
+        self.assertEqual(r["pid"], self.s.proc.pid)
+        self.assertLess(self.s.startup, 2.0)
+        for f in ("ca.crt", "ca.key", "server.crt", "server.key", "admin.kubeconfig", "admin-cert.kubeconfig"):
+            self.assertTrue(os.path.exists(os.path.join(self.s.dir, f)), f)
+        kc = open(os.path.join(self.s.dir, "admin.kubeconfig")).read()
+        self.assertIn("token: " + r["admin_token"], kc)
+        self.assertIn("server: " + r["url"], kc)
+        san = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
+                              os.path.join(self.s.dir, "server.crt")], capture_output=True, text=True).stdout
+        self.assertIn("IP Address:127.0.0.1", san)
+        self.assertIn("DNS:localhost", san)
+
+    def test_discovery(self):
+        st, apis, _ = self.s.api("GET", "/apis")
+        self.assertEqual(st, 200)
+        groups = {g["name"]: g for g in apis["groups"]}
+        self.assertEqual(groups["policy"]["preferredVersion"]["groupVersion"], "policy/v1")
+        self.assertIn({"groupVersion": "policy/v1beta1", "version": "v1beta1"}, groups["policy"]["versions"])
+        for g in ("coordination.k8s.io", "apps", "events.k8s.io"):
+            self.assertIn(g, groups)
+        _, v1, _ = self.s.api("GET", "/api/v1")
+        names = {r["name"]: r for r in v1["resources"]}
+        self.assertEqual(names["pods/eviction"]["kind"], "Eviction")
+        for n in ("nodes", "pods", "events", "namespaces"):
+            self.assertIn(n, names)
+        self.assertFalse(names["nodes"]["namespaced"])
+        for gv in ("coordination.k8s.io/v1", "policy/v1", "policy/v1beta1", "apps/v1", "events.k8s.io/v1"):
+            st, rl, _ = self.s.api("GET", "/apis/" + gv)
+            self.assertEqual((st, rl["groupVersion"]), (200, gv))
+        st, _, _ = self.s.api("GET", "/apis/nosuch.io/v1")
+        self.assertEqual(st, 404)
+
+    # -- authentication ---------------------------------------------------------------------------
+    def test_unauthenticated_is_401(self):
+        for token in (None, "wrong-token"):
+            st, body, hdrs = self.s.api("GET", "/api/v1/nodes", token=token)
+            self.assertEqual(st, 401)
+            self.assertEqual((body["kind"], body["reason"], body["code"]), ("Status", "Unauthorized", 401))
+            self.assertIsNotNone(hdrs["Date"])
+        st, _, _ = self.s.api("GET", "/api/v1/nodes", token="node-token")
+        self.assertEqual(st, 200)
+
+    def test_client_certificate(self):
+        cert = self.s.control("POST", "/client-cert", {"user": "system:node:n2"})
+        st, body, _ = self.s.api("GET", "/api/v1/nodes/n2", token=None, cert=cert)
+        self.assertEqual(st, 200)
+        self.assertEqual(body["metadata"]["name"], "n2")
+        log = self.s.control("GET", "/log")
+        self.assertEqual([e["user"] for e in log if e["path"] == "/api/v1/nodes/n2"][-1], "system:node:n2")
+        # A certificate from another CA is refused during the handshake.
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                            "-nodes", "-keyout", d + "/k", "-out", d + "/c", "-subj", "/CN=admin", "-days", "1"],
+                           check=True, capture_output=True)
+            with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+                self.s.api("GET", "/api/v1/nodes", token=None, cert={"cert": d + "/c", "key": d + "/k"})
+
+    # -- concurrency control and patches ----------------------------------------------------------
+    def test_stale_put_and_merge_patch_conflict(self):
+        base = "/apis/coordination.k8s.io/v1/namespaces/%s/leases" % self.ns
+        created = self.s.ok("POST", base, lease("lock-0", self.ns))
+        self.assertTrue(created["metadata"]["uid"])
+        st, _, _ = self.s.api("POST", base, lease("lock-0", self.ns))
+        self.assertEqual(st, 409)
+        old_rv = created["metadata"]["resourceVersion"]
+        upd = dict(created, spec=dict(created["spec"], holderIdentity="n1"))
+        cur = self.s.ok("PUT", base + "/lock-0", upd)
+        self.assertGreater(int(cur["metadata"]["resourceVersion"]), int(old_rv))
+        # Someone else's write with the rv we read first loses.
+        upd2 = dict(created, spec=dict(created["spec"], holderIdentity="n2"))
+        st, body, _ = self.s.api("PUT", base + "/lock-0", upd2)
+        self.assertEqual((st, body["reason"]), (409, "Conflict"))
+        self.assertIn('Operation cannot be fulfilled on leases.coordination.k8s.io "lock-0"', body["message"])
+        st, body, _ = self.s.api("PATCH", base + "/lock-0",
+                                 {"metadata": {"resourceVersion": old_rv}, "spec": {"holderIdentity": "n2"}},
+                                 "application/merge-patch+json")
+        self.assertEqual((st, body["reason"]), (409, "Conflict"))
+        st, body, _ = self.s.api("PATCH", base + "/lock-0",
+                                 {"metadata": {"resourceVersion": cur["metadata"]["resourceVersion"]},
+                                  "spec": {"holderIdentity": "n2"}}, "application/merge-patch+json")
+        self.assertEqual((st, body["spec"]["holderIdentity"]), (200, "n2"))
+        self.assertEqual(body["metadata"]["uid"], created["metadata"]["uid"])
+        self.assertEqual(self.s.ok("GET", base + "/lock-0")["spec"]["holderIdentity"], "n2")
+        st, body, _ = self.s.api("GET", base + "/nope")
+        self.assertEqual((st, body["reason"], body["details"]["kind"]), (404, "NotFound", "leases"))
+
+    def test_three_patch_types_on_node(self):
+        self.s.ok("POST", "/api/v1/nodes", node("pn"))
+        p = "/api/v1/nodes/pn"
+        n = self.s.ok("PATCH", p, {"metadata": {"labels": {"a": "1"}}}, "application/merge-patch+json")
+        self.assertEqual(n["metadata"]["labels"]["a"], "1")
+        n = self.s.ok("PATCH", p, {"spec": {"unschedulable": True}}, "application/strategic-merge-patch+json")
+        self.assertTrue(n["spec"]["unschedulable"])
+        n = self.s.ok("PATCH", p, [{"op": "test", "path": "/spec/unschedulable", "value": True},
+                                   {"op": "add", "path": "/metadata/annotations", "value": {"nodereboot.io/x": "y"}},
+                                   {"op": "add", "path": "/spec/taints", "value": [
+                                       {"key": "nodereboot.io/rebooting", "effect": "NoSchedule"}]}],
+                      "application/json-patch+json")
+        self.assertEqual(n["metadata"]["annotations"]["nodereboot.io/x"], "y")
+        self.assertEqual(n["spec"]["taints"][0]["key"], "nodereboot.io/rebooting")
+        st, body, _ = self.s.api("PATCH", p, [{"op": "test", "path": "/spec/unschedulable", "value": False},
+                                              {"op": "remove", "path": "/spec/unschedulable"}],
+                                 "application/json-patch+json")
+        self.assertEqual((st, body["reason"]), (422, "Invalid"))
+        self.assertTrue(self.s.ok("GET", p)["spec"]["unschedulable"], "a failed test must change nothing")
+        # A JSON patch that tests a stale resourceVersion is refused too (the lock's compare-and-swap).
+        st, _, _ = self.s.api("PATCH", p, [{"op": "test", "path": "/metadata/resourceVersion", "value": "1"}],
+                              "application/json-patch+json")
+        self.assertEqual(st, 422)
+        n = self.s.ok("PATCH", p, {"spec": {"unschedulable": None}, "metadata": {"labels": {"a": None}}},
+                      "application/merge-patch+json")
+        self.assertNotIn("unschedulable", n["spec"])
+        self.assertNotIn("a", n["metadata"].get("labels", {}))
+        # Status changes through the main resource are ignored, as for real Nodes.
+        n = self.s.ok("PATCH", p, {"status": {"conditions": []}}, "application/merge-patch+json")
+        self.assertEqual(n["status"]["conditions"][0]["type"], "Ready")
+        st, _, _ = self.s.api("PATCH", p, {"spec": {}}, "text/plain")
+        self.assertEqual(st, 415)
+        tl = [e for e in self.s.control("GET", "/timeline") if e["node"] == "pn"]
+        self.assertEqual([e["unschedulable"] for e in tl], [False, True, False])
+
+    # -- selectors --------------------------------------------------------------------------------
+    def test_label_and_field_selectors(self):
+        ns = self.ns
+        for name, labels, nd in (("a", {"app": "web", "tier": "fe"}, "n1"), ("b", {"app": "web"}, "n2"),
+                                 ("c", {"app": "db", "tier": "be"}, "n1"), ("d", {}, "n2")):
+            self.s.control("POST", "/objects", pod(name, nd, labels, ns=ns))
+
+        def names(q):
+            st, body, _ = self.s.api("GET", "/api/v1/namespaces/%s/pods?%s" % (ns, q))
+            self.assertEqual(st, 200, body)
+            self.assertTrue(body["metadata"]["resourceVersion"])
+            return sorted(p["metadata"]["name"] for p in body["items"])
+        q = urllib.parse.quote
+        self.assertEqual(names("labelSelector=" + q("app=web")), ["a", "b"])
+        self.assertEqual(names("labelSelector=" + q("app==web,tier=fe")), ["a"])
+        self.assertEqual(names("labelSelector=" + q("app!=web")), ["c", "d"])
+        self.assertEqual(names("labelSelector=" + q("app in (db, web),tier")), ["a", "c"])
+        self.assertEqual(names("labelSelector=" + q("app notin (web)")), ["c", "d"])
+        self.assertEqual(names("labelSelector=" + q("!tier")), ["b", "d"])
+        self.assertEqual(names("fieldSelector=" + q("spec.nodeName=n1")), ["a", "c"])
+        self.assertEqual(names("fieldSelector=" + q("spec.nodeName!=n1,metadata.name!=d")), ["b"])
+        self.assertEqual(names("fieldSelector=" + q("status.phase==Running,metadata.name=b")), ["b"])
+        self.assertEqual(names("fieldSelector=" + q("metadata.namespace=" + ns) + "&labelSelector=app"), ["a", "b", "c"])
+        st, body, _ = self.s.api("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1")
+        self.assertEqual(st, 200)
+        self.assertTrue({"a", "c"} <= {p["metadata"]["name"] for p in body["items"]})
+        self.assertEqual(body["kind"], "PodList")
+        self.assertNotIn("kind", body["items"][0], "items of typed lists carry no kind")
+        st, body, _ = self.s.api("GET", "/api/v1/pods?fieldSelector=spec.nosuch%3Dx")
+        self.assertEqual((st, body["reason"]), (400, "BadRequest"))
+        st, _, _ = self.s.api("GET", "/api/v1/pods?labelSelector=" + q("app in (web"))
+        self.assertEqual(st, 400)
+        st, body, _ = self.s.api("GET", "/api/v1/nodes?fieldSelector=spec.unschedulable%3Dtrue")
+        self.assertEqual([n["metadata"]["name"] for n in body["items"]], ["n3"])
+        page = self.s.ok("GET", "/api/v1/namespaces/%s/pods?limit=3" % ns)
+        self.assertEqual(len(page["items"]), 3)
+        rest = self.s.ok("GET", "/api/v1/namespaces/%s/pods?limit=3&continue=%s" % (ns, page["metadata"]["continue"]))
+        self.assertEqual([p["metadata"]["name"] for p in rest["items"]], ["d"])
+
+    # -- watches ----------------------------------------------------------------------------------
+    def test_watch_events_and_resume(self):
+        base = "/apis/coordination.k8s.io/v1/namespaces/%s/leases" % self.ns
+        lst = self.s.ok("GET", base + "?labelSelector=group%3Dg")
+        w = self.s.watch(base + "?watch=1&labelSelector=group%%3Dg&resourceVersion=%s&allowWatchBookmarks=true"
+                         % lst["metadata"]["resourceVersion"])
+        self.s.ok("POST", base, lease("g-0", self.ns, {"group": "g"}))
+        self.s.ok("POST", base, lease("other", self.ns, {"group": "h"}))
+        self.s.ok("PATCH", base + "/g-0", {"spec": {"holderIdentity": "n1"}}, "application/merge-patch+json")
+        self.s.ok("PATCH", base + "/g-0", {"metadata": {"labels": {"group": "x"}}}, "application/merge-patch+json")
+        self.s.ok("PATCH", base + "/g-0", {"metadata": {"labels": {"group": "g"}}}, "application/merge-patch+json")
+        self.s.ok("DELETE", base + "/g-0")
+        evs = w.take(5)
+        w.close()
+        self.assertEqual([e["type"] for e in evs], ["ADDED", "MODIFIED", "DELETED", "ADDED", "DELETED"])
+        self.assertEqual(evs[1]["object"]["spec"]["holderIdentity"], "n1")
+        self.assertEqual(evs[1]["object"]["kind"], "Lease")
+        self.assertEqual(evs[2]["object"]["metadata"]["labels"]["group"], "g",
+                         "an object leaving the selection is sent as DELETED with its previous content")
+        rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in evs]
+        self.assertEqual(rvs, sorted(rvs))
+        # Resume after the first MODIFIED: exactly the later events come again.
+        w = self.s.watch(base + "?watch=true&labelSelector=group%%3Dg&resourceVersion=%d&timeoutSeconds=1" % rvs[1])
+        again = []
+        while True:
+            e = w.next()
+            if e is None:
+                break
+            again.append(e)
+        w.close()
+        self.assertEqual([e["type"] for e in again], ["DELETED", "ADDED", "DELETED"])
+        self.assertEqual([int(e["object"]["metadata"]["resourceVersion"]) for e in again], rvs[2:])
+
+    def test_watch_without_rv_lists_first_and_field_selector(self):
+        ns = self.ns
+        self.s.control("POST", "/objects", [pod("w1", "n1", ns=ns), pod("w2", "n2", ns=ns)])
+        w = self.s.watch("/api/v1/pods?watch=1&fieldSelector=spec.nodeName%3Dn1&timeoutSeconds=5")
+        seen = {}
+        while "w1" not in seen:
+            e = w.next()
+            seen[e["object"]["metadata"]["name"]] = e["type"]
+        self.assertEqual(seen["w1"], "ADDED")
+        self.assertNotIn("w2", seen)
+        self.s.ok("DELETE", "/api/v1/namespaces/%s/pods/w1?gracePeriodSeconds=0" % ns)
+        e = w.next()
+        while e["object"]["metadata"]["name"] != "w1":
+            e = w.next()
+        self.assertEqual(e["type"], "DELETED")
+        w.close()
+
+    def test_watch_too_old_rv_is_410(self):
+        first = int(self.s.control("GET", "/state")["resourceVersion"])
+        cms = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm%d" % i, "namespace": self.ns}}
+               for i in range(2100)]
+        self.s.control("POST", "/objects", cms)
+        w = self.s.watch("/api/v1/namespaces/%s/configmaps?watch=1&resourceVersion=%d" % (self.ns, first))
+        e = w.next()
+        self.assertEqual(e["type"], "ERROR")
+        self.assertEqual((e["object"]["kind"], e["object"]["code"], e["object"]["reason"]), ("Status", 410, "Expired"))
+        self.assertIsNone(w.next(), "the stream ends after the 410")
+        w.close()
+
+    def test_watch_client_going_away_is_noticed(self):
+        w = self.s.watch("/api/v1/nodes?watch=1")
+        w.take(3)
+        self.assertTrue(any("/api/v1/nodes" in x["path"] for x in self.s.control("GET", "/watches")))
+        w.close()
+        self.assertTrue(wait_for(lambda: not any("/api/v1/nodes?watch=1" == x["path"]
+                                                 for x in self.s.control("GET", "/watches")), 4))
+
+    # -- evictions --------------------------------------------------------------------------------
+    def _evict(self, name, ns=None, version="v1", grace=None):
+        body = {"apiVersion": "policy/" + version, "kind": "Eviction",
+                "metadata": {"name": name, "namespace": ns or self.ns}}
+        if grace is not None:
+            body["deleteOptions"] = {"gracePeriodSeconds": grace}
+        return self.s.api("POST", "/api/v1/namespaces/%s/pods/%s/eviction" % (ns or self.ns, name), body)
+
+    def test_eviction_refused_by_pdb(self):
+        ns = self.ns
+        self.s.control("POST", "/objects", [pod("e1", "n1", {"app": "e"}, ns=ns), pod("e2", "n2", {"app": "e"}, ns=ns)])
+        self.s.ok("POST", "/apis/policy/v1/namespaces/%s/poddisruptionbudgets" % ns, pdb("e", {"app": "e"}, ns, minAvailable=2))
+        got = self.s.ok("GET", "/apis/policy/v1beta1/namespaces/%s/poddisruptionbudgets/e" % ns)
+        self.assertEqual(got["apiVersion"], "policy/v1beta1")
+        self.assertEqual((got["status"]["disruptionsAllowed"], got["status"]["currentHealthy"],
+                          got["status"]["desiredHealthy"]), (0, 2, 2))
+        self.assertEqual(got["status"]["observedGeneration"], got["metadata"]["generation"])
+        st, body, _ = self._evict("e1")
+        self.assertEqual((st, body["reason"], body["code"]), (429, "TooManyRequests", 429))
+        self.assertIn("Cannot evict pod as it would violate the pod's disruption budget.", body["message"])
+        self.assertIn("e needs 2 healthy pods and has 2 currently", body["details"]["causes"][0]["message"])
+        self.assertNotIn("deletionTimestamp", self.s.ok("GET", "/api/v1/namespaces/%s/pods/e1" % ns)["metadata"])
+        # Relaxing the budget lets the eviction through (the live status follows the spec).
+        self.s.ok("PATCH", "/apis/policy/v1/namespaces/%s/poddisruptionbudgets/e" % ns, {"spec": {"minAvailable": 1}},
+                  "application/merge-patch+json")
+        st, body, _ = self._evict("e1", version="v1beta1")
+        self.assertEqual((st, body["status"]), (201, "Success"))
+        got = self.s.ok("GET", "/apis/policy/v1/namespaces/%s/poddisruptionbudgets/e" % ns)
+        self.assertEqual(got["status"]["disruptionsAllowed"], 0, "a terminating pod is not healthy")
+        st, _, _ = self._evict("e2")
+        self.assertEqual(st, 429)
+
+    def test_eviction_refused_while_pdb_uncomputed(self):
+        ns = self.ns
+        self.s.control("POST", "/objects", [pod("u1", "n1", {"app": "u"}, ns=ns), pod("u2", "n2", {"app": "u"}, ns=ns)])
+        self.s.ok("POST", "/apis/policy/v1/namespaces/%s/poddisruptionbudgets" % ns,
+                  pdb("u", {"app": "u"}, ns, uncomputed=True, maxUnavailable=1))
+        got = self.s.ok("GET", "/apis/policy/v1/namespaces/%s/poddisruptionbudgets/u" % ns)
+        self.assertNotIn("observedGeneration", got["status"])
+        st, body, _ = self._evict("u1")
+        self.assertEqual(st, 429)
+        self.assertIn("is still being processed by the server", body["details"]["causes"][0]["message"])
+        self.s.ok("PATCH", "/apis/policy/v1/namespaces/%s/poddisruptionbudgets/u" % ns,
+                  {"metadata": {"annotations": {"test.nodereboot.io/uncomputed": None}}},
+                  "application/merge-patch+json")
+        st, _, _ = self._evict("u1")
+        self.assertEqual(st, 201)
+
+    def test_eviction_allowed_then_kubelet_and_replicaset(self):
+        ns = self.ns
+        rs_uid = str(uuid.uuid4())
+        self.s.control("POST", "/objects", {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                            "metadata": {"name": "rs", "namespace": ns, "uid": rs_uid},
+                                            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "r"}}}})
+        self.s.control("POST", "/objects", [pod("rs-aaaaa", "n1", {"app": "r"}, ns, ("ReplicaSet", "rs", rs_uid), grace=20),
+                                            pod("rs-bbbbb", "n1", {"app": "r"}, ns, ("ReplicaSet", "rs", rs_uid), grace=20)])
+        self.s.ok("POST", "/apis/policy/v1/namespaces/%s/poddisruptionbudgets" % ns,
+                  pdb("r", {"app": "r"}, ns, maxUnavailable=1))
+        st, _, _ = self._evict("missing")
+        self.assertEqual(st, 404)
+        t0 = time.monotonic()
+        st, body, _ = self._evict("rs-aaaaa")
+        self.assertEqual((st, body["kind"], body["status"]), (201, "Status", "Success"))
+        p = self.s.ok("GET", "/api/v1/namespaces/%s/pods/rs-aaaaa" % ns)
+        self.assertIn("deletionTimestamp", p["metadata"])
+        self.assertEqual(p["metadata"]["deletionGracePeriodSeconds"], 20)
+        # A second eviction of a terminating pod succeeds and changes nothing.
+        st, _, _ = self._evict("rs-aaaaa")
+        self.assertEqual(st, 201)
+        self.assertEqual(self.s.ok("GET", "/api/v1/namespaces/%s/pods/rs-aaaaa" % ns)["metadata"]["resourceVersion"],
+                         p["metadata"]["resourceVersion"])
+        gone = wait_for(lambda: self.s.api("GET", "/api/v1/namespaces/%s/pods/rs-aaaaa" % ns)[0] == 404, 5, 0.02)
+        elapsed = time.monotonic() - t0
+        self.assertTrue(gone)
+        self.assertGreater(elapsed, 20 * 0.05 * 0.8, "the kubelet waits for the scaled grace period")
+        self.assertLess(elapsed, 20 * 0.05 + 1.5)
+
+        def replacement():
+            items = self.s.ok("GET", "/api/v1/namespaces/%s/pods?labelSelector=app%%3Dr" % ns)["items"]
+            return [i for i in items if i["metadata"]["name"] not in ("rs-aaaaa", "rs-bbbbb")
+                    and i["status"].get("phase") == "Running"]
+        repl = wait_for(replacement, 3)
+        self.assertEqual(len(repl), 1)
+        self.assertRegex(repl[0]["metadata"]["name"], r"^rs-[a-z0-9]{5}$")
+        self.assertIn(repl[0]["spec"]["nodeName"], ("n2",), "not the old node, not the cordoned n3")
+        self.assertEqual(repl[0]["metadata"]["ownerReferences"][0]["uid"], rs_uid)
+        # With the replacement Ready the budget allows the next eviction.
+        st, _, _ = self._evict("rs-bbbbb")
+        self.assertEqual(st, 201)
+
+    def test_kubelet_of_notready_node_holds_deletions(self):
+        ns = self.ns
+        self.s.ok("POST", "/api/v1/nodes", node("nr"))
+        self.s.control("POST", "/objects", pod("held", "nr", ns=ns, grace=1))
+        self.s.control("POST", "/nodes/nr/ready", {"ready": False})
+        self.s.ok("DELETE", "/api/v1/namespaces/%s/pods/held" % ns)
+        time.sleep(0.3)
+        self.assertEqual(self.s.api("GET", "/api/v1/namespaces/%s/pods/held" % ns)[0], 200)
+        self.s.control("POST", "/nodes/nr/ready", {"ready": True})
+        self.assertTrue(wait_for(lambda: self.s.api("GET", "/api/v1/namespaces/%s/pods/held" % ns)[0] == 404, 3))
+
+    # -- faults, outages, clock -------------------------------------------------------------------
+    def test_fault_actions(self):
+        path = "/api/v1/nodes/n1"
+        self.s.control("POST", "/faults", [{"match": "^/api/v1/nodes/n1$", "action": "status", "status": 503, "count": 1}])
+        st, body, _ = self.s.api("GET", path)
+        self.assertEqual((st, body["kind"], body["code"], body["reason"]), (503, "Status", 503, "ServiceUnavailable"))
+        self.assertEqual(self.s.api("GET", path)[0], 200, "count 1 is used up")
+
+        self.s.control("POST", "/faults", [{"match": "nodes/n1$", "action": "delay", "delay": 0.6, "count": 1}])
+        t0 = time.monotonic()
+        self.assertEqual(self.s.api("GET", path)[0], 200)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.6)
+
+        self.s.control("POST", "/faults", [{"match": "nodes/n1$", "action": "drop", "count": 1}])
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine)):
+            self.s.api("GET", path)
+        self.assertEqual(self.s.api("GET", path)[0], 200)
+
+        self.s.control("POST", "/faults", [{"match": "nodes/n1$", "method": "PATCH", "action": "conflict"}])
+        self.assertEqual(self.s.api("GET", path)[0], 200, "the method filter spares GET")
+        st, body, _ = self.s.api("PATCH", path, {"metadata": {"labels": {"x": "y"}}}, "application/merge-patch+json")
+        self.assertEqual((st, body["reason"]), (409, "Conflict"))
+        self.assertEqual(self.s.api("PATCH", path, {}, "application/merge-patch+json")[0], 409, "unlimited count")
+        self.s.control("DELETE", "/faults")
+        self.s.control("POST", "/faults", [{"match": "nodes", "user": "system:node:n1", "action": "status", "status": 500}])
+        self.assertEqual(self.s.api("GET", path)[0], 200, "the user filter spares admin")
+        self.assertEqual(self.s.api("GET", path, token="node-token")[0], 500)
+        self.s.control("DELETE", "/faults")
+        log = [e for e in self.s.control("GET", "/log") if e["path"] == path]
+        self.assertIn("drop", [e.get("fault") for e in log])
+        e = log[-1]
+        for k in ("seq", "time", "method", "path", "query", "user", "verb", "status", "content_type", "body"):
+            self.assertIn(k, e)
+
+    def test_outage(self):
+        t0 = time.monotonic()
+        self.s.control("POST", "/outage", {"seconds": 1.0})
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", self.s.port), timeout=1).close()
+        self.assertTrue(wait_for(lambda: self.s.control("GET", "/outage")["up"], 3))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.9)
+        self.assertEqual(self.s.api("GET", "/api/v1/nodes/n1")[0], 200)
+        # An outage cuts open watches too, and {"seconds": 0} ends one early.
+        w = self.s.watch("/api/v1/nodes?watch=1&fieldSelector=metadata.name%3Dn1")
+        self.assertEqual(w.next()["type"], "ADDED")
+        self.s.control("POST", "/outage", {"seconds": 30})
+        try:
+            self.assertIsNone(w.next())
+        except (ConnectionError, http.client.IncompleteRead):
+            pass
+        w.close()
+        self.s.control("POST", "/outage", {"seconds": 0})
+        self.assertEqual(self.s.api("GET", "/api/v1/nodes/n1")[0], 200)
+
+    def test_clock_offset(self):
+        try:
+            self.s.control("POST", "/clock", {"offset": 7200})
+            st, _, hdrs = self.s.api("GET", "/api/v1/nodes/n1")
+            skew = parsedate_to_datetime(hdrs["Date"]).timestamp() - time.time()
+            self.assertAlmostEqual(skew, 7200, delta=5)
+            obj = self.s.ok("POST", "/api/v1/namespaces/%s/configmaps" % self.ns,
+                            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}})
+            from datetime import datetime
+            ts = datetime.fromisoformat(obj["metadata"]["creationTimestamp"].replace("Z", "+00:00")).timestamp()
+            self.assertAlmostEqual(ts - time.time(), 7200, delta=5)
+        finally:
+            self.s.control("POST", "/clock", {"offset": 0})
+        _, _, hdrs = self.s.api("GET", "/api/v1/nodes/n1")
+        self.assertAlmostEqual(parsedate_to_datetime(hdrs["Date"]).timestamp(), time.time(), delta=5)
+
+    # -- the world behind the API -----------------------------------------------------------------
+    def test_control_objects_fire_watch_events(self):
+        self.s.ok("POST", "/api/v1/nodes", node("ghost"))
+        w = self.s.watch("/api/v1/nodes?watch=1&fieldSelector=metadata.name%3Dghost")
+        self.assertEqual(w.next()["type"], "ADDED")
+        self.s.control("DELETE", "/objects/Node/_/ghost")
+        self.assertEqual(w.next()["type"], "DELETED")
+        w.close()
+        self.assertEqual(self.s.api("GET", "/api/v1/nodes/ghost")[0], 404)
+        self.assertEqual(self.s.api("POST", "/api/v1/namespaces/nosuch/configmaps",
+                                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})[0], 404,
+                         "creating in a missing namespace fails as on a real cluster")
+
+
+class StandaloneTest(unittest.TestCase):
+    def test_rbac(self):
+        with tempfile.TemporaryDirectory() as d:
+            rbac = {"users": {"system:node:n1": [
+                {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"], "namespaces": ["*"]},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"],
+                 "namespaces": ["kube-system"]},
+                {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"], "namespaces": ["*"]}]}}
+            with open(d + "/rbac.json", "w") as f:
+                json.dump(rbac, f)
+            with open(d + "/seed.json", "w") as f:
+                json.dump([node("n1"), pod("p", "n1")], f)
+            s = Server("--rbac", d + "/rbac.json", "--seed", d + "/seed.json", "--token", "t1=system:node:n1",
+                       "--token", "t2=someone-else", state_dir=d + "/state")
+            try:
+                self.assertEqual(s.api("GET", "/api/v1/nodes/n1", token="t1")[0], 200)
+                self.assertEqual(s.api("PATCH", "/api/v1/nodes/n1", {"spec": {"unschedulable": True}},
+                                       "application/merge-patch+json", token="t1")[0], 200)
+                st, body, _ = s.api("DELETE", "/api/v1/nodes/n1", token="t1")
+                self.assertEqual((st, body["reason"]), (403, "Forbidden"))
+                self.assertIn('User "system:node:n1" cannot delete resource "nodes"', body["message"])
+                self.assertEqual(s.api("GET", "/api/v1/nodes", token="t1")[0], 403, "list is not get")
+                self.assertEqual(s.api("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases",
+                                       token="t1")[0], 200)
+                self.assertEqual(s.api("GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+                                       token="t1")[0], 403)
+                self.assertEqual(s.api("POST", "/api/v1/namespaces/default/pods/p/eviction",
+                                       {"apiVersion": "policy/v1", "kind": "Eviction",
+                                        "metadata": {"name": "p"}}, token="t1")[0], 201)
+                self.assertEqual(s.api("DELETE", "/api/v1/namespaces/default/pods/p", token="t1")[0], 403)
+                self.assertEqual(s.api("DELETE", "/api/v1/nodes/n1", token="t2")[0], 200, "unlisted users are not restricted")
+                self.assertEqual(s.api("GET", "/api", token="t1")[0], 200, "discovery is open to all")
+                log = s.control("GET", "/log")
+                self.assertIn(("pods/eviction", "create", 201), [(e.get("resource"), e["verb"], e["status"]) for e in log])
+                # A restart in the same folder keeps the CA, so clients' trust survives it.
+                ca = open(s.ready["ca"]).read()
+                self.assertLess(s.stop(), 2.0, "SIGTERM ends the server quickly")
+                self.assertFalse(os.path.exists(d + "/state/ready.json"))
+                s.start()
+                self.assertEqual(open(s.ready["ca"]).read(), ca)
+                self.assertLess(s.startup, 2.0)
+                self.assertEqual(s.api("GET", "/api/v1/nodes")[0], 200)
+            finally:
+                s.close()
+
+    def test_clock_offset_flag_and_deletion_scale(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(d + "/seed.json", "w") as f:
+                json.dump([node("n1"), pod("p", "n1", grace=2)], f)
+            s = Server("--clock-offset", "-3600", "--deletion-scale", "0.5", "--seed", d + "/seed.json",
+                       state_dir=d + "/state")
+            try:
+                _, _, hdrs = s.api("GET", "/version")
+                self.assertAlmostEqual(parsedate_to_datetime(hdrs["Date"]).timestamp() - time.time(), -3600, delta=5)
+                t0 = time.monotonic()
+                s.ok("DELETE", "/api/v1/namespaces/default/pods/p")
+                self.assertTrue(wait_for(lambda: s.api("GET", "/api/v1/namespaces/default/pods/p")[0] == 404, 4, 0.02))
+                self.assertAlmostEqual(time.monotonic() - t0, 1.0, delta=0.5)
+            finally:
+                s.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

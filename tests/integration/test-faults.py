@@ -1,0 +1,204 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Drains blocked by PodDisruptionBudgets, bad input of every kind, and the cost of idling."""
+
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import Bench, daemon_binary, wait_for  # noqa: E402
+
+
+def node_requests(log, node):
+    return [e for e in log if e["user"] == "system:node:" + node]
+
+
+class PdbBlocksDrain(unittest.TestCase):
+    def test_h_pdb_blocks_until_timeout_then_rolls_back(self):
+        """A PDB forbids every eviction until the drain timeout: the node is uncordoned, the lease
+        released, and the reboot tried again later."""
+        config = {"Drain.TimeoutSec": "3s", "Reboot.RetrySec": "4s"}
+        with Bench(["n1", "n2"], config=config, pdb_min_available=4) as b:
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.touch_sentinel()
+            wait_for(lambda: n1.state().get("failed_cycles") == 1 and n1.phase() == "pending", 30,
+                     "the drain to time out and be rolled back")
+            self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
+            self.assertFalse(b.api.lease_holders().get("nodereboot-0"))
+            self.assertIn("drain failed", n1.state()["last_error"])
+            log = b.api.request_log()
+            blocked = [e for e in log if e["path"].endswith("/eviction") and e["status"] == 429]
+            self.assertGreaterEqual(len(blocked), 1)
+            # retried later: a second cycle starts after RetrySec
+            wait_for(lambda: n1.state().get("failed_cycles") == 2, 30, "the second attempt")
+            self.assertEqual(n1.logind.reboot_calls(), 0)
+            self.assertEqual(n1.reboots, 0)
+
+    def test_h_force_reboot_reboots_anyway(self):
+        """With ForceReboot=yes a drain that times out still ends in a reboot, and the node comes
+        back uncordoned."""
+        config = {"Drain.TimeoutSec": "3s", "Drain.ForceReboot": "yes"}
+        with Bench(["n1", "n2"], config=config, pdb_min_available=4) as b:
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.touch_sentinel()
+            b.run_reboots(lambda: n1.reboots == 1 and n1.phase() == "idle", 60)
+            self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
+            self.assertFalse(b.api.lease_holders().get("nodereboot-0"))
+
+
+class BadInput(unittest.TestCase):
+    def run_daemon(self, args, timeout=10, env=None):
+        r = subprocess.run([daemon_binary()] + args, capture_output=True, text=True, timeout=timeout,
+                           env=dict(os.environ, **(env or {})))
+        return r.returncode, r.stdout + r.stderr
+
+    def write(self, path, text):
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_l_bad_config_values(self):
+        """Each malformed configuration stops the daemon before it touches anything, naming file,
+        line, key and the expected form; an unknown key is only a warning."""
+        d = self.tmp()
+        cases = [
+            ("[Lock]\nConcurrency=abc\n", r"nodereboot.conf:2: .*Concurrency=abc.*integer"),
+            ("[Lock]\nTTLSec=soon\n", r"nodereboot.conf:2: .*TTLSec=soon"),
+            ("[Drain]\nForceReboot=perhaps\n", r"nodereboot.conf:2: .*ForceReboot=perhaps.*(yes|boolean)"),
+            ("[Bogus]\nA=b\n", r"nodereboot.conf:1: .*(?i:unknown section).*Bogus"),
+            ("[Lock]\nName=Not_A_Name\n", r"nodereboot.conf:2: .*Name="),
+        ]
+        for text, pattern in cases:
+            with self.subTest(config=text):
+                path = self.write(os.path.join(d, "nodereboot.conf"), text)
+                rc, out = self.run_daemon(["--config", path, "--check-config"])
+                self.assertEqual(rc, 78, out)
+                self.assertRegex(out, pattern)
+        path = self.write(os.path.join(d, "nodereboot.conf"), "[Lock]\nFrobnicate=1\n")
+        rc, out = self.run_daemon(["--config", path, "--check-config"])
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"nodereboot.conf:2: .*Frobnicate")
+
+    def test_l_bad_command_line(self):
+        """Unknown options and stray arguments are usage errors."""
+        rc, out = self.run_daemon(["--frobnicate"])
+        self.assertEqual(rc, 64, out)
+        rc, out = self.run_daemon(["extra"])
+        self.assertEqual(rc, 64, out)
+        self.assertIn("extra", out)
+
+    def tmp(self):
+        import tempfile
+        d = tempfile.mkdtemp(prefix="nodereboot-badinput-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", d]))
+        return d
+
+    def daemon_with_kubeconfig(self, kubeconfig_text, expect_rc=78):
+        d = self.tmp()
+        kc = self.write(os.path.join(d, "kubeconfig"), kubeconfig_text) if kubeconfig_text is not None \
+            else os.path.join(d, "missing-kubeconfig")
+        conf = self.write(os.path.join(d, "nodereboot.conf"),
+                          f"[Node]\nName=n1\n[Kubernetes]\nKubeconfig={kc}\n[Sentinel]\nPath={d}/reboot-required\n")
+        os.makedirs(os.path.join(d, "state"))
+        r = subprocess.run([daemon_binary(), "--config", conf, "--state-dir", os.path.join(d, "state")],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, expect_rc, r.stderr)
+        return r.stdout + r.stderr
+
+    def test_l_bad_kubeconfigs(self):
+        """A missing kubeconfig, invalid YAML and an exec user each stop the daemon with a message
+        naming the file and what is wrong."""
+        out = self.daemon_with_kubeconfig(None)
+        self.assertIn("missing-kubeconfig", out)
+        out = self.daemon_with_kubeconfig("clusters:\n  - name: a\n   cluster: [\n")
+        self.assertRegex(out, r"kubeconfig .*:\d+:\d+")
+        out = self.daemon_with_kubeconfig("""apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://127.0.0.1:1"}
+users:
+- name: eks-user
+  user:
+    exec: {command: aws, apiVersion: client.authentication.k8s.io/v1beta1}
+contexts:
+- name: x
+  context: {cluster: c, user: eks-user}
+current-context: x
+""")
+        self.assertIn('"eks-user"', out)
+        self.assertRegex(out, r"(?i)not supported")
+
+    def test_l_wrong_ca_sends_nothing_and_touches_nothing(self):
+        """A kubeconfig whose CA does not match the server: nothing is sent without verified TLS,
+        and the node is never touched."""
+        with Bench(["n1", "n2"]) as b:
+            n1 = b.nodes["n1"]
+            other_ca = os.path.join(n1.dir, "other-ca.crt")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                            "-nodes", "-keyout", os.path.join(n1.dir, "other-ca.key"), "-out", other_ca,
+                            "-subj", "/CN=not-the-cluster-ca", "-days", "2"],
+                           check=True, capture_output=True)
+            with open(n1.kubeconfig) as f:
+                text = f.read()
+            self.write(n1.kubeconfig, text.replace(b.api.ca, other_ca))
+            b.api.control("DELETE", "/log")
+            n1.start()
+            n1.touch_sentinel()
+            wait_for(lambda: "Failed to acquire the lock" in n1.log_text(), 15, "the TLS failure")
+            time.sleep(1)
+            self.assertEqual(node_requests(b.api.request_log(), "n1"), [])
+            self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
+            self.assertNotIn("nodereboot-0", b.api.lease_holders())
+
+    def test_l_rejected_token_touches_nothing(self):
+        """A token the API server rejects: a clear error, retries, and the node is never touched."""
+        with Bench(["n1", "n2"]) as b:
+            n1 = b.nodes["n1"]
+            with open(n1.kubeconfig) as f:
+                text = f.read()
+            self.write(n1.kubeconfig, text.replace("token: token-n1", "token: revoked-token"))
+            n1.start()
+            n1.touch_sentinel()
+            wait_for(lambda: "Failed to acquire the lock" in n1.log_text(), 15, "the 401")
+            self.assertRegex(n1.log_text(), r"Permission denied|ermission")
+            self.assertNotIn("revoked-token", n1.log_text(), "a secret reached the log")
+            self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
+            self.assertNotIn("nodereboot-0", b.api.lease_holders())
+
+
+class Idle(unittest.TestCase):
+    def test_o_idle_costs_nothing(self):
+        """While no reboot is required the daemon sends no API requests and does not wake up
+        periodically. Prints its resident memory."""
+        with Bench(["n1", "n2"]) as b:
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.wait_phase("idle", 10)
+            time.sleep(1.5)             # let the start-up look-up finish
+            before = len(node_requests(b.api.request_log(), "n1"))
+            pid = n1.proc.pid
+
+            def status(field):
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith(field + ":"):
+                            return int(line.split()[1])
+            switches = status("voluntary_ctxt_switches") + status("nonvoluntary_ctxt_switches")
+            time.sleep(5)
+            after = len(node_requests(b.api.request_log(), "n1"))
+            switches_after = status("voluntary_ctxt_switches") + status("nonvoluntary_ctxt_switches")
+            rss = status("VmRSS")
+            print(f"idle: {after - before} API requests and {switches_after - switches} wake-ups in 5 s; "
+                  f"VmRSS {rss} kB")
+            self.assertEqual(after, before, "API requests while idle")
+            self.assertLessEqual(switches_after - switches, 2, "periodic wake-ups while idle")
+            self.assertTrue(n1.running())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Several nodes against one API server: the safety invariant (never more than Concurrency nodes
+cordoned at once), the hand-off latency, and taking over stale leases."""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import Bench, max_cordoned_at_once, wait_for  # noqa: E402
+
+
+def lease_events(log):
+    """(time, node, kind) for cordons and lease releases, from the server's request log."""
+    out = []
+    for e in log:
+        body = e.get("body") or {}
+        if e["method"] == "PATCH" and e["path"].startswith("/api/v1/nodes/") and e["status"] < 300:
+            spec = body.get("spec") or {}
+            if spec.get("unschedulable") is True:
+                out.append((e["time"], e["path"].rsplit("/", 1)[1], "cordon"))
+        if e["method"] == "PUT" and "/leases/" in e["path"] and e["status"] < 300:
+            holder = (body.get("spec") or {}).get("holderIdentity")
+            if not holder:
+                out.append((e["time"], e["user"].split(":")[-1], "release"))
+    return sorted(out)
+
+
+class Fleet(unittest.TestCase):
+    def roll(self, nodes, concurrency):
+        config = {"Lock.Concurrency": str(concurrency)}
+        with Bench(nodes, config=config) as b:
+            b.start_all()
+            for n in b.nodes.values():
+                n.wait_phase("idle", 10)
+            for n in b.nodes.values():
+                n.touch_sentinel()
+            b.run_reboots(lambda: all(n.reboots == 1 and n.phase() == "idle" for n in b.nodes.values()),
+                          timeout=40 * len(nodes))
+            timeline = b.api.timeline()
+            worst = max_cordoned_at_once(timeline, set(nodes))
+            self.assertLessEqual(worst, concurrency, f"{worst} nodes cordoned at once: {timeline}")
+            self.assertGreaterEqual(worst, 1)
+            for n in b.nodes.values():
+                self.assertFalse(b.api.node(n.name)["spec"].get("unschedulable"), n.name)
+            self.assertFalse(any(b.api.lease_holders().values()))
+            return lease_events(b.api.request_log())
+
+    def test_b_three_nodes_one_at_a_time_and_fast_handoff(self):
+        """Three nodes, Concurrency=1, all sentinels at once: never two nodes cordoned at the same
+        time, and each next node cordons within 1 s of the previous release."""
+        events = self.roll(["n1", "n2", "n3"], 1)
+        gaps = []
+        for i, (t, node, kind) in enumerate(events):
+            if kind != "release":
+                continue
+            nxt = next(((t2, n2) for t2, n2, k2 in events[i + 1:] if k2 == "cordon"), None)
+            if nxt:
+                gaps.append(nxt[0] - t)
+        print("hand-off gaps (release -> next cordon):", ", ".join(f"{g * 1000:.0f} ms" for g in gaps))
+        self.assertEqual(len(gaps), 2, events)
+        self.assertTrue(all(g < 1.0 for g in gaps), gaps)
+
+    def test_c_four_nodes_two_at_a_time(self):
+        """Four nodes, Concurrency=2: never more than two cordoned at once."""
+        self.roll(["n1", "n2", "n3", "n4"], 2)
+
+    def _put_lease(self, b, holder, renew_age_s, duration_s=30):
+        renew = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() - renew_age_s))
+        b.api.api("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases", {
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "nodereboot-0", "namespace": "kube-system",
+                         "labels": {"nodereboot.io/lock": "nodereboot"}},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration_s,
+                     "acquireTime": renew, "renewTime": renew}}, expect=201)
+
+    def test_j_expired_lease_is_taken_over(self):
+        """A lease whose holder stopped renewing past its TTL is taken over."""
+        with Bench(["n1", "n2"]) as b:
+            self._put_lease(b, "n2", renew_age_s=120, duration_s=30)
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.touch_sentinel()
+            wait_for(lambda: b.api.lease_holders().get("nodereboot-0") == "n1", 15, "the takeover")
+            self.assertRegex(n1.log_text(), r"(?i)expired")
+
+    def test_j_fresh_lease_is_respected(self):
+        """A lease renewed recently by a live node is not taken."""
+        with Bench(["n1", "n2"]) as b:
+            self._put_lease(b, "n2", renew_age_s=1, duration_s=3600)
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.touch_sentinel()
+            n1.wait_phase("pending", 10)
+            time.sleep(2)
+            self.assertEqual(b.api.lease_holders().get("nodereboot-0"), "n2")
+            self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
+
+    def test_j_ghost_holder_is_taken_over(self):
+        """A lease held by a Node that no longer exists (scaled away) is taken over."""
+        with Bench(["n1", "n2"]) as b:
+            self._put_lease(b, "gone-node-7", renew_age_s=1, duration_s=3600)
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.touch_sentinel()
+            wait_for(lambda: b.api.lease_holders().get("nodereboot-0") == "n1", 15, "the takeover")
+            self.assertIn("gone-node-7", n1.log_text())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

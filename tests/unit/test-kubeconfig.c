@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base64.h"
+#include "fileio.h"
+#include "kubeconfig.h"
+#include "string-util.h"
+#include "tests.h"
+
+/* --- fixtures --------------------------------------------------------------------------------- */
+
+static char *tmpdir;
+
+static void rm_rf(const char *path) {
+        _cleanup_free_ char *cmd = strdup_printf("rm -rf '%s'", path);
+
+        ASSERT_TRUE(cmd);
+        ASSERT_TRUE(startswith(path, "/tmp/test-kubeconfig-"));
+        ASSERT_EQ(system(cmd), 0);
+}
+
+/* Writes text as tmpdir/name and returns the path. */
+static char *write_yaml(const char *name, const char *text) {
+        char *path = strjoin(tmpdir, "/", name);
+
+        ASSERT_TRUE(path);
+        ASSERT_OK(write_file_atomic(path, text, strlen(text), 0600));
+        return path;
+}
+
+typedef struct Capture {
+        int saved;
+        char path[64];
+} Capture;
+
+static void capture_begin(Capture *c) {
+        int fd;
+
+        snprintf(c->path, sizeof c->path, "/tmp/test-kubeconfig-stderr-XXXXXX");
+        fd = mkstemp(c->path);
+        ASSERT_TRUE(fd >= 0);
+        fflush(stderr);
+        c->saved = dup(STDERR_FILENO);
+        ASSERT_TRUE(c->saved >= 0);
+        ASSERT_TRUE(dup2(fd, STDERR_FILENO) >= 0);
+        close(fd);
+}
+
+static char *capture_end(Capture *c) {
+        char *s = NULL;
+
+        fflush(stderr);
+        ASSERT_TRUE(dup2(c->saved, STDERR_FILENO) >= 0);
+        close(c->saved);
+        ASSERT_OK(read_full_file(c->path, 1024 * 1024, &s, NULL));
+        unlink(c->path);
+        fprintf(stderr, "%s", s);
+        return s;
+}
+
+#define ASSERT_CONTAINS(haystack, needle)                                                       \
+        do {                                                                                    \
+                if (!strstr((haystack), (needle))) {                                            \
+                        fprintf(stderr, "%s:%d: \"%s\" not found in \"%s\"\n", __FILE__,        \
+                                __LINE__, (needle), (haystack));                                \
+                        abort();                                                                \
+                }                                                                               \
+        } while (0)
+
+/* Loads text; checks the errno and that the one logged line contains every needle (NULL-terminated)
+ * and, when secret is given, does not contain it. */
+static void check_error(const char *text, const char *context, int expected, const char *secret, ...) {
+        _cleanup_free_ char *path = write_yaml("kubeconfig", text), *log = NULL, *prefix = NULL;
+        _cleanup_(kubeconfig_freep) Kubeconfig *k = NULL;
+        Capture cap;
+        va_list ap;
+        int r;
+
+        capture_begin(&cap);
+        r = kubeconfig_load(path, context, &k);
+        log = capture_end(&cap);
+        if (r != -expected) {
+                fprintf(stderr, "kubeconfig_load() returned %d, expected %d, for:\n%s\n", r, -expected, text);
+                abort();
+        }
+        ASSERT_TRUE(k == NULL);
+
+        prefix = strdup_printf("kubeconfig %s", path);
+        ASSERT_TRUE(prefix);
+        ASSERT_TRUE(startswith(log, prefix));
+        ASSERT_EQ(strchr(log, '\n') - log + 1, (long) strlen(log));     /* exactly one line */
+
+        va_start(ap, secret);
+        for (const char *n = va_arg(ap, const char *); n; n = va_arg(ap, const char *))
+                ASSERT_CONTAINS(log, n);
+        va_end(ap);
+        if (secret)
+                ASSERT_FALSE(strstr(log, secret));
+}
+
+static Kubeconfig *load_ok(const char *text, const char *context) {
+        _cleanup_free_ char *path = write_yaml("kubeconfig", text);
+        Kubeconfig *k = NULL;
+
+        ASSERT_OK(kubeconfig_load(path, context, &k));
+        ASSERT_TRUE(k);
+        ASSERT_STREQ(k->path, path);
+        return k;
+}
+
+#define HEADER "apiVersion: v1\nkind: Config\npreferences: {}\n"
+
+/* --- tests ------------------------------------------------------------------------------------ */
+
+TEST(token) {
+        _cleanup_(kubeconfig_freep) Kubeconfig *k = NULL;
+
+        k = load_ok(HEADER
+                    "current-context: node-a@prod\n"
+                    "clusters:\n"
+                    "- name: prod\n"
+                    "  cluster:\n"
+                    "    server: https://api.example.com:6443/\n"
+                    "    extensions: [ { name: x, extension: {} } ]\n"
+                    "contexts:\n"
+                    "- name: other\n"
+                    "  context: { cluster: nope, user: nope }\n"
+                    "- name: node-a@prod\n"
+                    "  context:\n"
+                    "    cluster: prod\n"
+                    "    user: node-a\n"
+                    "    namespace: kube-system\n"
+                    "users:\n"
+                    "- name: node-a\n"
+                    "  user:\n"
+                    "    token: \"s3cr3t-token\"\n",
+                    NULL);
+        ASSERT_STREQ(k->context, "node-a@prod");
+        ASSERT_STREQ(k->cluster, "prod");
+        ASSERT_STREQ(k->user, "node-a");
+        ASSERT_STREQ(k->namespace, "kube-system");
+        ASSERT_STREQ(k->server, "https://api.example.com:6443");
+        ASSERT_STREQ(k->token, "s3cr3t-token");
+        ASSERT_TRUE(k->token_file == NULL);
+        ASSERT_FALSE(k->insecure_skip_tls_verify);
+        ASSERT_TRUE(k->tls_server_name == NULL);
+        ASSERT_TRUE(k->ca_file == NULL && k->ca_data == NULL);
+        ASSERT_TRUE(k->client_cert_file == NULL && k->client_cert_data == NULL);
+        ASSERT_TRUE(k->client_key_file == NULL && k->client_key_data == NULL);
+        ASSERT_TRUE(kubeconfig_free(NULL) == NULL);
+}
+
+TEST(token_file_and_relative_paths) {
+        _cleanup_(kubeconfig_freep) Kubeconfig *k = NULL;
+        _cleanup_free_ char *ca = NULL, *tok = NULL, *crt = NULL;
+
+        k = load_ok(HEADER
+                    "current-context: c\n"
+                    "clusters:\n"
+                    "- name: cl\n"
+                    "  cluster:\n"
+                    "    server: https://10.0.0.1\n"
+                    "    certificate-authority: pki/ca.crt\n"
+                    "contexts:\n"
+                    "- name: c\n"
+                    "  context: {cluster: cl, user: u}\n"
+                    "users:\n"
+                    "- name: u\n"
+                    "  user:\n"
+                    "    tokenFile: ./token\n"
+                    "    client-certificate: ../abs-is-not-needed/client.crt\n"
+                    "    client-key: /etc/pki/client.key\n",
+                    NULL);
+        ca = strjoin(tmpdir, "/pki/ca.crt");
+        tok = strjoin(tmpdir, "/./token");
+        crt = strjoin(tmpdir, "/../abs-is-not-needed/client.crt");
+        ASSERT_TRUE(ca && tok && crt);
+        ASSERT_STREQ(k->ca_file, ca);
+        ASSERT_STREQ(k->token_file, tok);
+        ASSERT_TRUE(k->token == NULL);
+        ASSERT_STREQ(k->client_cert_file, crt);
+        ASSERT_STREQ(k->client_key_file, "/etc/pki/client.key");
+        ASSERT_STREQ(k->server, "https://10.0.0.1");
+        ASSERT_TRUE(k->namespace == NULL);
+}
+
+TEST(relative_kubeconfig_path) {
+        _cleanup_(kubeconfig_freep) Kubeconfig *k = NULL;
+        _cleanup_free_ char *path = NULL, *cwd = get_current_dir_name(), *expected = NULL;
+
+        ASSERT_TRUE(cwd);
+        path = write_yaml("rel-kubeconfig",
+                          "current-context: c\n"
+                          "clusters: [{name: cl, cluster: {server: 'https://h', certificate-authority: ca.pem}}]\n"
+                          "contexts: [{name: c, context: {cluster: cl, user: u}}]\n"
+                          "users: [{name: u, user: {}}]\n");
+        ASSERT_OK(chdir(tmpdir));
+        ASSERT_OK(kubeconfig_load("rel-kubeconfig", NULL, &k));
+        ASSERT_OK(chdir(cwd));
+        expected = strjoin(tmpdir, "/ca.pem");
+        ASSERT_TRUE(expected);
+        ASSERT_STREQ(k->ca_file, expected);
+        ASSERT_STREQ(k->path, "rel-kubeconfig");
+        /* A user without credentials is anonymous, as in kubectl. */
+        ASSERT_TRUE(k->token == NULL && k->token_file == NULL && k->client_cert_file == NULL);
+}
+
+TEST(inline_data) {
+        static const char ca[] = "-----BEGIN CERTIFICATE-----\nMIIBca\n-----END CERTIFICATE-----\n";
+        static const char crt[] = "-----BEGIN CERTIFICATE-----\nMIIBcrt\n-----END CERTIFICATE-----\n";
+        static const char key[] = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIkey\n-----END EC PRIVATE KEY-----\n";
+        _cleanup_free_ char *ca64 = NULL, *crt64 = NULL, *key64 = NULL, *text = NULL;
+        _cleanup_(kubeconfig_freep) Kubeconfig *k = NULL;
+
+        ASSERT_OK(base64_encode(ca, strlen(ca), &ca64));
+        ASSERT_OK(base64_encode(crt, strlen(crt), &crt64));
+        ASSERT_OK(base64_encode(key, strlen(key), &key64));
+        text = strdup_printf(HEADER
+                             "current-context: c\n"
+                             "clusters:\n"
+                             "- name: cl\n"
+                             "  cluster:\n"
+                             "    server: https://h:443\n"
+                             "    certificate-authority-data: %s\n"
+                             "contexts:\n"
+                             "- name: c\n"
+                             "  context: {cluster: cl, user: u}\n"
+                             "users:\n"
+                             "- name: u\n"
+                             "  user:\n"
+                             "    client-certificate-data: %s\n"
+                             "    client-key-data: >-\n"
+                             "      %.20s\n"
+                             "      %s\n",
+                             ca64, crt64, key64, key64 + 20);
+        ASSERT_TRUE(text);
+        k = load_ok(text, NULL);
+        ASSERT_EQ(k->ca_data_size, strlen(ca));
+        ASSERT_STREQ(k->ca_data, ca);
+        ASSERT_EQ(k->client_cert_data_size, strlen(crt));
+        ASSERT_STREQ(k->client_cert_data, crt);
+        ASSERT_EQ(k->client_key_data_size, strlen(key));
+        ASSERT_STREQ(k->client_key_data, key);
+        ASSERT_TRUE(k->ca_file == NULL && k->client_cert_file == NULL && k->client_key_file == NULL);
+}
+
+TEST(named_context_insecure_tls_server_name) {
+        static const char text[] = HEADER
+                "current-context: a\n"
+                "clusters:\n"
+                "- name: ca\n"
+                "  cluster: {server: 'https://a.example.com'}\n"
+                "- name: cb\n"
+                "  cluster:\n"
+                "    server: HTTPS://10.1.2.3:6443/prefix//\n"
+                "    insecure-skip-tls-verify: true\n"
+                "    tls-server-name: kubernetes.default.svc\n"
+                "contexts:\n"
+                "- {name: a, context: {cluster: ca, user: ua}}\n"
+                "- {name: b, context: {cluster: cb, user: ub, namespace: ns-b}}\n"
+                "users:\n"
+                "- {name: ua, user: {token: ta}}\n"
+                "- {name: ub, user: {token: tb}}\n";
+        _cleanup_(kubeconfig_freep) Kubeconfig *a = NULL, *b = NULL;
+
+        a = load_ok(text, NULL);
+        ASSERT_STREQ(a->context, "a");
+        ASSERT_STREQ(a->server, "https://a.example.com");
+        ASSERT_STREQ(a->token, "ta");
+        ASSERT_FALSE(a->insecure_skip_tls_verify);
+
+        b = load_ok(text, "b");
+        ASSERT_STREQ(b->context, "b");
+        ASSERT_STREQ(b->cluster, "cb");
+        ASSERT_STREQ(b->user, "ub");
+        ASSERT_STREQ(b->namespace, "ns-b");
+        ASSERT_STREQ(b->server, "https://10.1.2.3:6443/prefix");
+        ASSERT_TRUE(b->insecure_skip_tls_verify);
+        ASSERT_STREQ(b->tls_server_name, "kubernetes.default.svc");
+        ASSERT_STREQ(b->token, "tb");
+}
+
+TEST(http_server_and_nulls) {
+        _cleanup_(kubeconfig_freep) Kubeconfig *k = NULL;
+
+        /* http:// is accepted here (the daemon warns); null fields read as absent. */
+        k = load_ok("current-context: c\n"
+                    "clusters: [{name: cl, cluster: {server: 'http://127.0.0.1:8080', certificate-authority: ~,"
+                    " insecure-skip-tls-verify: null}}]\n"
+                    "contexts: [{name: c, context: {cluster: cl, user: u, namespace: }}]\n"
+                    "users: [{name: u, user: {token: t, exec: null}}]\n",
+                    NULL);
+        ASSERT_STREQ(k->server, "http://127.0.0.1:8080");
+        ASSERT_TRUE(k->ca_file == NULL);
+        ASSERT_TRUE(k->namespace == NULL);
+        ASSERT_FALSE(k->insecure_skip_tls_verify);
+}
+
+#define LAUGHS                                                  \
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"                \
+        "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"      \
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"      \
+        "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"      \
+        "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"      \
+        "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"      \
+        "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"      \
+        "h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n"      \
+        "i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]\n"
+
+TEST(anchors_and_aliases) {
+        _cleanup_(kubeconfig_freep) Kubeconfig *k = NULL;
+
+        k = load_ok("current-context: c\n"
+                    "clusters:\n"
+                    "- name: cl\n"
+                    "  cluster: &shared\n"
+                    "    server: https://shared\n"
+                    "- name: cl2\n"
+                    "  cluster: *shared\n"
+                    "contexts: [{name: c, context: {cluster: cl2, user: u}}]\n"
+                    "users: [{name: u, user: {token: &tok abc}}, {name: u2, user: {token: *tok}}]\n"
+                    /* A self-referencing node does not make the loader or the walk loop. */
+                    "loop: &l [*l, *l]\n",
+                    NULL);
+        ASSERT_STREQ(k->server, "https://shared");
+
+        /* A billion laughs is cheap: aliases share the node instead of copying it. */
+        kubeconfig_free(TAKE_PTR(k));
+        k = load_ok(LAUGHS
+                    "current-context: c\n"
+                    "clusters: [{name: cl, cluster: {server: 'https://x'}}]\n"
+                    "contexts: [{name: c, context: {cluster: cl, user: u}}]\n"
+                    "laughs: *i\n"
+                    "users: [{name: u, user: {token: t}}]\n",
+                    NULL);
+        ASSERT_STREQ(k->token, "t");
+        /* ... and where a string is expected, it is just a wrong type. */
+        check_error(LAUGHS
+                    "current-context: c\n"
+                    "clusters: [{name: cl, cluster: {server: 'https://x'}}]\n"
+                    "contexts: [{name: c, context: {cluster: cl, user: u}}]\n"
+                    "users: [{name: u, user: {token: *i}}]\n",
+                    NULL, EINVAL, NULL, "user \"u\": field \"token\" must be a string", NULL);
+}
+
+TEST(errors_file) {
+        _cleanup_free_ char *missing = NULL, *log = NULL, *big = NULL, *path = NULL;
+        Kubeconfig *k = NULL;
+        Capture cap;
+
+        missing = strjoin(tmpdir, "/does-not-exist");
+        ASSERT_TRUE(missing);
+        capture_begin(&cap);
+        ASSERT_ERROR(kubeconfig_load(missing, NULL, &k), ENOENT);
+        log = capture_end(&cap);
+        ASSERT_CONTAINS(log, missing);
+        ASSERT_TRUE(k == NULL);
+
+        /* Over the 4 MiB cap. */
+        big = malloc(4 * 1024 * 1024 + 2);
+        ASSERT_TRUE(big);
+        memset(big, '#', 4 * 1024 * 1024 + 1);
+        big[4 * 1024 * 1024 + 1] = 0;
+        path = write_yaml("big", big);
+        ASSERT_ERROR(kubeconfig_load(path, NULL, &k), EFBIG);
+        ASSERT_TRUE(k == NULL);
+}
+
+TEST(errors_yaml) {
+        _cleanup_free_ char *many = NULL, *deep = NULL;
+        size_t n;
+
+        check_error(HEADER "current-context: a: b\n", NULL, EINVAL, NULL,
+                    "kubeconfig", ":4:19: mapping values are not allowed", NULL);
+        check_error("a:\n  - b\n  c: d\n", NULL, EINVAL, NULL, ":3:3: did not find expected '-' indicator", NULL);
+        check_error("a: *undefined\n", NULL, EINVAL, NULL, ":1:4: found undefined alias", NULL);
+        check_error("a: \xff\n", NULL, EINVAL, NULL, "invalid leading UTF-8 octet", NULL);
+        check_error("", NULL, EINVAL, NULL, "file is empty", NULL);
+        check_error("# only a comment\n", NULL, EINVAL, NULL, "file is empty", NULL);
+        check_error("- a\n- b\n", NULL, EINVAL, NULL, "not a kubeconfig", NULL);
+
+        /* Node count cap. */
+        many = malloc(200000 * 2 + 16);
+        ASSERT_TRUE(many);
+        n = (size_t) sprintf(many, "a: [");
+        for (size_t i = 0; i < 100001; i++)
+                n += (size_t) sprintf(many + n, "1,");
+        strcpy(many + n, "1]\n");
+        check_error(many, NULL, EINVAL, NULL, "too many YAML nodes", NULL);
+
+        /* Depth cap. */
+        deep = malloc(2 * 1000 + 16);
+        ASSERT_TRUE(deep);
+        memset(deep, '[', 1000);
+        memset(deep + 1000, ']', 1000);
+        strcpy(deep + 2000, "\n");
+        check_error(deep, NULL, EINVAL, NULL, "nested deeper than", NULL);
+}
+
+#define CL  "clusters: [{name: cl, cluster: {server: 'https://h'}}]\n"
+#define CTX "contexts: [{name: c, context: {cluster: cl, user: u}}]\n"
+
+TEST(errors_structure) {
+        check_error("kind: Config\n" CL CTX "users: [{name: u, user: {token: t}}]\n", NULL, EINVAL, NULL,
+                    "no current-context", NULL);
+        check_error("current-context: [x]\n" CL CTX, NULL, EINVAL, NULL, "current-context", "string", NULL);
+        check_error("current-context: c\n" CL "users: [{name: u, user: {token: t}}]\n", NULL, EINVAL, NULL,
+                    "context \"c\" not found", NULL);
+        check_error("current-context: c\n" CL CTX "users: [{name: u, user: {token: t}}]\n", "nope", EINVAL, NULL,
+                    "context \"nope\" not found", NULL);
+        check_error("current-context: c\ncontexts: {c: x}\n", NULL, EINVAL, NULL, "\"contexts\" must be a list", NULL);
+        check_error("current-context: c\n" CL "contexts: [{name: c, context: {user: u}}]\n"
+                    "users: [{name: u, user: {token: t}}]\n", NULL, EINVAL, NULL,
+                    "context \"c\": field \"cluster\" is missing", NULL);
+        check_error("current-context: c\n" CL "contexts: [{name: c, context: {cluster: cl}}]\n"
+                    "users: [{name: u, user: {token: t}}]\n", NULL, EINVAL, NULL,
+                    "context \"c\": field \"user\" is missing", NULL);
+        check_error("current-context: c\n" CL "contexts: [{name: c, context: [a]}]\n", NULL, EINVAL, NULL,
+                    "context \"c\": field \"context\" must be a mapping", NULL);
+        check_error("current-context: c\n" CTX "users: [{name: u, user: {token: tok-never-logged}}]\n", NULL,
+                    EINVAL, "tok-never-logged", "cluster \"cl\" not found", NULL);
+        check_error("current-context: c\n" CL CTX "users: [{name: other, user: {token: secret-t}}]\n",
+                    NULL, EINVAL, "secret-t", "user \"u\" not found", NULL);
+        check_error("current-context: c\n"
+                    "clusters: [{name: cl, cluster: {server: 'https://h'}}, {name: cl, cluster: {server: 'https://i'}}]\n"
+                    CTX "users: [{name: u, user: {token: t}}]\n", NULL, EINVAL,
+                    NULL, "cluster \"cl\" is listed 2 times", NULL);
+}
+
+#define USERS(u) "current-context: c\n" CL CTX "users:\n- name: u\n  user:\n" u
+
+TEST(errors_cluster) {
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {insecure-skip-tls-verify: true}}]\n"
+                    CTX "users: [{name: u, user: {}}]\n", NULL, EINVAL, NULL,
+                    "cluster \"cl\": field \"server\" is missing", NULL);
+        check_error("current-context: c\nclusters: [{name: cl}]\n" CTX, NULL, EINVAL, NULL,
+                    "cluster \"cl\": field \"server\" is missing", NULL);
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'ftp://h'}}]\n" CTX,
+                    NULL, EINVAL, NULL, "cluster \"cl\": server \"ftp://h\" must start with https://", NULL);
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'api.example.com:6443'}}]\n"
+                    CTX, NULL, EINVAL, NULL, "must start with https://", NULL);
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'https://'}}]\n" CTX,
+                    NULL, EINVAL, NULL, "has no host", NULL);
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'https://a b'}}]\n" CTX,
+                    NULL, EINVAL, NULL, "whitespace", NULL);
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: [x]}}]\n" CTX,
+                    NULL, EINVAL, NULL, "cluster \"cl\": field \"server\" must be a string", NULL);
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'https://h', "
+                    "certificate-authority-data: '!!notbase64'}}]\n" CTX, NULL, EINVAL, NULL,
+                    "cluster \"cl\": field \"certificate-authority-data\" is not valid base64", NULL);
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'https://h', "
+                    "certificate-authority-data: Zm9v, certificate-authority: /ca}}]\n" CTX, NULL, EINVAL, NULL,
+                    "cluster \"cl\": certificate-authority and certificate-authority-data are both set", NULL);
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'https://h', "
+                    "insecure-skip-tls-verify: true, certificate-authority: /ca}}]\n" CTX, NULL, EINVAL, NULL,
+                    "cluster \"cl\": insecure-skip-tls-verify cannot be combined", NULL);
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'https://h', "
+                    "insecure-skip-tls-verify: maybe}}]\n" CTX, NULL, EINVAL, NULL,
+                    "field \"insecure-skip-tls-verify\" must be true or false", NULL);
+}
+
+TEST(errors_user) {
+        static const char key64[] = "c2VjcmV0LWtleS1ieXRlcw==";     /* "secret-key-bytes" */
+
+        check_error(USERS("    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: aws\n"),
+                    NULL, EOPNOTSUPP, NULL,
+                    "user \"u\": exec credential plugins are not supported; use a token, tokenFile or client "
+                    "certificate", NULL);
+        check_error(USERS("    auth-provider:\n      name: gcp\n"), NULL, EOPNOTSUPP, NULL,
+                    "user \"u\": auth-provider plugins are not supported", NULL);
+        check_error(USERS("    username: admin\n    password: hunter2\n"), NULL, EOPNOTSUPP, "hunter2",
+                    "user \"u\": basic authentication (username/password) is not supported", NULL);
+        check_error(USERS("    password: hunter2\n"), NULL, EOPNOTSUPP, "hunter2", "basic authentication", NULL);
+        check_error(USERS("    token: tok-secret\n    as: system:admin\n"), NULL, EOPNOTSUPP, "tok-secret",
+                    "user \"u\": impersonation (as) is not supported", NULL);
+
+        check_error(USERS("    token: tok-secret\n    client-certificate: /c.crt\n"), NULL, EINVAL, "tok-secret",
+                    "user \"u\": a client certificate is set but no client-key", NULL);
+        check_error(USERS("    client-certificate-data: Zm9v\n"), NULL, EINVAL, NULL,
+                    "a client certificate is set but no client-key", NULL);
+        check_error(USERS("    client-key: /c.key\n"), NULL, EINVAL, NULL,
+                    "user \"u\": a client key is set but no client-certificate", NULL);
+        {
+                _cleanup_free_ char *t = strdup_printf(USERS("    client-key-data: %s\n"), key64);
+                ASSERT_TRUE(t);
+                check_error(t, NULL, EINVAL, key64, "a client key is set but no client-certificate", NULL);
+                free(t);
+                /* Neither the base64 text nor the decoded key shows up in the message. */
+                t = strdup_printf(USERS("    client-certificate-data: Zm9v\n    client-key-data: %s\n"
+                                        "    client-key: /k\n"), key64);
+                ASSERT_TRUE(t);
+                check_error(t, NULL, EINVAL, "secret-key", "client-key and client-key-data are both set", NULL);
+        }
+        check_error(USERS("    client-certificate-data: Zm9v\n    client-certificate: /c\n    client-key: /k\n"),
+                    NULL, EINVAL, NULL, "client-certificate and client-certificate-data are both set", NULL);
+        check_error(USERS("    client-key-data: '%%%'\n    client-certificate: /c\n"), NULL, EINVAL, NULL,
+                    "user \"u\": field \"client-key-data\" is not valid base64", NULL);
+        check_error(USERS("    token: {a: b}\n"), NULL, EINVAL, NULL, "user \"u\": field \"token\" must be a string",
+                    NULL);
+        check_error(USERS("    token: \"a\\0b\"\n"), NULL, EINVAL, NULL, "field \"token\" must be a string", NULL);
+}
+
+TEST(token_and_client_certificate_together) {
+        _cleanup_(kubeconfig_freep) Kubeconfig *k = NULL;
+
+        /* Token and key with client certificate together are fine (kubectl allows both). */
+        k = load_ok(USERS("    token: t\n    client-certificate-data: Zm9v\n    client-key-data: YmFy\n"), NULL);
+        ASSERT_STREQ(k->token, "t");
+        ASSERT_STREQ(k->client_cert_data, "foo");
+        ASSERT_STREQ(k->client_key_data, "bar");
+        ASSERT_EQ(k->client_key_data_size, 3);
+}
+
+int main(void) {
+        tmpdir = strdup("/tmp/test-kubeconfig-XXXXXX");
+        ASSERT_TRUE(tmpdir);
+        ASSERT_TRUE(mkdtemp(tmpdir));
+
+        RUN(token);
+        RUN(token_file_and_relative_paths);
+        RUN(relative_kubeconfig_path);
+        RUN(inline_data);
+        RUN(named_context_insecure_tls_server_name);
+        RUN(http_server_and_nulls);
+        RUN(anchors_and_aliases);
+        RUN(errors_file);
+        RUN(errors_yaml);
+        RUN(errors_structure);
+        RUN(errors_cluster);
+        RUN(errors_user);
+        RUN(token_and_client_certificate_together);
+
+        rm_rf(tmpdir);
+        free(tmpdir);
+        return 0;
+}
