@@ -654,7 +654,7 @@ static void on_reboot_requested(Logind *l, int error, const char *message, void 
         if (m->action != REBOOT_ACTION_REBOOT)
                 return;
         if (error < 0) {
-                _cleanup_free_ char *msg = strdup_printf("logind refused the reboot: %s",
+                _cleanup_free_ char *msg = strdup_printf("reboot request failed: %s",
                                                          message ?: strerror(ERRNO_VALUE(error)));
                 log_event(LOG_ERR, MESSAGE_REBOOT_FAILED, "Reboot request %u of %u failed: %s",
                           m->state.reboot_attempts, m->policy.max_attempts, strna(msg));

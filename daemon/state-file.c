@@ -47,7 +47,7 @@ static bool boot_id_is_valid(const char *s, size_t size) {
         if (n != 32)
                 return false;
         for (size_t i = 0; i < n; i++)
-                if (0)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
                         return false;
         return true;
 }

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -266,6 +267,13 @@ class NodeDaemon:
         self.new_boot()
         self.logind = LogindMock(self.dir)
         self.proc = None
+        self.extra_env = {}
+        # sd_notify messages: the daemon's READY=1 / STATUS= / STOPPING=1, as systemd would get them
+        self.notify_path = os.path.join(self.dir, "notify")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(self.notify_path)
+        self.notify.setblocking(False)
+        self.notifications = []
         self.starts = 0
         self.reboots = 0
         self.logs = []
@@ -324,13 +332,15 @@ current-context: test
 
     def start(self):
         assert self.proc is None or self.proc.poll() is not None
+        if self.proc is not None and not self.log.closed:
+            self.log.close()
         self.starts += 1
         log_path = os.path.join(self.dir, f"daemon-{self.starts}.log")
         self.logs.append(log_path)
         env = dict(os.environ,
                    NODEREBOOT_BOOT_ID_FILE=self.boot_id_file,
-                   DBUS_SYSTEM_BUS_ADDRESS=self.logind.address)
-        env.pop("NOTIFY_SOCKET", None)
+                   DBUS_SYSTEM_BUS_ADDRESS=self.logind.address,
+                   NOTIFY_SOCKET=self.notify_path, **self.extra_env)
         env.pop("JOURNAL_STREAM", None)
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen([daemon_binary(), "--config", self.config_path, "--state-dir", self.state_dir],
@@ -346,6 +356,20 @@ current-context: test
         if self.proc is not None:
             self.log.close()
         return self.proc.returncode if self.proc else None
+
+    def statuses(self):
+        """Every STATUS= text the daemon sent so far, in order."""
+        while True:
+            try:
+                msg = self.notify.recv(65536).decode(errors="replace")
+            except BlockingIOError:
+                break
+            self.notifications.append(msg)
+        return [line[7:] for m in self.notifications for line in m.split("\n") if line.startswith("STATUS=")]
+
+    def notified(self, text):
+        self.statuses()
+        return any(text in m for m in self.notifications)
 
     def log_text(self):
         text = ""
@@ -398,6 +422,7 @@ current-context: test
     def stop(self):
         self.kill(signal.SIGTERM)
         self.logind.stop()
+        self.notify.close()
 
 
 def seed_cluster(nodes, replicas_per_node=2, pdb_min_available=None, namespace="default"):

@@ -21,9 +21,11 @@ mkdir -p "$cache/debs"
 exec 9>"$cache/.find-kubectl.lock"
 flock 9
 if [[ ! -x "$kubectl" ]]; then
-        (cd "$cache/debs" && apt-get download kubernetes-client >&2)
-        deb=$(ls -t "$cache"/debs/kubernetes-client_*.deb | head -n1)
-        dpkg-deb -x "$deb" "$cache"
+        # The sandbox user _apt may not write into the cache; the download itself needs no privilege.
+        (cd "$cache/debs" && apt-get -q -o APT::Sandbox::User=root download kubernetes-client >&2)
+        for deb in "$cache"/debs/kubernetes-client_*.deb; do
+                dpkg-deb -x "$deb" "$cache"
+        done
 fi
 if [[ ! -x "$kubectl" ]]; then
         echo "find-kubectl: $kubectl missing after unpacking kubernetes-client" >&2

@@ -5,8 +5,12 @@
         [--control-port N] [--seed FILE.json] [--token TOKEN=USER ...] [--clock-offset SECONDS]
         [--deletion-scale F] [--rbac FILE.json]
 
-It writes DIR/ready.json last (atomically) once both ports listen; see apiserver/ for the parts
-and tests/integration/test-apiserver.py for what it guarantees."""
+It writes DIR/ready.json last (atomically) once both ports listen:
+    {"url", "control_url", "pid", "ca", "admin_token", "kubeconfig", "cert_kubeconfig"}
+and removes it again on SIGTERM/SIGINT. A test starts it, waits for ready.json, talks HTTPS to
+"url" (DIR/admin.kubeconfig, DIR/admin-cert.kubeconfig, or its own --token) and steers the world
+through "control_url" (endpoints: apiserver/control.py). apiserver/ holds the parts;
+test-apiserver.py and test-kubectl-fidelity.sh show what it guarantees."""
 
 import argparse
 import copy

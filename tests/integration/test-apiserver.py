@@ -11,7 +11,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
@@ -49,7 +48,8 @@ class Server:
                 self.startup = time.monotonic() - t0
                 break
             if self.proc.poll() is not None:
-                raise RuntimeError("server exited: " + open(os.path.join(self.dir, "server.log")).read())
+                with open(os.path.join(self.dir, "server.log")) as f:
+                    raise RuntimeError("server exited: " + f.read())
             time.sleep(0.02)
         else:
             raise RuntimeError("server not ready after 10 s")
@@ -91,10 +91,12 @@ class Server:
         if body is not None:
             data = json.dumps(body).encode()
             h["Content-Type"] = ctype
-        c.request(method, path, body=data, headers=h)
-        r = c.getresponse()
-        raw = r.read()
-        c.close()
+        try:
+            c.request(method, path, body=data, headers=h)
+            r = c.getresponse()
+            raw = r.read()
+        finally:
+            c.close()
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:
@@ -214,10 +216,12 @@ class ApiServerTest(unittest.TestCase):
             self.assertIn(k, r)
         self.assertTrue(r["url"].startswith("https://127.0.0.1:"))
         self.assertEqual(r["pid"], self.s.proc.pid)
-        self.assertLess(self.s.startup, 2.0)
+        # Well under 2 s on an idle machine; the bound leaves room for a loaded CI machine.
+        self.assertLess(self.s.startup, 6.0)
         for f in ("ca.crt", "ca.key", "server.crt", "server.key", "admin.kubeconfig", "admin-cert.kubeconfig"):
             self.assertTrue(os.path.exists(os.path.join(self.s.dir, f)), f)
-        kc = open(os.path.join(self.s.dir, "admin.kubeconfig")).read()
+        with open(os.path.join(self.s.dir, "admin.kubeconfig")) as f:
+            kc = f.read()
         self.assertIn("token: " + r["admin_token"], kc)
         self.assertIn("server: " + r["url"], kc)
         san = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
@@ -614,6 +618,52 @@ class ApiServerTest(unittest.TestCase):
         _, _, hdrs = self.s.api("GET", "/api/v1/nodes/n1")
         self.assertAlmostEqual(parsedate_to_datetime(hdrs["Date"]).timestamp(), time.time(), delta=5)
 
+    def test_concurrent_watchers_and_writers(self):
+        """A few daemons at once: every watcher sees every write, in order, without stalls."""
+        import threading
+        base = "/apis/coordination.k8s.io/v1/namespaces/%s/leases" % self.ns
+        writers, per_writer, watchers = 4, 40, 8
+        for k in range(writers):
+            self.s.ok("POST", base, lease("c-%d" % k, self.ns, {"g": "c"}))
+        rv = self.s.ok("GET", base)["metadata"]["resourceVersion"]
+        seen = [[] for _ in range(watchers)]
+        errors = []
+
+        def watch(i):
+            try:
+                w = self.s.watch(base + "?watch=1&labelSelector=g%%3Dc&resourceVersion=%s" % rv, timeout=20)
+                while len(seen[i]) < writers * per_writer:
+                    seen[i].append(int(w.next()["object"]["metadata"]["resourceVersion"]))
+                w.close()
+            except Exception as e:  # reported below; a thread cannot fail the test itself
+                errors.append(e)
+
+        def write(k):
+            try:
+                c = self.s.conn()
+                h = {"Authorization": "Bearer " + self.s.token, "Content-Type": "application/merge-patch+json"}
+                for j in range(per_writer):
+                    c.request("PATCH", base + "/c-%d" % k, json.dumps({"spec": {"holderIdentity": "h%d" % j}}), h)
+                    r = c.getresponse()
+                    r.read()
+                    if r.status != 200:
+                        errors.append(r.status)
+                c.close()
+            except Exception as e:
+                errors.append(e)
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=watch, args=(i,)) for i in range(watchers)]
+        threads += [threading.Thread(target=write, args=(k,)) for k in range(writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(errors, [])
+        for got in seen:
+            self.assertEqual(len(got), writers * per_writer)
+            self.assertEqual(got, sorted(got))
+        self.assertLess(time.monotonic() - t0, 15)
+
     # -- the world behind the API -----------------------------------------------------------------
     def test_control_objects_fire_watch_events(self):
         self.s.ok("POST", "/api/v1/nodes", node("ghost"))
@@ -663,12 +713,14 @@ class StandaloneTest(unittest.TestCase):
                 log = s.control("GET", "/log")
                 self.assertIn(("pods/eviction", "create", 201), [(e.get("resource"), e["verb"], e["status"]) for e in log])
                 # A restart in the same folder keeps the CA, so clients' trust survives it.
-                ca = open(s.ready["ca"]).read()
+                with open(s.ready["ca"]) as f:
+                    ca = f.read()
                 self.assertLess(s.stop(), 2.0, "SIGTERM ends the server quickly")
                 self.assertFalse(os.path.exists(d + "/state/ready.json"))
                 s.start()
-                self.assertEqual(open(s.ready["ca"]).read(), ca)
-                self.assertLess(s.startup, 2.0)
+                with open(s.ready["ca"]) as f:
+                    self.assertEqual(f.read(), ca)
+                self.assertLess(s.startup, 6.0)
                 self.assertEqual(s.api("GET", "/api/v1/nodes")[0], 200)
             finally:
                 s.close()

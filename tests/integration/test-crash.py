@@ -30,17 +30,17 @@ class Crashes(unittest.TestCase):
     def cycle_with_crash(self, point):
         with Bench(["n1", "n2"]) as b:
             n1 = b.nodes["n1"]
-            os.environ["NODEREBOOT_TEST_CRASH_AT"] = point
-            try:
-                n1.start()
-            finally:
-                del os.environ["NODEREBOOT_TEST_CRASH_AT"]
+            # The crash point stays armed until the daemon has crashed there once (some points are
+            # only reached in the boot after the reboot).
+            n1.extra_env = {"NODEREBOOT_TEST_CRASH_AT": point}
+            n1.start()
             n1.touch_sentinel()
             crashed = False
 
             def step():
                 nonlocal crashed
                 if not n1.running():
+                    n1.extra_env = {}
                     if n1.logind.reboot_calls() > 0:
                         n1.reboot()          # the machine went down after the request
                     else:
@@ -78,6 +78,41 @@ class Crashes(unittest.TestCase):
             self.assertTrue(b.api.node("n1")["spec"].get("unschedulable"))
             n1.start()
             b.run_reboots(lambda: n1.reboots == 1 and n1.phase() == "idle", 60)
+            self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
+            self.assertFalse(b.api.lease_holders().get("nodereboot-0"))
+
+    def test_sigterm_stops_cleanly_and_resumes(self):
+        """SIGTERM at any point (while waiting, draining, after the reboot request, while
+        recovering) stops the daemon at once with status 0, and the next start resumes."""
+        import signal as sig
+        with Bench(["n1", "n2"]) as b:
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.touch_sentinel()
+            stops = 0
+            seen = set()
+
+            def step():
+                nonlocal stops
+                phase = n1.phase()
+                if n1.running() and phase not in seen and phase in ("pending", "draining", "rebooting", "recovering"):
+                    seen.add(phase)
+                    t = time.monotonic()
+                    rc = n1.kill(sig.SIGTERM)
+                    self.assertEqual(rc, 0, f"exit status after SIGTERM in {phase}")
+                    self.assertLess(time.monotonic() - t, 3, "slow stop")
+                    self.assertTrue(n1.notified("STOPPING=1"))
+                    stops += 1
+                    if n1.logind.reboot_calls() > 0:
+                        n1.reboot()
+                    else:
+                        n1.start()
+                elif n1.running() and n1.logind.reboot_calls() > 0:
+                    n1.reboot()
+                return n1.reboots == 1 and n1.phase() == "idle"
+
+            wait_for(step, 90, "the cycle to complete across stops")
+            self.assertGreaterEqual(stops, 3, seen)
             self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
             self.assertFalse(b.api.lease_holders().get("nodereboot-0"))
 

@@ -25,6 +25,7 @@ class OneNodeCycle(unittest.TestCase):
             b.nodes["n2"].start()
             n1.start()
             n1.wait_phase("idle", 10)
+            wait_for(lambda: n1.notified("READY=1"), 10, "READY=1")
             n1.touch_sentinel(["linux-image-6.1.0-28-amd64", "libc6"])
             n1.wait_phase(["draining", "rebooting"], 15)
             self.assertEqual(b.api.lease_holders().get("nodereboot-0"), "n1")
@@ -86,7 +87,8 @@ class OneNodeCycle(unittest.TestCase):
             n1.start()
             n1.touch_sentinel()
             n1.wait_phase("pending", 10)
-            wait_for(lambda: "waiting for the lock" in n1.log_text(), 10, "the wait for the lock")
+            wait_for(lambda: any(s.startswith("pending: waiting for the lock: nodereboot-0 held by n2")
+                                 for s in n1.statuses()), 10, "STATUS= to name the holder")
             b.api.control("DELETE", "/log")
             n1.remove_sentinel()
             n1.wait_phase("idle", 10)
@@ -105,8 +107,8 @@ class OneNodeCycle(unittest.TestCase):
             n1.logind.block_shutdown("fwupd", "firmware update")
             n1.start()
             n1.touch_sentinel()
-            wait_for(lambda: "shutdown inhibitor held by fwupd (firmware update)" in n1.log_text(), 30,
-                     "the inhibitor to be reported")
+            wait_for(lambda: any("reboot blocked by a shutdown inhibitor held by fwupd (firmware update)" in s
+                                 for s in n1.statuses()), 30, "STATUS= to say why")
             time.sleep(1)
             self.assertEqual(n1.logind.reboot_calls(), 0)
             self.assertEqual(n1.phase(), "draining")

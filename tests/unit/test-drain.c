@@ -107,3 +107,521 @@ TEST(normal_and_terminating_pods_are_drained) {
         ASSERT_FALSE(drain_pod_is_skipped(bare, NULL));
         ASSERT_FALSE(drain_pod_is_skipped(NULL, NULL));
 }
+
+/* -------------------------------------------------------------------------------------------- */
+/* Against the test API server */
+
+static KubeTestServer *server;
+static sd_event *event;
+static KubeClient *client;
+
+static void server_setup(const char *objects) {
+        Kubeconfig k = {};
+
+        /* evicted pods are gone after 1% of their grace period */
+        ASSERT_OK(kube_test_server_start(&server, "--deletion-scale 0.01"));
+        ASSERT_OK(kube_test_control(server, "POST", "/objects", objects, NULL));
+
+        ASSERT_OK(sd_event_new(&event));
+        kube_test_server_kubeconfig(server, &k);
+        ASSERT_OK(kube_client_new(&client, event, &k));
+        kube_client_set_retry(client, 5, 10 * USEC_PER_MSEC, 100 * USEC_PER_MSEC);
+}
+
+static void server_teardown(void) {
+        client = kube_client_free(client);
+        event = sd_event_unref(event);
+        server = kube_test_server_stop(server);
+}
+
+/* Objects, as JSON text. All pods live in namespace "shop". */
+
+static char *node(const char *name, bool unschedulable) {
+        return strdup_printf("{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\"},"
+                             "\"spec\":{%s},\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}",
+                             name, unschedulable ? "\"unschedulable\":true" : "");
+}
+
+static char *replicaset(const char *app, unsigned replicas) {
+        return strdup_printf("{\"apiVersion\":\"apps/v1\",\"kind\":\"ReplicaSet\",\"metadata\":{\"name\":\"%s\","
+                             "\"namespace\":\"shop\",\"uid\":\"rs-%s\"},\"spec\":{\"replicas\":%u,"
+                             "\"selector\":{\"matchLabels\":{\"app\":\"%s\"}},\"template\":{\"metadata\":{"
+                             "\"labels\":{\"app\":\"%s\"}},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"i\"}]}}}}",
+                             app, app, replicas, app, app);
+}
+
+static char *pdb(const char *name, const char *app, unsigned min_available) {
+        return strdup_printf("{\"apiVersion\":\"policy/v1\",\"kind\":\"PodDisruptionBudget\",\"metadata\":{"
+                             "\"name\":\"%s\",\"namespace\":\"shop\"},\"spec\":{\"minAvailable\":%u,"
+                             "\"selector\":{\"matchLabels\":{\"app\":\"%s\"}}}}", name, min_available, app);
+}
+
+/* extra_metadata and extra go right after the labels and after the spec (",\"status\":{...}"). */
+static char *pod(const char *name, const char *node_name, const char *app, const char *extra_metadata,
+                 const char *extra) {
+        return strdup_printf("{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s\","
+                             "\"namespace\":\"shop\",\"labels\":{\"app\":\"%s\"}%s},\"spec\":{\"nodeName\":\"%s\","
+                             "\"terminationGracePeriodSeconds\":30,\"containers\":[{\"name\":\"c\",\"image\":\"i\"}]}%s}",
+                             name, app, strempty(extra_metadata), node_name, strempty(extra));
+}
+
+static char *replica(const char *name, const char *node_name, const char *app) {
+        _cleanup_free_ char *owner = strdup_printf(",\"ownerReferences\":[{\"apiVersion\":\"apps/v1\","
+                                                   "\"kind\":\"ReplicaSet\",\"name\":\"%s\",\"uid\":\"rs-%s\","
+                                                   "\"controller\":true}]", app, app);
+        ASSERT_TRUE(owner);
+        return pod(name, node_name, app, owner, NULL);
+}
+
+/* A pod being deleted since `since` with the given grace period: posted first as it was, then as it
+ * is now (the server strips deletion fields from new objects). */
+static char *terminating(const char *name, const char *node_name, usec_t since, unsigned grace) {
+        char ts[FORMAT_RFC3339_MAX];
+        _cleanup_free_ char *before = NULL, *after = NULL, *md = NULL;
+
+        ASSERT_TRUE(format_rfc3339(ts, sizeof ts, since, false));
+        md = strdup_printf(",\"deletionTimestamp\":\"%s\",\"deletionGracePeriodSeconds\":%u", ts, grace);
+        before = pod(name, node_name, "bare", NULL, NULL);
+        after = pod(name, node_name, "bare", md, NULL);
+        ASSERT_TRUE(md && before && after);
+        return strjoin(before, ",", after);
+}
+
+/* Joins object texts (taking them) into a JSON array. */
+static char *objects(char *first, ...) {
+        _cleanup_free_ char *s = strdup("[");
+        va_list ap;
+
+        ASSERT_TRUE(s);
+        va_start(ap, first);
+        for (char *o = first; o; o = va_arg(ap, char *)) {
+                char *t;
+
+                ASSERT_TRUE(o);
+                t = strjoin(s, s[1] ? "," : "", o);
+                ASSERT_TRUE(t);
+                free(s);
+                free(o);
+                s = t;
+        }
+        va_end(ap);
+        {
+                char *t = strjoin(s, "]");
+                ASSERT_TRUE(t);
+                free(s);
+                s = t;
+        }
+        return TAKE_PTR(s);
+}
+
+static json_object *stored_pod(const char *name) {
+        _cleanup_free_ char *path = strjoin("/objects?kind=Pod&namespace=shop&name=", name);
+        _cleanup_json_ json_object *items = NULL;
+
+        ASSERT_OK(kube_test_control_json(server, "GET", path, NULL, &items));
+        if (json_array_length(items) == 0)
+                return NULL;
+        return json_object_get(json_object_array_get_idx(items, 0));
+}
+
+static bool pod_exists(const char *name) {
+        _cleanup_json_ json_object *p = stored_pod(name);
+
+        return p;
+}
+
+static char *eviction_path(const char *name) {
+        return strjoin("/api/v1/namespaces/shop/pods/", name, "/eviction");
+}
+
+static int evictions(const char *name) {
+        _cleanup_free_ char *path = eviction_path(name);
+        int n = kube_test_count_requests(server, "POST", path);
+
+        ASSERT_OK(n);
+        return n;
+}
+
+/* The log entries of the eviction requests for a pod, oldest first. */
+static json_object *eviction_log(const char *name) {
+        _cleanup_free_ char *path = eviction_path(name);
+        _cleanup_json_ json_object *log = NULL;
+        json_object *out = json_object_new_array();
+
+        ASSERT_TRUE(out);
+        ASSERT_OK(kube_test_control_json(server, "GET", "/log", NULL, &log));
+        for (size_t i = 0; i < json_array_length(log); i++) {
+                json_object *e = json_object_array_get_idx(log, i);
+
+                if (streq_ptr(json_get_string(e, "method"), "POST") && streq_ptr(json_get_string(e, "path"), path))
+                        ASSERT_OK(json_object_array_add(out, json_object_get(e)));
+        }
+        return out;
+}
+
+static double json_get_double(json_object *o, const char *path) {
+        json_object *v = json_get(o, path);
+
+        ASSERT_TRUE(v);
+        return json_object_get_double(v);
+}
+
+typedef struct DrainResult {
+        Drain *drain;
+        bool done;
+        int error;
+        char *message;
+        unsigned n_done;
+        unsigned n_progress;
+        char **progress;
+} DrainResult;
+
+static void drain_result_done(DrainResult *r) {
+        r->drain = drain_free(r->drain);
+        free(r->message);
+        strv_free(r->progress);
+}
+
+static void on_drain_done(Drain *d, int error, const char *message, void *userdata) {
+        DrainResult *r = userdata;
+
+        ASSERT_TRUE(d == r->drain);
+        ASSERT_TRUE(message);
+        r->n_done++;
+        r->done = true;
+        r->error = error;
+        r->message = strdup(message);
+        ASSERT_TRUE(r->message);
+        fprintf(stderr, "    done: %s (%s)\n", strerror(ERRNO_VALUE(error)), message);
+        /* what the manager does: free the drain from inside its handler */
+        r->drain = drain_free(d);
+}
+
+static void on_drain_progress(Drain *d, const char *progress, void *userdata) {
+        DrainResult *r = userdata;
+
+        ASSERT_TRUE(d == r->drain);
+        ASSERT_FALSE(r->done);
+        r->n_progress++;
+        fprintf(stderr, "    progress: %s\n", progress);
+        /* reported only when it changes */
+        if (r->progress)
+                ASSERT_FALSE(streq(r->progress[strv_length(r->progress) - 1], progress));
+        ASSERT_OK(strv_extend(&r->progress, progress));
+}
+
+static bool progress_seen(const DrainResult *r, const char *prefix) {
+        for (char **p = r->progress; p && *p; p++)
+                if (startswith(*p, prefix))
+                        return true;
+        return false;
+}
+
+static void drain(DrainResult *r, const char *node_name, const DrainOptions *o) {
+        ASSERT_OK(drain_start(&r->drain, event, client, node_name, o, on_drain_done, on_drain_progress, r));
+        ASSERT_TRUE(r->drain);
+}
+
+static void run_drain(DrainResult *r, const char *node_name, const DrainOptions *o, usec_t limit) {
+        drain(r, node_name, o);
+        ASSERT_OK(kube_test_run_until(event, &r->done, limit));
+        ASSERT_EQ(r->n_done, 1);
+        ASSERT_TRUE(r->drain == NULL);
+}
+
+static void assert_cordoned_by_us(const char *node_name) {
+        _cleanup_free_ char *path = strjoin("/objects?kind=Node&name=", node_name);
+        _cleanup_json_ json_object *items = NULL;
+        json_object *n, *a;
+
+        ASSERT_OK(kube_test_control_json(server, "GET", path, NULL, &items));
+        n = json_object_array_get_idx(items, 0);
+        ASSERT_TRUE(json_get_bool(n, "spec.unschedulable", false));
+        a = json_get_member(json_get(n, "metadata.annotations"), "nodereboot.io/cordoned");
+        ASSERT_TRUE(a);
+        ASSERT_STREQ(json_object_get_string(a), "true");
+}
+
+TEST(drain_evicts_what_it_must) {
+        usec_t now = now_usec(CLOCK_REALTIME);
+        DrainOptions o = {
+                .timeout_usec = 30 * USEC_PER_SEC,
+                .grace_period_sec = 5,
+                .skip_wait_for_delete_usec = USEC_PER_HOUR,
+                .pdb_retry_usec = 200 * USEC_PER_MSEC,
+        };
+        DrainResult r = {}, quiet = {};
+        _cleanup_free_ char *seed = NULL;
+        _cleanup_json_ json_object *log = NULL;
+        json_object *body;
+
+        seed = objects(node("n1", false), node("n2", false), node("n3", true),
+                       replicaset("web", 2), replica("web-a", "n1", "web"), replica("web-b", "n1", "web"),
+                       pod("agent-n1", "n1", "agent",
+                           ",\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"DaemonSet\","
+                           "\"name\":\"agent\",\"uid\":\"ds-agent\",\"controller\":true}]", NULL),
+                       pod("etcd-n1", "n1", "etcd", ",\"annotations\":{\"kubernetes.io/config.mirror\":\"abc\"}",
+                           NULL),
+                       pod("job-done", "n1", "job", NULL, ",\"status\":{\"phase\":\"Succeeded\"}"),
+                       pod("bare", "n1", "bare", NULL, NULL),
+                       /* terminating since now, gone after 100 s × 0.01 */
+                       terminating("dying", "n1", now, 100),
+                       /* terminating for two hours, and for hours to come */
+                       terminating("stuck", "n1", now - 2 * USEC_PER_HOUR, 1000000),
+                       pod("agent-n3", "n3", "agent",
+                           ",\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"DaemonSet\","
+                           "\"name\":\"agent\",\"uid\":\"ds-agent\",\"controller\":true}]", NULL),
+                       NULL);
+        server_setup(seed);
+
+        run_drain(&r, "n1", &o, 20 * USEC_PER_SEC);
+        ASSERT_EQ(r.error, 0);
+        ASSERT_TRUE(strstr(r.message, "evicted 3 pods"));
+        assert_cordoned_by_us("n1");
+
+        /* evicted and gone */
+        ASSERT_EQ(evictions("web-a"), 1);
+        ASSERT_EQ(evictions("web-b"), 1);
+        ASSERT_EQ(evictions("bare"), 1);
+        ASSERT_FALSE(pod_exists("web-a"));
+        ASSERT_FALSE(pod_exists("web-b"));
+        ASSERT_FALSE(pod_exists("bare"));
+        /* waited for, not evicted */
+        ASSERT_EQ(evictions("dying"), 0);
+        ASSERT_FALSE(pod_exists("dying"));
+        ASSERT_TRUE(progress_seen(&r, "waiting for 1 pod to terminate"));
+        /* left alone */
+        ASSERT_EQ(evictions("agent-n1"), 0);
+        ASSERT_EQ(evictions("etcd-n1"), 0);
+        ASSERT_EQ(evictions("job-done"), 0);
+        ASSERT_EQ(evictions("stuck"), 0);
+        ASSERT_TRUE(pod_exists("agent-n1"));
+        ASSERT_TRUE(pod_exists("etcd-n1"));
+        ASSERT_TRUE(pod_exists("job-done"));
+        ASSERT_TRUE(pod_exists("stuck"));
+        ASSERT_TRUE(progress_seen(&r, "cordoning node n1"));
+
+        /* the request: policy/v1, with the grace period asked for */
+        log = eviction_log("web-a");
+        body = json_get(json_object_array_get_idx(log, 0), "body");
+        ASSERT_STREQ(json_get_string(body, "apiVersion"), "policy/v1");
+        ASSERT_STREQ(json_get_string(body, "kind"), "Eviction");
+        ASSERT_STREQ(json_get_string(body, "metadata.name"), "web-a");
+        ASSERT_STREQ(json_get_string(body, "metadata.namespace"), "shop");
+        ASSERT_EQ(json_get_double(body, "deleteOptions.gracePeriodSeconds"), 5);
+        drain_result_done(&r);
+
+        /* a node already cordoned by an admin with nothing to evict: done at once */
+        run_drain(&quiet, "n3", &(DrainOptions) { .timeout_usec = USEC_INFINITY, .grace_period_sec = -1 },
+                  5 * USEC_PER_SEC);
+        ASSERT_EQ(quiet.error, 0);
+        ASSERT_EQ(evictions("agent-n3"), 0);
+        drain_result_done(&quiet);
+
+        server_teardown();
+}
+
+TEST(drain_blocked_by_pdb_times_out) {
+        DrainOptions o = {
+                .timeout_usec = 1500 * USEC_PER_MSEC,
+                .grace_period_sec = -1,
+                .pdb_retry_usec = 200 * USEC_PER_MSEC,
+        };
+        DrainResult r = {};
+        _cleanup_free_ char *seed = NULL;
+        _cleanup_json_ json_object *log = NULL;
+        usec_t start;
+        int n;
+
+        seed = objects(node("n1", false), node("n2", false), replicaset("web", 2),
+                       replica("web-a", "n1", "web"), replica("web-b", "n1", "web"), pdb("web-pdb", "web", 2),
+                       NULL);
+        server_setup(seed);
+
+        start = now_usec(CLOCK_MONOTONIC);
+        run_drain(&r, "n1", &o, 10 * USEC_PER_SEC);
+        ASSERT_EQ(r.error, -ETIMEDOUT);
+        ASSERT_TRUE(now_usec(CLOCK_MONOTONIC) - start >= o.timeout_usec);
+        ASSERT_TRUE(now_usec(CLOCK_MONOTONIC) - start < o.timeout_usec + 2 * USEC_PER_SEC);
+        ASSERT_TRUE(startswith(r.message, "2 pods remain:"));
+        ASSERT_TRUE(strstr(r.message, "shop/web-a (blocked by PodDisruptionBudget web-pdb)"));
+        ASSERT_TRUE(strstr(r.message, "shop/web-b (blocked by PodDisruptionBudget web-pdb)"));
+        ASSERT_TRUE(progress_seen(&r, "evicting 2 of 2 pods, 2 blocked by PodDisruptionBudget web-pdb"));
+
+        /* retried every pdb_retry_usec: about 1.5 s / 200 ms + 1 times, never in a tight loop */
+        n = evictions("web-a");
+        ASSERT_TRUE(n >= 5);
+        ASSERT_TRUE(n <= 9);
+        log = eviction_log("web-a");
+        for (size_t i = 0; i < json_array_length(log); i++) {
+                json_object *e = json_object_array_get_idx(log, i);
+                int64_t status = 0;
+
+                ASSERT_TRUE(json_get_int64(e, "status", &status));
+                ASSERT_EQ(status, 429);
+                if (i > 0)
+                        ASSERT_TRUE(json_get_double(e, "time") -
+                                    json_get_double(json_object_array_get_idx(log, i - 1), "time") >= 0.18);
+        }
+
+        /* nothing more happens after the end */
+        n = evictions("web-b");
+        ASSERT_OK(kube_test_run_for(event, 500 * USEC_PER_MSEC));
+        ASSERT_EQ(evictions("web-b"), n);
+        ASSERT_TRUE(pod_exists("web-a"));
+        ASSERT_TRUE(pod_exists("web-b"));
+
+        drain_result_done(&r);
+        server_teardown();
+}
+
+TEST(drain_one_at_a_time) {
+        DrainOptions o = {
+                .timeout_usec = 30 * USEC_PER_SEC,
+                .grace_period_sec = -1,
+                .pdb_retry_usec = 200 * USEC_PER_MSEC,
+        };
+        DrainResult r = {};
+        _cleanup_free_ char *seed = NULL;
+        const char *names[] = { "web-a", "web-b", "web-c" };
+        unsigned blocked = 0;
+
+        seed = objects(node("n1", false), node("n2", false), replicaset("web", 3),
+                       replica("web-a", "n1", "web"), replica("web-b", "n1", "web"), replica("web-c", "n1", "web"),
+                       pdb("web-pdb", "web", 2), NULL);
+        server_setup(seed);
+
+        run_drain(&r, "n1", &o, 25 * USEC_PER_SEC);
+        ASSERT_EQ(r.error, 0);
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                _cleanup_json_ json_object *log = eviction_log(names[i]);
+                int64_t status = 0;
+
+                ASSERT_FALSE(pod_exists(names[i]));
+                ASSERT_TRUE(json_array_length(log) >= 1);
+                /* the last request for each pod succeeded; the ones before were held by the budget */
+                ASSERT_TRUE(json_get_int64(json_object_array_get_idx(log, json_array_length(log) - 1), "status",
+                                           &status));
+                ASSERT_EQ(status, 201);
+                blocked += json_array_length(log) - 1;
+        }
+        /* the budget did hold some back: this drained one at a time */
+        ASSERT_TRUE(blocked >= 2);
+        ASSERT_TRUE(progress_seen(&r, "evicting 2 of 3 pods, 2 blocked by PodDisruptionBudget web-pdb") ||
+                    progress_seen(&r, "evicting 2 of 3 pods, 1 blocked by PodDisruptionBudget web-pdb"));
+
+        drain_result_done(&r);
+        server_teardown();
+}
+
+static bool evicted_and_gone(const char *name) {
+        return evictions(name) > 0 && !pod_exists(name);
+}
+
+TEST(drain_late_pod_and_free_in_the_middle) {
+        DrainOptions o = {
+                .timeout_usec = USEC_INFINITY,
+                .grace_period_sec = -1,
+                .pdb_retry_usec = 200 * USEC_PER_MSEC,
+        };
+        DrainResult r = {};
+        _cleanup_free_ char *seed = NULL, *late = NULL;
+        unsigned n_progress;
+        bool gone = false;
+        int a, b, all;
+
+        seed = objects(node("n1", false), node("n2", false), replicaset("web", 2),
+                       replica("web-a", "n1", "web"), replica("web-b", "n1", "web"), pdb("web-pdb", "web", 2),
+                       NULL);
+        server_setup(seed);
+
+        drain(&r, "n1", &o);
+        for (usec_t end = now_usec(CLOCK_MONOTONIC) + 10 * USEC_PER_SEC;
+             !progress_seen(&r, "evicting 2 of 2 pods, 2 blocked");) {
+                ASSERT_TRUE(now_usec(CLOCK_MONOTONIC) < end);
+                ASSERT_OK(sd_event_run(event, 100 * USEC_PER_MSEC));
+        }
+
+        /* scheduled onto the node just before the cordon took effect */
+        late = pod("late", "n1", "late", NULL, NULL);
+        ASSERT_OK(kube_test_control(server, "POST", "/objects", late, NULL));
+        for (usec_t end = now_usec(CLOCK_MONOTONIC) + 10 * USEC_PER_SEC; !gone;) {
+                ASSERT_TRUE(now_usec(CLOCK_MONOTONIC) < end);
+                ASSERT_OK(kube_test_run_for(event, 100 * USEC_PER_MSEC));
+                gone = evicted_and_gone("late");
+        }
+        ASSERT_FALSE(r.done);
+
+        /* stop it while its retry timers are armed and its watch is open */
+        r.drain = drain_free(r.drain);
+        n_progress = r.n_progress;
+        a = evictions("web-a");
+        b = evictions("web-b");
+        all = kube_test_count_requests(server, NULL, NULL);
+        ASSERT_OK(all);
+        ASSERT_OK(kube_test_run_for(event, 1 * USEC_PER_SEC));
+        ASSERT_EQ(evictions("web-a"), a);
+        ASSERT_EQ(evictions("web-b"), b);
+        /* no request at all since (the two counting requests go to the control API) */
+        ASSERT_EQ(kube_test_count_requests(server, NULL, NULL), all);
+        ASSERT_EQ(r.n_done, 0);
+        ASSERT_EQ(r.n_progress, n_progress);
+        ASSERT_TRUE(pod_exists("web-a"));
+
+        drain_result_done(&r);
+        server_teardown();
+}
+
+TEST(drain_falls_back_to_v1beta1) {
+        DrainOptions o = {
+                .timeout_usec = 20 * USEC_PER_SEC,
+                .grace_period_sec = 0,
+        };
+        DrainResult r = {};
+        _cleanup_free_ char *seed = NULL;
+        _cleanup_json_ json_object *first = NULL, *second = NULL;
+        json_object *last;
+
+        seed = objects(node("n1", false), pod("old-a", "n1", "old", NULL, NULL), NULL);
+        server_setup(seed);
+        /* as a server from before policy/v1 answers */
+        ASSERT_OK(kube_test_control(server, "POST", "/faults",
+                                    "{\"action\":\"status\",\"status\":404,\"method\":\"POST\",\"match\":\"/eviction$\","
+                                    "\"message\":\"the server could not find the requested resource\",\"count\":1}",
+                                    NULL));
+
+        run_drain(&r, "n1", &o, 10 * USEC_PER_SEC);
+        ASSERT_EQ(r.error, 0);
+        ASSERT_FALSE(pod_exists("old-a"));
+
+        first = eviction_log("old-a");
+        ASSERT_EQ(json_array_length(first), 2);
+        ASSERT_STREQ(json_get_string(json_object_array_get_idx(first, 0), "body.apiVersion"), "policy/v1");
+        last = json_object_array_get_idx(first, 1);
+        ASSERT_STREQ(json_get_string(last, "body.apiVersion"), "policy/v1beta1");
+        /* grace 0 is sent as such, not left out */
+        ASSERT_EQ(json_get_double(last, "body.deleteOptions.gracePeriodSeconds"), 0);
+        drain_result_done(&r);
+
+        server_teardown();
+}
+
+int main(void) {
+        RUN(skip_mirror_pod);
+        RUN(skip_daemonset_pod);
+        RUN(skip_finished_pods);
+        RUN(skip_pods_the_selector_leaves_out);
+        RUN(normal_and_terminating_pods_are_drained);
+
+        if (!kube_test_server_available()) {
+                fprintf(stderr, "The test API server is not available, skipping the rest.\n");
+                return 77;
+        }
+        RUN(drain_evicts_what_it_must);
+        RUN(drain_blocked_by_pdb_times_out);
+        RUN(drain_one_at_a_time);
+        RUN(drain_late_pod_and_free_in_the_middle);
+        RUN(drain_falls_back_to_v1beta1);
+        return 0;
+}

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The lock's decisions without a server: when a slot is free (by the API server's clock, never the
- * node's), which slot to take, what the writes carry, what "held by" says. The behaviour against
- * the test API server is in test-lock-server.c. */
+/* The lock: first its decisions without a server (when a slot is free by the API server's clock,
+ * never the node's; which slot to take; what the writes carry; what "held by" says), then whole
+ * operations of several nodes against the test API server. */
+#include <signal.h>
 #include <string.h>
 
 #include "json-util.h"
+#include "kube-test-server.h"
 #include "lock-internal.h"
 #include "string-util.h"
 #include "tests.h"
@@ -349,10 +351,780 @@ TEST(index_and_find) {
         ASSERT_TRUE(lock_find_holder(NULL, "nodereboot", "node-a", NULL) == NULL);
 }
 
+TEST(node_not_found) {
+        _cleanup_json_ json_object *real = J(
+                "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+                "\"message\":\"nodes \\\"node-x\\\" not found\",\"reason\":\"NotFound\","
+                "\"details\":{\"name\":\"node-x\",\"kind\":\"nodes\"},\"code\":404}");
+        _cleanup_json_ json_object *no_resource = J(
+                "{\"kind\":\"Status\",\"status\":\"Failure\",\"reason\":\"NotFound\",\"details\":{},"
+                "\"message\":\"the server could not find the requested resource\",\"code\":404}");
+        _cleanup_json_ json_object *proxy = J("{\"error\":\"not found\"}");
+
+        ASSERT_TRUE(lock_status_is_node_not_found(real, "node-x"));
+        ASSERT_FALSE(lock_status_is_node_not_found(real, "node-y"));
+        ASSERT_FALSE(lock_status_is_node_not_found(no_resource, "node-x"));
+        ASSERT_FALSE(lock_status_is_node_not_found(proxy, "node-x"));
+        ASSERT_FALSE(lock_status_is_node_not_found(NULL, "node-x"));
+}
+
 TEST(state_names) {
         ASSERT_STREQ(lock_slot_state_to_string(LOCK_SLOT_EXPIRED), "expired");
         ASSERT_TRUE(lock_slot_state_to_string(_LOCK_SLOT_STATE_MAX) == NULL);
         ASSERT_TRUE(lock_slot_state_to_string(_LOCK_SLOT_STATE_INVALID) == NULL);
+}
+
+/* ---- against the test API server ------------------------------------------------------------ */
+
+#define NS "kube-system"
+#define LEASES "/apis/coordination.k8s.io/v1/namespaces/" NS "/leases"
+#define MAX_NODES 3
+
+typedef struct Result {
+        bool done;
+        unsigned calls;
+        int error;
+        char *slot;
+        char *holders;
+} Result;
+
+static void result_clear(Result *r) {
+        free(r->slot);
+        free(r->holders);
+        *r = (Result) {};
+}
+
+static void on_result(Lock *l, int error, const char *slot, const char *holders, void *userdata) {
+        Result *r = userdata;
+
+        r->calls++;
+        r->done = true;
+        r->error = error;
+        free(r->slot);
+        free(r->holders);
+        r->slot = slot ? strdup(slot) : NULL;
+        r->holders = holders ? strdup(holders) : NULL;
+        ASSERT_TRUE(!slot || r->slot);
+}
+
+typedef struct Env {
+        KubeTestServer *server;
+        sd_event *event;
+        KubeClient *clients[MAX_NODES];
+        Lock *locks[MAX_NODES];
+} Env;
+
+/* A failed assertion aborts without cleanup; the server must not outlive us (it would hold our
+ * stdout open and make meson wait for its timeout). */
+static pid_t server_pid;
+
+static void on_abort(int sig) {
+        if (server_pid > 0)
+                (void) kill(server_pid, SIGKILL);
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+static void env_start(Env *e, const char *args) {
+        *e = (Env) {};
+        ASSERT_OK(kube_test_server_start(&e->server, args));
+        server_pid = e->server->pid;
+        (void) signal(SIGABRT, on_abort);
+        ASSERT_OK(sd_event_new(&e->event));
+}
+
+static void env_stop(Env *e) {
+        for (unsigned i = 0; i < MAX_NODES; i++) {
+                e->locks[i] = lock_free(e->locks[i]);
+                e->clients[i] = kube_client_free(e->clients[i]);
+        }
+        /* let cancelled transfers wind down before the loop goes */
+        (void) kube_test_run_for(e->event, 10 * USEC_PER_MSEC);
+        e->event = sd_event_unref(e->event);
+        e->server = kube_test_server_stop(e->server);
+        server_pid = 0;
+}
+
+/* Node i is "node-<letter>", with its own client (own connections) and Lock. */
+static Lock *env_node(Env *e, unsigned i, const char *identity, unsigned concurrency, usec_t ttl) {
+        Kubeconfig k;
+
+        ASSERT_TRUE(i < MAX_NODES);
+        if (!e->clients[i]) {
+                kube_test_server_kubeconfig(e->server, &k);
+                ASSERT_OK(kube_client_new(&e->clients[i], e->event, &k));
+        }
+        e->locks[i] = lock_free(e->locks[i]);
+        ASSERT_OK(lock_new(&e->locks[i], e->clients[i], NS, "nodereboot", concurrency, ttl, identity));
+        return e->locks[i];
+}
+
+static void wait_result(Env *e, Result *r) {
+        ASSERT_OK(kube_test_run_until(e->event, &r->done, 20 * USEC_PER_SEC));
+        ASSERT_EQ(r->calls, 1);
+}
+
+static void control(Env *e, const char *method, const char *path, const char *body) {
+        ASSERT_OK(kube_test_control(e->server, method, path, body, NULL));
+}
+
+static void make_node(Env *e, const char *name) {
+        _cleanup_free_ char *body = strdup_printf(
+                "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\"}}", name);
+        control(e, "POST", "/objects", body);
+}
+
+/* Puts a lease behind the API, as another node (or an old version of us) left it. */
+static void make_lease(Env *e, const char *slot, const char *holder, usec_t renewed, int duration) {
+        char t[FORMAT_RFC3339_MAX];
+        _cleanup_free_ char *body = strdup_printf(
+                "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
+                "\"metadata\":{\"name\":\"%s\",\"namespace\":\"" NS "\","
+                "\"labels\":{\"" LOCK_LABEL "\":\"nodereboot\"}},"
+                "\"spec\":{\"holderIdentity\":\"%s\",\"leaseDurationSeconds\":%d,"
+                "\"acquireTime\":\"%s\",\"renewTime\":\"%s\",\"leaseTransitions\":7}}",
+                slot, holder, duration, format_rfc3339(t, sizeof t, renewed, true), t);
+        control(e, "POST", "/objects", body);
+}
+
+typedef struct Get {
+        bool done;
+        int error;
+        json_object *body;
+} Get;
+
+static void on_get(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        Get *g = userdata;
+
+        g->done = true;
+        g->error = error;
+        g->body = json_object_get(response->body);
+}
+
+/* The lease as a client sees it (through the API), or NULL when it does not exist. */
+static json_object *read_lease(Env *e, const char *slot) {
+        _cleanup_free_ char *path = strjoin(LEASES "/", slot);
+        Kubeconfig k;
+        _cleanup_(kube_client_freep) KubeClient *c = NULL;
+        Get g = {};
+
+        kube_test_server_kubeconfig(e->server, &k);
+        ASSERT_OK(kube_client_new(&c, e->event, &k));
+        ASSERT_OK(kube_client_call(c, "GET", path, NULL, NULL, KUBE_CALL_IDEMPOTENT, on_get, &g, NULL));
+        ASSERT_OK(kube_test_run_until(e->event, &g.done, 10 * USEC_PER_SEC));
+        if (g.error == -ENOENT) {
+                json_object_put(g.body);
+                return NULL;
+        }
+        ASSERT_OK(g.error);
+        return g.body;
+}
+
+static char *lease_holder(Env *e, const char *slot) {
+        _cleanup_json_ json_object *l = read_lease(e, slot);
+        const char *h = lock_lease_holder(l);
+
+        return h ? strdup(h) : NULL;
+}
+
+/* Requests in the server's log: method (NULL: any), path containing needle (NULL: any), status
+ * (0: any). */
+static int count_log(Env *e, const char *method, const char *needle, long status) {
+        _cleanup_json_ json_object *log = NULL;
+        int n = 0;
+
+        ASSERT_OK(kube_test_control_json(e->server, "GET", "/log", NULL, &log));
+        for (size_t i = 0; i < json_array_length(log); i++) {
+                json_object *entry = json_object_array_get_idx(log, i);
+                const char *path = json_get_string(entry, "path");
+                int64_t st = 0;
+
+                if (method && !streq_ptr(json_get_string(entry, "method"), method))
+                        continue;
+                if (needle && (!path || !strstr(path, needle)))
+                        continue;
+                (void) json_get_int64(entry, "status", &st);
+                if (status != 0 && st != status)
+                        continue;
+                n++;
+        }
+        return n;
+}
+
+TEST(server_two_slots_three_nodes) {
+        /* User story: with Concurrency=2, two of three nodes that want to reboot at the same moment
+         * get the two slots, and the third is told who holds them. */
+        Env e;
+        Result r[MAX_NODES] = {};
+        const char *ids[MAX_NODES] = { "node-a", "node-b", "node-c" };
+        _cleanup_free_ char *h0 = NULL, *h1 = NULL;
+        unsigned ok = 0, busy = 0;
+        Result again = {}, own = {}, none = {};
+        int64_t v;
+
+        env_start(&e, NULL);
+        for (unsigned i = 0; i < MAX_NODES; i++)
+                make_node(&e, ids[i]);
+
+        /* all three at once: the slots do not exist yet, so they race to create them */
+        for (unsigned i = 0; i < MAX_NODES; i++)
+                ASSERT_OK(lock_acquire(env_node(&e, i, ids[i], 2, USEC_PER_MINUTE), on_result, &r[i]));
+        for (unsigned i = 0; i < MAX_NODES; i++)
+                wait_result(&e, &r[i]);
+
+        for (unsigned i = 0; i < MAX_NODES; i++) {
+                fprintf(stderr, "    %s: %s %s %s\n", ids[i], r[i].error >= 0 ? "got" : strerror(-r[i].error),
+                        strna(r[i].slot), strempty(r[i].holders));
+                if (r[i].error == 0) {
+                        ok++;
+                        ASSERT_TRUE(r[i].slot);
+                        ASSERT_TRUE(r[i].holders == NULL);
+                } else {
+                        busy++;
+                        ASSERT_ERROR(r[i].error, EBUSY);
+                        ASSERT_TRUE(r[i].slot == NULL);
+                        ASSERT_TRUE(r[i].holders);
+                        ASSERT_TRUE(strstr(r[i].holders, "nodereboot-0 held by node-"));
+                        ASSERT_TRUE(strstr(r[i].holders, "nodereboot-1 held by node-"));
+                        ASSERT_TRUE(strstr(r[i].holders, " since "));
+                        ASSERT_TRUE(strstr(r[i].holders, "s ago)"));
+                }
+        }
+        ASSERT_EQ(ok, 2);
+        ASSERT_EQ(busy, 1);
+
+        /* what the cluster shows: two leases, two different holders, both ours to describe */
+        h0 = lease_holder(&e, "nodereboot-0");
+        h1 = lease_holder(&e, "nodereboot-1");
+        ASSERT_TRUE(h0 && h1 && !streq(h0, h1));
+        {
+                _cleanup_json_ json_object *l = read_lease(&e, "nodereboot-0");
+                ASSERT_STREQ(json_object_get_string(json_get_member(json_get(l, "metadata.labels"), LOCK_LABEL)),
+                             "nodereboot");
+                ASSERT_TRUE(json_get_int64(l, "spec.leaseDurationSeconds", &v));
+                ASSERT_EQ(v, 60);
+                ASSERT_TRUE(json_get_string(l, "spec.renewTime"));
+                ASSERT_TRUE(json_get_string(l, "spec.acquireTime"));
+        }
+        /* the slots were created (POST), at most once each */
+        ASSERT_EQ(count_log(&e, "POST", "/leases", 201), 2);
+
+        /* asking again while holding confirms the same slot */
+        for (unsigned i = 0; i < MAX_NODES; i++)
+                if (r[i].error == 0) {
+                        ASSERT_OK(lock_acquire(e.locks[i], on_result, &again));
+                        wait_result(&e, &again);
+                        ASSERT_OK(again.error);
+                        ASSERT_STREQ(again.slot, r[i].slot);
+                        result_clear(&again);
+
+                        ASSERT_OK(lock_find_own(e.locks[i], on_result, &own));
+                        wait_result(&e, &own);
+                        ASSERT_OK(own.error);
+                        ASSERT_STREQ(own.slot, r[i].slot);
+                        result_clear(&own);
+                } else {
+                        ASSERT_OK(lock_find_own(e.locks[i], on_result, &none));
+                        wait_result(&e, &none);
+                        ASSERT_OK(none.error);
+                        ASSERT_TRUE(none.slot == NULL);
+                        result_clear(&none);
+                }
+
+        for (unsigned i = 0; i < MAX_NODES; i++)
+                result_clear(&r[i]);
+        env_stop(&e);
+}
+
+typedef struct Waiter {
+        Env *env;
+        Lock *lock;
+        unsigned changes;
+        usec_t first_change_usec;
+        bool acquire_on_change;
+        Result acquired;
+} Waiter;
+
+static void on_changed(Lock *l, void *userdata) {
+        Waiter *w = userdata;
+
+        ASSERT_TRUE(l == w->lock);
+        w->changes++;
+        if (w->first_change_usec == 0)
+                w->first_change_usec = now_usec(CLOCK_MONOTONIC);
+        if (w->acquire_on_change && !w->acquired.done) {
+                w->acquire_on_change = false;
+                ASSERT_OK(lock_acquire(l, on_result, &w->acquired));
+        }
+}
+
+TEST(server_release_hands_off) {
+        /* User story: when the node holding the only slot releases it, a waiting node hears of it
+         * at once through its watch and takes the slot: hand-off in well under a second. */
+        Env e;
+        Result a = {}, b = {}, rel = {}, other = {}, missing = {};
+        Waiter w = {};
+        usec_t t_start, t_done, t_changed, t_acquired;
+        bool synced_changed;
+
+        env_start(&e, NULL);
+        make_node(&e, "node-a");
+        make_node(&e, "node-b");
+
+        ASSERT_OK(lock_acquire(env_node(&e, 0, "node-a", 1, USEC_PER_MINUTE), on_result, &a));
+        wait_result(&e, &a);
+        ASSERT_OK(a.error);
+        ASSERT_STREQ(a.slot, "nodereboot-0");
+
+        ASSERT_OK(lock_acquire(env_node(&e, 1, "node-b", 1, USEC_PER_MINUTE), on_result, &b));
+        wait_result(&e, &b);
+        ASSERT_ERROR(b.error, EBUSY);
+        ASSERT_TRUE(strstr(b.holders, "nodereboot-0 held by node-a since "));
+
+        /* node-b waits: its watch reports the first list once, then stays quiet while nothing
+         * changes */
+        w = (Waiter) { .env = &e, .lock = e.locks[1] };
+        ASSERT_OK(lock_watch(e.locks[1], on_changed, &w));
+        synced_changed = false;
+        for (usec_t until = now_usec(CLOCK_MONOTONIC) + 5 * USEC_PER_SEC;
+             w.changes == 0 && now_usec(CLOCK_MONOTONIC) < until;)
+                ASSERT_OK(kube_test_run_for(e.event, 20 * USEC_PER_MSEC));
+        synced_changed = w.changes == 1;
+        ASSERT_TRUE(synced_changed);
+        ASSERT_OK(kube_test_run_for(e.event, 500 * USEC_PER_MSEC));
+        ASSERT_EQ(w.changes, 1);
+
+        /* node-c's release of node-a's slot writes nothing */
+        control(&e, "DELETE", "/log", NULL);
+        ASSERT_OK(lock_release(env_node(&e, 2, "node-c", 1, USEC_PER_MINUTE), "nodereboot-0", on_result, &other));
+        wait_result(&e, &other);
+        ASSERT_OK(other.error);
+        ASSERT_EQ(count_log(&e, "PUT", NULL, 0), 0);
+        ASSERT_EQ(count_log(&e, "GET", LEASES "/nodereboot-0", 200), 1);
+        {
+                _cleanup_free_ char *h = lease_holder(&e, "nodereboot-0");
+                ASSERT_STREQ(h, "node-a");
+        }
+        /* nor does the release of a slot that does not exist */
+        ASSERT_OK(lock_release(e.locks[2], "nodereboot-5", on_result, &missing));
+        wait_result(&e, &missing);
+        ASSERT_OK(missing.error);
+        ASSERT_EQ(count_log(&e, "PUT", NULL, 0), 0);
+        ASSERT_EQ(count_log(&e, "POST", NULL, 0), 0);
+        ASSERT_ERROR(lock_release(e.locks[2], "other-0", on_result, &missing), EINVAL);
+
+        /* node-a releases; node-b acts on the watch event as the manager does */
+        ASSERT_OK(kube_test_run_for(e.event, 100 * USEC_PER_MSEC));
+        ASSERT_EQ(w.changes, 1);        /* a foreign no-op release is no change */
+        w.changes = 0;
+        w.first_change_usec = 0;
+        w.acquire_on_change = true;
+        t_start = now_usec(CLOCK_MONOTONIC);
+        ASSERT_OK(lock_release(e.locks[0], a.slot, on_result, &rel));
+        wait_result(&e, &rel);
+        t_done = now_usec(CLOCK_MONOTONIC);
+        ASSERT_OK(rel.error);
+        ASSERT_STREQ(rel.slot, "nodereboot-0");
+        ASSERT_OK(kube_test_run_until(e.event, &w.acquired.done, 5 * USEC_PER_SEC));
+        t_acquired = now_usec(CLOCK_MONOTONIC);
+        t_changed = w.first_change_usec;
+        ASSERT_TRUE(t_changed > 0);
+
+        fprintf(stderr, "    hand-off: release took %.1f ms; changed() %.1f ms after the release answered "
+                "(%.1f ms after it started); node-b held the slot %.1f ms after the release answered\n",
+                (double) (t_done - t_start) / 1000.0,
+                t_changed > t_done ? (double) (t_changed - t_done) / 1000.0 : 0.0,
+                (double) (t_changed - t_start) / 1000.0,
+                (double) (t_acquired - t_done) / 1000.0);
+        ASSERT_TRUE(t_changed < t_done + 100 * USEC_PER_MSEC);
+        ASSERT_TRUE(t_acquired < t_done + 500 * USEC_PER_MSEC);
+        ASSERT_OK(w.acquired.error);
+        ASSERT_STREQ(w.acquired.slot, "nodereboot-0");
+        {
+                _cleanup_json_ json_object *l = read_lease(&e, "nodereboot-0");
+                int64_t v;
+
+                ASSERT_STREQ(lock_lease_holder(l), "node-b");
+                ASSERT_TRUE(json_get_int64(l, "spec.leaseTransitions", &v));
+                ASSERT_EQ(v, 1);        /* created by a (0), b took it over (1) */
+        }
+        /* and node-a, back from its reboot, finds nothing of its own */
+        result_clear(&a);
+        ASSERT_OK(lock_find_own(e.locks[0], on_result, &a));
+        wait_result(&e, &a);
+        ASSERT_OK(a.error);
+        ASSERT_TRUE(a.slot == NULL);
+
+        lock_unwatch(e.locks[1]);
+        result_clear(&a);
+        result_clear(&b);
+        result_clear(&rel);
+        result_clear(&other);
+        result_clear(&missing);
+        result_clear(&w.acquired);
+        env_stop(&e);
+}
+
+TEST(server_takeover_expired_and_ghost) {
+        /* User stories: a lease whose holder stopped renewing long ago is taken over; a lease held
+         * by a Node that no longer exists (autoscaler scale-in) is taken over at once, without
+         * waiting for its TTL (kured #137, #400, #847). */
+        Env e;
+        Result r = {};
+        usec_t now = now_usec(CLOCK_REALTIME);
+        int64_t v;
+
+        env_start(&e, NULL);
+        make_node(&e, "node-a");
+        make_node(&e, "node-x");
+
+        /* node-x exists and renewed 10 s ago (TTL 60 s): busy, and no Node was looked up since a
+         * live holder... is only looked up when nothing else is free */
+        make_lease(&e, "nodereboot-0", "node-x", now - 10 * USEC_PER_SEC, 60);
+        ASSERT_OK(lock_acquire(env_node(&e, 0, "node-a", 1, USEC_PER_HOUR), on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, EBUSY);
+        ASSERT_TRUE(strstr(r.holders, "nodereboot-0 held by node-x since "));
+        ASSERT_EQ(count_log(&e, "GET", "/api/v1/nodes/node-x", 200), 1);
+        result_clear(&r);
+
+        /* node-x stopped renewing 10 min ago (TTL 60 s): taken over */
+        make_lease(&e, "nodereboot-0", "node-x", now - 600 * USEC_PER_SEC, 60);
+        control(&e, "DELETE", "/log", NULL);
+        ASSERT_OK(lock_acquire(e.locks[0], on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        ASSERT_EQ(count_log(&e, "GET", "/api/v1/nodes/", 0), 0);      /* expiry needs no lookup */
+        {
+                _cleanup_json_ json_object *l = read_lease(&e, "nodereboot-0");
+                ASSERT_STREQ(lock_lease_holder(l), "node-a");
+                ASSERT_TRUE(json_get_int64(l, "spec.leaseTransitions", &v));
+                ASSERT_EQ(v, 8);
+                ASSERT_TRUE(json_get_int64(l, "spec.leaseDurationSeconds", &v));
+                ASSERT_EQ(v, 3600);
+        }
+        result_clear(&r);
+
+        /* a ghost: node-gone renewed a second ago, but its Node is gone */
+        make_lease(&e, "nodereboot-0", "node-gone", now - USEC_PER_SEC, 3600);
+        control(&e, "DELETE", "/log", NULL);
+        ASSERT_OK(lock_acquire(e.locks[0], on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        ASSERT_EQ(count_log(&e, "GET", "/api/v1/nodes/node-gone", 404), 1);
+        {
+                _cleanup_free_ char *h = lease_holder(&e, "nodereboot-0");
+                ASSERT_STREQ(h, "node-a");
+        }
+        result_clear(&r);
+
+        /* with a free slot at hand, nobody's Node is looked up */
+        make_lease(&e, "nodereboot-0", "node-gone", now - USEC_PER_SEC, 3600);
+        control(&e, "DELETE", "/log", NULL);
+        ASSERT_OK(lock_acquire(env_node(&e, 0, "node-a", 2, USEC_PER_HOUR), on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-1");
+        ASSERT_EQ(count_log(&e, "GET", "/api/v1/nodes/", 0), 0);
+        result_clear(&r);
+
+        env_stop(&e);
+}
+
+TEST(server_clock_is_the_servers) {
+        /* User story: a node whose clock is wrong neither steals a live lease nor waits on a dead
+         * one: expiry is judged by the API server's clock (its Date header). */
+        Env e;
+        Result r = {};
+        usec_t now = now_usec(CLOCK_REALTIME);
+
+        env_start(&e, "--clock-offset -3600");
+        make_node(&e, "node-a");
+        make_node(&e, "node-x");
+
+        /* renewed 2 min ago by our clock, TTL 60 s: expired for us; the server is an hour behind,
+         * so by its clock it was renewed in the future: held */
+        make_lease(&e, "nodereboot-0", "node-x", now - 120 * USEC_PER_SEC, 60);
+        ASSERT_OK(lock_acquire(env_node(&e, 0, "node-a", 1, USEC_PER_HOUR), on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, EBUSY);
+        {
+                _cleanup_free_ char *h = lease_holder(&e, "nodereboot-0");
+                ASSERT_STREQ(h, "node-x");
+        }
+        result_clear(&r);
+
+        /* renewed 10 s ago by our clock, TTL 60 s: fresh for us; the server is an hour ahead:
+         * expired by its clock, taken */
+        control(&e, "POST", "/clock", "{\"offset\": 3600}");
+        make_lease(&e, "nodereboot-0", "node-x", now - 10 * USEC_PER_SEC, 60);
+        ASSERT_OK(lock_acquire(e.locks[0], on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        {
+                _cleanup_json_ json_object *l = read_lease(&e, "nodereboot-0");
+                usec_t renewed;
+
+                ASSERT_STREQ(lock_lease_holder(l), "node-a");
+                /* and what we wrote is in the server's time, an hour ahead of ours */
+                ASSERT_OK(parse_rfc3339(json_get_string(l, "spec.renewTime"), &renewed));
+                ASSERT_TRUE(renewed > now + 3590 * USEC_PER_SEC);
+        }
+        result_clear(&r);
+        env_stop(&e);
+}
+
+TEST(server_conflicts_are_retried) {
+        /* User story: losing a write race (409) makes the node read again and retry, not fail. */
+        Env e;
+        Result r = {};
+        usec_t now = now_usec(CLOCK_REALTIME);
+        Lock *l;
+
+        env_start(&e, NULL);
+        make_node(&e, "node-a");
+        make_node(&e, "node-b");
+        l = env_node(&e, 0, "node-a", 1, USEC_PER_MINUTE);
+
+        /* create: the POST loses once */
+        control(&e, "POST", "/faults", "[{\"match\":\"leases\",\"method\":\"POST\",\"action\":\"conflict\",\"count\":1}]");
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        ASSERT_EQ(count_log(&e, "POST", "/leases", 409), 1);
+        ASSERT_EQ(count_log(&e, "POST", "/leases", 201), 1);
+        result_clear(&r);
+
+        /* renew: the PUT loses once */
+        control(&e, "DELETE", "/log", NULL);
+        control(&e, "POST", "/faults", "[{\"match\":\"leases\",\"method\":\"PUT\",\"action\":\"conflict\",\"count\":1}]");
+        ASSERT_OK(lock_renew(l, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        ASSERT_EQ(count_log(&e, "PUT", "/leases/nodereboot-0", 409), 1);
+        ASSERT_EQ(count_log(&e, "PUT", "/leases/nodereboot-0", 200), 1);
+        result_clear(&r);
+
+        /* release: the PUT loses once */
+        control(&e, "DELETE", "/log", NULL);
+        control(&e, "POST", "/faults", "[{\"match\":\"leases\",\"method\":\"PUT\",\"action\":\"conflict\",\"count\":1}]");
+        ASSERT_OK(lock_release(l, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_EQ(count_log(&e, "PUT", "/leases/nodereboot-0", 409), 1);
+        {
+                _cleanup_free_ char *h = lease_holder(&e, "nodereboot-0");
+                ASSERT_TRUE(h == NULL);
+        }
+        result_clear(&r);
+
+        /* takeover of a vacant slot: the PUT loses once */
+        control(&e, "DELETE", "/log", NULL);
+        control(&e, "POST", "/faults", "[{\"match\":\"leases\",\"method\":\"PUT\",\"action\":\"conflict\",\"count\":1}]");
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_EQ(count_log(&e, "PUT", "/leases/nodereboot-0", 409), 1);
+        ASSERT_EQ(count_log(&e, "GET", "/leases", 200), 2);
+        result_clear(&r);
+
+        /* a race lost for good is bounded: busy after a few rounds, renew gives up with -EAGAIN */
+        make_lease(&e, "nodereboot-0", "node-b", now - USEC_PER_HOUR, 60);
+        control(&e, "DELETE", "/log", NULL);
+        control(&e, "POST", "/faults", "[{\"match\":\"leases\",\"method\":\"PUT\",\"action\":\"conflict\",\"count\":100}]");
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, EBUSY);
+        ASSERT_TRUE(strstr(r.holders, "nodereboot-0 held by node-b"));
+        ASSERT_TRUE(strstr(r.holders, "expired"));
+        ASSERT_EQ(count_log(&e, "PUT", NULL, 409), (int) LOCK_CONFLICT_ROUNDS_MAX);
+        result_clear(&r);
+
+        make_lease(&e, "nodereboot-0", "node-a", now, 60);
+        ASSERT_OK(lock_renew(l, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, EAGAIN);
+        result_clear(&r);
+        control(&e, "DELETE", "/faults", NULL);
+
+        env_stop(&e);
+}
+
+TEST(server_renew) {
+        /* User story: a holder keeps its slot by renewing it; once another node holds it (the
+         * holder was gone past its TTL), renewing says so, and releasing leaves it alone. */
+        Env e;
+        Result r = {};
+        usec_t before, after;
+        Lock *l;
+
+        env_start(&e, NULL);
+        make_node(&e, "node-a");
+        l = env_node(&e, 0, "node-a", 1, USEC_PER_MINUTE);
+
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        result_clear(&r);
+        {
+                _cleanup_json_ json_object *lease0 = read_lease(&e, "nodereboot-0");
+                ASSERT_OK(parse_rfc3339(json_get_string(lease0, "spec.renewTime"), &before));
+        }
+        /* the client knows the server's clock from whole-second Date headers, ±0.5 s: wait longer */
+        ASSERT_OK(kube_test_run_for(e.event, 1200 * USEC_PER_MSEC));
+        ASSERT_OK(lock_renew(l, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        result_clear(&r);
+        {
+                _cleanup_json_ json_object *lease0 = read_lease(&e, "nodereboot-0");
+                ASSERT_OK(parse_rfc3339(json_get_string(lease0, "spec.renewTime"), &after));
+                ASSERT_TRUE(after > before);
+                ASSERT_STREQ(lock_lease_holder(lease0), "node-a");
+        }
+
+        /* node-b took it over meanwhile */
+        make_lease(&e, "nodereboot-0", "node-b", now_usec(CLOCK_REALTIME), 60);
+        ASSERT_OK(lock_renew(l, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, ESTALE);
+        result_clear(&r);
+
+        control(&e, "DELETE", "/log", NULL);
+        ASSERT_OK(lock_release(l, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_EQ(count_log(&e, "PUT", NULL, 0), 0);
+        {
+                _cleanup_free_ char *h = lease_holder(&e, "nodereboot-0");
+                ASSERT_STREQ(h, "node-b");
+        }
+        result_clear(&r);
+
+        /* a slot that is gone is not ours either */
+        control(&e, "DELETE", "/objects/Lease/" NS "/nodereboot-0", NULL);
+        ASSERT_OK(lock_renew(l, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, ESTALE);
+        result_clear(&r);
+
+        env_stop(&e);
+}
+
+TEST(server_lost_answer) {
+        /* User story: our write went through but its answer was lost (timeout); the client's repeat
+         * meets it as a 409: we still know that we hold the slot. The server's "drop" fault closes
+         * the connection before processing, so a slow first attempt stands in: it is processed
+         * after the client gave up on it, before the repeat arrives. */
+        Env e;
+        Result r = {};
+        usec_t now = now_usec(CLOCK_REALTIME);
+        Lock *l;
+
+        env_start(&e, NULL);
+        make_node(&e, "node-a");
+        make_node(&e, "node-x");
+        make_lease(&e, "nodereboot-0", "node-x", now - USEC_PER_HOUR, 60);
+        l = env_node(&e, 0, "node-a", 1, USEC_PER_MINUTE);
+        kube_client_set_timeouts(e.clients[0], USEC_PER_SEC, 500 * USEC_PER_MSEC);
+
+        /* attempt 1 sleeps 0.8 s, then writes (the client gave up at 0.5 s); attempt 2 sleeps 3 s
+         * (the client gives up at its 0.5 s); attempt 3 arrives after attempt 1 wrote: 409 */
+        control(&e, "POST", "/faults",
+                "[{\"match\":\"leases/nodereboot-0\",\"method\":\"PUT\",\"action\":\"delay\",\"delay\":0.8,\"count\":1},"
+                " {\"match\":\"leases/nodereboot-0\",\"method\":\"PUT\",\"action\":\"delay\",\"delay\":3,\"count\":1}]");
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        {
+                _cleanup_free_ char *h = lease_holder(&e, "nodereboot-0");
+                ASSERT_STREQ(h, "node-a");
+        }
+        fprintf(stderr, "    PUTs: %d answered 409, lists: %d\n", count_log(&e, "PUT", NULL, 409),
+                count_log(&e, "GET", "/leases", 200));
+        ASSERT_TRUE(count_log(&e, "PUT", NULL, 409) >= 1);
+        ASSERT_TRUE(count_log(&e, "GET", "/leases", 200) >= 2);
+        result_clear(&r);
+
+        /* let the slow attempt 2 finish on the server before it goes */
+        ASSERT_OK(kube_test_run_for(e.event, 3 * USEC_PER_SEC));
+        env_stop(&e);
+}
+
+TEST(server_watch_outlives_outages) {
+        /* User story: a waiting node's watch survives stream restarts and an API outage without
+         * false alarms, and a slot freed during the outage is reported once the API is back. */
+        Env e;
+        Result a = {};
+        Waiter w = {};
+        usec_t t0;
+
+        env_start(&e, NULL);
+        make_node(&e, "node-a");
+        ASSERT_OK(lock_acquire(env_node(&e, 0, "node-a", 1, USEC_PER_MINUTE), on_result, &a));
+        wait_result(&e, &a);
+        ASSERT_OK(a.error);
+
+        (void) env_node(&e, 1, "node-b", 1, USEC_PER_MINUTE);
+        kube_client_set_watch_timeout(e.clients[1], 1);         /* the server ends the stream every 1 s */
+        w = (Waiter) { .env = &e, .lock = e.locks[1] };
+        ASSERT_OK(lock_watch(e.locks[1], on_changed, &w));
+        for (usec_t until = now_usec(CLOCK_MONOTONIC) + 5 * USEC_PER_SEC;
+             w.changes == 0 && now_usec(CLOCK_MONOTONIC) < until;)
+                ASSERT_OK(kube_test_run_for(e.event, 20 * USEC_PER_MSEC));
+        ASSERT_EQ(w.changes, 1);
+        ASSERT_OK(kube_test_run_for(e.event, 2500 * USEC_PER_MSEC));
+        ASSERT_EQ(w.changes, 1);
+
+        /* the API goes away; meanwhile an admin clears the slot behind it */
+        control(&e, "POST", "/outage", "{\"seconds\": 1.5}");
+        ASSERT_OK(kube_test_run_for(e.event, 300 * USEC_PER_MSEC));
+        make_lease(&e, "nodereboot-0", "", now_usec(CLOCK_REALTIME), 60);
+        ASSERT_EQ(w.changes, 1);
+        t0 = now_usec(CLOCK_MONOTONIC);
+        for (usec_t until = t0 + 20 * USEC_PER_SEC; w.changes < 2 && now_usec(CLOCK_MONOTONIC) < until;)
+                ASSERT_OK(kube_test_run_for(e.event, 20 * USEC_PER_MSEC));
+        ASSERT_TRUE(w.changes >= 2);
+        fprintf(stderr, "    slot freed during the outage reported %.1f s later (outage 1.5 s)\n",
+                (double) (w.first_change_usec ? now_usec(CLOCK_MONOTONIC) - t0 : 0) / USEC_PER_SEC);
+        ASSERT_OK(kube_test_run_for(e.event, 1500 * USEC_PER_MSEC));
+        ASSERT_TRUE(w.changes <= 3);
+
+        lock_unwatch(e.locks[1]);
+        result_clear(&a);
+        env_stop(&e);
+}
+
+TEST(server_free_cancels) {
+        /* Freeing the lock while operations and a watch are in flight runs no handler afterwards. */
+        Env e;
+        Result r1 = {}, r2 = {};
+        Waiter w = {};
+        Lock *l;
+
+        env_start(&e, NULL);
+        make_node(&e, "node-a");
+        l = env_node(&e, 0, "node-a", 1, USEC_PER_MINUTE);
+        control(&e, "POST", "/faults", "[{\"match\":\"leases\",\"action\":\"delay\",\"delay\":0.3}]");
+        w = (Waiter) { .env = &e, .lock = l };
+        ASSERT_OK(lock_acquire(l, on_result, &r1));
+        ASSERT_OK(lock_release(l, "nodereboot-0", on_result, &r2));
+        ASSERT_OK(lock_watch(l, on_changed, &w));
+        ASSERT_OK(kube_test_run_for(e.event, 50 * USEC_PER_MSEC));
+        e.locks[0] = lock_free(e.locks[0]);
+        ASSERT_OK(kube_test_run_for(e.event, USEC_PER_SEC));
+        ASSERT_EQ(r1.calls, 0);
+        ASSERT_EQ(r2.calls, 0);
+        ASSERT_EQ(w.changes, 0);
+        control(&e, "DELETE", "/faults", NULL);
+        env_stop(&e);
 }
 
 int main(void) {
@@ -368,6 +1140,22 @@ int main(void) {
         RUN(build_new);
         RUN(format_holders);
         RUN(index_and_find);
+        RUN(node_not_found);
         RUN(state_names);
+
+        if (!kube_test_server_available()) {
+                fprintf(stderr, "test API server not available ($SOURCE_ROOT, /usr/bin/python3): "
+                        "server tests NOT RUN\n");
+                return 0;
+        }
+        RUN(server_two_slots_three_nodes);
+        RUN(server_release_hands_off);
+        RUN(server_takeover_expired_and_ghost);
+        RUN(server_clock_is_the_servers);
+        RUN(server_conflicts_are_retried);
+        RUN(server_renew);
+        RUN(server_lost_answer);
+        RUN(server_watch_outlives_outages);
+        RUN(server_free_cancels);
         return 0;
 }

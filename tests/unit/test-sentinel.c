@@ -238,19 +238,23 @@ TEST(folder_created_later_and_removed) {
         run_idle(e, 200 * USEC_PER_MSEC);
         ASSERT_EQ(rec.calls, 0);
 
-        /* From now on inotify, not the timer: seen at once. */
+        /* From now on inotify, not the timer: with the timer at an hour (were it still polling, it
+         * would be re-armed to that), the file is still seen within one loop iteration. */
+        sentinel_set_recheck_interval(s, USEC_PER_HOUR);
         t0 = now_usec(CLOCK_MONOTONIC);
         write_file(path, "x");
         ASSERT_OK(sd_event_run(e, 2 * USEC_PER_SEC));
         ASSERT_EQ(rec.calls, 1);
         ASSERT_TRUE(rec.present);
-        ASSERT_TRUE(rec.at_usec - t0 < 40 * USEC_PER_MSEC);
+        fprintf(stderr, "    latency in a folder created later: %llu us\n",
+                (unsigned long long) (rec.at_usec - t0));
 
         /* The folder goes away with the file in it: absent, and back to the timer. */
         rm_rf(sub);
         run_until(e, &rec, 2, 2 * USEC_PER_SEC);
         ASSERT_EQ(rec.calls, 2);
         ASSERT_FALSE(rec.present);
+        sentinel_set_recheck_interval(s, 50 * USEC_PER_MSEC);
         run_idle(e, 120 * USEC_PER_MSEC);
         ASSERT_EQ(rec.calls, 2);
 
@@ -262,12 +266,11 @@ TEST(folder_created_later_and_removed) {
         ASSERT_TRUE(rec.present);
 
         /* And the new folder is watched by inotify again. */
-        t0 = now_usec(CLOCK_MONOTONIC);
+        sentinel_set_recheck_interval(s, USEC_PER_HOUR);
         ASSERT_OK(unlink(path));
         ASSERT_OK(sd_event_run(e, 2 * USEC_PER_SEC));
         ASSERT_EQ(rec.calls, 4);
         ASSERT_FALSE(rec.present);
-        ASSERT_TRUE(rec.at_usec - t0 < 40 * USEC_PER_MSEC);
 
         s = sentinel_free(s);
         sd_event_unref(e);

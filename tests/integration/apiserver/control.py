@@ -1,6 +1,20 @@
 """The control API (plain HTTP on loopback, no auth): what tests use to look behind the API and to
-change the world around it — request log, faults, outages, tokens, client certificates, node
-readiness, the schedulability timeline, raw objects, the clock and the simulated controllers."""
+change the world around it. JSON in and out; the endpoints are the ROUTES table at the bottom:
+
+  GET/DELETE /log [?since=SEQ]    API requests: seq, time (epoch s, real clock), method, path, query,
+                                  user, verb, resource, namespace, name, status (0 = dropped),
+                                  content_type, body, fault; watches logged when they start
+  GET/POST/DELETE /faults         rules {match, method?, user?, action: status|delay|drop|conflict,
+                                  status?, delay?, count?, message?, retry_after?}; POST appends
+  GET/POST /outage {"seconds": N} close the API port for N s (0 = reopen now)
+  POST /tokens {"token", "user"}; POST /client-cert {"user", "groups"?} -> {cert, key, ca}
+  POST /nodes/NAME/ready {"ready": bool}
+  GET /timeline                   node schedulability changes {time, node, unschedulable, ...}
+  GET /objects?kind=K[&namespace=NS][&name=N]; POST /objects (object or list: create or replace
+                                  as given, status included); DELETE /objects/KIND/NS-or-_/NAME
+  GET/POST /clock {"offset": S}; GET/POST /controllers {replicasets, deletion_scale, start_delay}
+  GET /watches (open watch streams); GET /state (resourceVersion, history floor, API port state)
+"""
 
 import json
 import re
@@ -91,7 +105,9 @@ def _res(kind):
 
 
 def get_log(ctx, body, q):
-    return 200, ctx.log.list()
+    since = int(q.get("since") or 0)
+    return 200, [{k: v for k, v in e.items() if not k.startswith("_")} for e in ctx.log.list()
+                 if e["seq"] > since]
 
 
 def clear_log(ctx, body, q):

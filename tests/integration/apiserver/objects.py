@@ -5,7 +5,6 @@ control API and the simulated controllers all write through here."""
 import copy
 import json
 import random
-import string
 import uuid
 
 from . import errors, patches
