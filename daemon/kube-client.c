@@ -720,7 +720,7 @@ static int call_setup(KubeCall *call) {
          * request again (Curl_retry_request(), POSTs included). A request that must not run twice
          * gets a connection of its own, so a failure reaches the caller instead. */
         if (!(call->flags & KUBE_CALL_IDEMPOTENT) && !call->watch)
-                SETOPT(CURLOPT_FRESH_CONNECT, 0L);
+                SETOPT(CURLOPT_FRESH_CONNECT, 1L);
 
         if (c->connect_to)
                 SETOPT(CURLOPT_CONNECT_TO, c->connect_to);

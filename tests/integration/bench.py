@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -272,8 +273,11 @@ class NodeDaemon:
         self.notify_path = os.path.join(self.dir, "notify")
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(self.notify_path)
-        self.notify.setblocking(False)
+        self.notify.settimeout(0.2)
         self.notifications = []
+        # Read continuously, as systemd does: a full socket queue would block the daemon's sendmsg().
+        self.notify_thread = threading.Thread(target=self._read_notifications, daemon=True)
+        self.notify_thread.start()
         self.starts = 0
         self.reboots = 0
         self.logs = []
@@ -357,18 +361,21 @@ current-context: test
             self.log.close()
         return self.proc.returncode if self.proc else None
 
-    def statuses(self):
-        """Every STATUS= text the daemon sent so far, in order."""
+    def _read_notifications(self):
         while True:
             try:
                 msg = self.notify.recv(65536).decode(errors="replace")
-            except BlockingIOError:
-                break
+            except socket.timeout:
+                continue
+            except OSError:
+                return
             self.notifications.append(msg)
+
+    def statuses(self):
+        """Every STATUS= text the daemon sent so far, in order."""
         return [line[7:] for m in self.notifications for line in m.split("\n") if line.startswith("STATUS=")]
 
     def notified(self, text):
-        self.statuses()
         return any(text in m for m in self.notifications)
 
     def log_text(self):

@@ -69,7 +69,7 @@ class BadInput(unittest.TestCase):
             ("[Lock]\nConcurrency=abc\n", r"nodereboot.conf:2: .*Concurrency=abc.*integer"),
             ("[Lock]\nTTLSec=soon\n", r"nodereboot.conf:2: .*TTLSec=soon"),
             ("[Drain]\nForceReboot=perhaps\n", r"nodereboot.conf:2: .*ForceReboot=perhaps.*(yes|boolean)"),
-            ("[Bogus]\nA=b\n", r"nodereboot.conf:1: .*(?i:unknown section).*Bogus"),
+            ("[Bogus]\nA=b\n", r"nodereboot.conf:[12]: .*(?i:unknown section).*Bogus"),
             ("[Lock]\nName=Not_A_Name\n", r"nodereboot.conf:2: .*Name="),
         ]
         for text, pattern in cases:

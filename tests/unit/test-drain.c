@@ -142,6 +142,12 @@ static char *node(const char *name, bool unschedulable) {
                              name, unschedulable ? "\"unschedulable\":true" : "");
 }
 
+static char *node_not_ready(const char *name) {
+        return strdup_printf("{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\"},"
+                             "\"spec\":{},\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\"}]}}",
+                             name);
+}
+
 static char *replicaset(const char *app, unsigned replicas) {
         return strdup_printf("{\"apiVersion\":\"apps/v1\",\"kind\":\"ReplicaSet\",\"metadata\":{\"name\":\"%s\","
                              "\"namespace\":\"shop\",\"uid\":\"rs-%s\"},\"spec\":{\"replicas\":%u,"
@@ -173,13 +179,14 @@ static char *replica(const char *name, const char *node_name, const char *app) {
         return pod(name, node_name, app, owner, NULL);
 }
 
-/* A pod being deleted since `since` with the given grace period: posted first as it was, then as it
- * is now (the server strips deletion fields from new objects). */
+/* A pod deleted at `since` with the given grace period: its deletionTimestamp says when the grace
+ * period ends, as the API server sets it. Posted first as it was, then as it is now (the server
+ * strips deletion fields from new objects). */
 static char *terminating(const char *name, const char *node_name, usec_t since, unsigned grace) {
         char ts[FORMAT_RFC3339_MAX];
         _cleanup_free_ char *before = NULL, *after = NULL, *md = NULL;
 
-        ASSERT_TRUE(format_rfc3339(ts, sizeof ts, since, false));
+        ASSERT_TRUE(format_rfc3339(ts, sizeof ts, since + grace * USEC_PER_SEC, false));
         md = strdup_printf(",\"deletionTimestamp\":\"%s\",\"deletionGracePeriodSeconds\":%u", ts, grace);
         before = pod(name, node_name, "bare", NULL, NULL);
         after = pod(name, node_name, "bare", md, NULL);
@@ -350,7 +357,7 @@ TEST(drain_evicts_what_it_must) {
                 .skip_wait_for_delete_usec = USEC_PER_HOUR,
                 .pdb_retry_usec = 200 * USEC_PER_MSEC,
         };
-        DrainResult r = {}, quiet = {};
+        DrainResult r = {}, quiet = {}, stuck = {}, waited = {};
         _cleanup_free_ char *seed = NULL;
         _cleanup_json_ json_object *log = NULL;
         json_object *body;
@@ -366,11 +373,12 @@ TEST(drain_evicts_what_it_must) {
                        pod("bare", "n1", "bare", NULL, NULL),
                        /* terminating since now, gone after 100 s × 0.01 */
                        terminating("dying", "n1", now, 100),
-                       /* terminating for two hours, and for hours to come */
-                       terminating("stuck", "n1", now - 2 * USEC_PER_HOUR, 1000000),
                        pod("agent-n3", "n3", "agent",
                            ",\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"DaemonSet\","
                            "\"name\":\"agent\",\"uid\":\"ds-agent\",\"controller\":true}]", NULL),
+                       /* a node whose kubelet is down: its pod's deletion, two hours old, is never
+                        * confirmed */
+                       node_not_ready("n4"), terminating("stuck", "n4", now - 2 * USEC_PER_HOUR, 30),
                        NULL);
         server_setup(seed);
 
@@ -394,11 +402,9 @@ TEST(drain_evicts_what_it_must) {
         ASSERT_EQ(evictions("agent-n1"), 0);
         ASSERT_EQ(evictions("etcd-n1"), 0);
         ASSERT_EQ(evictions("job-done"), 0);
-        ASSERT_EQ(evictions("stuck"), 0);
         ASSERT_TRUE(pod_exists("agent-n1"));
         ASSERT_TRUE(pod_exists("etcd-n1"));
         ASSERT_TRUE(pod_exists("job-done"));
-        ASSERT_TRUE(pod_exists("stuck"));
         ASSERT_TRUE(progress_seen(&r, "cordoning node n1"));
 
         /* the request: policy/v1, with the grace period asked for */
@@ -417,6 +423,23 @@ TEST(drain_evicts_what_it_must) {
         ASSERT_EQ(quiet.error, 0);
         ASSERT_EQ(evictions("agent-n3"), 0);
         drain_result_done(&quiet);
+
+        /* a pod stuck terminating for longer than skip_wait_for_delete_usec is not waited for... */
+        run_drain(&stuck, "n4", &(DrainOptions) { .timeout_usec = 10 * USEC_PER_SEC, .grace_period_sec = -1,
+                                                  .skip_wait_for_delete_usec = USEC_PER_HOUR },
+                  5 * USEC_PER_SEC);
+        ASSERT_EQ(stuck.error, 0);
+        ASSERT_EQ(evictions("stuck"), 0);
+        ASSERT_TRUE(pod_exists("stuck"));
+        drain_result_done(&stuck);
+
+        /* ...but it is without that option, until the timeout says what holds the drain */
+        run_drain(&waited, "n4", &(DrainOptions) { .timeout_usec = 500 * USEC_PER_MSEC, .grace_period_sec = -1 },
+                  5 * USEC_PER_SEC);
+        ASSERT_EQ(waited.error, -ETIMEDOUT);
+        ASSERT_STREQ(waited.message, "1 pod remains: shop/stuck (terminating)");
+        ASSERT_EQ(evictions("stuck"), 0);
+        drain_result_done(&waited);
 
         server_teardown();
 }
