@@ -270,8 +270,8 @@ static int config_parse_selector_list(const ConfigItem *item, const char *value,
 static int config_parse_labels(const ConfigItem *item, const char *value, void *field) {
         _cleanup_strv_free_ char **add = NULL;
         _cleanup_free_ char *copy = NULL;
-        char ***l = field, *state = NULL;
-        size_t n;
+        char ***l = field, **t, *state = NULL;
+        size_t n, m;
         int r;
 
         if (isempty(value)) {
@@ -292,13 +292,15 @@ static int config_parse_labels(const ConfigItem *item, const char *value, void *
 
         /* All or nothing: a bad item leaves the list as it was. */
         n = strv_length(*l);
-        if (n + strv_length(add) > CONFIG_DROPINS_MAX)
+        m = strv_length(add);
+        if (n + m > CONFIG_DROPINS_MAX)
                 return -E2BIG;
-        for (char **i = add; i && *i; i++) {
-                r = strv_push(l, TAKE_PTR(*i));
-                if (r < 0)
-                        return r;
-        }
+        t = reallocarray(*l, n + m + 1, sizeof(char *));
+        if (!t)
+                return -ENOMEM;
+        memcpy(t + n, add, (m + 1) * sizeof(char *));
+        *l = t;
+        add = mfree(add);       /* the strings belong to *l now */
         return 0;
 }
 
@@ -785,7 +787,8 @@ int config_verify(const Config *c) {
 
         if (isempty(c->window_days) || isempty(c->window_start) || isempty(c->window_end) ||
             isempty(c->window_time_zone))
-                return log_error_errno(EINVAL, "[Window] Days=, StartTime=, EndTime= and TimeZone= must be set");
+                return log_error_errno(EINVAL,
+                                       "[Window] Days=, StartTime=, EndTime= and TimeZone= must be set");
 
         return 0;
 }

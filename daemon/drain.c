@@ -5,9 +5,9 @@
  *
  *   UNDECIDED --first SYNCED--> SKIPPED | TERMINATING (already being deleted) | QUEUED
  *   QUEUED --slot free--> EVICTING --201--> TERMINATING --DELETED / new UID / finished--> GONE
- *                                   --429--> BLOCKED --timer--> QUEUED
+ *                                   --429 (PDB)--> BLOCKED --timer--> QUEUED
  *                                   --404--> GONE
- *                                   --other--> RETRY --timer--> QUEUED
+ *                                   --other, or 429 throttling--> RETRY --timer--> QUEUED
  *
  * Every change only marks the drain dirty; one deferred event source then reports progress or
  * finishes. So the user's handlers never run inside a kube-client handler, and the watch is never
@@ -24,6 +24,7 @@
 #define DRAIN_PDB_RETRY_DEFAULT_USEC (5 * USEC_PER_SEC)
 #define DRAIN_RETRY_INITIAL_USEC (1 * USEC_PER_SEC)
 #define DRAIN_RETRY_MAX_USEC (30 * USEC_PER_SEC)
+#define DRAIN_RETRY_AFTER_MAX_USEC (10 * USEC_PER_MINUTE)
 /* Evictions in flight at once: the API server sees a steady trickle, not a burst of hundreds. */
 #define DRAIN_EVICTIONS_IN_FLIGHT_MAX 10U
 /* Nodes run at most a few hundred pods; a list far beyond that is a mistake we do not follow. */
@@ -67,6 +68,9 @@ typedef struct DrainPod {
         unsigned attempts;      /* failed evictions in a row, for back-off */
         unsigned listed_epoch;
 
+        /* The last eviction was refused by a PodDisruptionBudget. Kept while the retry is queued
+         * and in flight, so the status line does not flicker with every retry. */
+        bool blocked;
         char *blocked_by;       /* PodDisruptionBudget name, when the server named it */
         char *error_message;    /* last failure, for the timeout message */
 
@@ -111,6 +115,9 @@ struct Drain {
         char *last_progress;
 };
 
+#define IN_SET_TO_EVICT(s) \
+        ((s) == POD_QUEUED || (s) == POD_EVICTING || (s) == POD_BLOCKED || (s) == POD_RETRY)
+
 static void drain_changed(Drain *d);
 static void drain_finish(Drain *d, int error, char *message);
 static void pod_pump(Drain *d);
@@ -131,7 +138,8 @@ static bool pod_is_daemonset_managed(json_object *pod) {
         for (size_t i = 0; i < n; i++) {
                 json_object *o = json_object_array_get_idx(owners, i);
 
-                if (streq_ptr(json_get_string(o, "kind"), "DaemonSet") && json_get_bool(o, "controller", false))
+                if (streq_ptr(json_get_string(o, "kind"), "DaemonSet") &&
+                    json_get_bool(o, "controller", false))
                         return true;
         }
         return false;
@@ -274,11 +282,17 @@ static void pod_enter(DrainPod *p, PodState state) {
                 return;
         log_debug("Pod %s/%s: %s -> %s", p->namespace, p->name, pod_state_to_string(p->state),
                   pod_state_to_string(state));
-        pod_stop(p);
+        if (p->state == POD_EVICTING && state == POD_GONE)
+                /* gone before our eviction's reply arrived: let it arrive, to count it */
+                p->timer = sd_event_source_disable_unref(p->timer);
+        else
+                pod_stop(p);
         if (state != POD_UNDECIDED)
                 p->object = json_object_put_and_null(p->object);
-        if (state != POD_BLOCKED)
+        if (!IN_SET_TO_EVICT(state)) {
+                p->blocked = false;
                 p->blocked_by = mfree(p->blocked_by);
+        }
         p->state = state;
         drain_changed(p->drain);
 }
@@ -298,7 +312,9 @@ static int pod_arm_timer(DrainPod *p, usec_t delay, sd_event_time_handler_t call
         int r;
 
         p->timer = sd_event_source_disable_unref(p->timer);
-        r = sd_event_add_time_relative(p->drain->event, &p->timer, CLOCK_MONOTONIC, delay, 0, callback, p);
+        /* a little slack lets timers coalesce; the default (250 ms) would swamp short retry periods */
+        r = sd_event_add_time_relative(p->drain->event, &p->timer, CLOCK_MONOTONIC, delay,
+                                       CLAMP(delay / 20, USEC_PER_MSEC, 250 * USEC_PER_MSEC), callback, p);
         if (r < 0)
                 return r;
         (void) sd_event_source_set_description(p->timer, "drain-pod-timer");
@@ -337,8 +353,8 @@ static void pod_terminating(DrainPod *p) {
         now = kube_client_server_now(d->client);
         end = p->deletion_usec + d->skip_wait_for_delete_usec;
         if (now >= end) {
-                log_debug("Pod %s/%s has been terminating for longer than the skip-wait timeout, not waiting for it.",
-                          p->namespace, p->name);
+                log_debug("Pod %s/%s has been terminating for longer than the skip-wait timeout, "
+                          "not waiting for it.", p->namespace, p->name);
                 pod_enter(p, POD_SKIPPED);
                 return;
         }
@@ -403,43 +419,56 @@ static void pod_retry_later(DrainPod *p, int error, const char *message) {
         delay = MIN(delay, DRAIN_RETRY_MAX_USEC);
         p->attempts++;
 
-        log_debug_errno(error, "Eviction of pod %s/%s failed (%s), retrying in %.1fs: %m", p->namespace, p->name,
-                        strna(message), (double) delay / USEC_PER_SEC);
+        log_debug_errno(error, "Eviction of pod %s/%s failed (%s), retrying in %.1fs: %m",
+                        p->namespace, p->name, strna(message), (double) delay / USEC_PER_SEC);
         pod_enter(p, POD_RETRY);
         r = pod_arm_timer(p, delay, on_pod_retry);
         if (r < 0)
-                drain_finish(p->drain, r, strdup_printf("could not arm a timer for pod %s/%s: %s", p->namespace,
-                                                        p->name, strerror(ERRNO_VALUE(r))));
+                drain_finish(p->drain, r, strdup_printf("could not arm a timer for pod %s/%s: %s",
+                                                        p->namespace, p->name, strerror(ERRNO_VALUE(r))));
 }
 
-static void pod_blocked(DrainPod *p, const KubeResponse *response) {
+/* 429: a PodDisruptionBudget forbids the eviction now (its Status names the budget), or the API
+ * server throttles us (priority and fairness, with Retry-After). Either way: retry this pod later,
+ * on a timer of its own. */
+static void pod_too_many_requests(DrainPod *p, const KubeResponse *response) {
         Drain *d = p->drain;
         _cleanup_free_ char *name = NULL, *message = NULL;
         int64_t seconds;
         usec_t delay;
+        bool pdb;
         int r;
 
         pdb_from_status(response->body, &name, &message);
+        pdb = name || (message && strcasestr(message, "disruption budget"));
+
         delay = response->retry_after_usec;
-        if (delay == 0 && json_get_int64(response->body, "details.retryAfterSeconds", &seconds) && seconds > 0)
+        if (delay == 0 && json_get_int64(response->body, "details.retryAfterSeconds", &seconds) &&
+            seconds > 0)
                 delay = (usec_t) MIN(seconds, (int64_t) 3600) * USEC_PER_SEC;
         if (delay == 0)
                 delay = d->pdb_retry_usec;
+        delay = MIN(delay, DRAIN_RETRY_AFTER_MAX_USEC);
 
-        log_debug("Eviction of pod %s/%s blocked by %s%s (%s), retrying in %.1fs", p->namespace, p->name,
-                  name ? "PodDisruptionBudget " : "a PodDisruptionBudget", strempty(name), strna(message),
-                  (double) delay / USEC_PER_SEC);
+        if (pdb)
+                log_debug("Eviction of pod %s/%s blocked by %s%s (%s), retrying in %.1fs",
+                          p->namespace, p->name, name ? "PodDisruptionBudget " : "a PodDisruptionBudget",
+                          strempty(name), strna(message), (double) delay / USEC_PER_SEC);
+        else
+                log_debug("Eviction of pod %s/%s throttled by the API server (%s), retrying in %.1fs",
+                          p->namespace, p->name, strna(message), (double) delay / USEC_PER_SEC);
 
-        pod_enter(p, POD_BLOCKED);
+        pod_enter(p, pdb ? POD_BLOCKED : POD_RETRY);
+        p->blocked = pdb;
         free_and_replace(p->blocked_by, name);
-        pod_set_error(p, message);
+        pod_set_error(p, pdb ? message : "throttled by the API server");
         p->attempts = 0;
         drain_changed(d);
 
         r = pod_arm_timer(p, delay, on_pod_retry);
         if (r < 0)
-                drain_finish(d, r, strdup_printf("could not arm a timer for pod %s/%s: %s", p->namespace, p->name,
-                                                 strerror(ERRNO_VALUE(r))));
+                drain_finish(d, r, strdup_printf("could not arm a timer for pod %s/%s: %s",
+                                                 p->namespace, p->name, strerror(ERRNO_VALUE(r))));
 }
 
 static void on_eviction(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
@@ -453,6 +482,22 @@ static void on_eviction(KubeClient *c, int error, const KubeResponse *response, 
 
         if (d->finishing)
                 return;
+
+        if (p->state != POD_EVICTING) {
+                /* the pod went while we asked: only the count is left to do */
+                if (error >= 0) {
+                        p->evicted = true;
+                        d->n_evicted++;
+                }
+                drain_changed(d);
+                pod_pump(d);
+                return;
+        }
+
+        if (error != -EBUSY) {
+                p->blocked = false;
+                p->blocked_by = mfree(p->blocked_by);
+        }
 
         if (error >= 0) {
                 log_debug("Evicted pod %s/%s.", p->namespace, p->name);
@@ -474,15 +519,22 @@ static void on_eviction(KubeClient *c, int error, const KubeResponse *response, 
                 }
                 pod_enter(p, POD_QUEUED);
 
+        } else if (p->deletion_usec > 0 && error != -EACCES) {
+                /* deleted meanwhile by someone else: whatever the server says, it is going */
+                log_debug_errno(error, "Eviction of pod %s/%s failed, but it is terminating already: %m",
+                                p->namespace, p->name);
+                pod_terminating(p);
+
         } else if (error == -EBUSY)
-                pod_blocked(p, response);
+                pod_too_many_requests(p, response);
 
         else if (error == -ENOENT) {
                 log_debug("Pod %s/%s is gone already.", p->namespace, p->name);
                 pod_enter(p, POD_GONE);
 
         } else if (error == -EACCES) {
-                drain_finish(d, error, strdup_printf("not allowed to evict pod %s/%s: %s", p->namespace, p->name,
+                drain_finish(d, error, strdup_printf("not allowed to evict pod %s/%s: %s",
+                                                     p->namespace, p->name,
                                                      message ?: strerror(ERRNO_VALUE(error))));
                 return;
 
@@ -513,8 +565,8 @@ static int pod_evict(DrainPod *p) {
          * client may retry it on connection errors, timeouts and 5xx; but a 429 is the PDB's
          * answer, which we must see to report it and to retry on our own schedule. */
         pod_enter(p, POD_EVICTING);
-        r = kube_client_call(d->client, "POST", path, NULL, body, KUBE_CALL_IDEMPOTENT | KUBE_CALL_NO_RETRY_ON_429,
-                             on_eviction, p, &p->call);
+        r = kube_client_call(d->client, "POST", path, NULL, body,
+                             KUBE_CALL_IDEMPOTENT | KUBE_CALL_NO_RETRY_ON_429, on_eviction, p, &p->call);
         if (r < 0)
                 return r;
         p->eviction_version = d->eviction_version;
@@ -644,6 +696,7 @@ static void on_pod_event(Drain *d, KubeWatchEvent event, json_object *pod) {
                 /* a new pod under the old name: the old one is gone; this one is decided afresh */
                 log_debug("Pod %s/%s was replaced (UID %s -> %s).", namespace, name, strna(p->uid), uid);
                 pod_enter(p, POD_GONE);
+                pod_stop(p);
                 p->state = POD_UNDECIDED;
                 p->evicted = false;
                 p->attempts = 0;
@@ -667,7 +720,8 @@ static void on_pod_event(Drain *d, KubeWatchEvent event, json_object *pod) {
         if (event == KUBE_WATCH_ADDED)
                 p->listed_epoch = d->epoch;
         if (deletion && p->deletion_usec == 0 && parse_rfc3339(deletion, &p->deletion_usec) < 0)
-                p->deletion_usec = 1;   /* unreadable, but set: it is terminating */
+                /* unreadable, but set: it is terminating, from now on as far as we can tell */
+                p->deletion_usec = kube_client_server_now(d->client);
 
         pod_changed(p, pod);
 }
@@ -718,8 +772,8 @@ static void on_watch(KubeWatch *w, KubeWatchEvent event, json_object *object, in
                 break;
         case KUBE_WATCH_ERROR:
                 if (error == -EACCES) {
-                        drain_finish(d, error, strdup_printf("not allowed to list the pods of node %s",
-                                                                     d->node));
+                        drain_finish(d, error,
+                                     strdup_printf("not allowed to list the pods of node %s", d->node));
                         return;
                 }
                 log_debug_errno(error, "Watch of the pods on node %s failed, it retries: %m", d->node);
@@ -745,8 +799,8 @@ static void on_cordoned(KubeClient *c, int error, const KubeResponse *response, 
                 return;
         if (error < 0) {
                 drain_finish(d, error, strdup_printf("could not cordon node %s: %s", d->node,
-                                                             json_get_string(response->body, "message") ?:
-                                                             strerror(ERRNO_VALUE(error))));
+                                                     json_get_string(response->body, "message") ?:
+                                                     strerror(ERRNO_VALUE(error))));
                 return;
         }
         log_debug("Cordoned node %s.", d->node);
@@ -766,7 +820,7 @@ static void on_cordoned(KubeClient *c, int error, const KubeResponse *response, 
         r = kube_client_watch(d->client, path, on_watch, d, &d->watch);
         if (r < 0) {
                 drain_finish(d, r, strdup_printf("could not watch the pods of node %s: %s", d->node,
-                                                         strerror(ERRNO_VALUE(r))));
+                                                 strerror(ERRNO_VALUE(r))));
                 return;
         }
 }
@@ -792,17 +846,18 @@ static Counts drain_count(const Drain *d) {
                 case POD_SKIPPED:
                         c.skipped++;
                         continue;
-                case POD_BLOCKED:
-                        c.blocked++;
-                        if (!p->blocked_by || (c.pdb && !streq(c.pdb, p->blocked_by)))
-                                c.pdbs_differ = true;
-                        else
-                                c.pdb = p->blocked_by;
-                        __attribute__((fallthrough));
                 case POD_QUEUED:
                 case POD_EVICTING:
+                case POD_BLOCKED:
                 case POD_RETRY:
                         c.to_evict++;
+                        if (p->blocked) {
+                                c.blocked++;
+                                if (!p->blocked_by || (c.pdb && !streq(c.pdb, p->blocked_by)))
+                                        c.pdbs_differ = true;
+                                else
+                                        c.pdb = p->blocked_by;
+                        }
                         break;
                 case POD_TERMINATING:
                         c.terminating++;
@@ -856,14 +911,15 @@ static char *drain_progress_text(const Drain *d) {
 }
 
 static char *pod_remains_text(const DrainPod *p) {
+        if (p->blocked)
+                return p->blocked_by ? strdup_printf("blocked by PodDisruptionBudget %s", p->blocked_by) :
+                        strdup("blocked by a PodDisruptionBudget");
+
         switch (p->state) {
         case POD_QUEUED:
                 return strdup("waiting to be evicted");
         case POD_EVICTING:
                 return strdup("eviction in progress");
-        case POD_BLOCKED:
-                return p->blocked_by ? strdup_printf("blocked by PodDisruptionBudget %s", p->blocked_by) :
-                        strdup("blocked by a PodDisruptionBudget");
         case POD_RETRY:
                 return strdup_printf("eviction failing: %s", strna(p->error_message));
         case POD_TERMINATING:
@@ -900,7 +956,8 @@ static char *drain_timeout_text(const Drain *d) {
                 if (!pod_is_pending(p))
                         continue;
                 why = pod_remains_text(p);
-                t = strdup_printf("%s%s %s/%s (%s)", s, shown > 0 ? "," : "", p->namespace, p->name, strna(why));
+                t = strdup_printf("%s%s %s/%s (%s)", s, shown > 0 ? "," : "", p->namespace, p->name,
+                                  strna(why));
                 if (!t)
                         return NULL;
                 free_and_replace(s, t);
@@ -923,10 +980,29 @@ static void drain_stop(Drain *d) {
         d->timeout_source = sd_event_source_disable_unref(d->timeout_source);
 }
 
+static bool drain_pods_gone(const Drain *d) {
+        if (!d->synced)
+                return false;
+        for (size_t i = 0; i < d->n_pods; i++)
+                if (pod_is_pending(d->pods[i]))
+                        return false;
+        return true;
+}
+
+/* Every pod gone, and no reply to an eviction outstanding (a pod may go before our request for it
+ * returns; waiting for the reply keeps the counts right). */
+static bool drain_is_done(const Drain *d) {
+        return drain_pods_gone(d) && d->n_in_flight == 0;
+}
+
 static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Drain *d = userdata;
 
-        drain_finish(d, -ETIMEDOUT, drain_timeout_text(d));
+        /* the pods are gone, only a reply is late: that is success, not a timeout */
+        if (drain_pods_gone(d))
+                drain_finish(d, 0, NULL);
+        else
+                drain_finish(d, -ETIMEDOUT, drain_timeout_text(d));
         return 0;
 }
 
@@ -946,12 +1022,7 @@ static int on_defer(sd_event_source *s, void *userdata) {
         Counts c;
 
         if (!d->finishing) {
-                bool pending = false;
-
-                for (size_t i = 0; i < d->n_pods; i++)
-                        if (pod_is_pending(d->pods[i]))
-                                pending = true;
-                if (!d->synced || pending) {
+                if (!drain_is_done(d)) {
                         drain_report(d); /* may free d */
                         return 0;
                 }
@@ -965,18 +1036,19 @@ static int on_defer(sd_event_source *s, void *userdata) {
         c = drain_count(d);
         if (d->result >= 0) {
                 free(d->result_message);
-                d->result_message = strdup_printf("evicted %u pod%s, waited for %u more, skipped %u",
-                                                  c.evicted, c.evicted == 1 ? "" : "s", c.waited, c.skipped);
-                log_info("Drained node %s in %s: evicted %u pods, waited for %u terminating, skipped %u.",
-                         d->node, format_timespan(buf, sizeof buf, elapsed / USEC_PER_MSEC * USEC_PER_MSEC),
-                         c.evicted, c.waited, c.skipped);
+                d->result_message = strdup_printf("evicted %u pod%s, waited for %u already terminating, "
+                                                  "left %u alone", c.evicted, c.evicted == 1 ? "" : "s",
+                                                  c.waited, c.skipped);
+                log_info("Drained node %s in %s: %s.", d->node,
+                         format_timespan(buf, sizeof buf, elapsed / USEC_PER_MSEC * USEC_PER_MSEC),
+                         strna(d->result_message));
         } else
                 /* the manager logs the outcome at the level it chooses; this is the drain's record */
-                log_info("Drain of node %s stopped after %s (evicted %u pods, %u gone, skipped %u): %s",
-                         d->node, format_timespan(buf, sizeof buf, elapsed / USEC_PER_MSEC * USEC_PER_MSEC),
-                         c.evicted, c.gone, c.skipped, strna(d->result_message));
+                log_info("Drain of node %s stopped after %s (evicted %u, skipped %u): %s", d->node,
+                         format_timespan(buf, sizeof buf, elapsed / USEC_PER_MSEC * USEC_PER_MSEC),
+                         c.evicted, c.skipped, strna(d->result_message));
 
-        d->done(d, d->result, d->result_message, d->userdata);     /* may free d */
+        d->done(d, d->result, strempty(d->result_message), d->userdata);      /* may free d */
         return 0;
 }
 
@@ -999,7 +1071,7 @@ static void drain_finish(Drain *d, int error, char *message) {
         }
         d->finishing = true;
         d->result = error;
-        d->result_message = message ?: strdup(strerror(ERRNO_VALUE(error)));
+        d->result_message = message ?: (error < 0 ? strdup(strerror(ERRNO_VALUE(error))) : NULL);
         drain_changed(d);
 }
 
@@ -1064,7 +1136,8 @@ int drain_start(Drain **ret, sd_event *event, KubeClient *client, const char *no
         (void) sd_event_source_set_description(d->defer_source, "drain-defer");
 
         if (d->timeout_usec != USEC_INFINITY) {
-                r = sd_event_add_time_relative(event, &d->timeout_source, CLOCK_MONOTONIC, d->timeout_usec, 0,
+                r = sd_event_add_time_relative(event, &d->timeout_source, CLOCK_MONOTONIC, d->timeout_usec,
+                                               CLAMP(d->timeout_usec / 100, USEC_PER_MSEC, USEC_PER_SEC),
                                                on_timeout, d);
                 if (r < 0)
                         return r;
@@ -1080,8 +1153,9 @@ int drain_start(Drain **ret, sd_event *event, KubeClient *client, const char *no
         path = strjoin("/api/v1/nodes/", escaped);
         if (!path)
                 return -ENOMEM;
-        r = kube_client_call(client, "PATCH", path, "application/merge-patch+json", patch, KUBE_CALL_IDEMPOTENT,
-                             on_cordoned, d, &d->cordon_call);
+        /* the same merge patch as node_set_unschedulable(), on a call we can cancel */
+        r = kube_client_call(client, "PATCH", path, "application/merge-patch+json", patch,
+                             KUBE_CALL_IDEMPOTENT, on_cordoned, d, &d->cordon_call);
         if (r < 0)
                 return r;
 

@@ -96,6 +96,7 @@ struct KubeCall {
         KubeCallFlags flags;
         KubeCallHandler handler;
         void *userdata;
+        void (*userdata_free)(void *);  /* for floating calls the client drops unanswered */
         bool floating;                  /* nobody holds a pointer: freed with the client */
 
         KubeWatch *watch;               /* set for the stream of a watch */
@@ -283,6 +284,8 @@ bool kube_error_is_retriable(KubeCallFlags flags, int error) {
 usec_t kube_backoff_usec(unsigned attempt, usec_t initial_usec, usec_t max_usec, uint64_t random) {
         usec_t cap = initial_usec;
 
+        if (cap == 0 || max_usec == 0)
+                return 0;
         for (unsigned i = 0; i < attempt && cap < max_usec; i++)
                 cap = cap > max_usec / 2 ? max_usec : cap * 2;
         cap = MIN(cap, max_usec);
@@ -926,7 +929,8 @@ static void call_finish(KubeCall *call, int error, long status) {
                         /* Error statuses may carry non-JSON text (a proxy's page): keep their
                          * error. A success must be JSON. */
                         if (error == 0) {
-                                log_debug("%s %s: malformed JSON in response body.", call->method, call->path);
+                                log_debug("%s %s: malformed JSON in response body.",
+                                          call->method, call->path);
                                 error = r;
                         }
                 } else
@@ -1054,6 +1058,13 @@ static bool method_valid(const char *m) {
 int kube_client_call(KubeClient *c, const char *method, const char *path, const char *content_type,
                      json_object *body, KubeCallFlags flags, KubeCallHandler handler, void *userdata,
                      KubeCall **ret_call) {
+        return kube_client_call_full(c, method, path, content_type, body, flags, handler, userdata, NULL,
+                                     ret_call);
+}
+
+int kube_client_call_full(KubeClient *c, const char *method, const char *path, const char *content_type,
+                          json_object *body, KubeCallFlags flags, KubeCallHandler handler, void *userdata,
+                          void (*userdata_free)(void *), KubeCall **ret_call) {
         KubeCall *call;
         int r;
 
@@ -1068,6 +1079,7 @@ int kube_client_call(KubeClient *c, const char *method, const char *path, const 
                 return r;
 
         call->floating = !ret_call;
+        call->userdata_free = userdata_free;
         if (ret_call)
                 *ret_call = call;
         return 0;
@@ -1403,6 +1415,8 @@ static void client_close(KubeClient *c) {
                 LIST_REMOVE(c->calls, call);
                 if (call->floating) {
                         call->client = NULL;
+                        if (call->userdata_free)
+                                call->userdata_free(call->userdata);
                         call_release(call);
                         free(call);
                 } else {
@@ -1560,7 +1574,8 @@ static void watch_schedule_backoff(KubeWatch *w) {
         usec_t delay;
         int r;
 
-        delay = kube_backoff_usec(w->attempt, WATCH_BACKOFF_INITIAL_USEC, WATCH_BACKOFF_MAX_USEC, random_u64());
+        delay = kube_backoff_usec(w->attempt, WATCH_BACKOFF_INITIAL_USEC, WATCH_BACKOFF_MAX_USEC,
+                                  random_u64());
         if (w->attempt < 64)
                 w->attempt++;
 
@@ -1643,7 +1658,8 @@ static void watch_on_list(KubeClient *c, int error, const KubeResponse *response
                 if (item_kind && !json_get_member(item, "kind"))
                         (void) json_object_object_add(item, "kind", json_object_new_string(item_kind));
                 if (api_version && !json_get_member(item, "apiVersion"))
-                        (void) json_object_object_add(item, "apiVersion", json_object_new_string(api_version));
+                        (void) json_object_object_add(item, "apiVersion",
+                                                      json_object_new_string(api_version));
                 if (!watch_emit(w, KUBE_WATCH_ADDED, item, 0))
                         goto finish;
         }

@@ -66,6 +66,11 @@ void kube_client_set_watch_timeout(KubeClient *c, unsigned seconds);
 int kube_client_call(KubeClient *c, const char *method, const char *path, const char *content_type,
                      json_object *body, KubeCallFlags flags, KubeCallHandler handler, void *userdata,
                      KubeCall **ret_call);
+/* The same, for a call nobody holds (ret_call NULL) whose userdata the handler owns: when the
+ * client is freed before the answer came, userdata_free(userdata) runs instead of the handler. */
+int kube_client_call_full(KubeClient *c, const char *method, const char *path, const char *content_type,
+                          json_object *body, KubeCallFlags flags, KubeCallHandler handler, void *userdata,
+                          void (*userdata_free)(void *), KubeCall **ret_call);
 /* Cancels a call in flight; its handler is not called. Accepts NULL; returns NULL. */
 KubeCall *kube_call_cancel(KubeCall *call);
 

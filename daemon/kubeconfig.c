@@ -303,6 +303,8 @@ static bool entry_has(KubeconfigReader *kr, const Entry *e, const char *field) {
 static int kubeconfig_find_entry(KubeconfigReader *kr, const char *list, const char *kind, const char *name,
                                  Entry *ret) {
         const yaml_node_t *root = yaml_document_get_root_node(&kr->doc), *seq;
+        size_t n_nodes = (size_t) (kr->doc.nodes.top - kr->doc.nodes.start);
+        _cleanup_free_ bool *seen = NULL;
         const yaml_node_t *found = NULL;
         unsigned matches = 0;
 
@@ -310,11 +312,28 @@ static int kubeconfig_find_entry(KubeconfigReader *kr, const char *list, const c
         if (seq && seq->type != YAML_SEQUENCE_NODE)
                 return log_error_errno(EINVAL, "kubeconfig %s: \"%s\" must be a list", kr->path, list);
 
-        if (seq)
-                for (yaml_node_item_t *i = seq->data.sequence.items.start; i < seq->data.sequence.items.top; i++) {
-                        const yaml_node_t *item = node_get(kr, *i);
-                        const char *n = node_scalar(mapping_get(kr, item, "name"));
+        /* Aliases can repeat one large mapping many times in the list; each node is looked into once
+         * (node indexes start at 1), so the work stays linear in the size of the file. */
+        seen = calloc(n_nodes + 1, sizeof(bool));
+        if (!seen)
+                return log_oom();
 
+        if (seq)
+                for (yaml_node_item_t *i = seq->data.sequence.items.start;
+                     i < seq->data.sequence.items.top; i++) {
+                        const yaml_node_t *item = node_get(kr, *i);
+                        const char *n;
+
+                        if (!item)
+                                continue;
+                        if (seen[*i]) {
+                                if (item == found)
+                                        matches++;      /* the matching entry again, through an alias */
+                                continue;
+                        }
+                        seen[*i] = true;
+
+                        n = node_scalar(mapping_get(kr, item, "name"));
                         if (!n || !streq(n, name))
                                 continue;
                         matches++;
@@ -360,14 +379,14 @@ static int kubeconfig_read_server(KubeconfigReader *kr, const Entry *e, Kubeconf
                 scheme_len = 7;
         else
                 return log_error_errno(EINVAL,
-                                       "kubeconfig %s: cluster \"%s\": server \"%s\" must start with https:// "
-                                       "(or http://)", kr->path, e->name, v);
+                                       "kubeconfig %s: cluster \"%s\": server \"%s\" must start with "
+                                       "https:// (or http://)", kr->path, e->name, v);
 
         for (const char *p = v; *p; p++)
                 if ((unsigned char) *p <= ' ' || *p == 0x7f)
                         return log_error_errno(EINVAL,
-                                               "kubeconfig %s: cluster \"%s\": server URL contains whitespace "
-                                               "or control characters", kr->path, e->name);
+                                               "kubeconfig %s: cluster \"%s\": server URL contains "
+                                               "whitespace or control characters", kr->path, e->name);
 
         host = v + scheme_len;
         if (host[0] == 0 || host[0] == '/')
@@ -519,7 +538,8 @@ int kubeconfig_load(const char *path, const char *context, Kubeconfig **ret) {
 
         r = read_full_file(path, KUBECONFIG_FILE_MAX, &data, &size);
         if (r == -EFBIG)
-                return log_error_errno(r, "kubeconfig %s: file larger than %u bytes", path, KUBECONFIG_FILE_MAX);
+                return log_error_errno(r, "kubeconfig %s: file larger than %u bytes",
+                                       path, KUBECONFIG_FILE_MAX);
         if (r < 0)
                 return log_error_errno(r, "kubeconfig %s: %m", path);
 
@@ -539,7 +559,7 @@ int kubeconfig_load(const char *path, const char *context, Kubeconfig **ret) {
         if (!root || node_is_null(root))
                 return log_error_errno(EINVAL, "kubeconfig %s: file is empty", path);
         if (root->type != YAML_MAPPING_NODE)
-                return log_error_errno(EINVAL, "kubeconfig %s: not a kubeconfig (the top level is not a mapping)",
+                return log_error_errno(EINVAL, "kubeconfig %s: not a kubeconfig (top level is not a mapping)",
                                        path);
 
         if (context)
@@ -549,11 +569,12 @@ int kubeconfig_load(const char *path, const char *context, Kubeconfig **ret) {
 
                 ctx_name = node_scalar(n);
                 if (n && !ctx_name)
-                        return log_error_errno(EINVAL, "kubeconfig %s: \"current-context\" must be a string", path);
+                        return log_error_errno(EINVAL, "kubeconfig %s: \"current-context\" must be a string",
+                                               path);
                 if (isempty(ctx_name))
                         return log_error_errno(EINVAL,
-                                               "kubeconfig %s: no current-context set; set one or name a context "
-                                               "with Context=", path);
+                                               "kubeconfig %s: no current-context set; set one or name a "
+                                               "context with Context=", path);
         }
 
         r = kubeconfig_find_entry(&kr, "contexts", "context", ctx_name, &ctx);

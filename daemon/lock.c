@@ -598,13 +598,17 @@ static void lock_acquire_busy(LockOp *op, const char *why) {
 
         holders = lock_format_holders(op->slots, l->slot_names, l->concurrency,
                                       kube_client_server_now(l->client));
-        if (!holders)
-                return lock_op_finish(op, -ENOMEM, NULL, NULL);
+        if (!holders) {
+                lock_op_finish(op, -ENOMEM, NULL, NULL);
+                return;
+        }
         if (isempty(holders) && why) {
                 free(holders);
                 holders = strdup(why);
-                if (!holders)
-                        return lock_op_finish(op, -ENOMEM, NULL, NULL);
+                if (!holders) {
+                        lock_op_finish(op, -ENOMEM, NULL, NULL);
+                        return;
+                }
         }
         lock_op_finish(op, -EBUSY, NULL, holders);
 }
@@ -620,12 +624,17 @@ static void lock_on_acquire_written(KubeClient *c, int error, const KubeResponse
                  * list shows us as the holder. */
                 log_debug("Lost the write of lock slot %s (%s), reading the slots again.",
                           op->slot, error == -ESTALE ? "conflict" : "gone");
-                if (++op->rounds >= LOCK_CONFLICT_ROUNDS_MAX)
-                        return lock_acquire_busy(op, "every attempt lost to another node");
-                return lock_acquire_list(op);
+                if (++op->rounds >= LOCK_CONFLICT_ROUNDS_MAX) {
+                        lock_acquire_busy(op, "every attempt lost to another node");
+                        return;
+                }
+                lock_acquire_list(op);
+                return;
         }
-        if (error < 0)
-                return lock_op_finish(op, error, NULL, NULL);
+        if (error < 0) {
+                lock_op_finish(op, error, NULL, NULL);
+                return;
+        }
 
         if (op->renewing_own && op->rounds > 0)
                 /* We lost a write earlier in this operation, yet the slot names us: the write went
@@ -654,31 +663,43 @@ static void lock_acquire_take(LockOp *op, unsigned index, const char *reason) {
         int r;
 
         if (free_and_strdup(&op->slot, l->slot_names[index]) < 0 ||
-            free_and_strdup(&op->reason, reason) < 0)
-                return lock_op_finish(op, -ENOMEM, NULL, NULL);
+            free_and_strdup(&op->reason, reason) < 0) {
+                lock_op_finish(op, -ENOMEM, NULL, NULL);
+                return;
+        }
         holder = lock_lease_holder(lease);
         r = free_and_strdup(&op->previous_holder, holder && !streq(holder, l->identity) ? holder : NULL);
-        if (r < 0)
-                return lock_op_finish(op, r, NULL, NULL);
+        if (r < 0) {
+                lock_op_finish(op, r, NULL, NULL);
+                return;
+        }
 
         op->created = !lease;
         if (lease) {
                 r = op->renewing_own ? lock_build_renew(lease, l->ttl_usec, now, &body) :
                                        lock_build_take(lease, l->identity, l->ttl_usec, now, &body);
-                if (r < 0)
-                        return lock_op_finish(op, r, NULL, NULL);
+                if (r < 0) {
+                        lock_op_finish(op, r, NULL, NULL);
+                        return;
+                }
                 path = lock_slot_path(l, op->slot);
-                if (!path)
-                        return lock_op_finish(op, -ENOMEM, NULL, NULL);
+                if (!path) {
+                        lock_op_finish(op, -ENOMEM, NULL, NULL);
+                        return;
+                }
                 r = lock_op_call(op, "PUT", path, body, lock_on_acquire_written);
         } else {
                 r = lock_build_new(l->namespace, l->name, op->slot, l->identity, l->ttl_usec, now, &body);
-                if (r < 0)
-                        return lock_op_finish(op, r, NULL, NULL);
+                if (r < 0) {
+                        lock_op_finish(op, r, NULL, NULL);
+                        return;
+                }
                 r = lock_op_call(op, "POST", l->collection_path, body, lock_on_acquire_written);
         }
-        if (r < 0)
-                return lock_op_finish(op, r, NULL, NULL);
+        if (r < 0) {
+                lock_op_finish(op, r, NULL, NULL);
+                return;
+        }
 }
 
 bool lock_status_is_node_not_found(json_object *status, const char *node) {
@@ -702,9 +723,12 @@ static void lock_on_ghost_checked(KubeClient *c, int error, const KubeResponse *
         if (error == -ENOENT && lock_status_is_node_not_found(response->body, holder)) {
                 _cleanup_free_ char *reason = strdup_printf("holder Node %s no longer exists", holder);
 
-                if (!reason)
-                        return lock_op_finish(op, -ENOMEM, NULL, NULL);
-                return lock_acquire_take(op, i, reason);
+                if (!reason) {
+                        lock_op_finish(op, -ENOMEM, NULL, NULL);
+                        return;
+                }
+                lock_acquire_take(op, i, reason);
+                return;
         }
         if (error < 0 && error != -ENOENT)
                 log_debug_errno(error, "Could not look up Node %s holding lock slot %s, assuming it exists: %m",
@@ -728,14 +752,20 @@ static void lock_acquire_check_ghosts(LockOp *op) {
                 if (!holder || streq(holder, l->identity))
                         continue;
                 e = url_escape(holder);
-                if (!e)
-                        return lock_op_finish(op, -ENOMEM, NULL, NULL);
+                if (!e) {
+                        lock_op_finish(op, -ENOMEM, NULL, NULL);
+                        return;
+                }
                 path = strjoin("/api/v1/nodes/", e);
-                if (!path)
-                        return lock_op_finish(op, -ENOMEM, NULL, NULL);
+                if (!path) {
+                        lock_op_finish(op, -ENOMEM, NULL, NULL);
+                        return;
+                }
                 r = lock_op_call(op, "GET", path, NULL, lock_on_ghost_checked);
-                if (r < 0)
-                        return lock_op_finish(op, r, NULL, NULL);
+                if (r < 0) {
+                        lock_op_finish(op, r, NULL, NULL);
+                        return;
+                }
                 return;
         }
 
@@ -752,12 +782,15 @@ static void lock_acquire_decide(LockOp *op) {
         for (unsigned i = 0; i < l->concurrency; i++)
                 if (streq_ptr(lock_lease_holder(op->slots[i]), l->identity)) {
                         op->renewing_own = true;
-                        return lock_acquire_take(op, i, "already ours");
+                        lock_acquire_take(op, i, "already ours");
+                        return;
                 }
 
         states = calloc(l->concurrency, sizeof *states);
-        if (!states)
-                return lock_op_finish(op, -ENOMEM, NULL, NULL);
+        if (!states) {
+                lock_op_finish(op, -ENOMEM, NULL, NULL);
+                return;
+        }
         for (unsigned i = 0; i < l->concurrency; i++)
                 states[i] = lock_slot_state(op->slots[i], now, NULL);
 
@@ -765,12 +798,15 @@ static void lock_acquire_decide(LockOp *op) {
         if (idx < 0) {
                 /* Every slot is held and fresh: only now pay for looking up the holders' Nodes. */
                 op->ghost_next = 0;
-                return lock_acquire_check_ghosts(op);
+                lock_acquire_check_ghosts(op);
+                return;
         }
 
         (void) lock_slot_is_free(op->slots[idx], now, &reason);
-        if (!reason)
-                return lock_op_finish(op, -ENOMEM, NULL, NULL);
+        if (!reason) {
+                lock_op_finish(op, -ENOMEM, NULL, NULL);
+                return;
+        }
         lock_acquire_take(op, (unsigned) idx, reason);
 }
 
@@ -793,8 +829,10 @@ static void lock_on_acquire_listed(KubeClient *c, int error, const KubeResponse 
 
         op->call = NULL;
         r = lock_take_list(op, error, response);
-        if (r < 0)
-                return lock_op_finish(op, r, NULL, NULL);
+        if (r < 0) {
+                lock_op_finish(op, r, NULL, NULL);
+                return;
+        }
         op->renewing_own = false;
         lock_acquire_decide(op);
 }
@@ -803,8 +841,10 @@ static void lock_acquire_list(LockOp *op) {
         int r;
 
         r = lock_op_call(op, "GET", op->lock->list_path, NULL, lock_on_acquire_listed);
-        if (r < 0)
-                return lock_op_finish(op, r, NULL, NULL);
+        if (r < 0) {
+                lock_op_finish(op, r, NULL, NULL);
+                return;
+        }
 }
 
 int lock_acquire(Lock *l, LockHandler handler, void *userdata) {
@@ -848,15 +888,21 @@ static void lock_on_renew_written(KubeClient *c, int error, const KubeResponse *
         if (error == -ESTALE || error == -ENOENT) {
                 /* Someone wrote the lease since we read it, or our own repeated write met itself:
                  * read again and look who holds it. */
-                if (++op->rounds >= LOCK_REREAD_MAX)
-                        return lock_op_finish(op, -EAGAIN, NULL, NULL);
+                if (++op->rounds >= LOCK_REREAD_MAX) {
+                        lock_op_finish(op, -EAGAIN, NULL, NULL);
+                        return;
+                }
                 r = lock_op_read_slot(op, lock_on_renew_read);
-                if (r < 0)
-                        return lock_op_finish(op, r, NULL, NULL);
+                if (r < 0) {
+                        lock_op_finish(op, r, NULL, NULL);
+                        return;
+                }
                 return;
         }
-        if (error < 0)
-                return lock_op_finish(op, error, NULL, NULL);
+        if (error < 0) {
+                lock_op_finish(op, error, NULL, NULL);
+                return;
+        }
         lock_op_finish(op, 0, op->slot, NULL);
 }
 
@@ -867,21 +913,28 @@ static void lock_on_renew_read(KubeClient *c, int error, const KubeResponse *res
         int r;
 
         op->call = NULL;
-        if (error == -ENOENT)
-                return lock_op_finish(op, -ESTALE, NULL, NULL);
-        if (error < 0)
-                return lock_op_finish(op, error, NULL, NULL);
+        if (error == -ENOENT) {
+                lock_op_finish(op, -ESTALE, NULL, NULL);
+                return;
+        }
+        if (error < 0) {
+                lock_op_finish(op, error, NULL, NULL);
+                return;
+        }
         if (!streq_ptr(lock_lease_holder(response->body), l->identity)) {
                 log_debug("Lock slot %s is held by %s now, not by us.", op->slot,
                           strna(lock_lease_holder(response->body)));
-                return lock_op_finish(op, -ESTALE, NULL, NULL);
+                lock_op_finish(op, -ESTALE, NULL, NULL);
+                return;
         }
 
         r = lock_build_renew(response->body, l->ttl_usec, kube_client_server_now(l->client), &body);
         if (r >= 0)
                 r = lock_op_write_slot(op, body, lock_on_renew_written);
-        if (r < 0)
-                return lock_op_finish(op, r, NULL, NULL);
+        if (r < 0) {
+                lock_op_finish(op, r, NULL, NULL);
+                return;
+        }
 }
 
 static int lock_check_slot(Lock *l, const char *slot) {
@@ -916,15 +969,21 @@ static void lock_on_release_written(KubeClient *c, int error, const KubeResponse
 
         op->call = NULL;
         if (error == -ESTALE || error == -ENOENT) {
-                if (++op->rounds >= LOCK_REREAD_MAX)
-                        return lock_op_finish(op, -EAGAIN, NULL, NULL);
+                if (++op->rounds >= LOCK_REREAD_MAX) {
+                        lock_op_finish(op, -EAGAIN, NULL, NULL);
+                        return;
+                }
                 r = lock_op_read_slot(op, lock_on_release_read);
-                if (r < 0)
-                        return lock_op_finish(op, r, NULL, NULL);
+                if (r < 0) {
+                        lock_op_finish(op, r, NULL, NULL);
+                        return;
+                }
                 return;
         }
-        if (error < 0)
-                return lock_op_finish(op, error, NULL, NULL);
+        if (error < 0) {
+                lock_op_finish(op, error, NULL, NULL);
+                return;
+        }
 
         log_info("Released lock slot %s.", op->slot);
         lock_op_finish(op, 0, op->slot, NULL);
@@ -939,23 +998,29 @@ static void lock_on_release_read(KubeClient *c, int error, const KubeResponse *r
         op->call = NULL;
         if (error == -ENOENT) {
                 log_debug("Lock slot %s does not exist, nothing to release.", op->slot);
-                return lock_op_finish(op, 0, op->slot, NULL);
+                lock_op_finish(op, 0, op->slot, NULL);
+                return;
         }
-        if (error < 0)
-                return lock_op_finish(op, error, NULL, NULL);
+        if (error < 0) {
+                lock_op_finish(op, error, NULL, NULL);
+                return;
+        }
         if (!streq_ptr(lock_lease_holder(response->body), l->identity)) {
                 /* Never touch another node's lease; this is also how a repeated release whose first
                  * answer was lost ends. */
                 log_debug("Lock slot %s is not ours (holder: %s), nothing to release.", op->slot,
                           strna(lock_lease_holder(response->body)));
-                return lock_op_finish(op, 0, op->slot, NULL);
+                lock_op_finish(op, 0, op->slot, NULL);
+                return;
         }
 
         r = lock_build_release(response->body, kube_client_server_now(l->client), &body);
         if (r >= 0)
                 r = lock_op_write_slot(op, body, lock_on_release_written);
-        if (r < 0)
-                return lock_op_finish(op, r, NULL, NULL);
+        if (r < 0) {
+                lock_op_finish(op, r, NULL, NULL);
+                return;
+        }
 }
 
 int lock_release(Lock *l, const char *slot, LockHandler handler, void *userdata) {
@@ -983,8 +1048,10 @@ static void lock_on_find_own_listed(KubeClient *c, int error, const KubeResponse
 
         op->call = NULL;
         r = lock_take_list(op, error, response);
-        if (r < 0)
-                return lock_op_finish(op, r, NULL, NULL);
+        if (r < 0) {
+                lock_op_finish(op, r, NULL, NULL);
+                return;
+        }
         (void) lock_find_holder(op->list, op->lock->name, op->lock->identity, &slot);
         lock_op_finish(op, 0, slot, NULL);
 }

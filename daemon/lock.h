@@ -22,9 +22,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Lock *, lock_free);
  * API could not be asked. Handlers may start new lock operations. */
 typedef void (*LockHandler)(Lock *l, int error, const char *slot, const char *holders, void *userdata);
 
+/* The operations below return 0 once started: the handler then runs exactly once, later, from the
+ * event loop, unless the Lock is freed first. On a negative return the handler never runs. */
+
 /* Takes a free slot (or confirms one we already hold). */
 int lock_acquire(Lock *l, LockHandler handler, void *userdata);
-/* Renews our slot; -ESTALE when someone else holds it now (or it is gone). */
+/* Renews our slot; -ESTALE when someone else holds it now (or it is gone); -EAGAIN when it kept
+ * changing under us (try again soon). */
 int lock_renew(Lock *l, const char *slot, LockHandler handler, void *userdata);
 /* Clears holderIdentity if we still hold slot; 0 also when it is not ours (nothing to do). */
 int lock_release(Lock *l, const char *slot, LockHandler handler, void *userdata);
@@ -32,7 +36,8 @@ int lock_release(Lock *l, const char *slot, LockHandler handler, void *userdata)
 int lock_find_own(Lock *l, LockHandler handler, void *userdata);
 
 /* Watches the group's leases; changed() runs when any slot changes (e.g. one was released), so a
- * waiting node tries again at once. */
+ * waiting node tries again at once. It also runs once after the watch's first list (a slot may have
+ * freed before the watch began). Calling lock_watch() again while watching replaces the handler. */
 typedef void (*LockChangedHandler)(Lock *l, void *userdata);
 int lock_watch(Lock *l, LockChangedHandler changed, void *userdata);
 void lock_unwatch(Lock *l);

@@ -37,6 +37,10 @@ static NodeCall *node_call_free(NodeCall *nc) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(NodeCall *, node_call_free);
 
+static void node_call_destroy(void *userdata) {
+        node_call_free(userdata);
+}
+
 static NodeCall *node_call_new(NodeHandler node_handler, NodeDoneHandler done_handler, void *userdata) {
         NodeCall *nc = calloc(1, sizeof(NodeCall));
 
@@ -74,7 +78,8 @@ static void on_node_done(KubeClient *c, int error, const KubeResponse *response,
 
 static int node_call_start(KubeClient *c, const char *method, const char *path, const char *content_type,
                            json_object *body, KubeCallFlags flags, KubeCallHandler handler, NodeCall *nc) {
-        return kube_client_call(c, method, path, content_type, body, flags, handler, nc, NULL);
+        return kube_client_call_full(c, method, path, content_type, body, flags, handler, nc,
+                                     node_call_destroy, NULL);
 }
 
 /* -------------------------------------------------------------------------------------------- */
@@ -262,11 +267,13 @@ static int node_patch_metadata(KubeClient *c, const char *name, const char *fiel
         return node_merge_patch(c, name, patch, handler, userdata);
 }
 
-int node_patch_annotations(KubeClient *c, const char *name, char **pairs, NodeDoneHandler handler, void *userdata) {
+int node_patch_annotations(KubeClient *c, const char *name, char **pairs, NodeDoneHandler handler,
+                           void *userdata) {
         return node_patch_metadata(c, name, "annotations", pairs, handler, userdata);
 }
 
-int node_patch_labels(KubeClient *c, const char *name, char **pairs, NodeDoneHandler handler, void *userdata) {
+int node_patch_labels(KubeClient *c, const char *name, char **pairs, NodeDoneHandler handler,
+                      void *userdata) {
         return node_patch_metadata(c, name, "labels", pairs, handler, userdata);
 }
 
@@ -453,7 +460,8 @@ static void on_taint_patched(KubeClient *c, int error, const KubeResponse *respo
         NodeCall *nc = userdata;
         int r;
 
-        if (error < 0 && (response->status == 409 || response->status == 422) && nc->attempts < NODE_TAINT_ATTEMPTS_MAX) {
+        if (error < 0 && (response->status == 409 || response->status == 422) &&
+            nc->attempts < NODE_TAINT_ATTEMPTS_MAX) {
                 log_debug_errno(error, "Taint %s on node %s lost a race (HTTP %ld), reading the node again.",
                                 nc->key, nc->name, response->status);
                 r = taint_read(c, nc);

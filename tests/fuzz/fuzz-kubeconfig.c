@@ -20,7 +20,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         /* A success must keep the header's promises. */
                         if (!k || !k->server || !k->context || !k->cluster || !k->user || !k->path)
                                 abort();
-                        if ((k->client_cert_file || k->client_cert_data) != (k->client_key_file || k->client_key_data))
+                        bool cert = k->client_cert_file || k->client_cert_data;
+                        bool key = k->client_key_file || k->client_key_data;
+
+                        if (cert != key)
                                 abort();
                         if (k->server[0] == 0 || k->server[strlen(k->server) - 1] == '/')
                                 abort();

@@ -21,7 +21,10 @@
 extern char **environ;
 
 static void sleep_usec(usec_t u) {
-        struct timespec ts = { .tv_sec = (time_t) (u / USEC_PER_SEC), .tv_nsec = (long) (u % USEC_PER_SEC) * 1000 };
+        struct timespec ts = {
+                .tv_sec = (time_t) (u / USEC_PER_SEC),
+                .tv_nsec = (long) (u % USEC_PER_SEC) * 1000,
+        };
 
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;

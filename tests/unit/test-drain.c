@@ -9,7 +9,9 @@
  *     controller brings the evicted replicas up elsewhere;
  *   - a pod scheduled onto the node during the drain is evicted too, and stopping a drain in the
  *     middle leaves nothing running: no request, no handler call;
- *   - against a server without policy/v1 evictions the drain falls back to policy/v1beta1. */
+ *   - against a server without policy/v1 evictions the drain falls back to policy/v1beta1;
+ *   - a pod selector limits the drain, and API throttling (429 without a budget) is not mistaken
+ *     for a PodDisruptionBudget. */
 #include <string.h>
 
 #include "drain.h"
@@ -350,7 +352,7 @@ static void assert_cordoned_by_us(const char *node_name) {
 }
 
 TEST(drain_evicts_what_it_must) {
-        usec_t now = now_usec(CLOCK_REALTIME);
+        usec_t now = now_usec(CLOCK_REALTIME), start;
         DrainOptions o = {
                 .timeout_usec = 30 * USEC_PER_SEC,
                 .grace_period_sec = 5,
@@ -358,7 +360,7 @@ TEST(drain_evicts_what_it_must) {
                 .pdb_retry_usec = 200 * USEC_PER_MSEC,
         };
         DrainResult r = {}, quiet = {}, stuck = {}, waited = {};
-        _cleanup_free_ char *seed = NULL;
+        _cleanup_free_ char *seed = NULL, *dying = NULL;
         _cleanup_json_ json_object *log = NULL;
         json_object *body;
 
@@ -371,8 +373,6 @@ TEST(drain_evicts_what_it_must) {
                            NULL),
                        pod("job-done", "n1", "job", NULL, ",\"status\":{\"phase\":\"Succeeded\"}"),
                        pod("bare", "n1", "bare", NULL, NULL),
-                       /* terminating since now, gone after 100 s × 0.01 */
-                       terminating("dying", "n1", now, 100),
                        pod("agent-n3", "n3", "agent",
                            ",\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"DaemonSet\","
                            "\"name\":\"agent\",\"uid\":\"ds-agent\",\"controller\":true}]", NULL),
@@ -381,10 +381,17 @@ TEST(drain_evicts_what_it_must) {
                        node_not_ready("n4"), terminating("stuck", "n4", now - 2 * USEC_PER_HOUR, 30),
                        NULL);
         server_setup(seed);
+        /* terminating from now on, gone after 300 s × 0.01 (the server counts in whole seconds) */
+        dying = objects(terminating("dying", "n1", now_usec(CLOCK_REALTIME), 300), NULL);
+        ASSERT_OK(kube_test_control(server, "POST", "/objects", dying, NULL));
+        ASSERT_TRUE(pod_exists("dying"));
 
+        start = now_usec(CLOCK_MONOTONIC);
         run_drain(&r, "n1", &o, 20 * USEC_PER_SEC);
         ASSERT_EQ(r.error, 0);
-        ASSERT_TRUE(strstr(r.message, "evicted 3 pods"));
+        /* it did wait for "dying" (the simulated kubelet takes 2..3 s), not just for the evicted pods */
+        ASSERT_TRUE(now_usec(CLOCK_MONOTONIC) - start >= 1500 * USEC_PER_MSEC);
+        ASSERT_STREQ(r.message, "evicted 3 pods, waited for 1 already terminating, left 3 alone");
         assert_cordoned_by_us("n1");
 
         /* evicted and gone */
@@ -446,7 +453,7 @@ TEST(drain_evicts_what_it_must) {
 
 TEST(drain_blocked_by_pdb_times_out) {
         DrainOptions o = {
-                .timeout_usec = 1500 * USEC_PER_MSEC,
+                .timeout_usec = 2 * USEC_PER_SEC,
                 .grace_period_sec = -1,
                 .pdb_retry_usec = 200 * USEC_PER_MSEC,
         };
@@ -470,11 +477,13 @@ TEST(drain_blocked_by_pdb_times_out) {
         ASSERT_TRUE(strstr(r.message, "shop/web-a (blocked by PodDisruptionBudget web-pdb)"));
         ASSERT_TRUE(strstr(r.message, "shop/web-b (blocked by PodDisruptionBudget web-pdb)"));
         ASSERT_TRUE(progress_seen(&r, "evicting 2 of 2 pods, 2 blocked by PodDisruptionBudget web-pdb"));
+        /* the status line stays put while the retries go on: no flicker with every request */
+        ASSERT_TRUE(r.n_progress <= 5);
 
-        /* retried every pdb_retry_usec: about 1.5 s / 200 ms + 1 times, never in a tight loop */
+        /* retried every pdb_retry_usec: about 2 s / 200 ms + 1 times, never in a tight loop */
         n = evictions("web-a");
-        ASSERT_TRUE(n >= 5);
-        ASSERT_TRUE(n <= 9);
+        ASSERT_TRUE(n >= 4);
+        ASSERT_TRUE(n <= 11);
         log = eviction_log("web-a");
         for (size_t i = 0; i < json_array_length(log); i++) {
                 json_object *e = json_object_array_get_idx(log, i);
@@ -531,8 +540,7 @@ TEST(drain_one_at_a_time) {
         }
         /* the budget did hold some back: this drained one at a time */
         ASSERT_TRUE(blocked >= 2);
-        ASSERT_TRUE(progress_seen(&r, "evicting 2 of 3 pods, 2 blocked by PodDisruptionBudget web-pdb") ||
-                    progress_seen(&r, "evicting 2 of 3 pods, 1 blocked by PodDisruptionBudget web-pdb"));
+        ASSERT_TRUE(progress_seen(&r, "evicting 2 of 3 pods, 2 blocked by PodDisruptionBudget web-pdb"));
 
         drain_result_done(&r);
         server_teardown();
@@ -603,7 +611,7 @@ TEST(drain_falls_back_to_v1beta1) {
         };
         DrainResult r = {};
         _cleanup_free_ char *seed = NULL;
-        _cleanup_json_ json_object *first = NULL, *second = NULL;
+        _cleanup_json_ json_object *first = NULL;
         json_object *last;
 
         seed = objects(node("n1", false), pod("old-a", "n1", "old", NULL, NULL), NULL);
@@ -630,6 +638,52 @@ TEST(drain_falls_back_to_v1beta1) {
         server_teardown();
 }
 
+/* Only the pods the selector selects; and a 429 that is the API server throttling us (no budget
+ * named) is retried after its Retry-After, without claiming a PodDisruptionBudget. */
+TEST(drain_selector_and_throttling) {
+        DrainOptions o = {
+                .timeout_usec = 20 * USEC_PER_SEC,
+                .grace_period_sec = 0,
+                .pod_selector = "app in (web)",
+                .pdb_retry_usec = 100 * USEC_PER_MSEC,
+        };
+        DrainResult r = {};
+        _cleanup_free_ char *seed = NULL;
+        _cleanup_json_ json_object *log = NULL;
+        DrainResult bad = {};
+
+        seed = objects(node("n1", false), pod("sel-web", "n1", "web", NULL, NULL),
+                       pod("sel-other", "n1", "other", NULL, NULL), NULL);
+        server_setup(seed);
+        ASSERT_OK(kube_test_control(server, "POST", "/faults",
+                                    "{\"action\":\"status\",\"status\":429,\"method\":\"POST\","
+                                    "\"match\":\"/eviction$\",\"retry_after\":1,\"count\":1}", NULL));
+
+        run_drain(&r, "n1", &o, 10 * USEC_PER_SEC);
+        ASSERT_EQ(r.error, 0);
+        ASSERT_STREQ(r.message, "evicted 1 pod, waited for 0 already terminating, left 1 alone");
+        ASSERT_FALSE(pod_exists("sel-web"));
+        ASSERT_TRUE(pod_exists("sel-other"));
+        ASSERT_EQ(evictions("sel-other"), 0);
+        for (char **p = r.progress; p && *p; p++)
+                ASSERT_FALSE(strstr(*p, "PodDisruptionBudget"));
+
+        log = eviction_log("sel-web");
+        ASSERT_EQ(json_array_length(log), 2);
+        /* Retry-After: 1 wins over pdb_retry_usec */
+        ASSERT_TRUE(json_get_double(json_object_array_get_idx(log, 1), "time") -
+                    json_get_double(json_object_array_get_idx(log, 0), "time") >= 0.9);
+        drain_result_done(&r);
+
+        /* a selector that does not parse is refused up front */
+        o.pod_selector = "app in (web";
+        ASSERT_ERROR(drain_start(&bad.drain, event, client, "n1", &o, on_drain_done, on_drain_progress, &bad),
+                     EINVAL);
+        ASSERT_TRUE(bad.drain == NULL);
+
+        server_teardown();
+}
+
 int main(void) {
         RUN(skip_mirror_pod);
         RUN(skip_daemonset_pod);
@@ -646,5 +700,6 @@ int main(void) {
         RUN(drain_one_at_a_time);
         RUN(drain_late_pod_and_free_in_the_middle);
         RUN(drain_falls_back_to_v1beta1);
+        RUN(drain_selector_and_throttling);
         return 0;
 }

@@ -30,6 +30,7 @@ static const char WRONG_CA_PEM[] =
         "-----END CERTIFICATE-----\n";
 
 #define CALL_TIMEOUT_USEC (30 * USEC_PER_SEC)
+#define NODE(name) "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"" name "\"}}"
 
 static KubeTestServer *server;
 static sd_event *event;
@@ -133,7 +134,10 @@ TEST(backoff) {
         for (unsigned a = 10; a < 100000; a = a * 3 + 1)
                 for (uint64_t rnd = 1; rnd != 0; rnd <<= 7)
                         ASSERT_TRUE(kube_backoff_usec(a, initial, max, rnd * 0x9e3779b97f4a7c15ULL) <= max);
-        ASSERT_TRUE(kube_backoff_usec(UINT32_MAX, USEC_PER_SEC, USEC_INFINITY - 1, UINT64_MAX) < USEC_INFINITY);
+        ASSERT_TRUE(kube_backoff_usec(UINT32_MAX, USEC_PER_SEC, USEC_INFINITY - 1, UINT64_MAX) <
+                    USEC_INFINITY);
+        ASSERT_EQ(kube_backoff_usec(UINT32_MAX, 0, max, UINT64_MAX), 0);       /* no back-off asked for */
+        ASSERT_EQ(kube_backoff_usec(UINT32_MAX, initial, 0, UINT64_MAX), 0);
 
         /* the spread is real: many draws cover low and high quarters of the cap */
         {
@@ -366,8 +370,16 @@ static void reset_server(void) {
         ASSERT_OK(kube_test_control(server, "DELETE", "/log", NULL, NULL));
 }
 
-static void add_fault(const char *rule_json) {
-        ASSERT_OK(kube_test_control(server, "POST", "/faults", rule_json, NULL));
+/* One fault rule: the path regex, and the rest of the rule as JSON members. */
+static void add_fault(const char *match, const char *members) {
+        _cleanup_free_ char *rule = strdup_printf("{\"match\":\"%s\",%s}", match, members);
+
+        ASSERT_TRUE(rule);
+        ASSERT_OK(kube_test_control(server, "POST", "/faults", rule, NULL));
+}
+
+static int get(KubeClient *c, const char *path, Result *res) {
+        return run_call(c, "GET", path, NULL, NULL, KUBE_CALL_IDEMPOTENT, res);
 }
 
 static usec_t msec_since(usec_t start) {
@@ -391,12 +403,12 @@ TEST(node_crud) {
 
         /* an object that exists already: 409 AlreadyExists, same errno as a conflict */
         ASSERT_ERROR(run_call(c, "POST", "/api/v1/nodes", NULL,
-                              "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"crud-node\"}}",
+                              NODE("crud-node"),
                               0, &res), ESTALE);
         ASSERT_EQ(res.status, 409);
         ASSERT_STREQ(json_get_string(res.body, "kind"), "Status");
 
-        ASSERT_OK(run_call(c, "GET", "/api/v1/nodes/crud-node", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/nodes/crud-node", &res));
         ASSERT_EQ(res.status, 200);
         ASSERT_STREQ(json_get_string(res.body, "metadata.labels.a"), "1");
         old_rv = strdup(json_get_string(res.body, "metadata.resourceVersion"));
@@ -421,15 +433,17 @@ TEST(node_crud) {
         }
 
         /* a write with the resourceVersion read before the patch: 409 */
-        stale_body = strdup_printf("{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"crud-node\","
+        stale_body = strdup_printf("{\"apiVersion\":\"v1\",\"kind\":\"Node\","
+                                   "\"metadata\":{\"name\":\"crud-node\","
                                    "\"resourceVersion\":\"%s\",\"labels\":{\"c\":\"3\"}}}", old_rv);
-        ASSERT_ERROR(run_call(c, "PUT", "/api/v1/nodes/crud-node", NULL, stale_body, KUBE_CALL_IDEMPOTENT, &res),
-                     ESTALE);
+        ASSERT_ERROR(run_call(c, "PUT", "/api/v1/nodes/crud-node", NULL, stale_body, KUBE_CALL_IDEMPOTENT,
+                              &res), ESTALE);
         ASSERT_EQ(res.status, 409);
         ASSERT_EQ(kube_test_count_requests(server, "PUT", "/api/v1/nodes/crud-node"), 1);
 
-        ASSERT_OK(run_call(c, "GET", "/api/v1/nodes/crud-node", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
-        put_body = strdup_printf("{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"crud-node\","
+        ASSERT_OK(get(c, "/api/v1/nodes/crud-node", &res));
+        put_body = strdup_printf("{\"apiVersion\":\"v1\",\"kind\":\"Node\","
+                                 "\"metadata\":{\"name\":\"crud-node\","
                                  "\"resourceVersion\":\"%s\",\"labels\":{\"c\":\"3\"}}}",
                                  json_get_string(res.body, "metadata.resourceVersion"));
         ASSERT_OK(run_call(c, "PUT", "/api/v1/nodes/crud-node", NULL, put_body, KUBE_CALL_IDEMPOTENT, &res));
@@ -440,7 +454,7 @@ TEST(node_crud) {
         ASSERT_OK(run_call(c, "DELETE", "/api/v1/nodes/crud-node", NULL, NULL, 0, &res));
         ASSERT_EQ(res.status, 200);
 
-        ASSERT_ERROR(run_call(c, "GET", "/api/v1/nodes/crud-node", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res),
+        ASSERT_ERROR(get(c, "/api/v1/nodes/crud-node", &res),
                      ENOENT);
         ASSERT_EQ(res.status, 404);
         ASSERT_STREQ(json_get_string(res.body, "reason"), "NotFound");
@@ -472,7 +486,8 @@ TEST(lease_crud) {
         update = strdup_printf("{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
                                "\"metadata\":{\"name\":\"crud-lease\",\"resourceVersion\":\"%s\","
                                "\"labels\":{\"nodereboot.io/lock\":\"x\"}},"
-                               "\"spec\":{\"holderIdentity\":\"node-a\",\"leaseDurationSeconds\":60}}", stale);
+                               "\"spec\":{\"holderIdentity\":\"node-a\",\"leaseDurationSeconds\":60}}",
+                               stale);
         ASSERT_OK(run_call(c, "PUT", path, NULL, update, KUBE_CALL_IDEMPOTENT, &res));
         ASSERT_STREQ(json_get_string(res.body, "spec.holderIdentity"), "node-a");
 
@@ -481,23 +496,25 @@ TEST(lease_crud) {
         update = strdup_printf("{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
                                "\"metadata\":{\"name\":\"crud-lease\",\"resourceVersion\":\"%s\","
                                "\"labels\":{\"nodereboot.io/lock\":\"x\"}},"
-                               "\"spec\":{\"holderIdentity\":\"node-b\",\"leaseDurationSeconds\":60}}", stale);
+                               "\"spec\":{\"holderIdentity\":\"node-b\",\"leaseDurationSeconds\":60}}",
+                               stale);
         ASSERT_ERROR(run_call(c, "PUT", path, NULL, update, KUBE_CALL_IDEMPOTENT, &res), ESTALE);
         ASSERT_STREQ(json_get_string(res.body, "reason"), "Conflict");
 
-        ASSERT_OK(run_call(c, "GET", path, NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, path, &res));
         ASSERT_STREQ(json_get_string(res.body, "spec.holderIdentity"), "node-a");
 
         ASSERT_OK(run_call(c, "PATCH", path, "application/merge-patch+json",
                            "{\"spec\":{\"holderIdentity\":null}}", 0, &res));
         ASSERT_TRUE(json_get_string(res.body, "spec.holderIdentity") == NULL);
 
-        ASSERT_OK(run_call(c, "GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases"
-                           "?labelSelector=nodereboot.io%2Flock%3Dx", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+                      "?labelSelector=nodereboot.io%2Flock%3Dx", &res));
         ASSERT_EQ(json_array_length(json_get(res.body, "items")), 1);
 
-        ASSERT_OK(run_call(c, "DELETE", path, NULL, "{\"apiVersion\":\"v1\",\"kind\":\"DeleteOptions\"}", 0, &res));
-        ASSERT_ERROR(run_call(c, "GET", path, NULL, NULL, KUBE_CALL_IDEMPOTENT, &res), ENOENT);
+        ASSERT_OK(run_call(c, "DELETE", path, NULL, "{\"apiVersion\":\"v1\",\"kind\":\"DeleteOptions\"}",
+                           0, &res));
+        ASSERT_ERROR(get(c, path, &res), ENOENT);
         result_clear(&res);
 }
 
@@ -511,7 +528,7 @@ TEST(wrong_token) {
         k.token = (char *) "not-a-valid-token";
         c = new_client(&k);
 
-        ASSERT_ERROR(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res), EACCES);
+        ASSERT_ERROR(get(c, "/api/v1/nodes", &res), EACCES);
         ASSERT_EQ(res.status, 401);
         ASSERT_STREQ(json_get_string(res.body, "kind"), "Status");
         /* no token file to re-read, and 401 is not retried */
@@ -521,7 +538,7 @@ TEST(wrong_token) {
         c = kube_client_free(c);
         k.token = NULL;
         c = new_client(&k);
-        ASSERT_ERROR(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res), EACCES);
+        ASSERT_ERROR(get(c, "/api/v1/nodes", &res), EACCES);
         result_clear(&res);
 }
 
@@ -539,9 +556,9 @@ TEST(tls_ca) {
         k.ca_data = (char *) WRONG_CA_PEM;
         k.ca_data_size = strlen(WRONG_CA_PEM);
         c = new_client(&k);
-        ASSERT_ERROR(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res), EPERM);
+        ASSERT_ERROR(get(c, "/api/v1/nodes", &res), EPERM);
         ASSERT_EQ(res.status, 0);
-        ASSERT_ERROR(run_call(c, "POST", "/api/v1/nodes", NULL, "{\"metadata\":{\"name\":\"x\"}}", 0, &res), EPERM);
+        ASSERT_ERROR(run_call(c, "POST", "/api/v1/nodes", NULL, NODE("x"), 0, &res), EPERM);
         ASSERT_EQ(kube_test_count_requests(server, NULL, NULL), 0);
 
         /* the system's CAs are no substitute for the cluster's */
@@ -551,7 +568,7 @@ TEST(tls_ca) {
         k.ca_file = (char *) "/etc/ssl/certs/ca-certificates.crt";
         if (access(k.ca_file, R_OK) == 0) {
                 c = new_client(&k);
-                ASSERT_ERROR(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res), EPERM);
+                ASSERT_ERROR(get(c, "/api/v1/nodes", &res), EPERM);
                 c = kube_client_free(c);
         }
         ASSERT_EQ(kube_test_count_requests(server, NULL, NULL), 0);
@@ -562,7 +579,7 @@ TEST(tls_ca) {
         k.ca_data = ca;
         k.ca_data_size = ca_size;
         c = new_client(&k);
-        ASSERT_OK(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/nodes", &res));
         ASSERT_EQ(res.status, 200);
         c = kube_client_free(c);
 
@@ -571,7 +588,7 @@ TEST(tls_ca) {
         k.ca_data_size = 0;
         k.insecure_skip_tls_verify = true;
         c = new_client(&k);
-        ASSERT_OK(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/nodes", &res));
         ASSERT_EQ(kube_test_count_requests(server, "GET", "/api/v1/nodes"), 2);
         result_clear(&res);
 }
@@ -589,13 +606,13 @@ TEST(tls_server_name) {
          * reaching the TLS stage at all proves the connection went to the server's address. */
         k.tls_server_name = (char *) "apiserver.invalid";
         c = new_client(&k);
-        ASSERT_ERROR(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res), EPERM);
+        ASSERT_ERROR(get(c, "/api/v1/nodes", &res), EPERM);
         ASSERT_EQ(kube_test_count_requests(server, NULL, NULL), 0);
         c = kube_client_free(c);
 
         k.tls_server_name = (char *) "localhost";
         c = new_client(&k);
-        ASSERT_OK(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/nodes", &res));
         ASSERT_EQ(res.status, 200);
         ASSERT_EQ(kube_test_count_requests(server, "GET", "/api/v1/nodes"), 1);
         result_clear(&res);
@@ -617,7 +634,7 @@ TEST(client_certificate) {
         k.client_cert_file = server->admin_cert_file;
         k.client_key_file = server->admin_key_file;
         c = new_client(&k);
-        ASSERT_OK(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/nodes", &res));
         c = kube_client_free(c);
 
         /* the same as PEM data */
@@ -629,7 +646,7 @@ TEST(client_certificate) {
         k.client_key_data = key;
         k.client_key_data_size = key_size;
         c = new_client(&k);
-        ASSERT_OK(run_call(c, "GET", "/api/v1/namespaces", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/namespaces", &res));
         ASSERT_EQ(json_array_length(json_get(res.body, "items")), 4);
 
         /* the server knew us by the certificate alone */
@@ -682,10 +699,10 @@ TEST(token_file) {
         reset_server();
         write_token_file(path, "wrong");
         c = new_client(&k);
-        ASSERT_ERROR(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res), EACCES);
+        ASSERT_ERROR(get(c, "/api/v1/nodes", &res), EACCES);
         ASSERT_EQ(kube_test_count_requests(server, "GET", "/api/v1/nodes"), 1);
         write_token_file(path, server->admin_token);
-        ASSERT_OK(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/nodes", &res));
         ASSERT_EQ(kube_test_count_requests(server, "GET", "/api/v1/nodes"), 2);
         c = kube_client_free(c);
 
@@ -696,7 +713,7 @@ TEST(token_file) {
         c = new_client(&k);
         rewrite_token_unseen(path, server->admin_token);
         ASSERT_OK(run_call(c, "POST", "/api/v1/nodes", NULL,
-                           "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"token-node\"}}",
+                           NODE("token-node"),
                            0, &res));
         ASSERT_EQ(res.status, 201);
         ASSERT_OK(kube_test_control_json(server, "GET", "/log", NULL, &log));
@@ -710,19 +727,19 @@ TEST(token_file) {
         write_token_file(path, "wrong-again");
         c = new_client(&k);
         rewrite_token_unseen(path, "wrong-agai2");
-        ASSERT_ERROR(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res), EACCES);
+        ASSERT_ERROR(get(c, "/api/v1/nodes", &res), EACCES);
         ASSERT_EQ(kube_test_count_requests(server, "GET", "/api/v1/nodes"), 2);
 
         /* and a 401 with an unchanged file is not repeated */
         reset_server();
-        ASSERT_ERROR(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res), EACCES);
+        ASSERT_ERROR(get(c, "/api/v1/nodes", &res), EACCES);
         ASSERT_EQ(kube_test_count_requests(server, "GET", "/api/v1/nodes"), 1);
 
         /* a token file that disappears keeps the last token */
         write_token_file(path, server->admin_token);
-        ASSERT_OK(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/nodes", &res));
         ASSERT_OK(unlink(path));
-        ASSERT_OK(run_call(c, "GET", "/api/v1/nodes", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/nodes", &res));
 
         ASSERT_OK(run_call(admin, "DELETE", "/api/v1/nodes/token-node", NULL, NULL, 0, &res));
         result_clear(&res);
@@ -733,16 +750,16 @@ TEST(retry_5xx) {
         Result res = {};
 
         reset_server();
-        add_fault("{\"match\":\"^/api/v1/namespaces/default$\",\"action\":\"status\",\"status\":503,\"count\":2}");
-        ASSERT_OK(run_call(c, "GET", "/api/v1/namespaces/default", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        add_fault("^/api/v1/namespaces/default$", "\"action\":\"status\",\"status\":503,\"count\":2");
+        ASSERT_OK(get(c, "/api/v1/namespaces/default", &res));
         ASSERT_EQ(res.status, 200);
         ASSERT_EQ(kube_test_count_requests(server, "GET", "/api/v1/namespaces/default"), 3);
 
         /* a POST is not repeated */
         reset_server();
-        add_fault("{\"match\":\"^/api/v1/nodes$\",\"action\":\"status\",\"status\":503,\"count\":1}");
+        add_fault("^/api/v1/nodes$", "\"action\":\"status\",\"status\":503,\"count\":1");
         ASSERT_ERROR(run_call(c, "POST", "/api/v1/nodes", NULL,
-                              "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"retry-node\"}}",
+                              NODE("retry-node"),
                               0, &res), EIO);
         ASSERT_EQ(res.status, 503);
         ASSERT_STREQ(json_get_string(res.body, "kind"), "Status");
@@ -750,10 +767,10 @@ TEST(retry_5xx) {
 
         /* 429 is retried, unless the caller wants to see it */
         reset_server();
-        add_fault("{\"match\":\"^/api/v1/namespaces/default$\",\"action\":\"status\",\"status\":429,\"count\":1}");
-        ASSERT_OK(run_call(c, "GET", "/api/v1/namespaces/default", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        add_fault("^/api/v1/namespaces/default$", "\"action\":\"status\",\"status\":429,\"count\":1");
+        ASSERT_OK(get(c, "/api/v1/namespaces/default", &res));
         ASSERT_EQ(kube_test_count_requests(server, "GET", "/api/v1/namespaces/default"), 2);
-        add_fault("{\"match\":\"^/api/v1/namespaces/default$\",\"action\":\"status\",\"status\":429,\"count\":1}");
+        add_fault("^/api/v1/namespaces/default$", "\"action\":\"status\",\"status\":429,\"count\":1");
         ASSERT_ERROR(run_call(c, "GET", "/api/v1/namespaces/default", NULL, NULL,
                               KUBE_CALL_IDEMPOTENT | KUBE_CALL_NO_RETRY_ON_429, &res), EBUSY);
         ASSERT_EQ(res.status, 429);
@@ -762,8 +779,8 @@ TEST(retry_5xx) {
         /* the retry limit: 1 + 3 requests, then the handler gets the last answer */
         reset_server();
         kube_client_set_retry(c, 3, 10 * USEC_PER_MSEC, 50 * USEC_PER_MSEC);
-        add_fault("{\"match\":\"^/api/v1/namespaces/default$\",\"action\":\"status\",\"status\":500,\"count\":50}");
-        ASSERT_ERROR(run_call(c, "GET", "/api/v1/namespaces/default", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res), EIO);
+        add_fault("^/api/v1/namespaces/default$", "\"action\":\"status\",\"status\":500,\"count\":50");
+        ASSERT_ERROR(get(c, "/api/v1/namespaces/default", &res), EIO);
         ASSERT_EQ(res.status, 500);
         ASSERT_EQ(kube_test_count_requests(server, "GET", "/api/v1/namespaces/default"), 4);
         result_clear(&res);
@@ -774,21 +791,21 @@ TEST(retry_dropped_connection) {
         Result res = {};
 
         reset_server();
-        add_fault("{\"match\":\"^/api/v1/namespaces/default$\",\"action\":\"drop\",\"count\":2}");
-        ASSERT_OK(run_call(c, "GET", "/api/v1/namespaces/default", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        add_fault("^/api/v1/namespaces/default$", "\"action\":\"drop\",\"count\":2");
+        ASSERT_OK(get(c, "/api/v1/namespaces/default", &res));
         ASSERT_EQ(kube_test_count_requests(server, "GET", "/api/v1/namespaces/default"), 3);
 
         /* A POST whose connection dies may have been carried out: the caller hears of it, and
          * nothing repeats it, not even libcurl's silent resend on a reused connection (the
          * connection of the GET above is still open). */
         reset_server();
-        add_fault("{\"match\":\"^/api/v1/nodes$\",\"method\":\"POST\",\"action\":\"drop\",\"count\":1}");
+        add_fault("^/api/v1/nodes$", "\"method\":\"POST\",\"action\":\"drop\",\"count\":1");
         ASSERT_ERROR(run_call(c, "POST", "/api/v1/nodes", NULL,
-                              "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"drop-node\"}}",
+                              NODE("drop-node"),
                               0, &res), ECONNREFUSED);
         ASSERT_EQ(res.status, 0);
         ASSERT_EQ(kube_test_count_requests(server, "POST", "/api/v1/nodes"), 1);
-        ASSERT_ERROR(run_call(c, "GET", "/api/v1/nodes/drop-node", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res), ENOENT);
+        ASSERT_ERROR(get(c, "/api/v1/nodes/drop-node", &res), ENOENT);
         result_clear(&res);
 }
 
@@ -799,17 +816,17 @@ TEST(retry_after_header) {
 
         /* back-off of 10 ms, but the server asks for 1 s */
         reset_server();
-        add_fault("{\"match\":\"^/api/v1/namespaces/default$\",\"action\":\"status\",\"status\":503,"
-                  "\"retry_after\":1,\"count\":1}");
+        add_fault("^/api/v1/namespaces/default$", "\"action\":\"status\",\"status\":503,"
+                  "\"retry_after\":1,\"count\":1");
         start = now_usec(CLOCK_MONOTONIC);
-        ASSERT_OK(run_call(c, "GET", "/api/v1/namespaces/default", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/namespaces/default", &res));
         ASSERT_TRUE(msec_since(start) >= 950);
         ASSERT_EQ(res.retry_after_usec, 0);
         ASSERT_EQ(kube_test_count_requests(server, "GET", "/api/v1/namespaces/default"), 2);
 
         /* a 429 the caller sees carries the server's advice */
-        add_fault("{\"match\":\"^/api/v1/namespaces/default$\",\"action\":\"status\",\"status\":429,"
-                  "\"retry_after\":7,\"count\":1}");
+        add_fault("^/api/v1/namespaces/default$", "\"action\":\"status\",\"status\":429,"
+                  "\"retry_after\":7,\"count\":1");
         start = now_usec(CLOCK_MONOTONIC);
         ASSERT_ERROR(run_call(c, "GET", "/api/v1/namespaces/default", NULL, NULL,
                               KUBE_CALL_IDEMPOTENT | KUBE_CALL_NO_RETRY_ON_429, &res), EBUSY);
@@ -825,14 +842,14 @@ TEST(timeout) {
 
         reset_server();
         kube_client_set_timeouts(c, 5 * USEC_PER_SEC, 300 * USEC_PER_MSEC);
-        add_fault("{\"match\":\"^/api/v1/namespaces/kube-public$\",\"action\":\"delay\",\"delay\":2,\"count\":1}");
+        add_fault("^/api/v1/namespaces/kube-public$", "\"action\":\"delay\",\"delay\":2,\"count\":1");
         start = now_usec(CLOCK_MONOTONIC);
         ASSERT_ERROR(run_call(c, "GET", "/api/v1/namespaces/kube-public", NULL, NULL, 0, &res), ETIMEDOUT);
         ASSERT_TRUE(msec_since(start) < 1500);
 
         /* idempotent: the next attempt is not delayed */
-        add_fault("{\"match\":\"^/api/v1/namespaces/kube-public$\",\"action\":\"delay\",\"delay\":2,\"count\":1}");
-        ASSERT_OK(run_call(c, "GET", "/api/v1/namespaces/kube-public", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        add_fault("^/api/v1/namespaces/kube-public$", "\"action\":\"delay\",\"delay\":2,\"count\":1");
+        ASSERT_OK(get(c, "/api/v1/namespaces/kube-public", &res));
         result_clear(&res);
 }
 
@@ -842,12 +859,12 @@ TEST(body_cap) {
 
         reset_server();
         kube_client_set_max_body_size(c, 256);
-        ASSERT_ERROR(run_call(c, "GET", "/api/v1/namespaces", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res), EFBIG);
+        ASSERT_ERROR(get(c, "/api/v1/namespaces", &res), EFBIG);
         ASSERT_TRUE(res.body == NULL);
         ASSERT_EQ(kube_test_count_requests(server, "GET", "/api/v1/namespaces"), 1);
 
         kube_client_set_max_body_size(c, 64 * 1024);
-        ASSERT_OK(run_call(c, "GET", "/api/v1/namespaces", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/namespaces", &res));
         ASSERT_EQ(json_array_length(json_get(res.body, "items")), 4);
         result_clear(&res);
 }
@@ -864,12 +881,12 @@ TEST(outage) {
 
         /* a write fails at once */
         ASSERT_ERROR(run_call(c, "POST", "/api/v1/nodes", NULL,
-                              "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"outage-node\"}}",
+                              NODE("outage-node"),
                               0, &res), ECONNREFUSED);
         ASSERT_TRUE(msec_since(start) < 1000);
 
         /* a read waits it out */
-        ASSERT_OK(run_call(c, "GET", "/api/v1/namespaces/default", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/namespaces/default", &res));
         ASSERT_EQ(res.status, 200);
         ASSERT_TRUE(msec_since(start) >= 1500);
         ASSERT_EQ(kube_test_count_requests(server, "POST", "/api/v1/nodes"), 0);
@@ -938,7 +955,8 @@ static void count_list_and_watch(const char *path, unsigned *ret_lists, unsigned
         for (size_t i = 0; i < json_array_length(log); i++) {
                 json_object *e = json_object_array_get_idx(log, i);
 
-                if (!streq_ptr(json_get_string(e, "path"), path) || !streq_ptr(json_get_string(e, "method"), "GET"))
+                if (!streq_ptr(json_get_string(e, "path"), path) ||
+                    !streq_ptr(json_get_string(e, "method"), "GET"))
                         continue;
                 if (json_get_string(e, "query.watch")) {
                         watches++;
@@ -978,7 +996,7 @@ TEST(watch) {
                            "\"labels\":{\"test\":\"watch\"}}}", 0, &res));
         /* not selected */
         ASSERT_OK(run_call(c, "POST", "/api/v1/nodes", NULL,
-                           "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"watch-other\"}}",
+                           NODE("watch-other"),
                            0, &res));
 
         /* the list: each item ADDED, then SYNCED */
@@ -1021,7 +1039,7 @@ TEST(watch) {
 
         /* 410 Gone as the answer to a watch request: list again */
         watch_log_expect(&l, KUBE_WATCH_SYNCED, NULL);
-        add_fault("{\"match\":\"^/api/v1/nodes$\",\"method\":\"GET\",\"action\":\"status\",\"status\":410,\"count\":1}");
+        add_fault("^/api/v1/nodes$", "\"method\":\"GET\",\"action\":\"status\",\"status\":410,\"count\":1");
         ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
         ASSERT_EQ(l.synced, 2);
         ASSERT_EQ(l.added, 3);          /* watch-a again */
@@ -1058,12 +1076,14 @@ TEST(watch) {
                 /* the resume that got the in-stream 410 was answered 200, then came a list */
                 ASSERT_OK(kube_test_control_json(server, "GET", "/log", NULL, &log));
                 for (size_t i = 0; i + 1 < json_array_length(log); i++) {
-                        json_object *a = json_object_array_get_idx(log, i), *b = json_object_array_get_idx(log, i + 1);
+                        json_object *a = json_object_array_get_idx(log, i);
+                        json_object *b = json_object_array_get_idx(log, i + 1);
 
                         int64_t status = 0;
 
                         if (json_get_string(a, "query.watch") && json_get_int64(a, "status", &status) &&
-                            status == 200 && streq_ptr(json_get_string(b, "path"), "/api/v1/nodes") && !json_get_string(b, "query.watch"))
+                            status == 200 && streq_ptr(json_get_string(b, "path"), "/api/v1/nodes") &&
+                            !json_get_string(b, "query.watch"))
                                 saw_expired_resume = true;
                 }
                 ASSERT_TRUE(saw_expired_resume);
@@ -1125,7 +1145,8 @@ static void on_never(KubeClient *c, int error, const KubeResponse *response, voi
         ASSERT_TRUE(false);
 }
 
-static void on_watch_free_self(KubeWatch *w, KubeWatchEvent type, json_object *object, int error, void *userdata) {
+static void on_watch_free_self(KubeWatch *w, KubeWatchEvent type, json_object *object, int error,
+                               void *userdata) {
         FreeCtx *f = userdata;
 
         ASSERT_TRUE(w == f->watch);
@@ -1166,7 +1187,7 @@ TEST(free_from_handlers) {
 
         /* a handler cancels another call in flight and starts a new one */
         f = (FreeCtx) { .client = new_admin_client() };
-        add_fault("{\"match\":\"^/api/v1/namespaces/kube-public$\",\"action\":\"delay\",\"delay\":0.5,\"count\":1}");
+        add_fault("^/api/v1/namespaces/kube-public$", "\"action\":\"delay\",\"delay\":0.5,\"count\":1");
         ASSERT_OK(kube_client_call(f.client, "GET", "/api/v1/namespaces/kube-public", NULL, NULL, 0,
                                    on_never, NULL, &f.other));
         ASSERT_OK(kube_client_call(f.client, "GET", "/api/v1/namespaces/default", NULL, NULL, 0,
@@ -1244,12 +1265,12 @@ TEST(server_clock) {
 
         /* before any response, our own clock */
         assert_offset_near(c, 0);
-        ASSERT_OK(run_call(c, "GET", "/api/v1/namespaces/default", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/namespaces/default", &res));
         assert_offset_near(c, 3600);
 
         /* the estimate follows the server */
         ASSERT_OK(kube_test_control(s, "POST", "/clock", "{\"offset\":-300}", NULL));
-        ASSERT_OK(run_call(c, "GET", "/api/v1/namespaces/default", NULL, NULL, KUBE_CALL_IDEMPOTENT, &res));
+        ASSERT_OK(get(c, "/api/v1/namespaces/default", &res));
         assert_offset_near(c, -300);
         result_clear(&res);
 }

@@ -427,6 +427,29 @@ TEST(errors_structure) {
                     "clusters: [{name: cl, cluster: {server: 'https://h'}}, {name: cl, cluster: {server: 'https://i'}}]\n"
                     CTX "users: [{name: u, user: {token: t}}]\n", NULL, EINVAL,
                     NULL, "cluster \"cl\" is listed 2 times", NULL);
+        /* The same entry twice through an alias is still listed twice. */
+        check_error("current-context: c\n" CL "contexts: [&e {name: c, context: {cluster: cl, user: u}}, *e]\n"
+                    "users: [{name: u, user: {token: t}}]\n", NULL, EINVAL,
+                    NULL, "context \"c\" is listed 2 times", NULL);
+}
+
+TEST(alias_repeats_are_cheap) {
+        _cleanup_free_ char *text = NULL;
+        size_t n = 0, size = 24000 * 16 + 50000 * 4 + 128;
+
+        /* One mapping of 24000 keys repeated 50000 times through an alias: looking into each repeat
+         * would take minutes (the test would time out); each node is looked into once. */
+        text = malloc(size);
+        ASSERT_TRUE(text);
+        n += (size_t) snprintf(text + n, size - n, "big: &m {");
+        for (unsigned i = 0; i < 24000; i++)
+                n += (size_t) snprintf(text + n, size - n, "k%u: v, ", i);
+        n += (size_t) snprintf(text + n, size - n, "}\ncurrent-context: c\ncontexts: [");
+        for (unsigned i = 0; i < 50000; i++)
+                n += (size_t) snprintf(text + n, size - n, "*m, ");
+        n += (size_t) snprintf(text + n, size - n, "]\n");
+        ASSERT_TRUE(n < size);
+        check_error(text, NULL, EINVAL, NULL, "context \"c\" not found", NULL);
 }
 
 #define USERS(u) "current-context: c\n" CL CTX "users:\n- name: u\n  user:\n" u
@@ -528,6 +551,7 @@ int main(void) {
         RUN(errors_file);
         RUN(errors_yaml);
         RUN(errors_structure);
+        RUN(alias_repeats_are_cheap);
         RUN(errors_cluster);
         RUN(errors_user);
         RUN(token_and_client_certificate_together);
