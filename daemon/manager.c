@@ -6,6 +6,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "build-config.h"
+#include "blockers.h"
 #include "boot-id.h"
 #include "drain.h"
 #include "json-util.h"
@@ -49,6 +50,9 @@ struct Manager {
         Lock *lock;
         Window *window;
         Drain *drain;
+        BlockersCheck *blockers;
+        bool blockers_clear;            /* the last check found nothing; consumed by the next acquire */
+        bool taint_set;                 /* we set the PreferNoSchedule taint while waiting */
 
         RebootState state;
         RebootPolicy policy;
@@ -79,6 +83,8 @@ struct Manager {
 
 static void manager_run_action(Manager *m);
 static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData *data);
+static void manager_set_taint(Manager *m, bool present);
+static void on_best_effort_done(KubeClient *c, int error, void *userdata);
 
 /* For the crash tests only: $NODEREBOOT_TEST_CRASH_AT names a point ("saved:draining",
  * "lock-acquired", "reboot-requested", "uncordoned", "released") where the daemon kills itself
@@ -200,6 +206,8 @@ static usec_t manager_retry_action(Manager *m) {
 static void manager_stop_action(Manager *m) {
         m->action_timer = sd_event_source_disable_unref(m->action_timer);
         m->drain = drain_free(m->drain);
+        m->blockers = blockers_check_free(m->blockers);
+        m->blockers_clear = false;
         m->action = REBOOT_ACTION_NONE;
         m->action_failures = 0;
 }
@@ -347,6 +355,7 @@ static void on_lock_acquired(Lock *l, int error, const char *slot, const char *h
         if (error == -EBUSY) {
                 m->action_failures = 0;
                 manager_set_waiting(m, "waiting for the lock: %s", strna(holders));
+                manager_set_taint(m, true);
                 if (again)
                         manager_kick(m, LOCK_KICK_JITTER_USEC);
                 return;
@@ -356,6 +365,47 @@ static void on_lock_acquired(Lock *l, int error, const char *slot, const char *h
         log_warning_errno(error, "Failed to acquire the lock, retrying in %s: %m",
                           format_timespan(t, sizeof t, b));
         manager_set_waiting(m, "cannot reach the lock (%s), retrying", strerror(ERRNO_VALUE(error)));
+}
+
+static void manager_acquire(Manager *m);
+
+static void on_blockers_checked(int error, const char *blocker, void *userdata) {
+        Manager *m = userdata;
+
+        m->blockers = blockers_check_free(m->blockers);
+        if (m->action != REBOOT_ACTION_ACQUIRE)
+                return;
+        if (error < 0) {
+                usec_t b = manager_retry_action(m);
+                char t[FORMAT_TIMESPAN_MAX];
+                log_warning_errno(error, "Failed to check for blocking pods, retrying in %s: %m",
+                                  format_timespan(t, sizeof t, b));
+                manager_set_waiting(m, "cannot check for blocking pods (%s), retrying", strerror(ERRNO_VALUE(error)));
+                return;
+        }
+        if (blocker) {
+                char t[FORMAT_TIMESPAN_MAX];
+                manager_set_waiting(m, "reboot blocked: %s; checking again in %s", blocker,
+                                    format_timespan(t, sizeof t, m->config->lock_recheck_usec));
+                manager_arm_action_timer(m, m->config->lock_recheck_usec);
+                return;
+        }
+        m->action_failures = 0;
+        m->blockers_clear = true;
+        manager_acquire(m);
+}
+
+static void manager_set_taint(Manager *m, bool present) {
+        int r;
+
+        if (isempty(m->config->prefer_no_schedule_taint) || m->taint_set == present)
+                return;
+        r = node_set_taint(m->client, m->config->node_name, m->config->prefer_no_schedule_taint, present,
+                           on_best_effort_done, m);
+        if (r < 0)
+                log_debug_errno(r, "Failed to %s the PreferNoSchedule taint, ignoring: %m", present ? "set" : "remove");
+        else
+                m->taint_set = present;
 }
 
 static void manager_acquire(Manager *m) {
@@ -379,6 +429,20 @@ static void manager_acquire(Manager *m) {
                         manager_arm_action_timer(m, next > now ? next - now : USEC_PER_SEC);
                 return;
         }
+        if (m->config->blocking_pod_selectors && !m->blockers_clear) {
+                if (m->blockers)
+                        return;
+                r = blockers_check(&m->blockers, m->client, m->config->node_name,
+                                   m->config->blocking_pod_selectors, on_blockers_checked, m);
+                if (r != -ENODATA) {
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to check for blocking pods: %m");
+                                (void) manager_retry_action(m);
+                        }
+                        return;
+                }
+        }
+        m->blockers_clear = false;
         if (m->lock_busy) {
                 m->lock_again = true;
                 return;
@@ -989,6 +1053,13 @@ static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData
                         log_event(LOG_NOTICE, MESSAGE_REBOOT_REQUIRED, "Reboot required (reason: %s).",
                                   m->state.reason ?: "not given");
                 manager_update_pending_watchers(m);
+                if (old == REBOOT_PHASE_PENDING || m->state.phase == REBOOT_PHASE_IDLE) {
+                        /* kured removes its taint when no reboot is needed; after a restart we
+                         * do not know whether we set it, so idle always cleans up. */
+                        if (m->state.phase == REBOOT_PHASE_IDLE && !isempty(m->config->prefer_no_schedule_taint))
+                                m->taint_set = true;
+                        manager_set_taint(m, false);
+                }
                 if (reboot_phase_holds_lock(m->state.phase) && m->state.lease) {
                         if (!m->renew_timer)
                                 manager_arm_renew(m, m->config->lock_ttl_usec / 3);
@@ -1159,6 +1230,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->recheck_timer);
         sd_event_source_disable_unref(m->kick_timer);
         drain_free(m->drain);
+        blockers_check_free(m->blockers);
         lock_free(m->lock);
         window_free(m->window);
         sentinel_free(m->sentinel);

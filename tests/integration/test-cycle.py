@@ -99,6 +99,43 @@ class OneNodeCycle(unittest.TestCase):
             self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
             self.assertEqual(b.api.lease_holders()["nodereboot-0"], "n2")
 
+    def test_blocking_pod_and_taint_while_waiting(self):
+        """kured's blockers and taint: a running pod matching [Blockers] PodSelector= on this node
+        holds the reboot before the lock is asked for; while the node waits for a lock held
+        elsewhere it carries the PreferNoSchedule taint, removed once it moves on."""
+        config = {"Blockers.PodSelector": "app=db", "Lock.RecheckSec": "1s",
+                  "Marks.PreferNoScheduleTaint": "nodereboot.io/reboot-pending"}
+        with Bench(["n1", "n2"], config=config) as b:
+            n1 = b.nodes["n1"]
+            b.api.api("POST", "/api/v1/namespaces/default/pods", {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "db-0", "namespace": "default", "labels": {"app": "db"}},
+                "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "postgres"}]}}, expect=201)
+            n1.start()
+            n1.touch_sentinel()
+            wait_for(lambda: any("reboot blocked: pod default/db-0 matches blocking selector app=db" in s
+                                 for s in n1.statuses()), 15, "the blocker in STATUS=")
+            self.assertNotIn("nodereboot-0", b.api.lease_holders(), "lock asked for while blocked")
+            # the blocker goes; another node holds the lock now
+            b.api.api("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases", {
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "nodereboot-0", "namespace": "kube-system",
+                             "labels": {"nodereboot.io/lock": "nodereboot"}},
+                "spec": {"holderIdentity": "n2", "leaseDurationSeconds": 3600,
+                         "renewTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())}}, expect=201)
+            b.api.api("DELETE", "/api/v1/namespaces/default/pods/db-0?gracePeriodSeconds=0", expect=200)
+
+            def taints():
+                return [t["key"] for t in b.api.node("n1")["spec"].get("taints") or []]
+            wait_for(lambda: "nodereboot.io/reboot-pending" in taints(), 15, "the PreferNoSchedule taint")
+            # n2 gives the slot back: n1 takes it and the taint goes
+            lease = b.api.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/nodereboot-0")
+            lease["spec"]["holderIdentity"] = ""
+            b.api.api("PUT", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/nodereboot-0",
+                      lease, expect=200)
+            wait_for(lambda: b.api.lease_holders().get("nodereboot-0") == "n1", 15, "n1 to take the slot")
+            wait_for(lambda: "nodereboot.io/reboot-pending" not in taints(), 15, "the taint to go")
+
     def test_k_block_inhibitor_holds_the_reboot(self):
         """A logind block inhibitor on shutdown: no reboot request while it is held, and the
         status says why; once released, the reboot goes ahead."""

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds the Debian package from this tree:
+#
+#     packaging/build-deb.sh [OUTDIR]        # default OUTDIR: build-deb/ at the top of the tree
+#
+# Installs the build dependencies with apt-get (as root; otherwise they must be there already),
+# copies the tree to a temporary folder with packaging/debian/ as debian/ (the project's top level
+# has no debian/ of its own), runs dpkg-buildpackage -us -uc -b there, and copies the .deb files to
+# OUTDIR. The build log goes to stderr; stdout gets one line, the path of nodereboot_<ver>_<arch>.deb.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$root/build-deb}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+log() { echo "build-deb: $*" >&2; }
+
+export DEBIAN_FRONTEND=noninteractive
+
+apt_install() {
+        if ! apt-get "$@" >&2; then
+                apt-get update -q >&2
+                apt-get "$@" >&2
+        fi
+}
+
+# dpkg-buildpackage and dpkg-checkbuilddeps themselves.
+if ! command -v dpkg-buildpackage >/dev/null || ! command -v dpkg-checkbuilddeps >/dev/null; then
+        [[ $EUID -eq 0 ]] || { log "dpkg-dev is missing; install it (apt-get install dpkg-dev)"; exit 1; }
+        apt_install install -y -q --no-install-recommends dpkg-dev
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/nodereboot-deb.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+src=$tmp/nodereboot
+
+# The working tree as a clean clone would have it plus local changes: tracked and untracked files,
+# not what .gitignore excludes (build folders). Without git, a copy without the build folders.
+mkdir -p "$src"
+if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        git -C "$root" ls-files -z --cached --others --exclude-standard |
+                while IFS= read -r -d '' f; do
+                        # A tracked file deleted in the working tree is left out.
+                        [[ -e $root/$f || -L $root/$f ]] && printf '%s\0' "$f"
+                done |
+                tar -C "$root" --null --no-recursion -T - -cf - | tar -C "$src" -xf -
+else
+        tar -C "$root" --exclude='./build*' --exclude='./.git' -cf - . | tar -C "$src" -xf -
+fi
+rm -rf "$src/debian"
+cp -a "$root/packaging/debian" "$src/debian"
+
+cd "$src"
+if ! dpkg-checkbuilddeps >/dev/null 2>&1; then
+        if [[ $EUID -ne 0 ]]; then
+                dpkg-checkbuilddeps || true
+                log "build dependencies are missing; run as root to install them"
+                exit 1
+        fi
+        log "installing the build dependencies"
+        apt_install build-dep -y -q --no-install-recommends "$src"
+        dpkg-checkbuilddeps
+fi
+
+log "building in $src"
+dpkg-buildpackage -us -uc -b -Jauto >&2
+
+version=$(dpkg-parsechangelog -S Version)
+arch=$(dpkg-architecture -q DEB_HOST_ARCH)
+deb=nodereboot_${version}_${arch}.deb
+[[ -f $tmp/$deb ]] || { log "dpkg-buildpackage made no $deb"; exit 1; }
+cp "$tmp"/*.deb "$tmp"/*.buildinfo "$tmp"/*.changes "$out"/
+log "done: $(cd "$out" && ls -- *.deb | tr '\n' ' ')"
+echo "$out/$deb"
