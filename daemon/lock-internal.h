@@ -12,17 +12,6 @@
 /* How many times an operation reads the slots again after losing a write (409) before it gives up. */
 #define LOCK_CONFLICT_ROUNDS_MAX 5U
 
-typedef enum LockSlotState {
-        LOCK_SLOT_MISSING,      /* no Lease object yet: free, to be created */
-        LOCK_SLOT_VACANT,       /* holderIdentity absent or empty: free */
-        LOCK_SLOT_EXPIRED,      /* renewTime + leaseDurationSeconds before the server's now: free */
-        LOCK_SLOT_HELD,         /* a holder that renews in time, or whose times cannot be read */
-        _LOCK_SLOT_STATE_MAX,
-        _LOCK_SLOT_STATE_INVALID = -EINVAL,
-} LockSlotState;
-
-const char *lock_slot_state_to_string(LockSlotState s);
-
 /* spec.holderIdentity, or NULL when absent, empty or not a string. */
 const char *lock_lease_holder(json_object *lease);
 
@@ -78,6 +67,19 @@ bool lock_status_is_node_not_found(json_object *status, const char *node);
 /* Sorts the items of a LeaseList into slots[0..n-1] (borrowed; NULL where the slot is missing).
  * Items of other names are ignored. */
 void lock_index_list(json_object *list, const char *name, unsigned n, json_object **slots);
+
+/* One lease (NULL: missing) as a LockSlotInfo; slot is its name, index its index in the group.
+ * Judged by server_now like lock_slot_state(). Fields it lacks read as absent (0/NULL). */
+int lock_slot_info_from_lease(json_object *lease, const char *slot, unsigned index, usec_t server_now,
+                              LockSlotInfo *ret);
+
+/* The slots of group name as a LeaseList shows them, ordered by index: every slot below
+ * concurrency (MISSING where the list lacks it), then leases of the group at higher indexes
+ * (left over from a larger Concurrency=). Items whose names are not slots of the group are ignored.
+ * -E2BIG beyond LOCK_LIST_MAX slots. */
+int lock_slots_from_list(json_object *list, const char *name, unsigned concurrency, usec_t server_now,
+                         LockSlotInfo **ret, size_t *ret_n);
+#define LOCK_LIST_MAX 4096U
 
 /* The slot of the group (among the items of a LeaseList, any index) whose holder is identity,
  * or NULL. Returns the lease; ret_slot (may be NULL) gets its name (borrowed from the lease). */

@@ -21,6 +21,8 @@ typedef enum LockOpType {
         LOCK_OP_RENEW,
         LOCK_OP_RELEASE,
         LOCK_OP_FIND_OWN,
+        LOCK_OP_LIST,
+        LOCK_OP_FORCE_RELEASE,
 } LockOpType;
 
 /* One operation in flight: a small state machine that chains API calls and ends in exactly one
@@ -44,6 +46,11 @@ struct LockOp {
         bool created;                   /* the write creates the slot */
         char *previous_holder;          /* for the log of a takeover */
         char *reason;
+
+        /* list, force release: their handlers */
+        LockListHandler list_handler;
+        LockForceReleaseHandler force_handler;
+        LockSlotInfo before;            /* force release: the lease as first read */
 
         LockOp *prev, *next;
 };
@@ -485,6 +492,140 @@ json_object *lock_find_holder(json_object *list, const char *name, const char *i
         return best;
 }
 
+
+/* ---- slots as an administrator sees them --------------------------------------------------- */
+
+void lock_slot_info_done(LockSlotInfo *s) {
+        if (!s)
+                return;
+        free(s->name);
+        free(s->holder);
+        free(s->resource_version);
+        *s = (LockSlotInfo) {};
+}
+
+void lock_slot_infos_free(LockSlotInfo *s, size_t n) {
+        if (!s)
+                return;
+        for (size_t i = 0; i < n; i++)
+                lock_slot_info_done(s + i);
+        free(s);
+}
+
+static usec_t lease_time(json_object *lease, const char *field) {
+        const char *s = json_get_string(lease, field);
+        usec_t t;
+
+        if (!s || parse_rfc3339(s, &t) < 0)
+                return 0;
+        return t;
+}
+
+int lock_slot_info_from_lease(json_object *lease, const char *slot, unsigned index, usec_t server_now,
+                              LockSlotInfo *ret) {
+        LockSlotInfo s = {
+                .index = index,
+                .state = lock_slot_state(lease, server_now, NULL),
+        };
+        const char *holder = lock_lease_holder(lease);
+
+        if (!slot || !ret)
+                return -EINVAL;
+
+        s.name = strdup(slot);
+        if (!s.name)
+                goto oom;
+        if (lease) {
+                /* A holder that is not a string (HELD) is shown as such rather than as nobody. */
+                if (!holder && s.state == LOCK_SLOT_HELD)
+                        holder = "(unreadable holder)";
+                if (holder && !(s.holder = strdup(holder)))
+                        goto oom;
+                s.acquire_time = lease_time(lease, "spec.acquireTime");
+                s.renew_time = lease_time(lease, "spec.renewTime");
+                (void) json_get_int64(lease, "spec.leaseDurationSeconds", &s.duration_sec);
+                (void) json_get_int64(lease, "spec.leaseTransitions", &s.transitions);
+                if (free_and_strdup(&s.resource_version, json_get_string(lease, "metadata.resourceVersion")) < 0)
+                        goto oom;
+        }
+        *ret = s;
+        return 0;
+
+oom:
+        lock_slot_info_done(&s);
+        return -ENOMEM;
+}
+
+static int slot_info_compare(const void *a, const void *b) {
+        const LockSlotInfo *x = a, *y = b;
+
+        return x->index < y->index ? -1 : x->index > y->index;
+}
+
+int lock_slots_from_list(json_object *list, const char *name, unsigned concurrency, usec_t server_now,
+                         LockSlotInfo **ret, size_t *ret_n) {
+        json_object *items = json_get(list, "items");
+        size_t m = json_array_length(items), n = concurrency;
+        _cleanup_free_ json_object **slots = NULL;
+        LockSlotInfo *infos = NULL;
+        int r;
+
+        if (!name || !ret || !ret_n)
+                return -EINVAL;
+        if (concurrency > LOCK_LIST_MAX)
+                return -E2BIG;
+
+        /* Which lease fills each slot below the concurrency, and how many lie beyond it. */
+        slots = calloc(MAX(concurrency, 1U), sizeof *slots);
+        if (!slots)
+                return -ENOMEM;
+        for (size_t j = 0; j < m; j++) {
+                json_object *item = json_object_array_get_idx(items, j);
+                int idx = lock_slot_index(name, json_get_string(item, "metadata.name"));
+
+                if (idx < 0)
+                        continue;
+                if ((unsigned) idx < concurrency) {
+                        if (!slots[idx])
+                                slots[idx] = item;
+                } else if (++n > LOCK_LIST_MAX)
+                        return -E2BIG;
+        }
+
+        infos = calloc(MAX(n, (size_t) 1), sizeof *infos);
+        if (!infos)
+                return -ENOMEM;
+        for (unsigned i = 0; i < concurrency; i++) {
+                _cleanup_free_ char *slot = lock_slot_name(name, i);
+
+                r = slot ? lock_slot_info_from_lease(slots[i], slot, i, server_now, infos + i) : -ENOMEM;
+                if (r < 0)
+                        goto fail;
+        }
+        n = concurrency;
+        for (size_t j = 0; j < m; j++) {
+                json_object *item = json_object_array_get_idx(items, j);
+                const char *slot = json_get_string(item, "metadata.name");
+                int idx = lock_slot_index(name, slot);
+
+                if (idx < 0 || (unsigned) idx < concurrency)
+                        continue;
+                r = lock_slot_info_from_lease(item, slot, (unsigned) idx, server_now, infos + n);
+                if (r < 0)
+                        goto fail;
+                n++;
+        }
+        qsort(infos + concurrency, n - concurrency, sizeof *infos, slot_info_compare);
+
+        *ret = infos;
+        *ret_n = n;
+        return 0;
+
+fail:
+        lock_slot_infos_free(infos, n);
+        return r;
+}
+
 /* ---- operations -------------------------------------------------------------------------- */
 
 static uint64_t random_u64(void) {
@@ -520,6 +661,7 @@ static LockOp *lock_op_free(LockOp *op) {
         free(op->slots);
         free(op->previous_holder);
         free(op->reason);
+        lock_slot_info_done(&op->before);
         free(op);
         return NULL;
 }
@@ -529,7 +671,8 @@ static int lock_op_new(Lock *l, LockOpType type, const char *slot, LockHandler h
                        LockOp **ret) {
         _cleanup_(lock_op_freep) LockOp *op = NULL;
 
-        if (!l || !handler)
+        /* list and force release set their own handlers */
+        if (!l || (!handler && type != LOCK_OP_LIST && type != LOCK_OP_FORCE_RELEASE))
                 return -EINVAL;
 
         op = calloc(1, sizeof *op);
@@ -1064,6 +1207,165 @@ int lock_find_own(Lock *l, LockHandler handler, void *userdata) {
         if (r < 0)
                 return r;
         r = lock_op_call(op, "GET", l->list_path, NULL, lock_on_find_own_listed);
+        if (r < 0) {
+                lock_op_free(op);
+                return r;
+        }
+        return 0;
+}
+
+/* ---- list and force release (noderebootctl) ---------------------------------------------- */
+
+static void lock_on_listed(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+        Lock *l = op->lock;
+        LockListHandler handler = op->list_handler;
+        void *ud = op->userdata;
+        LockSlotInfo *slots = NULL;
+        size_t n = 0;
+        usec_t now = kube_client_server_now(l->client);
+        int r;
+
+        op->call = NULL;
+        r = lock_take_list(op, error, response);
+        if (r >= 0)
+                r = lock_slots_from_list(op->list, l->name, l->concurrency, now, &slots, &n);
+        /* Freed before the handler runs: it may free the Lock. */
+        lock_op_free(op);
+        handler(l, r, r >= 0 ? slots : NULL, r >= 0 ? n : 0, now, ud);
+        lock_slot_infos_free(slots, n);
+}
+
+int lock_list(Lock *l, LockListHandler handler, void *userdata) {
+        LockOp *op;
+        int r;
+
+        if (!l || !handler)
+                return -EINVAL;
+        r = lock_op_new(l, LOCK_OP_LIST, NULL, NULL, userdata, &op);
+        if (r < 0)
+                return r;
+        op->list_handler = handler;
+        r = lock_op_call(op, "GET", l->list_path, NULL, lock_on_listed);
+        if (r < 0) {
+                lock_op_free(op);
+                return r;
+        }
+        return 0;
+}
+
+/* Ends a force release: info (may be NULL) is handed to the handler after the op is gone. */
+static void lock_force_finish(LockOp *op, int error, LockSlotInfo *info) {
+        LockForceReleaseHandler handler = op->force_handler;
+        void *userdata = op->userdata;
+        Lock *l = op->lock;
+        LockSlotInfo copy = {};
+
+        if (info) {
+                copy = *info;
+                *info = (LockSlotInfo) {};
+        }
+        lock_op_free(op);
+        handler(l, error, info ? &copy : NULL, userdata);
+        lock_slot_info_done(&copy);
+}
+
+static bool lock_lease_in_group(json_object *lease, const char *name, const char *slot) {
+        json_object *labels = json_get(lease, "metadata.labels");
+
+        return streq_ptr(json_get_string(lease, "metadata.name"), slot) &&
+                streq_ptr(json_get_string(json_get_member(labels, LOCK_LABEL), ""), name);
+}
+
+static void lock_on_force_read(KubeClient *c, int error, const KubeResponse *response, void *userdata);
+
+static void lock_on_force_written(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+        int r;
+
+        op->call = NULL;
+        if (error == -ESTALE) {
+                /* Someone wrote the lease after our read, or a repeat of our own write met the
+                 * first one: read again to tell which. */
+                op->rounds++;
+                r = lock_op_read_slot(op, lock_on_force_read);
+                if (r < 0)
+                        lock_force_finish(op, -ESTALE, NULL);
+                return;
+        }
+        if (error < 0) {
+                lock_force_finish(op, error, NULL);
+                return;
+        }
+        log_debug("Force-released lock slot %s (held by %s).", op->slot, strna(op->before.holder));
+        lock_force_finish(op, 0, &op->before);
+}
+
+static void lock_on_force_read(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+        Lock *l = op->lock;
+        _cleanup_json_ json_object *body = NULL;
+        LockSlotInfo info = {};
+        int r;
+
+        op->call = NULL;
+        if (error < 0) {
+                /* After a lost write, a failed re-read leaves it unknown whether the lease changed. */
+                lock_force_finish(op, op->rounds > 0 && error != -ENOENT ? -ESTALE : error, NULL);
+                return;
+        }
+        r = lock_slot_info_from_lease(response->body, op->slot, (unsigned) lock_slot_index(l->name, op->slot),
+                                      kube_client_server_now(l->client), &info);
+        if (r < 0) {
+                lock_force_finish(op, r, NULL);
+                return;
+        }
+        /* Never touch a lease that merely looks like a slot: it has to carry the group's label. */
+        if (!lock_lease_in_group(response->body, l->name, op->slot)) {
+                lock_force_finish(op, -EPERM, &info);
+                lock_slot_info_done(&info);
+                return;
+        }
+
+        if (op->rounds > 0) {
+                /* Read again after a 409: free now means the release went through (ours, whose
+                 * answer was lost, or somebody else's); a holder means it changed under us. */
+                if (!info.holder)
+                        lock_force_finish(op, 0, &op->before);
+                else
+                        lock_force_finish(op, -ESTALE, &info);
+                lock_slot_info_done(&info);
+                return;
+        }
+
+        lock_slot_info_done(&op->before);
+        op->before = info;
+        if (!op->before.holder) {
+                lock_force_finish(op, 0, &op->before);
+                return;
+        }
+
+        r = lock_build_release(response->body, kube_client_server_now(l->client), &body);
+        if (r >= 0)
+                r = lock_op_write_slot(op, body, lock_on_force_written);
+        if (r < 0)
+                lock_force_finish(op, r, NULL);
+}
+
+int lock_force_release(Lock *l, const char *slot, LockForceReleaseHandler handler, void *userdata) {
+        LockOp *op;
+        int r;
+
+        if (!handler)
+                return -EINVAL;
+        r = lock_check_slot(l, slot);
+        if (r < 0)
+                return r;
+        r = lock_op_new(l, LOCK_OP_FORCE_RELEASE, slot, NULL, userdata, &op);
+        if (r < 0)
+                return r;
+        op->force_handler = handler;
+        r = lock_op_read_slot(op, lock_on_force_read);
         if (r < 0) {
                 lock_op_free(op);
                 return r;

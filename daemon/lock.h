@@ -42,5 +42,51 @@ typedef void (*LockChangedHandler)(Lock *l, void *userdata);
 int lock_watch(Lock *l, LockChangedHandler changed, void *userdata);
 void lock_unwatch(Lock *l);
 
+/* For noderebootctl: what the group looks like, and an administrator's release of a stuck slot. */
+
+typedef enum LockSlotState {
+        LOCK_SLOT_MISSING,      /* no Lease object yet: free, to be created */
+        LOCK_SLOT_VACANT,       /* holderIdentity absent or empty: free */
+        LOCK_SLOT_EXPIRED,      /* renewTime + leaseDurationSeconds before the server's now: free */
+        LOCK_SLOT_HELD,         /* a holder that renews in time, or whose times cannot be read */
+        _LOCK_SLOT_STATE_MAX,
+        _LOCK_SLOT_STATE_INVALID = -EINVAL,
+} LockSlotState;
+
+const char *lock_slot_state_to_string(LockSlotState s);
+
+typedef struct LockSlotInfo {
+        char *name;                     /* "<name>-<index>" */
+        unsigned index;
+        LockSlotState state;            /* by the API server's clock */
+        char *holder;                   /* holderIdentity; NULL when MISSING or VACANT */
+        usec_t acquire_time;            /* CLOCK_REALTIME; 0 when absent or unreadable */
+        usec_t renew_time;
+        int64_t duration_sec;           /* leaseDurationSeconds; 0 when absent */
+        int64_t transitions;            /* leaseTransitions */
+        char *resource_version;         /* NULL when MISSING */
+} LockSlotInfo;
+
+void lock_slot_info_done(LockSlotInfo *s);
+void lock_slot_infos_free(LockSlotInfo *s, size_t n);
+
+/* slots (borrowed for the call) are ordered by index: every slot below the concurrency, MISSING
+ * where no Lease exists, then any leases of the group at higher indexes (left over from a larger
+ * Concurrency=). server_now is the API server's clock at the answer. */
+typedef void (*LockListHandler)(Lock *l, int error, const LockSlotInfo *slots, size_t n, usec_t server_now,
+                                void *userdata);
+int lock_list(Lock *l, LockListHandler handler, void *userdata);
+
+/* Clears holderIdentity of slot whoever holds it, writing with the resourceVersion just read, so a
+ * concurrent change is never overwritten. Only a Lease named like a slot of the group and labelled
+ * as one is touched. slot (borrowed for the call) describes the lease before the write.
+ *   0: released, or already free (slot->holder NULL: nothing was written);
+ *   -ESTALE: it changed between our read and our write (409), nothing written; slot describes it as
+ *            read again afterwards (NULL when that read failed);
+ *   -ENOENT: no such Lease; -EPERM: the Lease is not labelled as a slot of this group;
+ *   -EINVAL (returned at once): slot does not name a slot of the group; other -errno: API errors. */
+typedef void (*LockForceReleaseHandler)(Lock *l, int error, const LockSlotInfo *slot, void *userdata);
+int lock_force_release(Lock *l, const char *slot, LockForceReleaseHandler handler, void *userdata);
+
 /* The label that marks our leases. */
 #define LOCK_LABEL "nodereboot.io/lock"

@@ -66,6 +66,34 @@ class Fleet(unittest.TestCase):
         """Four nodes, Concurrency=2: never more than two cordoned at once."""
         self.roll(["n1", "n2", "n3", "n4"], 2)
 
+    def test_node_back_after_its_lease_was_taken_uncordons_itself(self):
+        """A node whose reboot outlasts the lease TTL loses its slot to the next node; when it
+        comes back it still uncordons itself (its state file says it cordoned) and leaves the
+        other node's lease alone."""
+        with Bench(["n1", "n2"], config={"Lock.TTLSec": "10s"}) as b:
+            n1, n2 = b.nodes["n1"], b.nodes["n2"]
+            n1.start()
+            n2.start()
+            n1.touch_sentinel()
+            wait_for(lambda: n1.logind.reboot_calls() == 1, 30, "n1's reboot request")
+            n1.kill()                          # n1 goes down and stays down (slow firmware)
+            n2.touch_sentinel()
+            wait_for(lambda: b.api.lease_holders().get("nodereboot-0") == "n2", 40, "n2 to take the expired slot")
+            wait_for(lambda: b.api.node("n2")["spec"].get("unschedulable"), 20, "n2 to cordon")
+            b.api.control("DELETE", "/log")
+            # n1 comes back while n2 holds the slot
+            n1.new_boot()
+            n1.remove_sentinel()
+            n1.logind.mock_call("ClearCalls")
+            n1.reboots += 1
+            n1.start()
+            n1.wait_phase("idle", 30)
+            self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"), "n1 left cordoned")
+            writes = [e for e in b.api.request_log() if e["user"] == "system:node:n1"
+                      and "/leases" in e["path"] and e["method"] != "GET"]
+            self.assertEqual(writes, [], "n1 wrote to n2's lease")
+            self.assertIn(b.api.lease_holders().get("nodereboot-0"), ("n2", None))
+
     def _put_lease(self, b, holder, renew_age_s, duration_s=30):
         renew = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() - renew_age_s))
         b.api.api("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases", {

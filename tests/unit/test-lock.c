@@ -351,6 +351,72 @@ TEST(index_and_find) {
         ASSERT_TRUE(lock_find_holder(NULL, "nodereboot", "node-a", NULL) == NULL);
 }
 
+TEST(slots_from_list) {
+        /* What noderebootctl shows: every slot below the concurrency (missing ones too), then
+         * leftovers of a larger Concurrency=, by index; other names never. */
+        _cleanup_json_ json_object *list = J(
+                "{\"kind\":\"LeaseList\",\"items\":["
+                "{\"metadata\":{\"name\":\"nodereboot-12\",\"resourceVersion\":\"9\"},"
+                " \"spec\":{\"holderIdentity\":\"node-z\"}},"
+                "{\"metadata\":{\"name\":\"nodereboot-0\",\"resourceVersion\":\"7\"},"
+                " \"spec\":{\"holderIdentity\":\"node-b\",\"acquireTime\":\"2026-11-27T10:00:00Z\","
+                "  \"renewTime\":\"2026-11-27T10:02:00.500000Z\",\"leaseDurationSeconds\":60,"
+                "  \"leaseTransitions\":4}},"
+                "{\"metadata\":{\"name\":\"other-0\"},\"spec\":{\"holderIdentity\":\"node-a\"}},"
+                "{\"metadata\":{\"name\":\"nodereboot-3\",\"resourceVersion\":\"8\"},"
+                " \"spec\":{\"holderIdentity\":\"node-c\",\"renewTime\":\"2026-11-27T09:00:00Z\","
+                "  \"leaseDurationSeconds\":60}},"
+                "{\"metadata\":{\"name\":\"nodereboot-2\",\"resourceVersion\":\"6\"},\"spec\":{}},"
+                "{\"metadata\":{\"name\":\"nodereboot-x\"}}, 5]}");
+        _cleanup_json_ json_object *empty = J("{\"items\":[]}");
+        LockSlotInfo *s = NULL;
+        size_t n = 0;
+
+        ASSERT_OK(lock_slots_from_list(list, "nodereboot", 3, T(NOW), &s, &n));
+        ASSERT_EQ(n, 5);
+        ASSERT_STREQ(s[0].name, "nodereboot-0");
+        ASSERT_EQ(s[0].index, 0);
+        ASSERT_EQ(s[0].state, LOCK_SLOT_HELD);
+        ASSERT_STREQ(s[0].holder, "node-b");
+        ASSERT_EQ(s[0].acquire_time, T("2026-11-27T10:00:00Z"));
+        ASSERT_EQ(s[0].renew_time, T("2026-11-27T10:02:00.5Z"));
+        ASSERT_EQ(s[0].duration_sec, 60);
+        ASSERT_EQ(s[0].transitions, 4);
+        ASSERT_STREQ(s[0].resource_version, "7");
+
+        ASSERT_STREQ(s[1].name, "nodereboot-1");
+        ASSERT_EQ(s[1].state, LOCK_SLOT_MISSING);
+        ASSERT_TRUE(!s[1].holder && !s[1].resource_version && s[1].renew_time == 0);
+
+        ASSERT_STREQ(s[2].name, "nodereboot-2");
+        ASSERT_EQ(s[2].state, LOCK_SLOT_VACANT);
+        ASSERT_TRUE(s[2].holder == NULL);
+        ASSERT_STREQ(s[2].resource_version, "6");
+
+        /* beyond Concurrency=3, ordered by index */
+        ASSERT_STREQ(s[3].name, "nodereboot-3");
+        ASSERT_EQ(s[3].index, 3);
+        ASSERT_EQ(s[3].state, LOCK_SLOT_EXPIRED);
+        ASSERT_STREQ(s[3].holder, "node-c");
+        ASSERT_STREQ(s[4].name, "nodereboot-12");
+        ASSERT_EQ(s[4].index, 12);
+        ASSERT_EQ(s[4].state, LOCK_SLOT_HELD);    /* no renew time: never expires */
+        lock_slot_infos_free(s, n);
+
+        ASSERT_OK(lock_slots_from_list(empty, "nodereboot", 2, T(NOW), &s, &n));
+        ASSERT_EQ(n, 2);
+        ASSERT_EQ(s[0].state, LOCK_SLOT_MISSING);
+        ASSERT_EQ(s[1].state, LOCK_SLOT_MISSING);
+        lock_slot_infos_free(s, n);
+
+        /* a list without items is an empty list; another group's name is no slot of ours */
+        ASSERT_OK(lock_slots_from_list(empty, "other", 1, T(NOW), &s, &n));
+        ASSERT_EQ(n, 1);
+        ASSERT_STREQ(s[0].name, "other-0");
+        lock_slot_infos_free(s, n);
+        ASSERT_ERROR(lock_slots_from_list(empty, "nodereboot", LOCK_LIST_MAX + 1, T(NOW), &s, &n), E2BIG);
+}
+
 TEST(node_not_found) {
         _cleanup_json_ json_object *real = J(
                 "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
@@ -1183,6 +1249,170 @@ TEST(server_free_cancels) {
         env_stop(&e);
 }
 
+typedef struct Listed {
+        bool done;
+        unsigned calls;
+        int error;
+        size_t n;
+        char *holders[4];
+        LockSlotState states[4];
+} Listed;
+
+static void on_listed(Lock *l, int error, const LockSlotInfo *slots, size_t n, usec_t server_now,
+                      void *userdata) {
+        Listed *r = userdata;
+
+        r->calls++;
+        r->done = true;
+        r->error = error;
+        r->n = n;
+        ASSERT_TRUE(server_now > 0);
+        for (size_t i = 0; i < n && i < ELEMENTSOF(r->holders); i++) {
+                r->holders[i] = slots[i].holder ? strdup(slots[i].holder) : NULL;
+                r->states[i] = slots[i].state;
+        }
+}
+
+static void listed_clear(Listed *r) {
+        for (size_t i = 0; i < ELEMENTSOF(r->holders); i++)
+                free(r->holders[i]);
+        *r = (Listed) {};
+}
+
+typedef struct Forced {
+        bool done;
+        unsigned calls;
+        int error;
+        bool have_slot;
+        char *holder;
+        usec_t renew_time;
+} Forced;
+
+static void on_forced(Lock *l, int error, const LockSlotInfo *slot, void *userdata) {
+        Forced *r = userdata;
+
+        r->calls++;
+        r->done = true;
+        r->error = error;
+        r->have_slot = slot != NULL;
+        r->holder = slot && slot->holder ? strdup(slot->holder) : NULL;
+        r->renew_time = slot ? slot->renew_time : 0;
+}
+
+static void force(Env *e, Lock *l, const char *slot, Forced *r) {
+        free(r->holder);
+        *r = (Forced) {};
+        ASSERT_OK(lock_force_release(l, slot, on_forced, r));
+        ASSERT_OK(kube_test_run_until(e->event, &r->done, 20 * USEC_PER_SEC));
+        ASSERT_EQ(r->calls, 1);
+}
+
+TEST(server_list_and_force_release) {
+        /* User story: an administrator lists the group's slots and releases one left held by a node
+         * that will not come back; the write carries the resourceVersion just read, so a change in
+         * between is reported and never overwritten, and no lease outside the group is touched. */
+        Env e;
+        Listed ls = {};
+        Forced f = {};
+        usec_t now = now_usec(CLOCK_REALTIME);
+        Lock *l;
+
+        env_start(&e, NULL);
+        make_node(&e, "node-b");
+        make_lease(&e, "nodereboot-0", "node-b", now, 3600);
+        make_lease(&e, "nodereboot-5", "node-c", now - USEC_PER_HOUR, 60);   /* a leftover, expired */
+        l = env_node(&e, 0, "admin", 2, USEC_PER_MINUTE);
+
+        ASSERT_OK(lock_list(l, on_listed, &ls));
+        ASSERT_OK(kube_test_run_until(e.event, &ls.done, 20 * USEC_PER_SEC));
+        ASSERT_EQ(ls.calls, 1);
+        ASSERT_OK(ls.error);
+        ASSERT_EQ(ls.n, 3);
+        ASSERT_EQ(ls.states[0], LOCK_SLOT_HELD);
+        ASSERT_STREQ(ls.holders[0], "node-b");
+        ASSERT_EQ(ls.states[1], LOCK_SLOT_MISSING);
+        ASSERT_EQ(ls.states[2], LOCK_SLOT_EXPIRED);
+        ASSERT_STREQ(ls.holders[2], "node-c");
+        listed_clear(&ls);
+
+        /* a concurrent write between our read and our write: 409, reported, nothing overwritten */
+        control(&e, "DELETE", "/log", NULL);
+        control(&e, "POST", "/faults", "[{\"match\":\"leases/nodereboot-0\",\"method\":\"PUT\",\"action\":\"conflict\",\"count\":1}]");
+        force(&e, l, "nodereboot-0", &f);
+        ASSERT_ERROR(f.error, ESTALE);
+        ASSERT_TRUE(f.have_slot);
+        ASSERT_STREQ(f.holder, "node-b");
+        ASSERT_EQ(count_log(&e, "PUT", "/leases/nodereboot-0", 409), 1);
+        ASSERT_EQ(count_log(&e, "PUT", "/leases/nodereboot-0", 200), 0);
+        {
+                _cleanup_free_ char *h = lease_holder(&e, "nodereboot-0");
+                ASSERT_STREQ(h, "node-b");
+        }
+        control(&e, "DELETE", "/faults", NULL);
+
+        /* the release itself: one read, one conditional write */
+        control(&e, "DELETE", "/log", NULL);
+        force(&e, l, "nodereboot-0", &f);
+        ASSERT_OK(f.error);
+        ASSERT_STREQ(f.holder, "node-b");
+        ASSERT_EQ(count_log(&e, "GET", "/leases/nodereboot-0", 200), 1);
+        ASSERT_EQ(count_log(&e, "PUT", "/leases/nodereboot-0", 200), 1);
+        {
+                _cleanup_json_ json_object *lease = read_lease(&e, "nodereboot-0");
+                json_object *put = NULL, *log = NULL;
+
+                ASSERT_TRUE(lock_lease_holder(lease) == NULL);
+                /* labels kept; the write carried the resourceVersion read */
+                ASSERT_STREQ(json_get_string(json_get_member(json_get(lease, "metadata.labels"), LOCK_LABEL), ""),
+                             "nodereboot");
+                ASSERT_OK(kube_test_control_json(e.server, "GET", "/log", NULL, &log));
+                for (size_t i = 0; i < json_array_length(log); i++)
+                        if (streq_ptr(json_get_string(json_object_array_get_idx(log, i), "method"), "PUT"))
+                                put = json_object_array_get_idx(log, i);
+                ASSERT_TRUE(put);
+                ASSERT_FALSE(isempty(json_get_string(put, "body.metadata.resourceVersion")));
+                json_object_put(log);
+        }
+
+        /* already free: nothing written */
+        control(&e, "DELETE", "/log", NULL);
+        force(&e, l, "nodereboot-0", &f);
+        ASSERT_OK(f.error);
+        ASSERT_TRUE(f.have_slot && f.holder == NULL);
+        ASSERT_EQ(count_log(&e, "PUT", NULL, 0), 0);
+
+        /* a leftover slot beyond the concurrency is still the group's */
+        force(&e, l, "nodereboot-5", &f);
+        ASSERT_OK(f.error);
+        ASSERT_STREQ(f.holder, "node-c");
+
+        /* a lease named like a slot but not labelled as one is not ours to touch */
+        control(&e, "POST", "/objects",
+                "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
+                "\"metadata\":{\"name\":\"nodereboot-1\",\"namespace\":\"" NS "\"},"
+                "\"spec\":{\"holderIdentity\":\"something-else\",\"leaseDurationSeconds\":10}}");
+        control(&e, "DELETE", "/log", NULL);
+        force(&e, l, "nodereboot-1", &f);
+        ASSERT_ERROR(f.error, EPERM);
+        ASSERT_EQ(count_log(&e, "PUT", NULL, 0), 0);
+        {
+                _cleanup_free_ char *h = lease_holder(&e, "nodereboot-1");
+                ASSERT_STREQ(h, "something-else");
+        }
+
+        /* no such lease; not a slot name at all */
+        force(&e, l, "nodereboot-7", &f);
+        ASSERT_ERROR(f.error, ENOENT);
+        ASSERT_FALSE(f.have_slot);
+        ASSERT_ERROR(lock_force_release(l, "other-0", on_forced, &f), EINVAL);
+        ASSERT_ERROR(lock_force_release(l, "nodereboot-0", NULL, &f), EINVAL);
+        ASSERT_ERROR(lock_list(l, NULL, NULL), EINVAL);
+
+        /* the API down: the error, no slots */
+        free(f.holder);
+        env_stop(&e);
+}
+
 int main(void) {
         RUN(slot_missing_and_vacant);
         RUN(slot_expiry_boundaries);
@@ -1196,6 +1426,7 @@ int main(void) {
         RUN(build_new);
         RUN(format_holders);
         RUN(index_and_find);
+        RUN(slots_from_list);
         RUN(node_not_found);
         RUN(state_names);
 
@@ -1213,5 +1444,6 @@ int main(void) {
         RUN(server_lost_answer);
         RUN(server_watch_outlives_outages);
         RUN(server_free_cancels);
+        RUN(server_list_and_force_release);
         return 0;
 }
