@@ -23,6 +23,9 @@
 #define DEFAULT_BACKOFF_INITIAL_USEC (200 * USEC_PER_MSEC)
 #define DEFAULT_BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
 #define DEFAULT_MAX_BODY_SIZE ((size_t) 16 * 1024 * 1024)
+#define DEFAULT_USER_AGENT "noderebootd/" PACKAGE_VERSION
+/* Product and node name in the User-Agent: node names are at most 253 characters. */
+#define USER_AGENT_PART_MAX 253U
 
 /* A server asking us to wait longer than this is still retried after this long. */
 #define RETRY_AFTER_MAX_USEC (10 * USEC_PER_MINUTE)
@@ -174,6 +177,7 @@ struct KubeClient {
         usec_t backoff_max_usec;
         size_t max_body_size;
         unsigned watch_timeout_sec;     /* 0: random in 290..310 */
+        char *user_agent;               /* NULL: DEFAULT_USER_AGENT */
 
         int64_t clock_offset_usec;      /* server clock minus local CLOCK_REALTIME */
 
@@ -707,7 +711,7 @@ static int call_setup(KubeCall *call) {
 #endif
         SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
         SETOPT(CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
-        SETOPT(CURLOPT_USERAGENT, "noderebootd/" PACKAGE_VERSION);
+        SETOPT(CURLOPT_USERAGENT, c->user_agent ?: DEFAULT_USER_AGENT);
         SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
         SETOPT(CURLOPT_TCP_KEEPIDLE, 30L);
         SETOPT(CURLOPT_TCP_KEEPINTVL, 10L);
@@ -1453,6 +1457,7 @@ static void client_destroy(KubeClient *c) {
         erase_and_free(c->token);
         erase_and_free(c->token_file_value);
         free(c->token_file);
+        free(c->user_agent);
         free(c);
 }
 
@@ -1481,6 +1486,39 @@ void kube_client_set_max_body_size(KubeClient *c, size_t max_size) {
 
 void kube_client_set_watch_timeout(KubeClient *c, unsigned seconds) {
         c->watch_timeout_sec = seconds;
+}
+
+/* A header value: printable ASCII only, and no parentheses or slash that would blur the fields. */
+static bool user_agent_part_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n > USER_AGENT_PART_MAX)
+                return false;
+        for (; *s; s++) {
+                unsigned char ch = (unsigned char) *s;
+
+                if (ch <= ' ' || ch >= 0x7f || strchr("()/\\", ch))
+                        return false;
+        }
+        return true;
+}
+
+int kube_client_set_user_agent(KubeClient *c, const char *program, const char *node_name) {
+        char *ua;
+
+        if (!c || !program || !user_agent_part_is_valid(program) ||
+            (node_name && !user_agent_part_is_valid(node_name)))
+                return -EINVAL;
+
+        if (node_name)
+                ua = strdup_printf("%s/%s (node %s)", program, PACKAGE_VERSION, node_name);
+        else
+                ua = strdup_printf("%s/%s", program, PACKAGE_VERSION);
+        if (!ua)
+                return -ENOMEM;
+        free(c->user_agent);
+        c->user_agent = ua;
+        return 0;
 }
 
 usec_t kube_client_server_now(KubeClient *c) {

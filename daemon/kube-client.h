@@ -58,6 +58,11 @@ void kube_client_set_retry(KubeClient *c, unsigned max_retries, usec_t initial_u
 void kube_client_set_max_body_size(KubeClient *c, size_t max_size);
 /* timeoutSeconds of watch requests; 0 (the default) picks 290..310 s at random per request. */
 void kube_client_set_watch_timeout(KubeClient *c, unsigned seconds);
+/* The User-Agent of every later request: "<program>/<version> (node <node_name>)", or
+ * "<program>/<version>" when node_name is NULL (default: "noderebootd/<version>"). All nodes share
+ * one ServiceAccount, so this is what tells them apart in the API server's audit log. -EINVAL for
+ * empty parts, or parts with spaces, control characters, '/', '(' or ')'. */
+int kube_client_set_user_agent(KubeClient *c, const char *program, const char *node_name);
 
 /* Starts METHOD on path ("/api/v1/nodes/n1?x=y"), relative to the server URL. body may be NULL;
  * content_type defaults to application/json (use application/merge-patch+json,

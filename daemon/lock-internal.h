@@ -32,11 +32,6 @@ bool lock_slot_is_free(json_object *lease, usec_t server_now, char **ret_reason)
  * rnd is any random number. Returns the index, or -EBUSY when every slot is HELD. */
 int lock_choose_slot(const LockSlotState *states, unsigned n, uint64_t rnd);
 
-/* The name of slot index in group name ("<name>-<index>"), newly allocated, NULL on OOM. */
-char *lock_slot_name(const char *name, unsigned index);
-/* The index of slot in group name, or -EINVAL when slot does not name a slot of that group. */
-int lock_slot_index(const char *name, const char *slot);
-
 /* leaseDurationSeconds for a TTL: whole seconds, rounded up, at least 1. */
 int64_t lock_ttl_to_seconds(usec_t ttl_usec);
 

@@ -67,6 +67,11 @@ typedef struct LockSlotInfo {
         char *resource_version;         /* NULL when MISSING */
 } LockSlotInfo;
 
+/* The name of slot index in group name ("<name>-<index>"), newly allocated, NULL on OOM. */
+char *lock_slot_name(const char *name, unsigned index);
+/* The index of slot in group name, or -EINVAL when slot does not name a slot of that group. */
+int lock_slot_index(const char *name, const char *slot);
+
 void lock_slot_info_done(LockSlotInfo *s);
 void lock_slot_infos_free(LockSlotInfo *s, size_t n);
 

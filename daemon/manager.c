@@ -239,8 +239,13 @@ static int on_renew_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         int r;
 
-        if (!reboot_phase_holds_lock(m->state.phase) || !m->state.lease || m->renew_busy)
+        if (!reboot_phase_holds_lock(m->state.phase) || !m->state.lease)
                 return 0;
+        if (m->renew_busy) {
+                /* The pre-reboot confirmation is renewing right now; look again shortly. */
+                manager_arm_renew(m, USEC_PER_SEC);
+                return 0;
+        }
         r = lock_renew(m->lock, m->state.lease, on_lock_renewed, m);
         if (r < 0) {
                 log_warning_errno(r, "Failed to start renewing the lock, retrying: %m");
@@ -1060,12 +1065,14 @@ static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData
                                 m->taint_set = true;
                         manager_set_taint(m, false);
                 }
-                if (reboot_phase_holds_lock(m->state.phase) && m->state.lease) {
-                        if (!m->renew_timer)
-                                manager_arm_renew(m, m->config->lock_ttl_usec / 3);
-                } else
-                        m->renew_timer = sd_event_source_disable_unref(m->renew_timer);
         }
+
+        /* Renew while we hold a slot, also right after a restart that resumed holding one. */
+        if (reboot_phase_holds_lock(m->state.phase) && m->state.lease) {
+                if (!m->renew_timer && !m->renew_busy)
+                        manager_arm_renew(m, m->config->lock_ttl_usec / 3);
+        } else
+                m->renew_timer = sd_event_source_disable_unref(m->renew_timer);
 
         if (action == REBOOT_ACTION_NONE) {
                 if (m->state.phase != old) {
@@ -1279,6 +1286,9 @@ int manager_start(Manager *m) {
         r = kube_client_new(&m->client, m->event, m->kubeconfig);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the Kubernetes client: %m");
+        r = kube_client_set_user_agent(m->client, "noderebootd", m->config->node_name);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set the User-Agent: %m");
 
         r = lock_new(&m->lock, m->client, m->config->lock_namespace, m->config->lock_name,
                      m->config->concurrency, m->config->lock_ttl_usec, m->config->node_name);

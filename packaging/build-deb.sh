@@ -52,7 +52,8 @@ rm -rf "$src/debian"
 cp -a "$root/packaging/debian" "$src/debian"
 
 cd "$src"
-if ! dpkg-checkbuilddeps >/dev/null 2>&1; then
+# dpkg-checkbuilddeps leaves out build-essential (make, gcc), which Build-Depends never lists.
+if ! dpkg-checkbuilddeps >/dev/null 2>&1 || ! dpkg-checkbuilddeps -d build-essential:native >/dev/null 2>&1; then
         if [[ $EUID -ne 0 ]]; then
                 dpkg-checkbuilddeps || true
                 log "build dependencies are missing; run as root to install them"
@@ -61,6 +62,7 @@ if ! dpkg-checkbuilddeps >/dev/null 2>&1; then
         log "installing the build dependencies"
         apt_install build-dep -y -q --no-install-recommends "$src"
         dpkg-checkbuilddeps
+        dpkg-checkbuilddeps -d build-essential:native
 fi
 
 log "building in $src"

@@ -12,7 +12,9 @@ if [[ $level != build ]]; then
         packages+=(dbus python3-dbusmock python3-dbus openssl systemd curl)
 fi
 if [[ $level == system ]]; then
-        packages+=(systemd-container debootstrap qemu-system-x86 dpkg-dev debhelper lintian zstd)
+        # build-essential: dpkg-buildpackage runs debian/rules with make (packaging/build-deb.sh).
+        packages+=(systemd-container debootstrap qemu-system-x86 dpkg-dev debhelper lintian zstd
+                   build-essential)
 fi
 
 missing=()

@@ -3,13 +3,16 @@
 
     /usr/bin/python3 tests/integration/kube-apiserver.py --state-dir DIR [--port N]
         [--control-port N] [--seed FILE.json] [--token TOKEN=USER ...] [--clock-offset SECONDS]
-        [--deletion-scale F] [--rbac FILE.json]
+        [--deletion-scale F] [--rbac FILE.json] [--rbac-manifests FILE.yaml ...]
 
 It writes DIR/ready.json last (atomically) once both ports listen:
     {"url", "control_url", "pid", "ca", "admin_token", "kubeconfig", "cert_kubeconfig"}
 and removes it again on SIGTERM/SIGINT. A test starts it, waits for ready.json, talks HTTPS to
 "url" (DIR/admin.kubeconfig, DIR/admin-cert.kubeconfig, or its own --token) and steers the world
-through "control_url" (endpoints: apiserver/control.py). apiserver/ holds the parts;
+through "control_url" (endpoints: apiserver/control.py). --rbac-manifests loads real
+ServiceAccount/ClusterRole/Role/(Cluster)RoleBinding YAML (needs python3-yaml) and then forbids
+every request its bindings do not allow, except admin's (apiserver/rbac.py, apiserver/access.py);
+--token maps a token to a user such as system:serviceaccount:kube-system:nodereboot. apiserver/ holds the parts;
 test-apiserver.py and test-kubectl-fidelity.sh show what it guarantees."""
 
 import argparse
@@ -25,7 +28,7 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from apiserver import resources  # noqa: E402
-from apiserver.access import ADMIN, RBAC, Authenticator  # noqa: E402
+from apiserver.access import ADMIN, RBAC, Authenticator, Authorizer  # noqa: E402
 from apiserver.api import ApiListener, RequestLog  # noqa: E402
 from apiserver.clock import Clock  # noqa: E402
 from apiserver.control import ControlServer  # noqa: E402
@@ -34,6 +37,7 @@ from apiserver.errors import ApiError  # noqa: E402
 from apiserver.faults import FaultInjector  # noqa: E402
 from apiserver.objects import Objects  # noqa: E402
 from apiserver.pki import PKI, kubeconfig, write_atomic  # noqa: E402
+from apiserver.rbac import ManifestError, ManifestRBAC  # noqa: E402
 from apiserver.store import Store  # noqa: E402
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -53,6 +57,13 @@ class Context:
         self.log = RequestLog()
         self.pki = PKI(self.state_dir)
         self.rbac = RBAC(_load_json(args.rbac) if args.rbac else None)
+        manifests = None
+        if args.rbac_manifests:
+            docs = []
+            for path in args.rbac_manifests:
+                docs += _load_yaml(path)
+            manifests = ManifestRBAC(docs, ", ".join(args.rbac_manifests))
+        self.authz = Authorizer(self.rbac, manifests)
         self.tls = None
         self.listener = None
 
@@ -79,6 +90,18 @@ def _load_json(path):
         return json.load(f)
 
 
+def _load_yaml(path):
+    try:
+        import yaml
+    except ImportError:
+        sys.exit("--rbac-manifests needs python3-yaml (tests/install-deps.sh installs it)")
+    try:
+        with open(path) as f:
+            return list(yaml.safe_load_all(f))
+    except (OSError, yaml.YAMLError) as e:
+        sys.exit("--rbac-manifests %s: %s" % (path, e))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--state-dir", required=True)
@@ -88,7 +111,9 @@ def main():
     ap.add_argument("--token", action="append", default=[], metavar="TOKEN=USER")
     ap.add_argument("--clock-offset", type=float, default=0.0)
     ap.add_argument("--deletion-scale", type=float, default=0.05)
-    ap.add_argument("--rbac")
+    ap.add_argument("--rbac", metavar="FILE.json")
+    ap.add_argument("--rbac-manifests", action="append", default=[], metavar="FILE.yaml",
+                    help="RBAC manifests to enforce (repeatable; multi-document YAML)")
     args = ap.parse_args()
 
     os.makedirs(args.state_dir, exist_ok=True)
@@ -98,7 +123,10 @@ def main():
     except FileNotFoundError:
         pass
 
-    ctx = Context(args)
+    try:
+        ctx = Context(args)
+    except ManifestError as e:
+        sys.exit("--rbac-manifests: %s" % e)
     ctx.pki.ensure()
 
     token_file = os.path.join(ctx.state_dir, "admin.token")

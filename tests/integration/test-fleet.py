@@ -94,6 +94,27 @@ class Fleet(unittest.TestCase):
             self.assertEqual(writes, [], "n1 wrote to n2's lease")
             self.assertIn(b.api.lease_holders().get("nodereboot-0"), ("n2", None))
 
+    def test_lease_is_renewed_through_a_long_drain_after_a_restart(self):
+        """A drain that outlasts the lease TTL, with a daemon restart in the middle: the holder
+        keeps renewing, so the waiting node never takes the slot early."""
+        config = {"Lock.TTLSec": "10s", "Lock.RecheckSec": "3s", "Drain.TimeoutSec": "5min"}
+        with Bench(["n1", "n2", "n3"], config=config, pdb_min_available=6) as b:
+            n1, n2 = b.nodes["n1"], b.nodes["n2"]
+            n1.start()
+            n1.touch_sentinel()
+            wait_for(lambda: any(e["path"].endswith("/eviction") and e["status"] == 429
+                                 for e in b.api.request_log()), 20, "the PDB to block the drain")
+            n1.kill()
+            n1.start()
+            n2.start()
+            n2.touch_sentinel()
+            time.sleep(25)                     # 2.5 TTLs
+            self.assertEqual(b.api.lease_holders().get("nodereboot-0"), "n1")
+            self.assertFalse(b.api.node("n2")["spec"].get("unschedulable"))
+            b.api.api("DELETE", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web-pdb", expect=200)
+            b.run_reboots(lambda: n1.reboots == 1 and n2.reboots == 1 and n2.phase() == "idle", 90)
+            self.assertLessEqual(max_cordoned_at_once(b.api.timeline(), {"n1", "n2", "n3"}), 1)
+
     def _put_lease(self, b, holder, renew_age_s, duration_s=30):
         renew = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() - renew_age_s))
         b.api.api("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases", {

@@ -32,7 +32,7 @@ arch=$(dpkg-architecture -q DEB_HOST_ARCH)
 echo "--- lintian"
 command -v lintian >/dev/null || { echo "FAIL: lintian is missing (tests/install-deps.sh system)"; exit 1; }
 lintian_status=0
-lintian --fail-on error,warning --display-info --no-tag-display-limit "$deb" >"$tmp/lintian.log" 2>&1 ||
+lintian --fail-on error,warning --display-info --tag-display-limit 0 "$deb" >"$tmp/lintian.log" 2>&1 ||
         lintian_status=$?
 grep -v 'running with root privileges is not recommended' "$tmp/lintian.log" >"$tmp/lintian.tags" || true
 cat "$tmp/lintian.tags"

@@ -1,0 +1,1175 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* noderebootctl: what noderebootd on this node is doing and waiting for (its state file, the
+ * maintenance window, the cluster's lock slots and this Node), and an administrator's release of a
+ * stuck lock slot. It reads the daemon's configuration and never writes the state file. The async
+ * Kubernetes client runs on an sd-event loop that this command-line tool turns until its answers
+ * are in. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "boot-id.h"
+#include "build-config.h"
+#include "config.h"
+#include "fileio.h"
+#include "json-util.h"
+#include "kube-client.h"
+#include "kubeconfig.h"
+#include "lock.h"
+#include "log.h"
+#include "node.h"
+#include "reboot-machine.h"
+#include "state-file.h"
+#include "string-util.h"
+#include "window.h"
+
+/* As state-file.c writes it. */
+#define STATE_FILE_NAME "state"
+#define STATE_FILE_SIZE_MAX (64U * 1024U)
+/* A command-line tool must not hang on a slow API: the whole cluster part gets this long. */
+#define CTL_DEADLINE_USEC (30 * USEC_PER_SEC)
+#define CTL_CONNECT_TIMEOUT_USEC (5 * USEC_PER_SEC)
+#define CTL_REQUEST_TIMEOUT_USEC (10 * USEC_PER_SEC)
+#define ANNOTATION_PREFIX "nodereboot.io/"
+#define TIME_MAX 64
+
+typedef enum Command {
+        COMMAND_STATUS,
+        COMMAND_UNLOCK,
+} Command;
+
+static const char *arg_config = NULL;
+static const char *arg_state_dir = NULL;
+static bool arg_json = false;
+static bool arg_yes = false;
+static bool arg_all = false;
+static Command arg_command;
+static const char *arg_slot = NULL;
+
+typedef struct Ctl {
+        Config *config;
+        Window *window;
+        char *state_dir;
+        sd_event *event;
+        Kubeconfig *kubeconfig;
+        KubeClient *client;
+        Lock *lock;
+} Ctl;
+
+static void ctl_done(Ctl *c) {
+        /* The lock and the client cancel what is in flight; let nothing run afterwards. */
+        c->lock = lock_free(c->lock);
+        c->client = kube_client_free(c->client);
+        c->kubeconfig = kubeconfig_free(c->kubeconfig);
+        c->event = sd_event_unref(c->event);
+        c->window = window_free(c->window);
+        c->config = config_free(c->config);
+        c->state_dir = mfree(c->state_dir);
+}
+
+/* Turns the loop until *done or the deadline. */
+static int ctl_wait(Ctl *c, const bool *done, usec_t deadline) {
+        while (!*done) {
+                usec_t now = now_usec(CLOCK_MONOTONIC);
+                int r;
+
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                r = sd_event_run(c->event, deadline - now);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Reads the kubeconfig and sets up the client and the lock. The loaders log what is wrong. */
+static int ctl_connect(Ctl *c) {
+        int r;
+
+        r = kubeconfig_load(c->config->kubeconfig, c->config->context, &c->kubeconfig);
+        if (r < 0)
+                return r;
+        r = sd_event_new(&c->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create an event loop: %m");
+        r = kube_client_new(&c->client, c->event, c->kubeconfig);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the Kubernetes client: %m");
+        /* One quick retry: an administrator at a terminal wants an answer, not a back-off. */
+        kube_client_set_timeouts(c->client, CTL_CONNECT_TIMEOUT_USEC, CTL_REQUEST_TIMEOUT_USEC);
+        kube_client_set_retry(c->client, 1, 200 * USEC_PER_MSEC, USEC_PER_SEC);
+        r = lock_new(&c->lock, c->client, c->config->lock_namespace, c->config->lock_name,
+                     c->config->concurrency, c->config->lock_ttl_usec, c->config->node_name);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the lock: %m");
+        return 0;
+}
+
+static bool connect_error_is_config(int r) {
+        /* As noderebootd: a missing or unusable kubeconfig is a configuration error. */
+        return r == -ENOENT || r == -EINVAL || r == -EOPNOTSUPP;
+}
+
+/* ---- formatting ------------------------------------------------------------------------- */
+
+/* "2026-11-27 10:02:03 UTC"; "-" for 0. */
+static const char *format_abs(char *buf, size_t size, usec_t t) {
+        time_t s = (time_t) (t / USEC_PER_SEC);
+        struct tm tm;
+
+        if (t == 0)
+                snprintf(buf, size, "-");
+        else if (t == USEC_INFINITY)
+                snprintf(buf, size, "never");
+        else if (!gmtime_r(&s, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+                snprintf(buf, size, "?");
+        return buf;
+}
+
+/* "2min 3s ago", "in 5min", "now", to the second. */
+static const char *format_rel(char *buf, size_t size, usec_t t, usec_t now) {
+        char span[FORMAT_TIMESPAN_MAX];
+        usec_t d = t > now ? t - now : now - t;
+
+        d = (d + USEC_PER_SEC / 2) / USEC_PER_SEC * USEC_PER_SEC;
+        if (d == 0)
+                snprintf(buf, size, "now");
+        else if (t > now)
+                snprintf(buf, size, "in %s", format_timespan(span, sizeof span, d));
+        else
+                snprintf(buf, size, "%s ago", format_timespan(span, sizeof span, d));
+        return buf;
+}
+
+/* "2026-11-27 10:02:03 UTC (2min 3s ago)". */
+static const char *format_when(char *buf, size_t size, usec_t t, usec_t now) {
+        char a[TIME_MAX], rel[TIME_MAX];
+
+        if (t == 0 || t == USEC_INFINITY)
+                return format_abs(buf, size, t);
+        snprintf(buf, size, "%s (%s)", format_abs(a, sizeof a, t), format_rel(rel, sizeof rel, t, now));
+        return buf;
+}
+
+static const char *yes_no(bool b) {
+        return b ? "yes" : "no";
+}
+
+static void print_field(const char *key, const char *fmt, ...) _printf_(2, 3);
+static void print_field(const char *key, const char *fmt, ...) {
+        va_list ap;
+
+        printf("%-16s", key);
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        putchar('\n');
+}
+
+/* "held by node-b since 2026-11-27 10:02:03 UTC (5min ago), renewed 12 s ago, expires in 29min" */
+static char *describe_slot(const LockSlotInfo *s, usec_t now) {
+        char since[TIME_MAX * 2], renewed[TIME_MAX], until[TIME_MAX];
+        usec_t expires = s->renew_time > 0 && s->duration_sec > 0 ?
+                s->renew_time + (usec_t) s->duration_sec * USEC_PER_SEC : 0;
+
+        switch (s->state) {
+        case LOCK_SLOT_MISSING:
+                return strdup("free (no Lease yet)");
+        case LOCK_SLOT_VACANT:
+                if (s->renew_time > 0)
+                        return strdup_printf("free since %s", format_when(since, sizeof since, s->renew_time, now));
+                return strdup("free");
+        default:
+                break;
+        }
+
+        format_when(since, sizeof since, s->acquire_time, now);
+        if (s->renew_time > 0)
+                format_rel(renewed, sizeof renewed, s->renew_time, now);
+        else
+                snprintf(renewed, sizeof renewed, "at an unknown time");
+        if (s->state == LOCK_SLOT_EXPIRED)
+                return strdup_printf("held by %s since %s, renewed %s, expired %s (free to take)",
+                                     s->holder, since, renewed, format_rel(until, sizeof until, expires, now));
+        if (expires == 0)
+                return strdup_printf("held by %s since %s, renewed %s, never expires (unreadable times)",
+                                     s->holder, since, renewed);
+        return strdup_printf("held by %s since %s, renewed %s, expires %s", s->holder, since, renewed,
+                             format_rel(until, sizeof until, expires, now));
+}
+
+/* Deep copy of a slot list a lock handler lent us. */
+static int slot_infos_copy(const LockSlotInfo *src, size_t n, LockSlotInfo **ret) {
+        LockSlotInfo *d = calloc(MAX(n, (size_t) 1), sizeof *d);
+
+        if (!d)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                d[i] = src[i];
+                d[i].name = strdup(src[i].name);
+                d[i].holder = src[i].holder ? strdup(src[i].holder) : NULL;
+                d[i].resource_version = src[i].resource_version ? strdup(src[i].resource_version) : NULL;
+                if (!d[i].name || (src[i].holder && !d[i].holder) ||
+                    (src[i].resource_version && !d[i].resource_version)) {
+                        lock_slot_infos_free(d, i + 1);
+                        return -ENOMEM;
+                }
+        }
+        *ret = d;
+        return 0;
+}
+
+static const LockSlotInfo *find_slot(const LockSlotInfo *slots, size_t n, const char *name) {
+        for (size_t i = 0; slots && i < n; i++)
+                if (streq_ptr(slots[i].name, name))
+                        return slots + i;
+        return NULL;
+}
+
+/* ---- status: gathering ------------------------------------------------------------------ */
+
+typedef struct Status {
+        usec_t now;                     /* CLOCK_REALTIME of this node */
+
+        char *state_path;
+        bool state_exists;
+        int state_error;                /* < 0: the state file could not be read */
+        char *state_error_text;
+        RebootState state;
+
+        char boot_id[BOOT_ID_MAX];
+        int boot_id_error;
+
+        bool sentinel_present;
+
+        char *window_text;
+        bool window_open;
+        usec_t window_next;             /* USEC_INFINITY: never */
+
+        /* the cluster part */
+        char *cluster_error;            /* why it is (partly) unavailable, NULL when complete */
+        bool slots_done;
+        int slots_error;
+        LockSlotInfo *slots;
+        size_t n_slots;
+        usec_t server_now;
+        bool node_done;
+        int node_error;
+        json_object *node;
+        bool cluster_done;              /* both of the above */
+
+        char *waiting_for;
+} Status;
+
+static void status_done(Status *s) {
+        free(s->state_path);
+        free(s->state_error_text);
+        reboot_state_done(&s->state);
+        free(s->window_text);
+        free(s->cluster_error);
+        lock_slot_infos_free(s->slots, s->n_slots);
+        json_object_put(s->node);
+        free(s->waiting_for);
+}
+
+/* Read-only, unlike state_file_load(): a corrupt file is reported, never moved aside. */
+static int status_read_state(Status *s, const char *dir) {
+        _cleanup_free_ char *text = NULL, *error = NULL;
+        size_t size;
+        int r;
+
+        s->state_path = strjoin(dir, "/" STATE_FILE_NAME);
+        if (!s->state_path)
+                return -ENOMEM;
+
+        r = read_full_file(s->state_path, STATE_FILE_SIZE_MAX, &text, &size);
+        if (r == -ENOENT)
+                return 0;       /* idle */
+        s->state_exists = r != -ENOENT;
+        if (r == -EACCES) {
+                s->state_error = r;
+                s->state_error_text = strdup("permission denied (run as root or as a member of group nodereboot)");
+                return 0;
+        }
+        if (r < 0) {
+                s->state_error = r;
+                s->state_error_text = strdup(strerror(ERRNO_VALUE(r)));
+                return 0;
+        }
+        r = state_from_json(text, size, &s->state, &error);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                s->state_error = r;
+                s->state_error_text = r == -EPROTONOSUPPORT ?
+                        strdup_printf("written by a newer nodereboot: %s", strna(error)) :
+                        strdup_printf("corrupt: %s", strna(error));
+                reboot_state_done(&s->state);
+        }
+        return 0;
+}
+
+static void on_status_slots(Lock *l, int error, const LockSlotInfo *slots, size_t n, usec_t server_now,
+                            void *userdata) {
+        Status *s = userdata;
+
+        s->slots_done = true;
+        s->cluster_done = s->node_done;
+        s->server_now = server_now;
+        s->slots_error = error < 0 ? error : slot_infos_copy(slots, n, &s->slots);
+        if (s->slots_error >= 0)
+                s->n_slots = n;
+}
+
+static void on_status_node(KubeClient *c, int error, json_object *node, void *userdata) {
+        Status *s = userdata;
+
+        s->node_done = true;
+        s->cluster_done = s->slots_done;
+        s->node_error = error;
+        if (error >= 0)
+                s->node = json_object_get(node);
+}
+
+static void status_add_cluster_error(Status *s, const char *fmt, ...) _printf_(2, 3);
+static void status_add_cluster_error(Status *s, const char *fmt, ...) {
+        _cleanup_free_ char *m = NULL;
+        va_list ap;
+        char *t;
+
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        if (!m)
+                return;
+        t = s->cluster_error ? strjoin(s->cluster_error, "; ", m) : strdup(m);
+        if (!t)
+                return;
+        free(s->cluster_error);
+        s->cluster_error = t;
+}
+
+static void status_gather_cluster(Ctl *c, Status *s) {
+        int r;
+
+        r = ctl_connect(c);
+        if (r < 0) {
+                status_add_cluster_error(s, "cannot use kubeconfig %s: %s", c->config->kubeconfig,
+                                         strerror(ERRNO_VALUE(r)));
+                return;
+        }
+
+        r = lock_list(c->lock, on_status_slots, s);
+        if (r < 0) {
+                s->slots_done = true;
+                s->slots_error = r;
+        }
+        r = node_get(c->client, c->config->node_name, on_status_node, s);
+        if (r < 0) {
+                s->node_done = true;
+                s->node_error = r;
+        }
+
+        s->cluster_done = s->slots_done && s->node_done;
+        r = ctl_wait(c, &s->cluster_done, now_usec(CLOCK_MONOTONIC) + CTL_DEADLINE_USEC);
+        if (r < 0) {
+                if (!s->slots_done)
+                        s->slots_error = r;
+                if (!s->node_done)
+                        s->node_error = r;
+        }
+        /* Whatever is still in flight is cancelled here, before the loop goes. */
+        c->lock = lock_free(c->lock);
+
+        if (s->slots_error < 0)
+                status_add_cluster_error(s, "cannot list the lock slots %s/%s-* at %s: %s",
+                                         c->config->lock_namespace, c->config->lock_name, c->kubeconfig->server,
+                                         strerror(ERRNO_VALUE(s->slots_error)));
+        if (s->node_error == -ENOENT)
+                status_add_cluster_error(s, "Node %s does not exist", c->config->node_name);
+        else if (s->node_error < 0)
+                status_add_cluster_error(s, "cannot read Node %s at %s: %s", c->config->node_name,
+                                         c->kubeconfig->server, strerror(ERRNO_VALUE(s->node_error)));
+}
+
+/* ---- status: the one-line summary ------------------------------------------------------- */
+
+static char *waiting_for_lock(const Ctl *c, const Status *s) {
+        _cleanup_free_ char *held = strdup("");
+        const char *node = c->config->node_name;
+        char since[TIME_MAX];
+
+        if (!s->slots || s->slots_error < 0)
+                return strdup("a lock slot (the cluster state is unavailable)");
+
+        for (size_t i = 0; i < s->n_slots; i++)
+                if (streq_ptr(s->slots[i].holder, node))
+                        return strdup_printf("noderebootd to take up lock slot %s, which names this node already",
+                                             s->slots[i].name);
+        for (size_t i = 0; i < s->n_slots && i < c->config->concurrency; i++)
+                if (s->slots[i].state != LOCK_SLOT_HELD)
+                        return strdup_printf("noderebootd to take lock slot %s, which is free (is the service running?)",
+                                             s->slots[i].name);
+        for (size_t i = 0; i < s->n_slots && i < c->config->concurrency; i++) {
+                char *t = strdup_printf("%s%s%s held by %s since %s", held, isempty(held) ? "" : "; ",
+                                        s->slots[i].name, strna(s->slots[i].holder),
+                                        format_abs(since, sizeof since, s->slots[i].acquire_time));
+                if (!t)
+                        return NULL;
+                free(held);
+                held = t;
+        }
+        return strdup_printf("the lock: %s", held);
+}
+
+static char *status_waiting_for(const Ctl *c, const Status *s) {
+        const RebootState *st = &s->state;
+        const char *node = c->config->node_name, *lease = strna(st->lease);
+        char when[TIME_MAX * 2];
+        _cleanup_free_ char *text = NULL;
+        const LockSlotInfo *own;
+
+        if (s->state_error < 0)
+                return strdup("unknown: the state file cannot be read");
+
+        switch (st->phase) {
+        case REBOOT_PHASE_IDLE:
+                text = s->sentinel_present ?
+                        strdup_printf("noderebootd to notice the reboot request %s (is the service running?)",
+                                      c->config->sentinel_path) :
+                        strdup("nothing: no reboot is required");
+                break;
+        case REBOOT_PHASE_PENDING:
+                if (st->retry_after > s->now)
+                        text = strdup_printf("the back-off after a failed attempt, until %s",
+                                             format_when(when, sizeof when, st->retry_after, s->now));
+                else if (!s->window_open)
+                        text = strdup_printf("the maintenance window %s, opens %s", s->window_text,
+                                             format_when(when, sizeof when, s->window_next, s->now));
+                else
+                        text = waiting_for_lock(c, s);
+                break;
+        case REBOOT_PHASE_LOCKED:
+                if (c->config->drain_delay_usec > 0 && s->now < st->phase_since + c->config->drain_delay_usec)
+                        text = strdup_printf("the drain delay; cordoning %s (holding lock slot %s)",
+                                             format_when(when, sizeof when,
+                                                         st->phase_since + c->config->drain_delay_usec, s->now),
+                                             lease);
+                else
+                        text = strdup_printf("noderebootd to read Node %s and cordon it (holding lock slot %s)",
+                                             node, lease);
+                break;
+        case REBOOT_PHASE_DRAINING:
+                text = st->drained ?
+                        strdup_printf("the reboot: drained; confirming lock slot %s and checking logind's "
+                                      "shutdown inhibitors", lease) :
+                        strdup_printf("the drain of Node %s to finish (holding lock slot %s)", node, lease);
+                break;
+        case REBOOT_PHASE_REBOOTING:
+                if (s->boot_id_error >= 0 && st->boot_id[0] && !streq(st->boot_id, s->boot_id))
+                        text = strdup_printf("noderebootd to start in this new boot, then Node %s to be Ready, "
+                                             "the uncordon and the release of lock slot %s", node, lease);
+                else if (st->retry_after > s->now)
+                        text = strdup_printf("the next reboot attempt %s (%u of %u requests made)",
+                                             format_when(when, sizeof when, st->retry_after, s->now),
+                                             st->reboot_attempts, c->config->reboot_max_attempts);
+                else
+                        text = strdup_printf("the machine to go down (reboot request %u of %u)",
+                                             st->reboot_attempts, c->config->reboot_max_attempts);
+                break;
+        case REBOOT_PHASE_RECOVERING:
+                if (s->node && !node_is_ready(s->node))
+                        text = strdup_printf("Node %s to become Ready, then the uncordon and the release of "
+                                             "lock slot %s", node, lease);
+                else
+                        text = strdup_printf("noderebootd to %s and release lock slot %s",
+                                             st->cordoned && !st->node_was_unschedulable ?
+                                             "uncordon the node" : "remove its marks", lease);
+                break;
+        case REBOOT_PHASE_ROLLING_BACK:
+                text = strdup_printf("noderebootd to give this cycle up: %srelease lock slot %s, then %s",
+                                     st->cordoned && !st->node_was_unschedulable ? "uncordon the node, " : "",
+                                     lease,
+                                     st->rollback_to == REBOOT_PHASE_PENDING ? "try again after the back-off" :
+                                     "go idle");
+                break;
+        default:
+                text = strdup("unknown");
+        }
+        if (!text)
+                return NULL;
+
+        /* The lease the state names is someone else's now: say so, it explains what follows. */
+        own = s->slots_error >= 0 ? find_slot(s->slots, s->n_slots, st->lease) : NULL;
+        if (reboot_phase_holds_lock(st->phase) && st->lease && own && !streq_ptr(own->holder, node)) {
+                char *t = own->holder ?
+                        strdup_printf("%s (note: lock slot %s is held by %s now, not by this node)", text,
+                                      st->lease, own->holder) :
+                        strdup_printf("%s (note: lock slot %s is free now, not held by this node)", text,
+                                      st->lease);
+                if (!t)
+                        return NULL;
+                free(text);
+                text = t;
+        }
+        return TAKE_PTR(text);
+}
+
+/* ---- status: text --------------------------------------------------------------------------- */
+
+static void status_print_text(const Ctl *c, const Status *s) {
+        const RebootState *st = &s->state;
+        const Config *cfg = c->config;
+        char t1[TIME_MAX * 2];
+
+        print_field("Node:", "%s", cfg->node_name);
+        if (s->state_error < 0) {
+                print_field("State file:", "%s: %s", s->state_path, strna(s->state_error_text));
+        } else {
+                print_field("State:", "%s since %s", reboot_phase_to_string(st->phase),
+                            st->phase_since ? format_when(t1, sizeof t1, st->phase_since, s->now) : "-");
+                if (st->phase == REBOOT_PHASE_ROLLING_BACK)
+                        print_field("Then:", "%s", reboot_phase_to_string(st->rollback_to));
+                if (st->pending_since)
+                        print_field("Required since:", "%s", format_when(t1, sizeof t1, st->pending_since, s->now));
+                print_field("Reason:", "%s", st->reason ?: "-");
+                print_field("Lease:", "%s", st->lease ?: "-");
+                if (!st->cordoned)
+                        print_field("Cordoned:", "no");
+                else if (st->node_was_unschedulable)
+                        print_field("Cordoned:", "no: the node was already unschedulable before this cycle "
+                                    "(an admin's cordon; it stays cordoned)");
+                else
+                        print_field("Cordoned:", "yes, by nodereboot (the node was schedulable before; "
+                                    "uncordoned after the reboot)");
+                print_field("Drained:", "%s", yes_no(st->drained));
+                print_field("Boot ID:", "recorded %s%s, current %s", st->boot_id[0] ? st->boot_id : "-",
+                            !st->boot_id[0] || s->boot_id_error < 0 ? "" :
+                            streq(st->boot_id, s->boot_id) ? " (this boot)" : " (an earlier boot)",
+                            s->boot_id_error < 0 ? "unknown" : s->boot_id);
+                print_field("Attempts:", "%u reboot request%s this cycle, %u failed cycle%s", st->reboot_attempts,
+                            st->reboot_attempts == 1 ? "" : "s", st->failed_cycles,
+                            st->failed_cycles == 1 ? "" : "s");
+                print_field("Retry after:", "%s", format_when(t1, sizeof t1, st->retry_after, s->now));
+                print_field("Last error:", "%s", st->last_error ?: "-");
+                print_field("State file:", "%s%s", s->state_path, s->state_exists ? "" : " (none: idle)");
+        }
+        print_field("Sentinel:", "%s (%s)", cfg->sentinel_path, s->sentinel_present ? "present" : "absent");
+        if (s->window_open)
+                print_field("Window:", "%s: open now", s->window_text);
+        else
+                print_field("Window:", "%s: closed, opens %s", s->window_text,
+                            format_when(t1, sizeof t1, s->window_next, s->now));
+
+        print_field("Lock:", "%s/%s, Concurrency=%u", cfg->lock_namespace, cfg->lock_name, cfg->concurrency);
+        if (s->slots && s->slots_error >= 0) {
+                int width = 0;
+
+                for (size_t i = 0; i < s->n_slots; i++)
+                        width = MAX(width, (int) MIN(strlen(s->slots[i].name), (size_t) 64));
+                for (size_t i = 0; i < s->n_slots; i++) {
+                        _cleanup_free_ char *d = describe_slot(s->slots + i, s->server_now);
+
+                        printf("  %-*s  %s%s\n", width, s->slots[i].name, strna(d),
+                               i >= cfg->concurrency ? " [beyond Concurrency=]" : "");
+                }
+                print_field("Server time:", "%s", format_abs(t1, sizeof t1, s->server_now));
+        }
+        if (s->node) {
+                json_object *annotations = json_get(s->node, "metadata.annotations");
+                bool any = false;
+
+                print_field("Node object:", "%s, %s", node_is_unschedulable(s->node) ? "unschedulable" : "schedulable",
+                            node_is_ready(s->node) ? "Ready" : "not Ready");
+                if (annotations && json_object_is_type(annotations, json_type_object)) {
+                        json_object_object_foreach(annotations, key, value)
+                                if (startswith(key, ANNOTATION_PREFIX)) {
+                                        printf("  %s=%s\n", key, json_object_get_string(value));
+                                        any = true;
+                                }
+                }
+                if (!any)
+                        printf("  (no %s annotations)\n", ANNOTATION_PREFIX);
+        }
+        if (s->cluster_error)
+                print_field("Cluster:", "unavailable: %s", s->cluster_error);
+        print_field("Waiting for:", "%s", strna(s->waiting_for));
+}
+
+/* ---- status: JSON --------------------------------------------------------------------------- */
+
+static int json_put(json_object *o, const char *key, json_object *v) {
+        /* NULL v is JSON null */
+        if (json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int json_put_new(json_object *o, const char *key, json_object *v) {
+        return v ? json_put(o, key, v) : -ENOMEM;
+}
+
+static int json_put_string(json_object *o, const char *key, const char *s) {
+        return s ? json_put_new(o, key, json_object_new_string(s)) : json_put(o, key, NULL);
+}
+
+static int json_put_time(json_object *o, const char *key, usec_t t) {
+        char buf[FORMAT_RFC3339_MAX];
+
+        if (t == 0)
+                return json_put(o, key, NULL);
+        if (t == USEC_INFINITY)
+                return json_put_new(o, key, json_object_new_string("infinity"));
+        return json_put_new(o, key, json_object_new_string(format_rfc3339(buf, sizeof buf, t, true)));
+}
+
+static int slot_to_json(const LockSlotInfo *i, const char *node, json_object **ret) {
+        _cleanup_json_ json_object *o = json_object_new_object();
+        usec_t expires = i->renew_time > 0 && i->duration_sec > 0 ?
+                i->renew_time + (usec_t) i->duration_sec * USEC_PER_SEC : 0;
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        if ((r = json_put_string(o, "name", i->name)) < 0 ||
+            (r = json_put_new(o, "index", json_object_new_int64(i->index))) < 0 ||
+            (r = json_put_string(o, "state", lock_slot_state_to_string(i->state))) < 0 ||
+            (r = json_put_string(o, "holder", i->holder)) < 0 ||
+            (r = json_put_new(o, "this_node", json_object_new_boolean(streq_ptr(i->holder, node)))) < 0 ||
+            (r = json_put_time(o, "acquire_time", i->acquire_time)) < 0 ||
+            (r = json_put_time(o, "renew_time", i->renew_time)) < 0 ||
+            (r = (i->duration_sec > 0 ? json_put_new(o, "lease_duration_sec", json_object_new_int64(i->duration_sec)) :
+                  json_put(o, "lease_duration_sec", NULL))) < 0 ||
+            (r = json_put_time(o, "expire_time", expires)) < 0 ||
+            (r = json_put_string(o, "resource_version", i->resource_version)) < 0)
+                return r;
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+static int status_to_json(const Ctl *c, const Status *s, json_object **ret) {
+        _cleanup_json_ json_object *o = json_object_new_object(), *state_file = json_object_new_object(),
+                *boot = json_object_new_object(), *sentinel = json_object_new_object(),
+                *window = json_object_new_object(), *lock = json_object_new_object(),
+                *cluster = json_object_new_object();
+        const Config *cfg = c->config;
+        const RebootState *st = &s->state;
+        int r;
+
+        if (!o || !state_file || !boot || !sentinel || !window || !lock || !cluster)
+                return -ENOMEM;
+
+        if ((r = json_put_string(o, "node", cfg->node_name)) < 0)
+                return r;
+
+        if ((r = json_put_string(state_file, "path", s->state_path)) < 0 ||
+            (r = json_put_new(state_file, "exists", json_object_new_boolean(s->state_exists))) < 0 ||
+            (r = json_put_string(state_file, "error", s->state_error < 0 ? s->state_error_text : NULL)) < 0 ||
+            (r = json_put(o, "state_file", TAKE_PTR(state_file))) < 0)
+                return r;
+
+        if (s->state_error < 0) {
+                if ((r = json_put(o, "state", NULL)) < 0 || (r = json_put(o, "phase_age_sec", NULL)) < 0)
+                        return r;
+        } else {
+                _cleanup_free_ char *text = NULL;
+                json_object *state = NULL;
+
+                /* The state file's own form (state_to_json), so both read the same. */
+                r = state_to_json(st, &text);
+                if (r >= 0)
+                        r = json_parse(text, strlen(text), &state);
+                if (r < 0)
+                        return r;
+                if ((r = json_put(o, "state", state)) < 0)
+                        return r;
+                r = st->phase_since > 0 && st->phase_since <= s->now ?
+                        json_put_new(o, "phase_age_sec",
+                                     json_object_new_int64((int64_t) ((s->now - st->phase_since) / USEC_PER_SEC))) :
+                        json_put(o, "phase_age_sec", NULL);
+                if (r < 0)
+                        return r;
+        }
+
+        if ((r = json_put_string(boot, "recorded", s->state_error >= 0 && st->boot_id[0] ? st->boot_id : NULL)) < 0 ||
+            (r = json_put_string(boot, "current", s->boot_id_error >= 0 ? s->boot_id : NULL)) < 0 ||
+            (r = (s->state_error >= 0 && st->boot_id[0] && s->boot_id_error >= 0 ?
+                  json_put_new(boot, "same_boot", json_object_new_boolean(streq(st->boot_id, s->boot_id))) :
+                  json_put(boot, "same_boot", NULL))) < 0 ||
+            (r = json_put(o, "boot_id", TAKE_PTR(boot))) < 0)
+                return r;
+
+        if ((r = json_put_string(sentinel, "path", cfg->sentinel_path)) < 0 ||
+            (r = json_put_new(sentinel, "present", json_object_new_boolean(s->sentinel_present))) < 0 ||
+            (r = json_put(o, "sentinel", TAKE_PTR(sentinel))) < 0)
+                return r;
+
+        if ((r = json_put_string(window, "description", s->window_text)) < 0 ||
+            (r = json_put_new(window, "open", json_object_new_boolean(s->window_open))) < 0 ||
+            (r = json_put_time(window, "next_open", s->window_open ? s->now : s->window_next)) < 0 ||
+            (r = json_put(o, "window", TAKE_PTR(window))) < 0)
+                return r;
+
+        if ((r = json_put_string(lock, "namespace", cfg->lock_namespace)) < 0 ||
+            (r = json_put_string(lock, "name", cfg->lock_name)) < 0 ||
+            (r = json_put_new(lock, "concurrency", json_object_new_int64(cfg->concurrency))) < 0 ||
+            (r = json_put(o, "lock", TAKE_PTR(lock))) < 0)
+                return r;
+
+        if ((r = json_put_new(cluster, "available", json_object_new_boolean(!s->cluster_error))) < 0 ||
+            (r = json_put_string(cluster, "error", s->cluster_error)) < 0 ||
+            (r = json_put_string(cluster, "server", c->kubeconfig ? c->kubeconfig->server : NULL)) < 0 ||
+            (r = json_put_time(cluster, "server_time", s->slots && s->slots_error >= 0 ? s->server_now : 0)) < 0)
+                return r;
+        if (s->slots && s->slots_error >= 0) {
+                _cleanup_json_ json_object *a = json_object_new_array();
+
+                if (!a)
+                        return -ENOMEM;
+                for (size_t i = 0; i < s->n_slots; i++) {
+                        json_object *slot = NULL;
+
+                        r = slot_to_json(s->slots + i, cfg->node_name, &slot);
+                        if (r < 0)
+                                return r;
+                        if (json_object_array_add(a, slot) < 0) {
+                                json_object_put(slot);
+                                return -ENOMEM;
+                        }
+                }
+                r = json_put(cluster, "slots", TAKE_PTR(a));
+        } else
+                r = json_put(cluster, "slots", NULL);
+        if (r < 0)
+                return r;
+        if (s->node) {
+                _cleanup_json_ json_object *n = json_object_new_object(), *ann = json_object_new_object();
+                json_object *annotations = json_get(s->node, "metadata.annotations");
+
+                if (!n || !ann)
+                        return -ENOMEM;
+                if (annotations && json_object_is_type(annotations, json_type_object)) {
+                        json_object_object_foreach(annotations, key, value)
+                                if (startswith(key, ANNOTATION_PREFIX) &&
+                                    (r = json_put_string(ann, key, json_object_get_string(value))) < 0)
+                                        return r;
+                }
+                if ((r = json_put_string(n, "name", cfg->node_name)) < 0 ||
+                    (r = json_put_new(n, "unschedulable", json_object_new_boolean(node_is_unschedulable(s->node)))) < 0 ||
+                    (r = json_put_new(n, "ready", json_object_new_boolean(node_is_ready(s->node)))) < 0 ||
+                    (r = json_put(n, "annotations", TAKE_PTR(ann))) < 0 ||
+                    (r = json_put(cluster, "node", TAKE_PTR(n))) < 0)
+                        return r;
+        } else if ((r = json_put(cluster, "node", NULL)) < 0)
+                return r;
+        if ((r = json_put(o, "cluster", TAKE_PTR(cluster))) < 0 ||
+            (r = json_put_string(o, "waiting_for", s->waiting_for)) < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+static int command_status(Ctl *c) {
+        _cleanup_(status_done) Status s = { .now = now_usec(CLOCK_REALTIME) };
+        int r;
+
+        reboot_state_init(&s.state);
+
+        r = status_read_state(&s, c->state_dir);
+        if (r < 0)
+                return log_oom(), EXIT_FAILURE;
+        s.boot_id_error = boot_id_read(s.boot_id);
+        s.sentinel_present = access(c->config->sentinel_path, F_OK) >= 0;
+        s.window_text = window_describe(c->window);
+        s.window_open = window_contains(c->window, s.now);
+        s.window_next = window_next_open(c->window, s.now);
+        if (!s.state_path || !s.window_text || (s.state_error < 0 && !s.state_error_text))
+                return log_oom(), EXIT_FAILURE;
+
+        status_gather_cluster(c, &s);
+
+        s.waiting_for = status_waiting_for(c, &s);
+        if (!s.waiting_for)
+                return log_oom(), EXIT_FAILURE;
+
+        if (arg_json) {
+                _cleanup_json_ json_object *o = NULL;
+
+                r = status_to_json(c, &s, &o);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to format the status as JSON: %m"), EXIT_FAILURE;
+                printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                              JSON_C_TO_STRING_NOSLASHESCAPE));
+        } else
+                status_print_text(c, &s);
+        fflush(stdout);
+
+        /* The cluster part is best effort: it is reported, and the local part stands on its own. */
+        if (s.cluster_error)
+                log_error("The cluster part of the status is unavailable: %s", s.cluster_error);
+        if (s.state_error < 0) {
+                log_error("Cannot read the state file %s: %s", s.state_path, s.state_error_text);
+                return EXIT_FAILURE;
+        }
+        return EXIT_SUCCESS;
+}
+
+/* ---- unlock --------------------------------------------------------------------------------- */
+
+typedef struct Listing {
+        bool done;
+        int error;
+        LockSlotInfo *slots;            /* owned copies of what the handler saw */
+        size_t n;
+        usec_t server_now;
+} Listing;
+
+static void on_unlock_listed(Lock *l, int error, const LockSlotInfo *slots, size_t n, usec_t server_now,
+                             void *userdata) {
+        Listing *li = userdata;
+
+        li->done = true;
+        li->server_now = server_now;
+        li->error = error < 0 ? error : slot_infos_copy(slots, n, &li->slots);
+        if (li->error >= 0)
+                li->n = n;
+}
+
+typedef struct Release {
+        bool done;
+        int error;
+        bool have_slot;
+        LockSlotInfo slot;
+} Release;
+
+static void on_released(Lock *l, int error, const LockSlotInfo *slot, void *userdata) {
+        Release *rel = userdata;
+
+        rel->done = true;
+        rel->error = error;
+        if (slot) {
+                rel->have_slot = true;
+                rel->slot = *slot;
+                rel->slot.name = strdup(strempty(slot->name));
+                rel->slot.holder = slot->holder ? strdup(slot->holder) : NULL;
+                rel->slot.resource_version = NULL;
+        }
+}
+
+/* Returns true when released (or free already). */
+static bool unlock_one(Ctl *c, const char *slot, usec_t deadline) {
+        const Config *cfg = c->config;
+        Release rel = {};
+        char since[TIME_MAX * 2];
+        bool ok = false;
+        int r;
+
+        r = lock_force_release(c->lock, slot, on_released, &rel);
+        if (r >= 0)
+                r = ctl_wait(c, &rel.done, deadline);
+        if (r < 0) {
+                log_error_errno(r, "Failed to release lock slot %s/%s: %m", cfg->lock_namespace, slot);
+                goto finish;
+        }
+
+        switch (rel.error) {
+        case 0:
+                if (rel.slot.holder)
+                        printf("Released %s; it was held by %s since %s.\n", slot, rel.slot.holder,
+                               format_when(since, sizeof since, rel.slot.acquire_time, now_usec(CLOCK_REALTIME)));
+                else
+                        printf("%s is free already; nothing was written.\n", slot);
+                ok = true;
+                break;
+        case -ESTALE:
+                if (rel.have_slot && rel.slot.holder)
+                        log_error("Lock slot %s changed while it was being released (now held by %s since %s); "
+                                  "nothing was overwritten. Check with 'noderebootctl status' and run again.",
+                                  slot, rel.slot.holder,
+                                  format_when(since, sizeof since, rel.slot.acquire_time, now_usec(CLOCK_REALTIME)));
+                else
+                        log_error("Lock slot %s changed while it was being released; nothing was overwritten. "
+                                  "Check with 'noderebootctl status' and run again.", slot);
+                break;
+        case -ENOENT:
+                if ((unsigned) lock_slot_index(cfg->lock_name, slot) < cfg->concurrency) {
+                        printf("%s does not exist: it is free; nothing was written.\n", slot);
+                        ok = true;
+                } else
+                        log_error("Lease %s/%s does not exist.", cfg->lock_namespace, slot);
+                break;
+        case -EPERM:
+                log_error("Lease %s/%s is not labelled %s=%s: it is not a slot of this lock group; not touching it.",
+                          cfg->lock_namespace, slot, LOCK_LABEL, cfg->lock_name);
+                break;
+        default:
+                log_error_errno(rel.error, "Failed to release lock slot %s/%s: %m", cfg->lock_namespace, slot);
+        }
+
+finish:
+        lock_slot_info_done(&rel.slot);
+        return ok;
+}
+
+static int command_unlock(Ctl *c) {
+        const Config *cfg = c->config;
+        _cleanup_strv_free_ char **targets = NULL;
+        Listing li = {};
+        usec_t deadline;
+        bool failed = false;
+        int r, ret = EXIT_SUCCESS;
+
+        if (arg_slot && lock_slot_index(cfg->lock_name, arg_slot) < 0) {
+                log_error("'%s' is not a slot of lock group %s (its slots are %s-0 … %s-%u).", arg_slot,
+                          cfg->lock_name, cfg->lock_name, cfg->lock_name, cfg->concurrency - 1);
+                return EX_USAGE;
+        }
+
+        r = ctl_connect(c);
+        if (r < 0)
+                return connect_error_is_config(r) ? EX_CONFIG : EXIT_FAILURE;
+        deadline = now_usec(CLOCK_MONOTONIC) + CTL_DEADLINE_USEC;
+
+        /* With --yes and one slot, lock_force_release() reads the slot itself; otherwise the group
+         * is listed first, to show it or to find the held slots. Listing writes nothing. */
+        if (!arg_yes || arg_all) {
+                r = lock_list(c->lock, on_unlock_listed, &li);
+                if (r >= 0)
+                        r = ctl_wait(c, &li.done, deadline);
+                if (r >= 0)
+                        r = li.error;
+                if (r < 0) {
+                        log_error_errno(r, "Failed to list the lock slots %s/%s-* at %s: %m", cfg->lock_namespace,
+                                        cfg->lock_name, c->kubeconfig->server);
+                        ret = EXIT_FAILURE;
+                        goto finish;
+                }
+
+                for (size_t i = 0; i < li.n; i++) {
+                        bool wanted = arg_all || streq(li.slots[i].name, arg_slot);
+
+                        if (!wanted)
+                                continue;
+                        if (!li.slots[i].holder) {
+                                if (!arg_all)
+                                        printf("%s is free; nothing to release.\n", li.slots[i].name);
+                                continue;
+                        }
+                        if (strv_extend(&targets, li.slots[i].name) < 0) {
+                                ret = (log_oom(), EXIT_FAILURE);
+                                goto finish;
+                        }
+                        if (!arg_yes) {
+                                _cleanup_free_ char *d = describe_slot(li.slots + i, li.server_now);
+
+                                printf("Would release %s/%s: %s.\n", cfg->lock_namespace, li.slots[i].name, strna(d));
+                        }
+                }
+                if (!arg_all && !targets && !find_slot(li.slots, li.n, arg_slot)) {
+                        log_error("Lease %s/%s does not exist (or is not labelled %s=%s).", cfg->lock_namespace,
+                                  arg_slot, LOCK_LABEL, cfg->lock_name);
+                        ret = EXIT_FAILURE;
+                        goto finish;
+                }
+                if (arg_all && !targets) {
+                        printf("No slot of %s/%s is held; nothing to release.\n", cfg->lock_namespace, cfg->lock_name);
+                        goto finish;
+                }
+                if (!targets)
+                        goto finish;
+                if (!arg_yes) {
+                        printf("\nOnly release a slot whose holder is gone or stuck: while a holder is still "
+                               "draining or rebooting,\nanother node may take the slot and go down at the same "
+                               "time. The holder, if it is alive,\ngives up its cycle when it next renews.\n");
+                        log_error("Nothing was changed. Run 'noderebootctl unlock %s --yes' to release %s.",
+                                  arg_all ? "--all" : arg_slot, arg_all && strv_length(targets) > 1 ? "them" : "it");
+                        ret = EXIT_FAILURE;
+                        goto finish;
+                }
+        } else if (strv_extend(&targets, arg_slot) < 0) {
+                ret = (log_oom(), EXIT_FAILURE);
+                goto finish;
+        }
+
+        for (char **t = targets; t && *t; t++)
+                if (!unlock_one(c, *t, deadline))
+                        failed = true;
+        if (failed)
+                ret = EXIT_FAILURE;
+
+finish:
+        lock_slot_infos_free(li.slots, li.n);
+        return ret;
+}
+
+/* ---- command line --------------------------------------------------------------------------- */
+
+static void help(void) {
+        printf("%1$s [OPTIONS...] COMMAND\n\n"
+               "Shows what noderebootd on this node does and waits for; releases stuck lock slots.\n\n"
+               "Commands:\n"
+               "  status [--json]          This node's reboot state, the window, the lock slots, the Node\n"
+               "  unlock SLOT [--yes]      Release lock slot SLOT (e.g. nodereboot-0) whoever holds it\n"
+               "  unlock --all [--yes]     Release every held slot of the lock group\n\n"
+               "Options:\n"
+               "  -h --help                Show this help\n"
+               "     --version             Show the version\n"
+               "  -c --config=FILE         Read FILE (and FILE.d/*.conf) instead of the standard folders\n"
+               "     --state-dir=DIR       The daemon's state folder (default: $STATE_DIRECTORY or\n"
+               "                           /var/lib/nodereboot)\n"
+               "     --json                status: print one JSON object\n"
+               "  -y --yes                 unlock: really release (without it, only show what would be)\n"
+               "     --all                 unlock: every held slot of the group\n"
+               "\nExit status: 0 done, 1 failure (or unlock without --yes), 64 usage, 78 configuration.\n"
+               "See noderebootctl(1).\n",
+               program_invocation_short_name);
+}
+
+/* Returns 1 to go on, 0 to exit successfully, < 0 on a usage error (logged). */
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_STATE_DIR,
+                ARG_JSON,
+                ARG_ALL,
+        };
+        static const struct option options[] = {
+                { "help",      no_argument,       NULL, 'h'           },
+                { "version",   no_argument,       NULL, ARG_VERSION   },
+                { "config",    required_argument, NULL, 'c'           },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "json",      no_argument,       NULL, ARG_JSON      },
+                { "yes",       no_argument,       NULL, 'y'           },
+                { "all",       no_argument,       NULL, ARG_ALL       },
+                {}
+        };
+        const char *verb;
+        int c;
+
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "hc:y", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("noderebootctl %s\n", PACKAGE_VERSION);
+                        return 0;
+                case 'c':
+                        arg_config = optarg;
+                        break;
+                case ARG_STATE_DIR:
+                        arg_state_dir = optarg;
+                        break;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+                case 'y':
+                        arg_yes = true;
+                        break;
+                case ARG_ALL:
+                        arg_all = true;
+                        break;
+                case '?':
+                default:
+                        if (optopt && optopt < 0x100)
+                                log_error("Unknown option -%c, or it lacks its argument; see --help.", optopt);
+                        else
+                                log_error("Unknown option %s, or it lacks its argument; see --help.",
+                                          argv[optind - 1]);
+                        return -EINVAL;
+                }
+
+        if (optind >= argc) {
+                log_error("No command given; see --help.");
+                return -EINVAL;
+        }
+        verb = argv[optind++];
+
+        if (streq(verb, "status")) {
+                arg_command = COMMAND_STATUS;
+                if (arg_yes || arg_all) {
+                        log_error("--yes and --all belong to the unlock command.");
+                        return -EINVAL;
+                }
+                if (optind < argc) {
+                        log_error("status takes no arguments ('%s' given).", argv[optind]);
+                        return -EINVAL;
+                }
+        } else if (streq(verb, "unlock")) {
+                arg_command = COMMAND_UNLOCK;
+                if (arg_json) {
+                        log_error("--json belongs to the status command.");
+                        return -EINVAL;
+                }
+                if (optind < argc)
+                        arg_slot = argv[optind++];
+                if (optind < argc) {
+                        log_error("unlock takes one slot ('%s' given too).", argv[optind]);
+                        return -EINVAL;
+                }
+                if (!!arg_slot == arg_all) {
+                        log_error("unlock needs either a SLOT (e.g. nodereboot-0) or --all.");
+                        return -EINVAL;
+                }
+        } else {
+                log_error("Unknown command '%s'; the commands are status and unlock, see --help.", verb);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(ctl_done) Ctl c = {};
+        _cleanup_free_ char *window_error = NULL;
+        const char *state_dir;
+        int r;
+
+        log_open();
+        /* The library's progress messages are for the daemon's journal; this tool prints its own. */
+        log_set_max_level(LOG_NOTICE);
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? EX_USAGE : EXIT_SUCCESS;
+
+        r = config_new(&c.config);
+        if (r < 0)
+                return log_oom(), EXIT_FAILURE;
+        r = arg_config ? config_load_file(c.config, arg_config) : config_load_default(c.config, NULL);
+        if (r >= 0)
+                r = config_verify(c.config);
+        if (r < 0)
+                return r == -ENOMEM ? EXIT_FAILURE : EX_CONFIG;        /* logged with file, line and key */
+        r = window_new(&c.window, c.config->window_days, c.config->window_start, c.config->window_end,
+                       c.config->window_time_zone, &window_error);
+        if (r == -ENOMEM)
+                return log_oom(), EXIT_FAILURE;
+        if (r < 0) {
+                log_error("Invalid maintenance window: %s", strna(window_error));
+                return EX_CONFIG;
+        }
+
+        state_dir = arg_state_dir ?: getenv("STATE_DIRECTORY");
+        if (isempty(state_dir))
+                state_dir = "/var/lib/nodereboot";
+        /* systemd passes a colon-separated list when several folders are configured; we use the first. */
+        c.state_dir = strndup(state_dir, strcspn(state_dir, ":"));
+        if (!c.state_dir)
+                return log_oom(), EXIT_FAILURE;
+
+        switch (arg_command) {
+        case COMMAND_STATUS:
+                return command_status(&c);
+        case COMMAND_UNLOCK:
+                return command_unlock(&c);
+        }
+        return EXIT_FAILURE;
+}
