@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "window.h"
 #include "fileio.h"
 #include "label-selector.h"
 #include "log.h"
@@ -789,6 +790,15 @@ int config_verify(const Config *c) {
             isempty(c->window_time_zone))
                 return log_error_errno(EINVAL,
                                        "[Window] Days=, StartTime=, EndTime= and TimeZone= must be set");
+        {
+                /* Parsed here too, so --check-config catches what the daemon would refuse. */
+                _cleanup_(window_freep) Window *w = NULL;
+                _cleanup_free_ char *error = NULL;
+
+                if (window_new(&w, c->window_days, c->window_start, c->window_end, c->window_time_zone,
+                               &error) < 0)
+                        return log_error_errno(EINVAL, "[Window] %s", strna(error));
+        }
 
         return 0;
 }

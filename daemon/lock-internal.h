@@ -80,3 +80,6 @@ int lock_slots_from_list(json_object *list, const char *name, unsigned concurren
  * or NULL. Returns the lease; ret_slot (may be NULL) gets its name (borrowed from the lease). */
 json_object *lock_find_holder(json_object *list, const char *name, const char *identity,
                               const char **ret_slot);
+
+/* renewTime + leaseDurationSeconds of a lease, or USEC_INFINITY when it cannot be timed. */
+usec_t lock_lease_expiry(json_object *lease);

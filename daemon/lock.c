@@ -77,6 +77,7 @@ struct Lock {
         LockChangedHandler changed;
         void *changed_userdata;
         bool synced;                    /* the watch finished its first list */
+        usec_t next_expiry;             /* server clock: earliest expiry of a held slot at the last -EBUSY */
         LockSeen *seen;                 /* resourceVersion of every lease the watch saw */
         size_t n_seen;
 };
@@ -102,11 +103,23 @@ const char *lock_lease_holder(json_object *lease) {
         return isempty(h) ? NULL : h;
 }
 
-LockSlotState lock_slot_state(json_object *lease, usec_t server_now, usec_t *ret_expired_usec) {
-        json_object *h;
+usec_t lock_lease_expiry(json_object *lease) {
         const char *renew;
         int64_t duration;
-        usec_t renewed, until;
+        usec_t renewed;
+
+        renew = json_get_string(lease, "spec.renewTime");
+        if (!renew || parse_rfc3339(renew, &renewed) < 0)
+                return USEC_INFINITY;
+        if (!json_get_int64(lease, "spec.leaseDurationSeconds", &duration) || duration <= 0 ||
+            (uint64_t) duration > USEC_INFINITY / USEC_PER_SEC - renewed / USEC_PER_SEC - 1)
+                return USEC_INFINITY;
+        return renewed + (usec_t) duration * USEC_PER_SEC;
+}
+
+LockSlotState lock_slot_state(json_object *lease, usec_t server_now, usec_t *ret_expired_usec) {
+        json_object *h;
+        usec_t until;
 
         if (ret_expired_usec)
                 *ret_expired_usec = 0;
@@ -120,15 +133,8 @@ LockSlotState lock_slot_state(json_object *lease, usec_t server_now, usec_t *ret
 
         /* A holder whose lease cannot be timed is treated as alive: taking a lock from a live node
          * is the one mistake this module must not make. A dead one is caught by the ghost check. */
-        renew = json_get_string(lease, "spec.renewTime");
-        if (!renew || parse_rfc3339(renew, &renewed) < 0)
-                return LOCK_SLOT_HELD;
-        if (!json_get_int64(lease, "spec.leaseDurationSeconds", &duration) || duration <= 0 ||
-            (uint64_t) duration > USEC_INFINITY / USEC_PER_SEC - renewed / USEC_PER_SEC - 1)
-                return LOCK_SLOT_HELD;
-
-        until = renewed + (usec_t) duration * USEC_PER_SEC;
-        if (until >= server_now)
+        until = lock_lease_expiry(lease);
+        if (until == USEC_INFINITY || until >= server_now)
                 return LOCK_SLOT_HELD;
         if (ret_expired_usec)
                 *ret_expired_usec = server_now - until;
@@ -738,6 +744,11 @@ static void lock_acquire_check_ghosts(LockOp *op);
 static void lock_acquire_busy(LockOp *op, const char *why) {
         Lock *l = op->lock;
         _cleanup_free_ char *holders = NULL;
+
+        l->next_expiry = USEC_INFINITY;
+        for (unsigned i = 0; i < l->concurrency; i++)
+                if (lock_lease_holder(op->slots[i]))
+                        l->next_expiry = MIN(l->next_expiry, lock_lease_expiry(op->slots[i]));
 
         holders = lock_format_holders(op->slots, l->slot_names, l->concurrency,
                                       kube_client_server_now(l->client));
@@ -1537,6 +1548,7 @@ int lock_new(Lock **ret, KubeClient *client, const char *namespace, const char *
         l->client = client;
         l->concurrency = concurrency;
         l->ttl_usec = ttl_usec;
+        l->next_expiry = USEC_INFINITY;
         l->namespace = strdup(namespace);
         l->name = strdup(name);
         l->identity = strdup(identity);
@@ -1587,4 +1599,8 @@ Lock *lock_free(Lock *l) {
         free(l->namespace);
         free(l);
         return NULL;
+}
+
+usec_t lock_next_expiry(Lock *l) {
+        return l ? l->next_expiry : USEC_INFINITY;
 }

@@ -35,6 +35,11 @@ int lock_release(Lock *l, const char *slot, LockHandler handler, void *userdata)
 /* Which slot, if any, names us as holder (slot NULL when none); for adoption at start. */
 int lock_find_own(Lock *l, LockHandler handler, void *userdata);
 
+/* After an acquire ended in -EBUSY: the earliest moment (API server's clock, CLOCK_REALTIME usec)
+ * at which one of the held slots expires unless renewed; USEC_INFINITY when none can be timed.
+ * A waiting node tries again then: an expiry changes no object, so the watch does not see it. */
+usec_t lock_next_expiry(Lock *l);
+
 /* Watches the group's leases; changed() runs when any slot changes (e.g. one was released), so a
  * waiting node tries again at once. It also runs once after the watch's first list (a slot may have
  * freed before the watch began). Calling lock_watch() again while watching replaces the handler. */

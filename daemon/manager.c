@@ -300,11 +300,33 @@ static void on_lock_changed(Lock *l, void *userdata) {
         manager_kick(m, LOCK_KICK_JITTER_USEC);
 }
 
+static int on_recheck_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void manager_arm_recheck(Manager *m, usec_t delay) {
+        int r;
+
+        if (!m->recheck_timer) {
+                r = sd_event_add_time_relative(m->event, &m->recheck_timer, CLOCK_MONOTONIC, delay, USEC_PER_SEC,
+                                               on_recheck_timer, m);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to arm the lock re-check timer, ignoring: %m");
+                return;
+        }
+        r = sd_event_source_set_time_relative(m->recheck_timer, delay);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->recheck_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning_errno(r, "Failed to re-arm the lock re-check timer, ignoring: %m");
+}
+
 static int on_recheck_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
 
-        if (m->state.phase == REBOOT_PHASE_PENDING)
-                (void) manager_dispatch(m, REBOOT_EVENT_TICK, NULL);
+        if (m->state.phase != REBOOT_PHASE_PENDING)
+                return 0;
+        /* The safety net keeps going for as long as we wait. */
+        manager_arm_recheck(m, m->config->lock_recheck_usec);
+        (void) manager_dispatch(m, REBOOT_EVENT_TICK, NULL);
         return 0;
 }
 
@@ -319,13 +341,8 @@ static void manager_update_pending_watchers(Manager *m) {
                         else
                                 m->lock_watching = true;
                 }
-                if (!m->recheck_timer) {
-                        r = sd_event_add_time_relative(m->event, &m->recheck_timer, CLOCK_MONOTONIC,
-                                                       m->config->lock_recheck_usec, USEC_PER_SEC,
-                                                       on_recheck_timer, m);
-                        if (r >= 0)
-                                (void) sd_event_source_set_enabled(m->recheck_timer, SD_EVENT_ON);
-                }
+                if (!m->recheck_timer)
+                        manager_arm_recheck(m, m->config->lock_recheck_usec);
         } else {
                 if (m->lock_watching) {
                         lock_unwatch(m->lock);
@@ -361,6 +378,18 @@ static void on_lock_acquired(Lock *l, int error, const char *slot, const char *h
                 m->action_failures = 0;
                 manager_set_waiting(m, "waiting for the lock: %s", strna(holders));
                 manager_set_taint(m, true);
+                {
+                        /* A holder that stops renewing frees its slot without any write the
+                         * watch could see: look again right after the earliest expiry. */
+                        usec_t expiry = lock_next_expiry(m->lock), now = kube_client_server_now(m->client);
+
+                        if (expiry != USEC_INFINITY) {
+                                usec_t delay = expiry > now ? expiry - now : 0;
+                                if (delay < m->config->lock_recheck_usec)
+                                        manager_arm_recheck(m, delay + 500 * USEC_PER_MSEC +
+                                                            random_jitter(500 * USEC_PER_MSEC));
+                        }
+                }
                 if (again)
                         manager_kick(m, LOCK_KICK_JITTER_USEC);
                 return;

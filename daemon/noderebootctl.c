@@ -98,6 +98,11 @@ static int ctl_connect(Ctl *c) {
         r = kube_client_new(&c->client, c->event, c->kubeconfig);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the Kubernetes client: %m");
+        /* The nodes share one ServiceAccount: the User-Agent tells the tool's requests (and this
+         * node) apart in the API server's audit log. */
+        r = kube_client_set_user_agent(c->client, "noderebootctl", c->config->node_name);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set the User-Agent: %m");
         /* One quick retry: an administrator at a terminal wants an answer, not a back-off. */
         kube_client_set_timeouts(c->client, CTL_CONNECT_TIMEOUT_USEC, CTL_REQUEST_TIMEOUT_USEC);
         kube_client_set_retry(c->client, 1, 200 * USEC_PER_MSEC, USEC_PER_SEC);
@@ -288,7 +293,7 @@ static int status_read_state(Status *s, const char *dir) {
         r = read_full_file(s->state_path, STATE_FILE_SIZE_MAX, &text, &size);
         if (r == -ENOENT)
                 return 0;       /* idle */
-        s->state_exists = r != -ENOENT;
+        s->state_exists = true;
         if (r == -EACCES) {
                 s->state_error = r;
                 s->state_error_text = strdup("permission denied (run as root or as a member of group nodereboot)");
@@ -412,8 +417,8 @@ static char *waiting_for_lock(const Ctl *c, const Status *s) {
                                              s->slots[i].name);
         for (size_t i = 0; i < s->n_slots && i < c->config->concurrency; i++)
                 if (s->slots[i].state != LOCK_SLOT_HELD)
-                        return strdup_printf("noderebootd to take lock slot %s, which is free (is the service running?)",
-                                             s->slots[i].name);
+                        return strdup_printf("noderebootd to take lock slot %s, which is free "
+                                             "(is the service running?)", s->slots[i].name);
         for (size_t i = 0; i < s->n_slots && i < c->config->concurrency; i++) {
                 char *t = strdup_printf("%s%s%s held by %s since %s", held, isempty(held) ? "" : "; ",
                                         s->slots[i].name, strna(s->slots[i].holder),
@@ -561,6 +566,8 @@ static void status_print_text(const Ctl *c, const Status *s) {
         print_field("Sentinel:", "%s (%s)", cfg->sentinel_path, s->sentinel_present ? "present" : "absent");
         if (s->window_open)
                 print_field("Window:", "%s: open now", s->window_text);
+        else if (s->window_next == USEC_INFINITY)
+                print_field("Window:", "%s: closed, never opens", s->window_text);
         else
                 print_field("Window:", "%s: closed, opens %s", s->window_text,
                             format_when(t1, sizeof t1, s->window_next, s->now));
@@ -583,7 +590,8 @@ static void status_print_text(const Ctl *c, const Status *s) {
                 json_object *annotations = json_get(s->node, "metadata.annotations");
                 bool any = false;
 
-                print_field("Node object:", "%s, %s", node_is_unschedulable(s->node) ? "unschedulable" : "schedulable",
+                print_field("Node object:", "%s, %s",
+                            node_is_unschedulable(s->node) ? "unschedulable" : "schedulable",
                             node_is_ready(s->node) ? "Ready" : "not Ready");
                 if (annotations && json_object_is_type(annotations, json_type_object)) {
                         json_object_object_foreach(annotations, key, value)
@@ -644,7 +652,8 @@ static int slot_to_json(const LockSlotInfo *i, const char *node, json_object **r
             (r = json_put_new(o, "this_node", json_object_new_boolean(streq_ptr(i->holder, node)))) < 0 ||
             (r = json_put_time(o, "acquire_time", i->acquire_time)) < 0 ||
             (r = json_put_time(o, "renew_time", i->renew_time)) < 0 ||
-            (r = (i->duration_sec > 0 ? json_put_new(o, "lease_duration_sec", json_object_new_int64(i->duration_sec)) :
+            (r = (i->duration_sec > 0 ?
+                  json_put_new(o, "lease_duration_sec", json_object_new_int64(i->duration_sec)) :
                   json_put(o, "lease_duration_sec", NULL))) < 0 ||
             (r = json_put_time(o, "expire_time", expires)) < 0 ||
             (r = json_put_string(o, "resource_version", i->resource_version)) < 0)
@@ -712,7 +721,8 @@ static int status_to_json(const Ctl *c, const Status *s, json_object **ret) {
 
         if ((r = json_put_string(window, "description", s->window_text)) < 0 ||
             (r = json_put_new(window, "open", json_object_new_boolean(s->window_open))) < 0 ||
-            (r = json_put_time(window, "next_open", s->window_open ? s->now : s->window_next)) < 0 ||
+            (r = json_put_time(window, "next_open", s->window_open ? s->now :
+                               s->window_next == USEC_INFINITY ? 0 : s->window_next)) < 0 ||
             (r = json_put(o, "window", TAKE_PTR(window))) < 0)
                 return r;
 
@@ -761,7 +771,8 @@ static int status_to_json(const Ctl *c, const Status *s, json_object **ret) {
                                         return r;
                 }
                 if ((r = json_put_string(n, "name", cfg->node_name)) < 0 ||
-                    (r = json_put_new(n, "unschedulable", json_object_new_boolean(node_is_unschedulable(s->node)))) < 0 ||
+                    (r = json_put_new(n, "unschedulable",
+                                      json_object_new_boolean(node_is_unschedulable(s->node)))) < 0 ||
                     (r = json_put_new(n, "ready", json_object_new_boolean(node_is_ready(s->node)))) < 0 ||
                     (r = json_put(n, "annotations", TAKE_PTR(ann))) < 0 ||
                     (r = json_put(cluster, "node", TAKE_PTR(n))) < 0)
@@ -805,7 +816,8 @@ static int command_status(Ctl *c) {
                 r = status_to_json(c, &s, &o);
                 if (r < 0)
                         return log_error_errno(r, "Failed to format the status as JSON: %m"), EXIT_FAILURE;
-                printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                              JSON_C_TO_STRING_SPACED |
                                                               JSON_C_TO_STRING_NOSLASHESCAPE));
         } else
                 status_print_text(c, &s);
@@ -855,11 +867,14 @@ static void on_released(Lock *l, int error, const LockSlotInfo *slot, void *user
         rel->done = true;
         rel->error = error;
         if (slot) {
+                /* Only the holder and the times are reported; the strings are borrowed. */
                 rel->have_slot = true;
                 rel->slot = *slot;
-                rel->slot.name = strdup(strempty(slot->name));
-                rel->slot.holder = slot->holder ? strdup(slot->holder) : NULL;
+                rel->slot.name = NULL;
                 rel->slot.resource_version = NULL;
+                rel->slot.holder = slot->holder ? strdup(slot->holder) : NULL;
+                if (slot->holder && !rel->slot.holder)
+                        rel->error = -ENOMEM;
         }
 }
 
@@ -906,8 +921,8 @@ static bool unlock_one(Ctl *c, const char *slot, usec_t deadline) {
                         log_error("Lease %s/%s does not exist.", cfg->lock_namespace, slot);
                 break;
         case -EPERM:
-                log_error("Lease %s/%s is not labelled %s=%s: it is not a slot of this lock group; not touching it.",
-                          cfg->lock_namespace, slot, LOCK_LABEL, cfg->lock_name);
+                log_error("Lease %s/%s is not labelled %s=%s: it is not a slot of this lock group; "
+                          "not touching it.", cfg->lock_namespace, slot, LOCK_LABEL, cfg->lock_name);
                 break;
         default:
                 log_error_errno(rel.error, "Failed to release lock slot %s/%s: %m", cfg->lock_namespace, slot);
@@ -969,7 +984,8 @@ static int command_unlock(Ctl *c) {
                         if (!arg_yes) {
                                 _cleanup_free_ char *d = describe_slot(li.slots + i, li.server_now);
 
-                                printf("Would release %s/%s: %s.\n", cfg->lock_namespace, li.slots[i].name, strna(d));
+                                printf("Would release %s/%s: %s.\n", cfg->lock_namespace, li.slots[i].name,
+                                       strna(d));
                         }
                 }
                 if (!arg_all && !targets && !find_slot(li.slots, li.n, arg_slot)) {
@@ -979,7 +995,8 @@ static int command_unlock(Ctl *c) {
                         goto finish;
                 }
                 if (arg_all && !targets) {
-                        printf("No slot of %s/%s is held; nothing to release.\n", cfg->lock_namespace, cfg->lock_name);
+                        printf("No slot of %s/%s is held; nothing to release.\n", cfg->lock_namespace,
+                               cfg->lock_name);
                         goto finish;
                 }
                 if (!targets)
@@ -987,7 +1004,7 @@ static int command_unlock(Ctl *c) {
                 if (!arg_yes) {
                         printf("\nOnly release a slot whose holder is gone or stuck: while a holder is still "
                                "draining or rebooting,\nanother node may take the slot and go down at the same "
-                               "time. The holder, if it is alive,\ngives up its cycle when it next renews.\n");
+                               "time. See noderebootctl(1).\n");
                         log_error("Nothing was changed. Run 'noderebootctl unlock %s --yes' to release %s.",
                                   arg_all ? "--all" : arg_slot, arg_all && strv_length(targets) > 1 ? "them" : "it");
                         ret = EXIT_FAILURE;

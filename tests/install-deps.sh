@@ -9,7 +9,8 @@ packages=(meson ninja-build pkg-config gcc clang libc6-dev
           libsystemd-dev libcurl4-openssl-dev libjson-c-dev libinih-dev libyaml-dev
           scdoc mandoc)
 if [[ $level != build ]]; then
-        packages+=(dbus python3-dbusmock python3-dbus openssl systemd curl)
+        # python3-yaml: the test API server reads packaging/kubernetes/rbac.yaml (--rbac-manifests).
+        packages+=(dbus python3-dbusmock python3-dbus python3-yaml openssl systemd curl)
 fi
 if [[ $level == system ]]; then
         # build-essential: dpkg-buildpackage runs debian/rules with make (packaging/build-deb.sh).

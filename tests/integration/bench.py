@@ -5,10 +5,16 @@ and real noderebootd processes, one per simulated node.
 A node's "reboot" is simulated the way the real one looks to the daemon: the process dies, the
 boot ID changes, the sentinel (on /run, a tmpfs) is gone, the Node goes NotReady for a moment,
 and the daemon starts again from its state file.
+
+Every daemon authenticates as the ServiceAccount of packaging/kubernetes/rbac.yaml, and the server
+enforces that very file: a request it does not allow is a 403, and a bench that saw one fails its
+test when it closes. All nodes share that one user, so requests are told apart by the daemon's
+User-Agent, "noderebootd/<version> (node <name>)": use node_requests(log, name).
 """
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,6 +30,20 @@ import uuid
 SOURCE_ROOT = os.environ.get("SOURCE_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD_ROOT = os.environ.get("BUILD_ROOT") or os.path.join(SOURCE_ROOT, "build")
 PYTHON = "/usr/bin/python3"
+RBAC_MANIFESTS = os.path.join(SOURCE_ROOT, "packaging", "kubernetes", "rbac.yaml")
+SERVICE_ACCOUNT = "system:serviceaccount:kube-system:nodereboot"
+_NODE_IN_USER_AGENT = re.compile(r"\(node ([^()]+)\)")
+
+
+def request_node(entry):
+    """The node a logged request came from, by its User-Agent; None for other clients."""
+    m = _NODE_IN_USER_AGENT.search(entry.get("user_agent") or "")
+    return m.group(1) if m else None
+
+
+def node_requests(log, node):
+    """The requests of one node's daemon in the server's request log."""
+    return [e for e in log if request_node(e) == node]
 
 
 def daemon_binary():
@@ -124,6 +144,10 @@ class ApiServer:
 
     def request_log(self):
         return self.control("GET", "/log")
+
+    def denials(self):
+        """Every request the authorizer forbade since the server started (DELETE /log keeps them)."""
+        return self.control("GET", "/denials")
 
     def timeline(self):
         return self.control("GET", "/timeline")
@@ -282,7 +306,7 @@ class NodeDaemon:
         self.reboots = 0
         self.logs = []
         token = "token-" + name
-        bench.api.add_token(token, "system:node:" + name)
+        bench.api.add_token(token, SERVICE_ACCOUNT)
         self.kubeconfig = os.path.join(self.dir, "kubeconfig")
         with open(self.kubeconfig, "w") as f:
             f.write(f"""apiVersion: v1
@@ -475,10 +499,13 @@ def seed_cluster(nodes, replicas_per_node=2, pdb_min_available=None, namespace="
 
 class Bench:
     """A cluster of simulated nodes. Use as a context manager; the folder is kept on failure when
-    NODEREBOOT_KEEP_BENCH=1."""
+    NODEREBOOT_KEEP_BENCH=1. With rbac (the default) the server enforces RBAC_MANIFESTS, and
+    leaving the context fails the test if any daemon request was forbidden."""
 
-    def __init__(self, nodes, config=None, seed=None, server_args=(), **seed_args):
+    def __init__(self, nodes, config=None, seed=None, server_args=(), rbac=True, **seed_args):
         self.dir = tempfile.mkdtemp(prefix="nodereboot-bench-")
+        if rbac:
+            server_args = ["--rbac-manifests", RBAC_MANIFESTS] + list(server_args)
         self.api = ApiServer(self.dir, seed if seed is not None else seed_cluster(nodes, **seed_args), server_args)
         self.nodes = {}
         try:
@@ -492,10 +519,37 @@ class Bench:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
+        try:
+            forbidden = self.forbidden()
+            problem = (f"{len(forbidden)} request(s) of the ServiceAccount were forbidden by "
+                       f"{os.path.relpath(RBAC_MANIFESTS, SOURCE_ROOT)}; first: {forbidden[0]}"
+                       if forbidden else None)
+        except (OSError, ValueError) as e:
+            forbidden, problem = [], f"cannot read the server's request log to look for 403s: {e}"
+        failed = exc_type is not None or problem is not None
+        if failed:
             self.dump()
-        self.close(keep=exc_type is not None and os.environ.get("NODEREBOOT_KEEP_BENCH") == "1")
+        for line in forbidden[:20]:
+            print("FORBIDDEN:", line)
+        if len(forbidden) > 20:
+            print(f"FORBIDDEN: … and {len(forbidden) - 20} more")
+        self.close(keep=failed and os.environ.get("NODEREBOOT_KEEP_BENCH") == "1")
+        if problem and exc_type is None:
+            raise AssertionError(problem)
         return False
+
+    def forbidden(self):
+        """The ServiceAccount's requests that got a 403: the authorizer's denials (kept even when a
+        test clears the request log) and any 403 in the log that no fault rule injected."""
+        denials = self.api.denials()
+        log = self.api.request_log()
+        out = [f"{d['method']} {d['path']} ({d.get('user_agent')}): {d['message']}"
+               for d in denials if d["user"] == SERVICE_ACCOUNT]
+        seen = {(d["time"], d["path"]) for d in denials}
+        out += [f"{e['method']} {e['path']} ({e.get('user_agent')}): HTTP 403" for e in log
+                if e["status"] == 403 and e["user"] == SERVICE_ACCOUNT and not e.get("fault")
+                and (e["time"], e["path"]) not in seen]
+        return out
 
     def dump(self):
         for n in self.nodes.values():

@@ -9,11 +9,16 @@ It writes DIR/ready.json last (atomically) once both ports listen:
     {"url", "control_url", "pid", "ca", "admin_token", "kubeconfig", "cert_kubeconfig"}
 and removes it again on SIGTERM/SIGINT. A test starts it, waits for ready.json, talks HTTPS to
 "url" (DIR/admin.kubeconfig, DIR/admin-cert.kubeconfig, or its own --token) and steers the world
-through "control_url" (endpoints: apiserver/control.py). --rbac-manifests loads real
-ServiceAccount/ClusterRole/Role/(Cluster)RoleBinding YAML (needs python3-yaml) and then forbids
-every request its bindings do not allow, except admin's (apiserver/rbac.py, apiserver/access.py);
---token maps a token to a user such as system:serviceaccount:kube-system:nodereboot. apiserver/ holds the parts;
-test-apiserver.py and test-kubectl-fidelity.sh show what it guarantees."""
+through "control_url" (endpoints: apiserver/control.py).
+
+--rbac-manifests loads real ServiceAccount/ClusterRole/Role/(Cluster)RoleBinding YAML (needs
+python3-yaml), creates its ServiceAccounts, and from then on forbids every request its bindings do
+not allow, except admin's (apiserver/rbac.py, apiserver/access.py). Tokens for a ServiceAccount
+come from --token TOKEN=system:serviceaccount:NS:NAME, from a token Secret, or from TokenRequest
+(apiserver/tokens.py), as make-kubeconfig.sh gets them.
+
+apiserver/ holds the parts; test-apiserver.py and test-kubectl-fidelity.sh show what it
+guarantees."""
 
 import argparse
 import copy
@@ -39,6 +44,7 @@ from apiserver.objects import Objects  # noqa: E402
 from apiserver.pki import PKI, kubeconfig, write_atomic  # noqa: E402
 from apiserver.rbac import ManifestError, ManifestRBAC  # noqa: E402
 from apiserver.store import Store  # noqa: E402
+from apiserver.tokens import ServiceAccountTokens  # noqa: E402
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -52,17 +58,21 @@ class Context:
         self.store = Store(self.clock)
         self.objects = Objects(self.store, self.clock)
         self.cluster = Cluster(self.store, self.objects, self.clock, args.deletion_scale)
-        self.auth = Authenticator()
+        self.auth = Authenticator(self.clock)
         self.faults = FaultInjector()
         self.log = RequestLog()
         self.pki = PKI(self.state_dir)
+        self.tokens = ServiceAccountTokens(self.store, self.objects, self.auth, self.clock, self.pki.ca_crt,
+                                           self.cluster.timers)
         self.rbac = RBAC(_load_json(args.rbac) if args.rbac else None)
         manifests = None
+        self.service_accounts = []
         if args.rbac_manifests:
             docs = []
             for path in args.rbac_manifests:
                 docs += _load_yaml(path)
             manifests = ManifestRBAC(docs, ", ".join(args.rbac_manifests))
+            self.service_accounts = [d for d in docs if isinstance(d, dict) and d.get("kind") == "ServiceAccount"]
         self.authz = Authorizer(self.rbac, manifests)
         self.tls = None
         self.listener = None
@@ -149,6 +159,9 @@ def main():
     for ns in DEFAULT_NAMESPACES:
         ctx.objects.create(ns_res, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
                            from_api=False)
+    # The manifests' ServiceAccounts exist, as after `kubectl apply`: tokens can be made for them.
+    for sa in ctx.service_accounts:
+        ctx.seed_object(resources.by_kind("ServiceAccount"), sa)
     if args.seed:
         seed = _load_json(args.seed)
         if isinstance(seed, dict):

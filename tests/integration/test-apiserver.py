@@ -4,9 +4,11 @@ concurrency, the three patch types, selectors, watches (resume, 410, selector ex
 under PodDisruptionBudgets, the simulated kubelet and ReplicaSet controller, fault injection,
 outages, the server clock and RBAC. Every daemon test leans on these behaving like the real API."""
 
+import base64
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -579,8 +581,11 @@ class ApiServerTest(unittest.TestCase):
         log = [e for e in self.s.control("GET", "/log") if e["path"] == path]
         self.assertIn("drop", [e.get("fault") for e in log])
         e = log[-1]
-        for k in ("seq", "time", "method", "path", "query", "user", "verb", "status", "content_type", "body"):
+        for k in ("seq", "time", "method", "path", "query", "user", "user_agent", "verb", "status", "content_type",
+                  "body"):
             self.assertIn(k, e)
+        st, _, _ = self.s.api("GET", path, headers={"User-Agent": "noderebootd/9.9 (node n1)"})
+        self.assertEqual(self.s.control("GET", "/log")[-1]["user_agent"], "noderebootd/9.9 (node n1)")
 
     def test_outage(self):
         t0 = time.monotonic()
@@ -740,6 +745,378 @@ class StandaloneTest(unittest.TestCase):
                 self.assertAlmostEqual(time.monotonic() - t0, 1.0, delta=0.5)
             finally:
                 s.close()
+
+
+SA = "system:serviceaccount:kube-system:agent"
+
+# Every kind of rule and binding the authorizer knows, for the agent ServiceAccount.
+MANIFESTS = """
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: agent, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: agent}
+rules:
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "patch"]
+- apiGroups: [""]
+  resources: ["pods/eviction"]
+  verbs: ["create"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: agent}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: agent}
+subjects:
+- {kind: ServiceAccount, name: agent, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: agent, namespace: kube-system}
+rules:
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["list", "create"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "update", "watch"]
+  resourceNames: ["mine"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: agent, namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: agent}
+subjects:
+- {kind: ServiceAccount, name: agent}      # the binding's namespace
+---
+# A ClusterRole bound by a RoleBinding grants only in the binding's namespace; wildcards.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: configmap-admin}
+rules:
+- apiGroups: ["*"]
+  resources: ["configmaps", "*/status"]
+  verbs: ["*"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: configmap-admin, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: configmap-admin}
+subjects:
+- {kind: Group, apiGroup: rbac.authorization.k8s.io, name: "system:serviceaccounts:kube-system"}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: does-not-exist}
+subjects:
+- {kind: User, apiGroup: rbac.authorization.k8s.io, name: "system:serviceaccount:kube-system:agent"}
+"""
+
+
+class RbacManifestsTest(unittest.TestCase):
+    """--rbac-manifests: real RBAC YAML, enforced like the real RBAC authorizer."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="apiserver-rbac.")
+        d = cls.tmp.name
+        with open(d + "/rbac.yaml", "w") as f:
+            f.write(MANIFESTS)
+        with open(d + "/seed.json", "w") as f:
+            json.dump([node("n1"), pod("p", "n1"), pod("q", "n1", ns="kube-system"),
+                       lease("mine"), lease("kube-scheduler")], f)
+        cls.s = Server("--rbac-manifests", d + "/rbac.yaml", "--seed", d + "/seed.json",
+                       "--token", "agent-token=" + SA, "--token", "stranger=someone-else",
+                       "--token", "node-token=system:node:n1", state_dir=d + "/state")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.close()
+        cls.tmp.cleanup()
+
+    def call(self, method, path, body=None, ctype="application/json", token="agent-token"):
+        return self.s.api(method, path, body, ctype, token=token)
+
+    def assertAllowed(self, method, path, body=None, ctype="application/json", token="agent-token"):
+        st, obj, _ = self.call(method, path, body, ctype, token)
+        self.assertNotIn(st, (401, 403), "%s %s: %s" % (method, path, obj))
+        return st, obj
+
+    def assertForbidden(self, method, path, body=None, ctype="application/json", token="agent-token"):
+        st, obj, _ = self.call(method, path, body, ctype, token)
+        self.assertEqual(st, 403, "%s %s: %s" % (method, path, obj))
+        self.assertEqual((obj["kind"], obj["reason"], obj["code"]), ("Status", "Forbidden", 403))
+        return obj
+
+    def test_allowed(self):
+        self.assertEqual(self.assertAllowed("GET", "/api/v1/nodes/n1")[0], 200)
+        self.assertEqual(self.assertAllowed("PATCH", "/api/v1/nodes/n1", {"metadata": {"labels": {"a": "b"}}},
+                                            "application/merge-patch+json")[0], 200)
+        self.assertEqual(self.assertAllowed("PATCH", "/api/v1/nodes/n1", [{"op": "add", "path": "/metadata/labels/c",
+                                                                            "value": "d"}],
+                                            "application/json-patch+json")[0], 200, "patch is patch, whatever the type")
+        self.assertEqual(self.assertAllowed("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1")[0], 200,
+                         "a cluster-wide list through the ClusterRoleBinding")
+        w = self.s.conn()
+        w.request("GET", "/api/v1/pods?watch=1&timeoutSeconds=1", headers={"Authorization": "Bearer agent-token"})
+        self.assertEqual(w.getresponse().status, 200)
+        w.close()
+        self.assertEqual(self.assertAllowed("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases")[0],
+                         200, "the Role, in its namespace")
+        self.assertEqual(self.assertAllowed("GET", "/api", token="agent-token")[0], 200, "discovery is open")
+        self.assertEqual(self.assertAllowed("GET", "/api/v1/nodes", token=True)[0], 200, "admin is not restricted")
+
+    def test_denied_verb(self):
+        obj = self.assertForbidden("DELETE", "/api/v1/nodes/n1")
+        self.assertEqual(obj["message"], 'nodes "n1" is forbidden: User "%s" cannot delete resource "nodes" '
+                                         'in API group "" at the cluster scope' % SA)
+        self.assertEqual(obj["details"], {"name": "n1", "kind": "nodes"})
+        self.assertForbidden("GET", "/api/v1/nodes")                       # get is not list
+        self.assertForbidden("PUT", "/api/v1/nodes/n1", node("n1"))        # patch is not update
+        self.assertForbidden("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/mine?watch=1",
+                             token="stranger")
+        self.assertForbidden("DELETE", "/api/v1/namespaces/default/pods/p")
+        self.assertForbidden("GET", "/api/v1/nosuchthings")                # 403 before 404, as on a real server
+        self.assertForbidden("GET", "/api/v1/nodes", token="stranger")     # no binding, no access
+
+    def test_denied_namespace(self):
+        obj = self.assertForbidden("GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases")
+        self.assertIn('cannot list resource "leases" in API group "coordination.k8s.io" in the namespace "default"',
+                      obj["message"])
+        self.assertForbidden("GET", "/apis/coordination.k8s.io/v1/leases")  # a Role never grants cluster-wide
+        # A ClusterRole through a RoleBinding (to the ServiceAccounts' group) grants in its namespace only.
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+        self.assertEqual(self.assertAllowed("POST", "/api/v1/namespaces/default/configmaps", cm)[0], 201)
+        self.assertEqual(self.assertAllowed("DELETE", "/api/v1/namespaces/default/configmaps/c")[0], 200)
+        self.assertForbidden("POST", "/api/v1/namespaces/kube-system/configmaps", cm)
+        self.assertForbidden("GET", "/api/v1/configmaps")
+
+    def test_resource_names(self):
+        base = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
+        _, mine = self.assertAllowed("GET", base + "/mine")
+        mine["spec"]["holderIdentity"] = "n1"
+        self.assertEqual(self.assertAllowed("PUT", base + "/mine", mine)[0], 200)
+        obj = self.assertForbidden("GET", base + "/kube-scheduler")
+        self.assertTrue(obj["message"].startswith('leases.coordination.k8s.io "kube-scheduler" is forbidden'), obj)
+        self.assertForbidden("PUT", base + "/kube-scheduler", lease("kube-scheduler", holder="n1"))
+        self.assertForbidden("PATCH", base + "/mine", {"spec": {}}, "application/merge-patch+json")
+        # resourceNames never match a request without a name, except a list or watch whose field
+        # selector names exactly one object.
+        self.assertForbidden("GET", base + "?watch=1")
+        w = self.s.conn()
+        w.request("GET", base + "?watch=1&timeoutSeconds=1&fieldSelector=metadata.name%3Dmine",
+                  headers={"Authorization": "Bearer agent-token"})
+        self.assertEqual(w.getresponse().status, 200)
+        w.close()
+        self.assertForbidden("GET", base + "?watch=1&fieldSelector=metadata.name%3Dkube-scheduler")
+        self.assertEqual(self.assertAllowed("POST", base, lease("new-one"))[0], 201, "create needs no name")
+
+    def test_subresource(self):
+        # "pods" does not grant its subresources, nor "pods/eviction" the pods.
+        self.assertEqual(self.assertAllowed("GET", "/api/v1/namespaces/kube-system/pods/q")[0], 200)
+        obj = self.assertForbidden("GET", "/api/v1/namespaces/kube-system/pods/q/status")
+        self.assertEqual(obj["message"], 'pods "q" is forbidden: User "%s" cannot get resource "pods/status" in API '
+                                         'group "" in the namespace "kube-system"' % SA)
+        self.assertForbidden("POST", "/api/v1/namespaces/kube-system/pods", pod("r", "n1", ns="kube-system"))
+        self.assertForbidden("POST", "/api/v1/namespaces/kube-system/serviceaccounts/agent/token", {})
+        ev = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "q", "namespace": "kube-system"}}
+        self.assertEqual(self.assertAllowed("POST", "/api/v1/namespaces/kube-system/pods/q/eviction", ev)[0], 201)
+        # "*/status" grants the status of every resource, here only in "default" (a RoleBinding).
+        self.assertEqual(self.assertAllowed("PATCH", "/api/v1/namespaces/default/pods/p/status", {"status": {}},
+                                            "application/merge-patch+json")[0], 200)
+        self.assertForbidden("PUT", "/api/v1/nodes/n1/status", node("n1"))
+
+    def test_denials_are_kept_and_say_who(self):
+        self.s.control("DELETE", "/log")
+        self.s.api("DELETE", "/api/v1/nodes/n1", token="agent-token",
+                   headers={"User-Agent": "noderebootd/1.0 (node n1)"})
+        self.s.control("DELETE", "/log")
+        d = self.s.control("GET", "/denials")[-1]
+        self.assertEqual((d["user"], d["verb"], d["resource"], d["name"], d["user_agent"]),
+                         (SA, "delete", "nodes", "n1", "noderebootd/1.0 (node n1)"))
+        self.assertEqual(self.s.control("GET", "/rbac")["service_accounts"], ["kube-system/agent"])
+        st, sa, _ = self.s.api("GET", "/api/v1/namespaces/kube-system/serviceaccounts/agent")
+        self.assertEqual(st, 200, "the manifests' ServiceAccounts exist")
+
+    def test_bound_token(self):
+        path = "/api/v1/namespaces/kube-system/serviceaccounts/agent/token"
+        st, tr, _ = self.s.api("POST", path, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                              "spec": {"expirationSeconds": 600}})
+        self.assertEqual((st, tr["kind"]), (201, "TokenRequest"), tr)
+        token = tr["status"]["token"]
+        self.assertEqual(self.s.api("GET", "/api/v1/nodes/n1", token=token)[0], 200)
+        self.assertEqual(self.s.api("GET", "/api/v1/nodes", token=token)[0], 403, "the token is the ServiceAccount")
+        self.assertEqual(self.s.api("POST", path, {"spec": {"expirationSeconds": 60}})[0], 422)
+        self.assertEqual(self.s.api("POST", path.replace("agent", "nobody"), {"spec": {}})[0], 404)
+        self.s.control("POST", "/clock", {"offset": 601})
+        try:
+            self.assertEqual(self.s.api("GET", "/api/v1/nodes/n1", token=token)[0], 401, "expired")
+        finally:
+            self.s.control("POST", "/clock", {"offset": 0})
+
+    def test_token_secret(self):
+        secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+                  "metadata": {"name": "agent-token", "namespace": "kube-system",
+                               "annotations": {"kubernetes.io/service-account.name": "agent"}}}
+        self.s.ok("POST", "/api/v1/namespaces/kube-system/secrets", secret)
+        path = "/api/v1/namespaces/kube-system/secrets/agent-token"
+        filled = wait_for(lambda: (self.s.ok("GET", path).get("data") or {}).get("token"))
+        self.assertTrue(filled, "the token controller fills the Secret")
+        data = self.s.ok("GET", path)["data"]
+        token = base64.b64decode(data["token"]).decode()
+        with open(self.s.ready["ca"], "rb") as f:
+            self.assertEqual(base64.b64decode(data["ca.crt"]), f.read())
+        self.assertEqual(self.s.api("GET", "/api/v1/nodes/n1", token=token)[0], 200)
+        self.s.ok("DELETE", path)
+        self.assertEqual(self.s.api("GET", "/api/v1/nodes/n1", token=token)[0], 401, "revoked with its Secret")
+
+
+class RbacManifestValidationTest(unittest.TestCase):
+    """A manifest the real API server would refuse stops the test server at start."""
+
+    def test_invalid_manifests_are_refused(self):
+        cases = [
+            ("apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: r}\n"
+             "rules: [{apiGroups: [''], resources: [pods], verbs: [get]}]\n", "metadata.namespace: Required"),
+            ("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r}\n"
+             "rules: [{resources: [pods], verbs: [get]}]\n", "apiGroups: Required"),
+            ("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r}\n"
+             "rules: [{apiGroups: [''], resources: [pods], verb: [get]}]\n", "unknown field"),
+            ("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: b}\n"
+             "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}\n", "roleRef.kind"),
+            ("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: b}\n"
+             "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: r}\n"
+             "subjects: [{kind: ServiceAccount, name: sa}]\n", "namespace: Required"),
+            ("apiVersion: rbac.authorization.k8s.io/v1beta2\nkind: ClusterRole\nmetadata: {name: r}\n", "apiVersion"),
+            ("kind: [\n", "rbac.yaml"),
+        ]
+        with tempfile.TemporaryDirectory() as d:
+            for text, expect in cases:
+                with self.subTest(manifest=text):
+                    with open(d + "/rbac.yaml", "w") as f:
+                        f.write(text)
+                    r = subprocess.run(["/usr/bin/python3", SERVER, "--state-dir", d + "/state",
+                                        "--rbac-manifests", d + "/rbac.yaml"],
+                                       capture_output=True, text=True, timeout=20)
+                    self.assertNotEqual(r.returncode, 0)
+                    self.assertIn(expect, r.stderr)
+
+
+class PackagedRbacTest(unittest.TestCase):
+    """packaging/kubernetes/: rbac.yaml grants the daemon's requests and nothing else, and
+    make-kubeconfig.sh makes kubeconfigs that authenticate as its ServiceAccount, through either
+    token path."""
+
+    RBAC = os.path.join(HERE, "..", "..", "packaging", "kubernetes", "rbac.yaml")
+    SCRIPT = os.path.join(HERE, "..", "..", "packaging", "kubernetes", "make-kubeconfig.sh")
+    SA = "system:serviceaccount:kube-system:nodereboot"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="apiserver-packaged-rbac.")
+        d = cls.tmp.name
+        with open(d + "/seed.json", "w") as f:
+            json.dump([node("n1"), node("n2"), pod("p", "n1"), lease("nodereboot-0"), lease("kube-scheduler")], f)
+        cls.s = Server("--rbac-manifests", cls.RBAC, "--seed", d + "/seed.json",
+                       "--token", "sa-token=" + cls.SA, state_dir=d + "/state")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.close()
+        cls.tmp.cleanup()
+
+    def status(self, method, path, body=None, ctype=None, token="sa-token"):
+        return self.s.api(method, path, body, ctype or "application/json", token=token)[0]
+
+    def test_grants_exactly_the_daemons_requests(self):
+        leases = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
+        merge = "application/merge-patch+json"
+        allowed = [
+            ("GET", "/api/v1/nodes/n1"), ("GET", "/api/v1/nodes/gone-node-7"),        # 404, not 403
+            ("PATCH", "/api/v1/nodes/n1", {"spec": {"unschedulable": True}}, merge),
+            ("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1"),
+            ("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&labelSelector=app%3Ddb"),
+            ("POST", "/api/v1/namespaces/default/pods/p/eviction",
+             {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}}),
+            ("POST", "/api/v1/namespaces/default/events",
+             {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "n1.1"}, "reason": "Rebooting",
+              "involvedObject": {"kind": "Node", "name": "n1"}}),
+            ("GET", leases + "?labelSelector=nodereboot.io%2Flock%3Dnodereboot"),
+            ("POST", leases, lease("nodereboot-1")),
+            ("GET", leases + "/nodereboot-0"),
+            ("PUT", leases + "/nodereboot-0", None),
+        ]
+        denied = [
+            ("GET", "/api/v1/nodes"), ("DELETE", "/api/v1/nodes/n2"), ("PUT", "/api/v1/nodes/n1", node("n1")),
+            ("GET", "/api/v1/namespaces/default/pods/p"), ("DELETE", "/api/v1/namespaces/default/pods/p"),
+            ("GET", "/api/v1/namespaces/default/secrets"),
+            ("POST", "/api/v1/namespaces/kube-system/events", {"apiVersion": "v1", "kind": "Event",
+                                                             "metadata": {"name": "x"}}),
+            ("GET", "/api/v1/namespaces/default/events"),
+            ("GET", leases + "/kube-scheduler"), ("PUT", leases + "/kube-scheduler", lease("kube-scheduler")),
+            ("DELETE", leases + "/nodereboot-0"), ("PATCH", leases + "/nodereboot-0", {"spec": {}}, merge),
+            ("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"),
+            ("GET", "/apis/apps/v1/daemonsets"),
+        ]
+        for req in allowed:
+            method, path, body, ctype = (req + (None, None))[:4]
+            if method == "PUT" and body is None:
+                body = self.s.ok("GET", path)
+            with self.subTest(allowed=(method, path)):
+                self.assertNotIn(self.status(method, path, body, ctype), (401, 403))
+        w = self.s.conn()
+        w.request("GET", leases + "?watch=1&timeoutSeconds=1&labelSelector=nodereboot.io%2Flock%3Dnodereboot",
+                  headers={"Authorization": "Bearer sa-token"})
+        self.assertEqual(w.getresponse().status, 200, "the lock's watch")
+        w.close()
+        for req in denied:
+            method, path, body, ctype = (req + (None, None))[:4]
+            with self.subTest(denied=(method, path)):
+                self.assertEqual(self.status(method, path, body, ctype), 403)
+
+    def kubectl_env(self, kubectl):
+        return dict(os.environ, KUBECONFIG=self.s.ready["kubeconfig"], KUBECTL=kubectl)
+
+    def check_kubeconfig(self, path):
+        with open(path) as f:
+            text = f.read()
+        token = text.split("token: ", 1)[1].split()[0]
+        self.assertIn('server: "%s"' % self.s.ready["url"], text)
+        self.assertEqual(self.status("GET", "/api/v1/nodes/n1", token=token), 200)
+        self.assertEqual(self.status("GET", "/api/v1/nodes", token=token), 403, "the token is the ServiceAccount")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        return token
+
+    def test_make_kubeconfig_from_a_token_secret_with_kubectl_1_20(self):
+        r = subprocess.run([os.path.join(HERE, "find-kubectl.sh")], capture_output=True, text=True)
+        if r.returncode != 0:
+            self.skipTest("no kubectl 1.20: " + r.stderr.strip()[-200:])
+        out = os.path.join(self.tmp.name, "secret.kubeconfig")
+        r = subprocess.run([self.SCRIPT, "--secret", "-o", out], env=self.kubectl_env(r.stdout.strip()),
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        token = self.check_kubeconfig(out)
+        self.s.ok("DELETE", "/api/v1/namespaces/kube-system/secrets/nodereboot-token")
+        self.assertEqual(self.status("GET", "/api/v1/nodes/n1", token=token), 401, "deleting the Secret revokes it")
+
+    def test_make_kubeconfig_with_a_bound_token(self):
+        kubectl = shutil.which("kubectl")
+        if not kubectl or "token" not in subprocess.run([kubectl, "create", "--help"], capture_output=True,
+                                                        text=True).stdout:
+            self.skipTest("no kubectl with 'create token' (1.24 or later)")
+        out = os.path.join(self.tmp.name, "bound.kubeconfig")
+        r = subprocess.run([self.SCRIPT, "--duration", "2h", "-o", out], env=self.kubectl_env(kubectl),
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("expires", r.stderr)
+        self.check_kubeconfig(out)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Bench, wait_for  # noqa: E402
+from bench import Bench, node_requests, wait_for  # noqa: E402
 
 
 def evictions(log, node_pods=None):
@@ -93,8 +93,7 @@ class OneNodeCycle(unittest.TestCase):
             n1.remove_sentinel()
             n1.wait_phase("idle", 10)
             time.sleep(1)
-            writes = [e for e in b.api.request_log()
-                      if e["user"] == "system:node:n1" and e["method"] not in ("GET",)]
+            writes = [e for e in node_requests(b.api.request_log(), "n1") if e["method"] not in ("GET",)]
             self.assertEqual(writes, [], "no writes after the sentinel went away")
             self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
             self.assertEqual(b.api.lease_holders()["nodereboot-0"], "n2")

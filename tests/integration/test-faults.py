@@ -8,11 +8,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Bench, daemon_binary, wait_for  # noqa: E402
-
-
-def node_requests(log, node):
-    return [e for e in log if e["user"] == "system:node:" + node]
+from bench import Bench, daemon_binary, node_requests, wait_for  # noqa: E402
 
 
 class PdbBlocksDrain(unittest.TestCase):
@@ -71,6 +67,7 @@ class BadInput(unittest.TestCase):
             ("[Drain]\nForceReboot=perhaps\n", r"nodereboot.conf:2: .*ForceReboot=perhaps.*(yes|boolean)"),
             ("[Bogus]\nA=b\n", r"nodereboot.conf:[12]: .*(?i:unknown section).*Bogus"),
             ("[Lock]\nName=Not_A_Name\n", r"nodereboot.conf:2: .*Name="),
+            ("[Window]\nTimeZone=Mars/Base\n", r"TimeZone=\"Mars/Base\""),
         ]
         for text, pattern in cases:
             with self.subTest(config=text):

@@ -8,7 +8,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Bench, max_cordoned_at_once, wait_for  # noqa: E402
+from bench import Bench, max_cordoned_at_once, node_requests, request_node, wait_for  # noqa: E402
 
 
 def lease_events(log):
@@ -23,7 +23,7 @@ def lease_events(log):
         if e["method"] == "PUT" and "/leases/" in e["path"] and e["status"] < 300:
             holder = (body.get("spec") or {}).get("holderIdentity")
             if not holder:
-                out.append((e["time"], e["user"].split(":")[-1], "release"))
+                out.append((e["time"], request_node(e), "release"))
     return sorted(out)
 
 
@@ -89,8 +89,8 @@ class Fleet(unittest.TestCase):
             n1.start()
             n1.wait_phase("idle", 30)
             self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"), "n1 left cordoned")
-            writes = [e for e in b.api.request_log() if e["user"] == "system:node:n1"
-                      and "/leases" in e["path"] and e["method"] != "GET"]
+            writes = [e for e in node_requests(b.api.request_log(), "n1")
+                      if "/leases" in e["path"] and e["method"] != "GET"]
             self.assertEqual(writes, [], "n1 wrote to n2's lease")
             self.assertIn(b.api.lease_holders().get("nodereboot-0"), ("n2", None))
 
@@ -133,6 +133,21 @@ class Fleet(unittest.TestCase):
             n1.touch_sentinel()
             wait_for(lambda: b.api.lease_holders().get("nodereboot-0") == "n1", 15, "the takeover")
             wait_for(lambda: "expired" in n1.log_text(), 10, "the takeover to be logged with its reason")
+
+    def test_j_waiting_node_takes_the_slot_right_after_it_expires(self):
+        """A holder that stops renewing frees its slot without any write the lease watch could
+        see: the waiting node tries again right after the expiry, not at the periodic re-check."""
+        with Bench(["n1", "n2"], config={"Lock.RecheckSec": "5min"}) as b:
+            self._put_lease(b, "n2", renew_age_s=0, duration_s=10)
+            t0 = time.monotonic()
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.touch_sentinel()
+            n1.wait_phase("pending", 10)
+            wait_for(lambda: b.api.lease_holders().get("nodereboot-0") == "n1", 20, "the takeover")
+            took = time.monotonic() - t0
+            print(f"slot taken {took:.1f} s after a 10 s lease was last renewed")
+            self.assertLess(took, 14)
 
     def test_j_fresh_lease_is_respected(self):
         """A lease renewed recently by a live node is not taken."""

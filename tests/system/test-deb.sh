@@ -48,6 +48,7 @@ has '(/usr)?/lib/systemd/system/nodereboot\.service' 'unit'
 has '/usr/lib/sysusers\.d/nodereboot\.conf' 'sysusers file'
 has '/etc/nodereboot/nodereboot\.conf' 'configuration file'
 has '/usr/share/doc/nodereboot/copyright' 'copyright file'
+has '/usr/share/polkit-1/rules\.d/nodereboot\.rules' 'polkit rule that lets the user reboot'
 if [[ -f $root/daemon/noderebootctl.c ]]; then
         has '/usr/bin/noderebootctl' 'control tool'
 fi
@@ -74,8 +75,12 @@ for lib in libc6 libcurl4 libjson-c5 libinih1 libyaml-0-2 libsystemd0; do
 done
 # The libraries come from ${shlibs:Depends}, never from a hand-written list.
 control_depends=$(sed -nE 's/^Depends: *//p' "$root/packaging/debian/control")
-[[ $control_depends == '${shlibs:Depends}, ${misc:Depends}' ]] ||
-        fail "packaging/debian/control has Depends: $control_depends"
+[[ $control_depends == *'${shlibs:Depends}'* && $control_depends == *'${misc:Depends}'* ]] ||
+        fail "packaging/debian/control has Depends: $control_depends, without \${shlibs:Depends}, \${misc:Depends}"
+! [[ $control_depends =~ (^|[ ,])lib ]] ||
+        fail "packaging/debian/control names libraries by hand: Depends: $control_depends"
+# logind asks polkit whether the user nodereboot may reboot: without polkitd it never may.
+[[ ", $depends," == *", polkitd"[\ ,]* ]] || fail "Depends: has no polkitd"
 
 mkdir "$tmp/control"
 dpkg-deb -e "$deb" "$tmp/control"

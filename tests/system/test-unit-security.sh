@@ -36,7 +36,7 @@ required=(
         'RestartPreventExitStatus=78'          # EX_CONFIG: restarting cannot help
         'StateDirectory=nodereboot'            # $STATE_DIRECTORY, writable under ProtectSystem=strict
         'User=nodereboot'
-        'AmbientCapabilities=CAP_SYS_BOOT'     # logind reboots for it without polkit
+        'AmbientCapabilities=CAP_SYS_BOOT'     # the only capability it holds
         'CapabilityBoundingSet=CAP_SYS_BOOT'
         'ConditionPathExists=/etc/nodereboot/kubeconfig'
         'Documentation=.*man:noderebootd\(8\)'
@@ -52,10 +52,9 @@ for key in AmbientCapabilities CapabilityBoundingSet; do
 done
 # Settings that would break the daemon although they lower the score:
 #   ProcSubset=pid hides /proc/sys, and the daemon reads /proc/sys/kernel/random/boot_id;
-#   PrivateUsers= puts CAP_SYS_BOOT in a user namespace logind does not honour;
+#   PrivateUsers= puts CAP_SYS_BOOT in a user namespace of its own;
 #   PrivateNetwork= cuts it off from the API server.
-for bad in 'ProcSubset=pid' 'PrivateUsers=(yes|true|1|on|self|identity)' \
-           'PrivateNetwork=(yes|true|1|on)'; do
+for bad in 'ProcSubset=pid' 'PrivateUsers=(yes|true|1|on|self|identity)' 'PrivateNetwork=(yes|true|1|on)'; do
         ! grep -Eq "^${bad}" "$unit" || fail "the unit sets ${bad%%=*}=, which breaks the daemon"
 done
 

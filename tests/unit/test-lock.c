@@ -1337,7 +1337,8 @@ TEST(server_list_and_force_release) {
 
         /* a concurrent write between our read and our write: 409, reported, nothing overwritten */
         control(&e, "DELETE", "/log", NULL);
-        control(&e, "POST", "/faults", "[{\"match\":\"leases/nodereboot-0\",\"method\":\"PUT\",\"action\":\"conflict\",\"count\":1}]");
+        control(&e, "POST", "/faults",
+                "[{\"match\":\"leases/nodereboot-0\",\"method\":\"PUT\",\"action\":\"conflict\",\"count\":1}]");
         force(&e, l, "nodereboot-0", &f);
         ASSERT_ERROR(f.error, ESTALE);
         ASSERT_TRUE(f.have_slot);

@@ -18,17 +18,36 @@ MASTERS = "system:masters"
 
 
 class Authenticator:
-    def __init__(self):
+    def __init__(self, clock=None):
         self._lock = threading.Lock()
         self._tokens = {}
+        self._expiry = {}
+        self._clock = clock
 
-    def add_token(self, token, user):
+    def add_token(self, token, user, expires_at=None):
+        """expires_at: server-clock epoch seconds after which the token is refused (bound tokens)."""
         with self._lock:
             self._tokens[token] = user
+            self._expiry.pop(token, None)
+            if expires_at is not None:
+                self._expiry[token] = expires_at
+
+    def remove_token(self, token):
+        with self._lock:
+            self._tokens.pop(token, None)
+            self._expiry.pop(token, None)
 
     def tokens(self):
         with self._lock:
             return dict(self._tokens)
+
+    def _user_of_token(self, token):
+        with self._lock:
+            user = self._tokens.get(token)
+            expires = self._expiry.get(token)
+        if user is not None and expires is not None and self._clock is not None and self._clock.now() >= expires:
+            return None
+        return user
 
     def user_for(self, headers, peercert):
         """Returns (user, presented): the user, or None with whether credentials were presented."""
@@ -52,8 +71,7 @@ class Authenticator:
         if auth:
             parts = auth.split(" ", 1)
             if len(parts) == 2 and parts[0].lower() == "bearer":
-                with self._lock:
-                    user = self._tokens.get(parts[1].strip())
+                user = self._user_of_token(parts[1].strip())
                 return user, (groups_of(user) if user else []), True
             return None, [], True
         return None, [], False

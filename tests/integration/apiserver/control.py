@@ -2,8 +2,13 @@
 change the world around it. JSON in and out; the endpoints are the ROUTES table at the bottom:
 
   GET/DELETE /log [?since=SEQ]    API requests: seq, time (epoch s, real clock), method, path, query,
-                                  user, verb, resource, namespace, name, status (0 = dropped),
-                                  content_type, body, fault; watches logged when they start
+                                  user, user_agent, verb, resource, namespace, name, status
+                                  (0 = dropped), content_type, body, fault; watches logged when
+                                  they start
+  GET /denials                    every request the authorizer forbade (403): time, method, path,
+                                  user_agent, user, verb, group, resource, namespace, name,
+                                  message; DELETE /log does not clear it
+  GET /rbac                       what --rbac-manifests loaded (names and counts)
   GET/POST/DELETE /faults         rules {match, method?, user?, action: status|delay|drop|conflict,
                                   status?, delay?, count?, message?, retry_after?}; POST appends
   GET/POST /outage {"seconds": N} close the API port for N s (0 = reopen now)
@@ -113,6 +118,15 @@ def get_log(ctx, body, q):
 def clear_log(ctx, body, q):
     ctx.log.clear()
     return 200, {}
+
+
+def get_denials(ctx, body, q):
+    return 200, ctx.authz.denials()
+
+
+def get_rbac(ctx, body, q):
+    m = ctx.authz.manifests
+    return 200, m.describe() if m is not None else None
 
 
 def get_faults(ctx, body, q):
@@ -235,6 +249,8 @@ def get_state(ctx, body, q):
 ROUTES = {
     ("GET", r"/log"): get_log,
     ("DELETE", r"/log"): clear_log,
+    ("GET", r"/denials"): get_denials,
+    ("GET", r"/rbac"): get_rbac,
     ("GET", r"/faults"): get_faults,
     ("POST", r"/faults"): post_faults,
     ("DELETE", r"/faults"): clear_faults,

@@ -145,16 +145,6 @@ class ManifestRBAC:
         for i, doc in enumerate(self._flatten(documents)):
             self._add(doc, i)
 
-    @classmethod
-    def load(cls, path):
-        import yaml  # python3-yaml; only needed with --rbac-manifests
-        try:
-            with open(path) as f:
-                docs = list(yaml.safe_load_all(f))
-        except yaml.YAMLError as e:
-            raise ManifestError("%s: %s" % (path, e))
-        return cls(docs, path)
-
     @staticmethod
     def _flatten(documents):
         for doc in documents:

@@ -169,6 +169,10 @@ def api_resource_list(group, version):
         if r.plural == "pods" and not group:
             out.append({"name": "pods/eviction", "singularName": "", "namespaced": True,
                         "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]})
+        if r.plural == "serviceaccounts" and not group:
+            out.append({"name": "serviceaccounts/token", "singularName": "", "namespaced": True,
+                        "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest",
+                        "verbs": ["create"]})
     return {"kind": "APIResourceList", "apiVersion": "v1",
             "groupVersion": version if not group else group + "/" + version, "resources": out}
 
