@@ -21,7 +21,7 @@ The mirror is the one this machine's apt uses (/etc/apt/sources.list, sources.li
 *.sources), unless --mirror or $NODEREBOOT_TEST_MIRROR says otherwise. The cache folder is
 $NODEREBOOT_TEST_CACHE, default /var/cache/nodereboot-tests; the tarball is named by a hash of the
 suite, variant, architecture, package list and RECIPE_VERSION. Builds are serialised with a lock
-file, so parallel tests wait for one build instead of starting two. Needs root and debootstrap
+file per tarball, so parallel tests wait for one build instead of starting two. Needs root and debootstrap
 (tests/install-deps.sh system) for the first build, root and zstd to extract.
 
 From Python (tests/system/ on sys.path): `import rootfs; rootfs.extract(rootfs.ensure_tarball(), DIR)`.
@@ -42,10 +42,13 @@ import time
 
 SUITE = "bookworm"
 VARIANT = "minbase"
-# systemd as PID 1 with logind and the system bus; the libraries of nodereboot's Depends (so the
-# .deb installs offline); ca-certificates and apt for a normal node; procps for ps in debugging.
+# systemd as PID 1 with logind and the system bus; everything nodereboot's Depends: pulls in, so the
+# .deb installs offline: its libraries and polkitd (logind asks polkit whether the user nodereboot
+# may reboot; libpam-systemd and xml-core named because debootstrap does not resolve polkitd's
+# virtual dependency default-logind); ca-certificates for a normal node; procps for debugging.
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "libcurl4", "libjson-c5", "libinih1",
-            "libyaml-0-2", "libsystemd0", "ca-certificates", "procps")
+            "libyaml-0-2", "libsystemd0", "polkitd", "libpam-systemd", "xml-core",
+            "ca-certificates", "procps")
 # Bump when the steps after debootstrap change what the tarball holds.
 RECIPE_VERSION = 1
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -167,9 +170,14 @@ def ensure_tarball(extra=(), cache=None, mirror_url=None, force=False):
     path = tarball_path(extra, cache)
     if os.path.exists(path) and not force:
         return path
-    with open(os.path.join(cache, "rootfs.lock"), "w") as lock:
-        log(f"waiting for the build lock in {cache}")
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    # One lock per tarball: a second process wanting the same one waits for it instead of building
+    # it again; different package lists build side by side.
+    with open(path[:-len(".tar.zst")] + ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"another process is building {os.path.basename(path)}; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
         if os.path.exists(path) and not force:   # another process built it meanwhile
             return path
         if os.geteuid() != 0:

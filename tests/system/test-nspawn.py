@@ -17,7 +17,8 @@ an update, one at a time, under the real systemd and logind, and puts them back 
     cordoned at once; STATUS= showed "pending: waiting for the lock" on the waiting node and
     "idle" at the end; the journal of the boot before the reboot has the reboot event
     (MESSAGE_ID) with NODEREBOOT_NODE= and NODEREBOOT_STATE=; the reboot was asked for by the
-    unprivileged user nodereboot whose only capability is CAP_SYS_BOOT (no polkit is installed);
+    unprivileged user nodereboot whose only capability is CAP_SYS_BOOT, allowed by logind through
+    polkit and the package's rule (another user with CAP_SYS_BOOT is not allowed);
     a Node NotReady while its container is down is uncordoned only after it is Ready again.
 
 Needs root, systemd-container, debootstrap (first run) and zstd; exits 77 (skipped) when not root.
@@ -624,20 +625,28 @@ def run(workdir, checks):
             daemon_boot = c.out(f"cat /proc/{props['MainPID']}/root/proc/sys/kernel/random/boot_id")
             checks.check(daemon_boot == container_boot, f"{c.name}: the daemon sees the container's boot ID",
                          f"daemon {daemon_boot}, container {container_boot}")
-            checks.check(not os.path.exists(c.path("/usr/lib/polkit-1/polkitd")),
-                         f"{c.name}: no polkitd in the container (logind alone decides)")
-            # What logind answers the daemon's identity, without rebooting: CanReboot goes through
-            # the same authorisation as RebootWithFlags (capability or UID, then polkit).
+            checks.check(os.path.exists(c.path("/usr/share/polkit-1/rules.d/nodereboot.rules")) and
+                         os.path.exists(c.path("/usr/lib/polkit-1/polkitd")),
+                         f"{c.name}: polkitd and the package's rule nodereboot.rules are installed")
+            # What logind answers, without rebooting: CanReboot goes through the same authorisation as
+            # RebootWithFlags (a capability the bus vouches for, or the UID, then polkit). The user
+            # nodereboot is allowed by the package's polkit rule; another user with the same
+            # CAP_SYS_BOOT is not, which shows that polkit decides, not the capability.
             uid = c.user_id("nodereboot")
-            probe = c.sh(f"setpriv --reuid={uid} --regid={uid} --clear-groups --inh-caps=-all,+sys_boot "
-                         f"--ambient-caps=+sys_boot --bounding-set=-all,+sys_boot "
-                         "sh -c 'grep CapEff /proc/self/status; busctl call org.freedesktop.login1 "
-                         "/org/freedesktop/login1 org.freedesktop.login1.Manager CanReboot'")
-            answer = (probe.stdout + probe.stderr).strip().replace("\n", "; ") if probe else "container down"
-            say(f"{c.name}: logind CanReboot for uid {uid} with only CAP_SYS_BOOT: {answer}")
-            checks.check(probe is not None and probe.returncode == 0 and 's "yes"' in probe.stdout,
-                         f"{c.name}: logind lets uid {uid} (nodereboot) with only CAP_SYS_BOOT reboot (CanReboot)",
-                         answer)
+            for who, probe_uid, expect_yes in (("nodereboot", uid, True), ("nobody", 65534, False)):
+                probe = c.sh(f"setpriv --reuid={probe_uid} --regid={probe_uid} --clear-groups "
+                             "--inh-caps=-all,+sys_boot --ambient-caps=+sys_boot --bounding-set=-all,+sys_boot "
+                             "sh -c 'grep CapEff /proc/self/status; busctl call org.freedesktop.login1 "
+                             "/org/freedesktop/login1 org.freedesktop.login1.Manager CanReboot'")
+                answer = (probe.stdout + probe.stderr).strip().replace("\n", "; ") if probe else "container down"
+                say(f"{c.name}: logind CanReboot for {who} (uid {probe_uid}) with only CAP_SYS_BOOT: {answer}")
+                said_yes = probe is not None and probe.returncode == 0 and 's "yes"' in probe.stdout
+                if expect_yes:
+                    checks.check(said_yes, f"{c.name}: logind lets uid {probe_uid} (nodereboot) with only "
+                                 "CAP_SYS_BOOT reboot (CanReboot says yes)", answer)
+                else:
+                    checks.check(probe is not None and not said_yes, f"{c.name}: logind does not let another "
+                                 f"user (uid {probe_uid}) with CAP_SYS_BOOT reboot", answer)
         for c in containers:
             p = StatusPoller(c)
             p.start()
