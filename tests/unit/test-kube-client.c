@@ -1173,11 +1173,13 @@ TEST(free_from_handlers) {
         /* the first handler frees the client while other calls are in flight: they never
          * complete, the floating ones are freed with it, the held one stays cancellable */
         f.client = new_admin_client();
+        /* the held call is slow, so it is surely still in flight when the client goes */
+        add_fault("^/api/v1/namespaces/kube-node-lease$", "\"action\":\"delay\",\"delay\":2,\"count\":1");
         ASSERT_OK(kube_client_call(f.client, "GET", "/api/v1/namespaces/default", NULL, NULL,
                                    KUBE_CALL_IDEMPOTENT, on_free_client, &f, NULL));
         ASSERT_OK(kube_client_call(f.client, "GET", "/api/v1/namespaces/default", NULL, NULL,
                                    KUBE_CALL_IDEMPOTENT, on_free_client, &f, NULL));
-        ASSERT_OK(kube_client_call(f.client, "GET", "/api/v1/namespaces/default", NULL, NULL,
+        ASSERT_OK(kube_client_call(f.client, "GET", "/api/v1/namespaces/kube-node-lease", NULL, NULL,
                                    KUBE_CALL_IDEMPOTENT, on_free_client, &f, &held));
         ASSERT_OK(kube_test_run_until(event, &f.done, CALL_TIMEOUT_USEC));
         ASSERT_OK(kube_test_run_for(event, 300 * USEC_PER_MSEC));
