@@ -1287,7 +1287,7 @@ int manager_start(Manager *m) {
         sigset_t mask;
         int r;
 
-        log_set_context(m->config->node_name, NULL);
+        log_set_context(m->config->node_name, "starting");
 
         r = window_new(&m->window, m->config->window_days, m->config->window_start, m->config->window_end,
                        m->config->window_time_zone, &window_error);
