@@ -10,6 +10,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "string-util.h"
+#include "capture.h"
 #include "tests.h"
 
 /* --- fixtures --------------------------------------------------------------------------------- */
@@ -56,47 +57,6 @@ static char *write_at(const char *dir, const char *rel, const char *text) {
         ASSERT_OK(write_file_atomic(path, text, strlen(text), 0644));
         return path;
 }
-
-/* Redirects fd 2 to a file until capture_end(), which returns what was written. */
-typedef struct Capture {
-        int saved;
-        char path[64];
-} Capture;
-
-static void capture_begin(Capture *c) {
-        int fd;
-
-        snprintf(c->path, sizeof c->path, "/tmp/test-config-stderr-XXXXXX");
-        fd = mkstemp(c->path);
-        ASSERT_TRUE(fd >= 0);
-        fflush(stderr);
-        c->saved = dup(STDERR_FILENO);
-        ASSERT_TRUE(c->saved >= 0);
-        ASSERT_TRUE(dup2(fd, STDERR_FILENO) >= 0);
-        close(fd);
-}
-
-static char *capture_end(Capture *c) {
-        char *s = NULL;
-
-        fflush(stderr);
-        ASSERT_TRUE(dup2(c->saved, STDERR_FILENO) >= 0);
-        close(c->saved);
-        ASSERT_OK(read_full_file(c->path, 1024 * 1024, &s, NULL));
-        unlink(c->path);
-        /* Shown again so a failing test's log makes sense. */
-        fprintf(stderr, "%s", s);
-        return s;
-}
-
-#define ASSERT_CONTAINS(haystack, needle)                                                       \
-        do {                                                                                    \
-                if (!strstr((haystack), (needle))) {                                            \
-                        fprintf(stderr, "%s:%d: \"%s\" not found in \"%s\"\n", __FILE__,        \
-                                __LINE__, (needle), (haystack));                                \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
 
 static char *hostname_lower(void) {
         char buf[HOST_NAME_MAX + 1] = "";

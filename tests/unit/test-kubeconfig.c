@@ -7,6 +7,7 @@
 #include "fileio.h"
 #include "kubeconfig.h"
 #include "string-util.h"
+#include "capture.h"
 #include "tests.h"
 
 /* --- fixtures --------------------------------------------------------------------------------- */
@@ -29,45 +30,6 @@ static char *write_yaml(const char *name, const char *text) {
         ASSERT_OK(write_file_atomic(path, text, strlen(text), 0600));
         return path;
 }
-
-typedef struct Capture {
-        int saved;
-        char path[64];
-} Capture;
-
-static void capture_begin(Capture *c) {
-        int fd;
-
-        snprintf(c->path, sizeof c->path, "/tmp/test-kubeconfig-stderr-XXXXXX");
-        fd = mkstemp(c->path);
-        ASSERT_TRUE(fd >= 0);
-        fflush(stderr);
-        c->saved = dup(STDERR_FILENO);
-        ASSERT_TRUE(c->saved >= 0);
-        ASSERT_TRUE(dup2(fd, STDERR_FILENO) >= 0);
-        close(fd);
-}
-
-static char *capture_end(Capture *c) {
-        char *s = NULL;
-
-        fflush(stderr);
-        ASSERT_TRUE(dup2(c->saved, STDERR_FILENO) >= 0);
-        close(c->saved);
-        ASSERT_OK(read_full_file(c->path, 1024 * 1024, &s, NULL));
-        unlink(c->path);
-        fprintf(stderr, "%s", s);
-        return s;
-}
-
-#define ASSERT_CONTAINS(haystack, needle)                                                       \
-        do {                                                                                    \
-                if (!strstr((haystack), (needle))) {                                            \
-                        fprintf(stderr, "%s:%d: \"%s\" not found in \"%s\"\n", __FILE__,        \
-                                __LINE__, (needle), (haystack));                                \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
 
 /* Loads text; checks the errno and that the one logged line contains every needle (NULL-terminated)
  * and, when secret is given, does not contain it. */

@@ -16,6 +16,7 @@
 #include "macro.h"
 #include "state-file.h"
 #include "string-util.h"
+#include "capture.h"
 #include "tests.h"
 
 static char *test_root;
@@ -112,47 +113,6 @@ static char *read_back(const char *dir, const char *name, size_t *ret_size) {
 
         ASSERT_TRUE(p);
         ASSERT_OK(read_full_file(p, 1024 * 1024, &text, ret_size));
-        return text;
-}
-
-/* Redirects fd 2 to a temporary file until capture_end(), which returns what was written. */
-typedef struct Capture {
-        FILE *file;
-        int saved;
-} Capture;
-
-static void capture_begin(Capture *c) {
-        fflush(stderr);
-        c->file = tmpfile();
-        ASSERT_TRUE(c->file);
-        c->saved = dup(STDERR_FILENO);
-        ASSERT_TRUE(c->saved >= 0);
-        ASSERT_TRUE(dup2(fileno(c->file), STDERR_FILENO) >= 0);
-}
-
-static char *capture_end(Capture *c) {
-        char *text = NULL;
-        size_t size = 0;
-        ssize_t n;
-        char buf[4096];
-
-        fflush(stderr);
-        ASSERT_TRUE(dup2(c->saved, STDERR_FILENO) >= 0);
-        close(c->saved);
-        ASSERT_TRUE(lseek(fileno(c->file), 0, SEEK_SET) == 0);
-        while ((n = read(fileno(c->file), buf, sizeof buf)) > 0) {
-                char *t = realloc(text, size + (size_t) n + 1);
-                ASSERT_TRUE(t);
-                text = t;
-                memcpy(text + size, buf, (size_t) n);
-                size += (size_t) n;
-        }
-        fclose(c->file);
-        if (!text) {
-                text = strdup("");
-                ASSERT_TRUE(text);
-        }
-        text[size] = 0;
         return text;
 }
 
