@@ -7,6 +7,7 @@
 # copies the tree to a temporary folder with packaging/debian/ as debian/ (the project's top level
 # has no debian/ of its own), runs dpkg-buildpackage -us -uc -b there, and copies the .deb files to
 # OUTDIR. The build log goes to stderr; stdout gets one line, the path of nodereboot_<ver>_<arch>.deb.
+# For tests, NODEREBOOT_DEB_VERSION=V builds the same tree as version V (see below).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,6 +51,31 @@ else
 fi
 rm -rf "$src/debian"
 cp -a "$root/packaging/debian" "$src/debian"
+
+# NODEREBOOT_DEB_VERSION=V (tests only, e.g. the upgrade test's N+1): the copy's changelog gets a
+# new top entry with version V, so the package is this very tree under another version. The tree's
+# own changelog is not touched; unset (the default), the changelog is used as it is.
+if [[ -n ${NODEREBOOT_DEB_VERSION:-} ]]; then
+        v=$NODEREBOOT_DEB_VERSION
+        dpkg --validate-version -- "$v" >/dev/null 2>&1 ||
+                { log "NODEREBOOT_DEB_VERSION=$v is not a valid Debian version"; exit 1; }
+        cl=$src/debian/changelog
+        prev=$(dpkg-parsechangelog -l "$cl" -S Version)
+        {
+                # The format is strict: "-- " with one space before the maintainer, two spaces
+                # between the address and an RFC 2822 date.
+                printf '%s (%s) %s; urgency=medium\n\n' \
+                        "$(dpkg-parsechangelog -l "$cl" -S Source)" "$v" "$(dpkg-parsechangelog -l "$cl" -S Distribution)"
+                printf '  * Test build: the %s tree as %s (packaging/build-deb.sh,\n' "$prev" "$v"
+                printf '    NODEREBOOT_DEB_VERSION).\n\n'
+                printf ' -- %s  %s\n\n' "$(dpkg-parsechangelog -l "$cl" -S Maintainer)" "$(LC_ALL=C date -R)"
+                cat "$cl"
+        } >"$cl.new"
+        mv "$cl.new" "$cl"
+        got=$(dpkg-parsechangelog -l "$cl" -S Version)
+        [[ $got == "$v" ]] || { log "the new changelog entry says version '$got', not '$v'"; exit 1; }
+        log "version $v (a changelog entry on top of $prev, in the copy only)"
+fi
 
 cd "$src"
 # dpkg-checkbuilddeps leaves out build-essential (make, gcc), which Build-Depends never lists.

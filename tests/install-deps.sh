@@ -15,7 +15,9 @@ fi
 if [[ $level == system ]]; then
         # build-essential: dpkg-buildpackage runs debian/rules with make (packaging/build-deb.sh).
         packages+=(systemd-container debootstrap qemu-system-x86 dpkg-dev debhelper lintian zstd
-                   build-essential)
+                   build-essential
+                   # test-vm.py: socat relays qemu's guestfwd to the test API server; mkfs.ext4 -d.
+                   socat e2fsprogs)
 fi
 
 missing=()

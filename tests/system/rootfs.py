@@ -219,7 +219,8 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     what = ap.add_mutually_exclusive_group(required=True)
     what.add_argument("--output", metavar="DIR", help="extract the root file system to DIR, print DIR")
-    what.add_argument("--tarball", action="store_true", help="print the cached tarball's path (build it first if missing)")
+    what.add_argument("--tarball", action="store_true",
+                      help="print the cached tarball's path (build it first if missing)")
     what.add_argument("--key", action="store_true", help="print the cache key")
     ap.add_argument("--extra-packages", default="", metavar="P,Q",
                     help="more packages for --include (a different cache entry)")

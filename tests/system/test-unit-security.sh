@@ -36,8 +36,7 @@ required=(
         'RestartPreventExitStatus=78'          # EX_CONFIG: restarting cannot help
         'StateDirectory=nodereboot'            # $STATE_DIRECTORY, writable under ProtectSystem=strict
         'User=nodereboot'
-        'AmbientCapabilities=CAP_SYS_BOOT'     # the only capability it holds
-        'CapabilityBoundingSet=CAP_SYS_BOOT'
+        'CapabilityBoundingSet=$'              # no capabilities at all (polkit authorises the reboot)
         'ConditionPathExists=/etc/nodereboot/kubeconfig'
         'Documentation=.*man:noderebootd\(8\)'
         'ProtectSystem=strict'
@@ -45,16 +44,28 @@ required=(
 for r in "${required[@]}"; do
         grep -Eq "^${r}" "$unit" || fail "the unit has no line matching '^$r'"
 done
-# The capability set must be exactly CAP_SYS_BOOT.
-for key in AmbientCapabilities CapabilityBoundingSet; do
-        values=$(sed -nE "s/^${key}=//p" "$unit" | tr -s ' \n' ' ' | sed 's/ $//')
-        [[ $values == CAP_SYS_BOOT ]] || fail "$key= is '$values', expected only CAP_SYS_BOOT"
-done
+# The capability set must be empty: one CapabilityBoundingSet= line and it empty (a later non-empty
+# one would add to the set), no AmbientCapabilities= at all. logind authorises the reboot through
+# polkit, never by a capability of the caller (dbus-daemon vouches for none).
+values=$(sed -nE 's/^CapabilityBoundingSet=//p' "$unit" | paste -sd '|')
+lines=$(grep -c '^CapabilityBoundingSet=' "$unit" || true)
+[[ $lines -eq 1 && -z ${values//[[:space:]]/} ]] ||
+        fail "CapabilityBoundingSet= must appear once and be empty; the unit has $lines line(s): '$values'"
+! grep -Eq '^AmbientCapabilities=' "$unit" || fail "the unit sets AmbientCapabilities=; it must grant none"
+if [[ -n $exposure ]]; then
+        caps=$(echo "$report" | grep -E '^\s*✗ (CapabilityBoundingSet|AmbientCapabilities)=' || true)
+        if [[ -z $caps ]]; then
+                echo "capabilities: none (systemd-analyze security: empty bounding set, no ambient capabilities)"
+        else
+                fail "systemd-analyze security still sees capabilities: $caps"
+        fi
+fi
 # Settings that would break the daemon although they lower the score:
 #   ProcSubset=pid hides /proc/sys, and the daemon reads /proc/sys/kernel/random/boot_id;
-#   PrivateUsers= puts CAP_SYS_BOOT in a user namespace of its own;
 #   PrivateNetwork= cuts it off from the API server.
-for bad in 'ProcSubset=pid' 'PrivateUsers=(yes|true|1|on|self|identity)' 'PrivateNetwork=(yes|true|1|on)'; do
+# (PrivateUsers= is no longer on this list: it was, only because it would have put CAP_SYS_BOOT in a
+# user namespace of its own, and the daemon holds no capability now.)
+for bad in 'ProcSubset=pid' 'PrivateNetwork=(yes|true|1|on)'; do
         ! grep -Eq "^${bad}" "$unit" || fail "the unit sets ${bad%%=*}=, which breaks the daemon"
 done
 

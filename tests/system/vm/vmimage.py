@@ -1,19 +1,25 @@
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """The VM test's guest: a Debian bookworm root file system (tests/system/rootfs.py plus a kernel),
 the kernel and a reduced initrd to boot it directly, and a disk image per run.
 
+    tests/system/vm/vmimage.py   builds the cached base (first time: 5-15 minutes, mostly
+                                 debootstrap and the kernel package's own initrd) and prints its paths
+
     ensure_base()  -> Base(tarball, kernel, initrd), cached in $NODEREBOOT_TEST_CACHE (default
-                      /var/cache/nodereboot-tests) as vm-base-<key>.{tar.zst,vmlinuz,initrd}
-    make_disk(base, deb, workdir, files, enable) -> path of an ext4 image with the .deb installed
+                      /var/cache/nodereboot-tests) as vm-base-<suite>-<key>.{tar.zst,vmlinuz,initrd}
+    make_disk(base, deb, workdir, files, enable) -> (ext4 image with the .deb installed, timings)
 
 The base is rootfs.py's tree with udev, kmod, linux-image-amd64 and initramfs-tools added (a cache
 entry of its own there), then: an initrd with only virtio_pci, virtio_blk and ext4 (MODULES=list:
-6.5 MB instead of 36 MB, and a faster boot), /etc/fstab, and systemd-networkd with a static
-10.0.2.15/24 on the first Ethernet link (qemu's user network; no DHCP wait). It holds no .deb, no
-kubeconfig and no test units: those change per run and go in with make_disk().
+6.5 MB instead of 36 MB, and a faster boot), the kernel modules no virtio guest needs removed,
+/etc/fstab, systemd-networkd with a static 10.0.2.15/24 on the first Ethernet link (qemu's user
+network; no DHCP wait), and a console-less guest's needless units masked. It holds no .deb, no
+kubeconfig and no test units: those change per run and go in with make_disk(), which installs the
+.deb with apt-get offline (no network inside: a dependency the image lacks is an error naming it).
 
-Commands inside the tree run under chroot in a private mount namespace (/proc and /dev mounted
-there, gone when the command ends); the host's PID 1 need not be systemd.
+Commands inside the tree run under chroot in private mount and network namespaces (/proc and /dev
+mounted there, gone when the command ends); the host's PID 1 need not be systemd.
 """
 
 import fcntl
@@ -35,8 +41,16 @@ import rootfs  # noqa: E402
 # modprobe; the kernel package brings initramfs-tools for the reduced initrd.
 VM_PACKAGES = ("udev", "kmod", "linux-image-amd64", "initramfs-tools")
 INITRD_MODULES = ("virtio_pci", "virtio_blk", "ext4")
+# Kernel modules no qemu guest with virtio devices needs (about 250 of the 390 MB): a smaller image
+# to pack and mkfs, and nothing for udev to load for hardware that is not there.
+PRUNED_MODULES = ("sound", "drivers/gpu", "drivers/media", "drivers/infiniband", "drivers/iio",
+                  "drivers/staging", "drivers/hwmon", "drivers/usb", "drivers/scsi", "drivers/net/ethernet",
+                  "drivers/net/wireless", "drivers/bluetooth", "drivers/isdn", "drivers/mmc", "drivers/mtd",
+                  "drivers/nfc", "drivers/pcmcia", "net/wireless", "net/mac80211", "net/bluetooth")
+# Units a test guest does not need at boot (getty@tty1: the VM has no display).
+MASKED_UNITS = ("e2scrub_reap.service", "getty@tty1.service")
 # Bump when prepare_base() changes what the base holds.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 NETWORK = """# qemu's user network: the guest is 10.0.2.15; 10.0.2.100 is forwarded to the host (guestfwd).
 [Match]
@@ -59,6 +73,12 @@ def log(msg):
     print("vmimage: " + msg, file=sys.stderr, flush=True)
 
 
+class ChrootError(RuntimeError):
+    def __init__(self, message, output):
+        super().__init__(message)
+        self.output = output
+
+
 class Base:
     def __init__(self, tarball, kernel, initrd):
         self.tarball, self.kernel, self.initrd = tarball, kernel, initrd
@@ -68,20 +88,24 @@ def chroot(root, *cmd, timeout=600, log_path=None):
     """Runs cmd inside root (chroot, private mount namespace with /proc and /dev). Raises on failure."""
     script = ('set -e; mount -t proc proc "$1/proc"; mount --rbind /dev "$1/dev"; root=$1; shift; '
               'exec chroot "$root" "$@"')
-    args = ["unshare", "--mount", "--propagation", "private", "--fork", "/bin/sh", "-c", script, "sh", root] + list(cmd)
+    # --net: no network inside (only a loopback that is down), so "offline" is not a hope: an
+    # apt-get that would need to download something fails.
+    args = ["unshare", "--mount", "--propagation", "private", "--net", "--fork", "/bin/sh", "-c", script, "sh",
+            root] + list(cmd)
     r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=dict(INSIDE_ENV),
                        stdin=subprocess.DEVNULL)
     if log_path:
         with open(log_path, "a") as f:
             f.write(f"$ {' '.join(cmd)}\n{r.stdout}{r.stderr}(exit {r.returncode})\n")
     if r.returncode != 0:
-        raise RuntimeError(f"in {root}: {' '.join(cmd)}: exit {r.returncode}\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+        raise ChrootError(f"in {root}: {' '.join(cmd)}: exit {r.returncode}\n{r.stdout[-2000:]}{r.stderr[-2000:]}",
+                          r.stdout + r.stderr)
     return r
 
 
 def base_key():
-    desc = {"rootfs": rootfs.cache_key(VM_PACKAGES), "modules": INITRD_MODULES, "network": NETWORK,
-            "fstab": FSTAB, "recipe": RECIPE_VERSION}
+    desc = {"rootfs": rootfs.cache_key(VM_PACKAGES), "modules": INITRD_MODULES, "pruned": PRUNED_MODULES,
+            "masked": MASKED_UNITS, "network": NETWORK, "fstab": FSTAB, "recipe": RECIPE_VERSION}
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -100,6 +124,10 @@ def kernel_version(root):
 def prepare_base(root, kernel_out, initrd_out):
     """The VM-specific steps on a fresh rootfs.py tree; the kernel and initrd are copied out."""
     kver = kernel_version(root)
+    moddir = os.path.join(root, "lib/modules", kver, "kernel")
+    for sub in PRUNED_MODULES:
+        shutil.rmtree(os.path.join(moddir, sub), ignore_errors=True)
+    chroot(root, "depmod", "-a", kver)
     conf = os.path.join(root, "etc/initramfs-tools/initramfs.conf")
     with open(conf) as f:
         lines = f.read().splitlines()
@@ -125,6 +153,7 @@ def prepare_base(root, kernel_out, initrd_out):
     with open(os.path.join(root, "etc/systemd/network/10-vm.network"), "w") as f:
         f.write(NETWORK)
     chroot(root, "systemctl", "enable", "systemd-networkd.service")
+    chroot(root, "systemctl", "mask", *MASKED_UNITS)
 
 
 def _tar_create(root, out):
@@ -194,8 +223,25 @@ def make_disk(base, deb, workdir, files, enable=(), size="2G", log_path=None):
     t = time.monotonic()
     inside = "/var/tmp/" + os.path.basename(deb)
     shutil.copyfile(deb, os.path.join(root, inside.lstrip("/")))
-    chroot(root, "apt-get", "install", "-y", "-q", "--no-install-recommends", "-o", "Dpkg::Use-Pty=0", inside,
-           log_path=log_path)
+    try:
+        chroot(root, "apt-get", "install", "-y", "-q", "--no-install-recommends", "-o", "Dpkg::Use-Pty=0", inside,
+               log_path=log_path)
+    except ChrootError as e:
+        # Offline: a dependency missing from the image cannot be downloaded. Say which.
+        lines = e.output.splitlines()
+        new = []
+        for i, line in enumerate(lines):
+            if line.startswith("The following NEW packages will be installed"):
+                for more in lines[i + 1:]:
+                    if not more.startswith(" "):
+                        break
+                    new += more.split()
+        missing = [p for p in new if p != "nodereboot"]
+        if missing:
+            raise RuntimeError(f"apt-get install of {os.path.basename(deb)} needs packages the image lacks "
+                               f"(no network inside): {' '.join(missing)}; add them to rootfs.py's PACKAGES "
+                               f"(or vmimage.VM_PACKAGES)") from None
+        raise
     os.unlink(os.path.join(root, inside.lstrip("/")))
     timings["install"] = time.monotonic() - t
 
@@ -224,3 +270,20 @@ def make_disk(base, deb, workdir, files, enable=(), size="2G", log_path=None):
     timings["mkfs"] = time.monotonic() - t
     shutil.rmtree(root)
     return image, timings
+
+
+def main():
+    import argparse
+    ap = argparse.ArgumentParser(description="Builds (or finds) the VM test's cached base image and prints "
+                                             "the paths of its tarball, kernel and initrd.")
+    ap.add_argument("--cache-dir", help="default: $NODEREBOOT_TEST_CACHE or /var/cache/nodereboot-tests")
+    args = ap.parse_args()
+    base = ensure_base(args.cache_dir)
+    print(base.tarball)
+    print(base.kernel)
+    print(base.initrd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
