@@ -473,9 +473,10 @@ SANDBOX_BOOT_ID_PROBE = ("systemd-run --quiet --wait --pipe -p ProtectKernelTuna
 
 
 
-def prepare(c, tarball, deb, api, checks, conf):
+def prepare(c, tarball, deb, api, checks, conf, with_kubeconfig=True):
     """Root file system, the .deb, the configuration (conf: a drop-in; {name} is the node), the boot
-    recorder, the container drop-in."""
+    recorder, the container drop-in. Without with_kubeconfig the node boots like a freshly baked
+    image: install_kubeconfig() later does what first-boot provisioning does."""
     started = time.monotonic()
     rootfs.extract(tarball, c.root)
     say(f"{c.name}: root file system extracted in {time.monotonic() - started:.1f} s")
@@ -506,7 +507,9 @@ def prepare(c, tarball, deb, api, checks, conf):
     api.add_token(token, "system:node:" + c.name)
     shutil.copy(api.ca, c.path("/etc/nodereboot/ca.crt"))
     os.chmod(c.path("/etc/nodereboot/ca.crt"), 0o644)
-    c.write("/etc/nodereboot/kubeconfig", kubeconfig(api, c.name, token), 0o640, gid)
+    c.kubeconfig_text, c.kubeconfig_gid = kubeconfig(api, c.name, token), gid
+    if with_kubeconfig:
+        install_kubeconfig(c)
     c.write("/etc/nodereboot/nodereboot.conf.d/test.conf", conf.format(name=c.name))
     c.write("/etc/hostname", c.name + "\n")
     c.write("/etc/machine-id", uuid.uuid4().hex + "\n", 0o444)
@@ -524,6 +527,12 @@ def prepare(c, tarball, deb, api, checks, conf):
         shutil.copy(dropin, c.path("/etc/systemd/system/nodereboot.service.d/zz-test-override.conf"))
     # Nothing in the image needs a login prompt on the console.
     os.symlink("/dev/null", c.path("/etc/systemd/system/console-getty.service"))
+
+
+def install_kubeconfig(c):
+    """What first-boot provisioning does (README, "Install on a node image"): the kubeconfig,
+    mode 0640, group nodereboot."""
+    c.write("/etc/nodereboot/kubeconfig", c.kubeconfig_text, 0o640, c.kubeconfig_gid)
 
 
 def wait_booted(c, n, timeout=90):

@@ -44,7 +44,7 @@ import nspawn  # noqa: E402
 import rootfs  # noqa: E402
 from bench import ApiServer, max_cordoned_at_once, seed_cluster  # noqa: E402
 from nspawn import (EXIT_REBOOT, SANDBOX_BOOT_ID_PROBE, Container, StatusPoller, build_deb, dump,  # noqa: E402
-                    pod_names, prepare, proc_status, say, wait_booted)
+                    install_kubeconfig, pod_names, prepare, proc_status, say, wait_booted, wait_for)
 
 NODES = ["node-1", "node-2"]
 MSG_REBOOTING = "a1bcab02030b4270969644c01193ec1b"      # daemon/log.h MESSAGE_REBOOTING
@@ -86,12 +86,27 @@ def run(workdir, checks):
     try:
         say(f"test API server at {api.url}")
         containers = [Container(n, workdir, api) for n in NODES]
+        # The first node boots as a freshly baked image, before it has a kubeconfig: the unit must
+        # be skipped by its condition (no failure, no restart loop) until provisioning drops the
+        # kubeconfig in place and starts it.
         for c in containers:
-            prepare(c, tarball, deb, api, checks, TEST_CONF)
+            prepare(c, tarball, deb, api, checks, TEST_CONF, with_kubeconfig=c is not containers[0])
 
         # -- first boot --
         for c in containers:
             c.boot()
+        baked = containers[0]
+        wait_for(lambda: len(baked.boot_ids()) >= 1 and baked.pid1() is not None, 90, f"{baked.name}: first boot")
+        wait_for(lambda: (lambda r: r is not None and r.stdout.strip() in ("running", "degraded"))(
+                 baked.sh("systemctl is-system-running --wait", timeout=60)), 90, f"{baked.name}: boot to finish")
+        unit = baked.unit_props("ActiveState", "ConditionResult", "NRestarts", "Result")
+        say(f"{baked.name}: without a kubeconfig: {unit}")
+        checks.check(unit.get("ActiveState") == "inactive" and unit.get("ConditionResult") == "no" and
+                     unit.get("NRestarts") == "0" and unit.get("Result") == "success",
+                     f"{baked.name}: without a kubeconfig the unit is skipped by its condition, not failed or "
+                     "restarting", str(unit))
+        install_kubeconfig(baked)
+        baked.sh("systemctl start nodereboot.service", timeout=30)
         first_boot = {}
         for c in containers:
             props = wait_booted(c, 1)
