@@ -387,7 +387,7 @@ static int eviction_body(Drain *d, DrainPod *p, json_object **ret) {
             json_object_object_add(metadata, "namespace", json_object_new_string(p->namespace)) < 0)
                 return -ENOMEM;
 
-        if (d->grace_period_sec >= 0) {
+        if (d->grace_period_sec >= 0 || p->uid) {
                 options = json_object_new_object();
                 if (!options)
                         return -ENOMEM;
@@ -395,15 +395,29 @@ static int eviction_body(Drain *d, DrainPod *p, json_object **ret) {
                         json_object_put(options);
                         return -ENOMEM;
                 }
-                if (json_object_object_add(options, "gracePeriodSeconds",
+                if (d->grace_period_sec >= 0 &&
+                    json_object_object_add(options, "gracePeriodSeconds",
                                            json_object_new_int64(d->grace_period_sec)) < 0)
                         return -ENOMEM;
+                if (p->uid) {
+                        /* Only the pod we listed: a late retry must not evict a new pod that took
+                         * its name (a StatefulSet's replacement, possibly on another node). */
+                        json_object *pre = json_object_new_object();
+
+                        if (!pre || json_object_object_add(options, "preconditions", pre) < 0) {
+                                json_object_put(pre);
+                                return -ENOMEM;
+                        }
+                        if (json_object_object_add(pre, "uid", json_object_new_string(p->uid)) < 0)
+                                return -ENOMEM;
+                }
         }
 
         /* json-c's adders store NULL as JSON null on allocation failure: check what we built */
         if (!json_get_string(body, "apiVersion") || !json_get_string(body, "kind") ||
             !json_get_string(body, "metadata.name") || !json_get_string(body, "metadata.namespace") ||
-            (d->grace_period_sec >= 0 && !json_get(body, "deleteOptions.gracePeriodSeconds")))
+            (d->grace_period_sec >= 0 && !json_get(body, "deleteOptions.gracePeriodSeconds")) ||
+            (p->uid && !json_get_string(body, "deleteOptions.preconditions.uid")))
                 return -ENOMEM;
 
         *ret = TAKE_PTR(body);
@@ -530,6 +544,12 @@ static void on_eviction(KubeClient *c, int error, const KubeResponse *response, 
 
         else if (error == -ENOENT) {
                 log_debug("Pod %s/%s is gone already.", p->namespace, p->name);
+                pod_enter(p, POD_GONE);
+
+        } else if (error == -ESTALE) {
+                /* The UID precondition failed: the pod we listed is gone, another took its name. */
+                log_debug("Pod %s/%s was replaced before its eviction; the one we listed is gone.",
+                          p->namespace, p->name);
                 pod_enter(p, POD_GONE);
 
         } else if (error == -EACCES) {

@@ -422,6 +422,9 @@ TEST(drain_evicts_what_it_must) {
         ASSERT_STREQ(json_get_string(body, "metadata.name"), "web-a");
         ASSERT_STREQ(json_get_string(body, "metadata.namespace"), "shop");
         ASSERT_EQ(json_get_double(body, "deleteOptions.gracePeriodSeconds"), 5);
+        /* only the pod we listed: the server enforces the UID (409 on a mismatch), so the
+         * evictions above succeeding proves it is the right one */
+        ASSERT_TRUE(!isempty(json_get_string(body, "deleteOptions.preconditions.uid")));
         drain_result_done(&r);
 
         /* a node already cordoned by an admin with nothing to evict: done at once */
