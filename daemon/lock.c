@@ -1034,23 +1034,28 @@ static int lock_op_write_slot(LockOp *op, json_object *body, KubeCallHandler han
 
 static void lock_on_renew_read(KubeClient *c, int error, const KubeResponse *response, void *userdata);
 
+/* After a 409 or 404 on our write: read the slot again (a bounded number of times) and let
+ * handler look who holds it now. */
+static void lock_op_reread(LockOp *op, KubeCallHandler handler) {
+        int r;
+
+        if (++op->rounds >= LOCK_REREAD_MAX) {
+                lock_op_finish(op, -EAGAIN, NULL, NULL);
+                return;
+        }
+        r = lock_op_read_slot(op, handler);
+        if (r < 0)
+                lock_op_finish(op, r, NULL, NULL);
+}
+
 static void lock_on_renew_written(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         LockOp *op = userdata;
-        int r;
 
         op->call = NULL;
         if (error == -ESTALE || error == -ENOENT) {
                 /* Someone wrote the lease since we read it, or our own repeated write met itself:
                  * read again and look who holds it. */
-                if (++op->rounds >= LOCK_REREAD_MAX) {
-                        lock_op_finish(op, -EAGAIN, NULL, NULL);
-                        return;
-                }
-                r = lock_op_read_slot(op, lock_on_renew_read);
-                if (r < 0) {
-                        lock_op_finish(op, r, NULL, NULL);
-                        return;
-                }
+                lock_op_reread(op, lock_on_renew_read);
                 return;
         }
         if (error < 0) {
@@ -1119,19 +1124,10 @@ static void lock_on_release_read(KubeClient *c, int error, const KubeResponse *r
 
 static void lock_on_release_written(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         LockOp *op = userdata;
-        int r;
 
         op->call = NULL;
         if (error == -ESTALE || error == -ENOENT) {
-                if (++op->rounds >= LOCK_REREAD_MAX) {
-                        lock_op_finish(op, -EAGAIN, NULL, NULL);
-                        return;
-                }
-                r = lock_op_read_slot(op, lock_on_release_read);
-                if (r < 0) {
-                        lock_op_finish(op, r, NULL, NULL);
-                        return;
-                }
+                lock_op_reread(op, lock_on_release_read);
                 return;
         }
         if (error < 0) {

@@ -53,12 +53,16 @@ def daemon_binary():
     return path
 
 
-def wait_for(predicate, timeout, what, interval=0.05):
+def wait_for(predicate, timeout, what, interval=0.05, alive=None):
+    """Polls predicate until it returns something true; alive() (if given) is called between polls
+    and may raise to give up early."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
+        if alive is not None:
+            alive()
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)

@@ -32,6 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.environ.get("SOURCE_ROOT") or os.path.abspath(os.path.join(HERE, "..", ".."))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
+import bench  # noqa: E402
 import rootfs  # noqa: E402
 
 EXIT_REBOOT = 133           # systemd-nspawn's exit status when the container rebooted
@@ -49,15 +51,8 @@ def say(msg):
     print(f"[{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
 
 
-def wait_for(predicate, timeout, what, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+def wait_for(predicate, timeout, what, interval=0.2, alive=None):
+    return bench.wait_for(predicate, timeout, what, interval, alive)
 
 
 class Checks:

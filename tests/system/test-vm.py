@@ -61,6 +61,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
 import vmimage  # noqa: E402
 from bench import RBAC_MANIFESTS, SERVICE_ACCOUNT, ApiServer, seed_cluster  # noqa: E402
+import nspawn  # noqa: E402
+from nspawn import Checks, say  # noqa: E402
 
 NODE = "vm-node"
 OTHER = "node-b"
@@ -96,40 +98,10 @@ TimeoutSec=5min
 LogLevel=debug
 """
 
-T0 = time.monotonic()
-
-
-def say(msg):
-    print(f"[{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
 
 
 def wait_for(predicate, timeout, what, interval=0.5, alive=None):
-    """Polls predicate until it returns something true; alive() (if given) must stay true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if alive is not None:
-            alive()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-class Checks:
-    """Assertions that are all evaluated and reported, not stopping at the first failure."""
-
-    def __init__(self):
-        self.results = []
-
-    def check(self, ok, what, detail=""):
-        self.results.append((bool(ok), what, detail))
-        say(("PASS " if ok else "FAIL ") + what + (f": {detail}" if detail and not ok else ""))
-        return bool(ok)
-
-    def failed(self):
-        return [r for r in self.results if not r[0]]
+    return nspawn.wait_for(predicate, timeout, what, interval, alive)
 
 
 class Qmp(threading.Thread):
