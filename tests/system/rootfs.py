@@ -17,8 +17,10 @@ it without a network. The .deb is NOT installed. Also:
   - /etc/machine-id is empty and /etc/hostname says "localhost": set both per machine;
   - apt's package cache is emptied; /etc/apt/sources.list names the mirror it was built from.
 
-The mirror is the one this machine's apt uses (/etc/apt/sources.list, sources.list.d/*.list and
-*.sources), unless --mirror or $NODEREBOOT_TEST_MIRROR says otherwise. The cache folder is
+The mirror is the one this machine's apt uses for bookworm (the "deb URL suite" lines of
+/etc/apt/sources.list and sources.list.d/*.list, the "URIs:" of sources.list.d/*.sources), unless
+--mirror or $NODEREBOOT_TEST_MIRROR says otherwise; with none of these the build fails and names
+the files it looked at. The project names no mirror of its own. The cache folder is
 $NODEREBOOT_TEST_CACHE, default /var/cache/nodereboot-tests; the tarball is named by a hash of the
 suite, variant, architecture, package list and RECIPE_VERSION. Builds are serialised with a lock
 file per tarball, so parallel tests wait for one build instead of starting two. Needs root and debootstrap
@@ -51,7 +53,9 @@ PACKAGES = ("systemd", "systemd-sysv", "dbus", "libcurl4", "libjson-c5", "libini
             "ca-certificates", "procps")
 # Bump when the steps after debootstrap change what the tarball holds.
 RECIPE_VERSION = 1
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# Where apt keeps its sources: one-line "deb URL suite component…" files and deb822 stanzas.
+APT_SOURCES_LIST = "/etc/apt/sources.list"
+APT_SOURCES_DIR = "/etc/apt/sources.list.d"
 
 
 def log(msg):
@@ -81,52 +85,81 @@ def tarball_path(extra=(), cache=None):
     return os.path.join(cache or cache_dir(), f"rootfs-{SUITE}-{_arch()}-{cache_key(extra)}.tar.zst")
 
 
-def _apt_sources():
-    """(types, uris, suites) of every apt source entry on this machine."""
+def apt_source_files(etc_apt=None):
+    """The files apt reads its sources from, in apt's order: sources.list, then sources.list.d/
+    *.list and *.sources by name. etc_apt replaces /etc/apt (for tests)."""
+    one_line = os.path.join(etc_apt, "sources.list") if etc_apt else APT_SOURCES_LIST
+    folder = os.path.join(etc_apt, "sources.list.d") if etc_apt else APT_SOURCES_DIR
+    parts = sorted(glob.glob(os.path.join(folder, "*.list")) + glob.glob(os.path.join(folder, "*.sources")),
+                   key=os.path.basename)
+    return [one_line] + parts
+
+
+def _one_line_entries(text):
+    """(types, uris, suites) of each "deb [options] URL suite [component…]" line."""
     entries = []
-    one_line = ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list"))
-    for path in one_line:
-        try:
-            with open(path) as f:
-                lines = f.read().splitlines()
-        except OSError:
+    for line in text.splitlines():
+        words = re.sub(r"\[[^\]]*\]", " ", line.split("#", 1)[0]).split()
+        if len(words) >= 3:
+            entries.append(([words[0]], [words[1]], [words[2]]))
+    return entries
+
+
+def _deb822_entries(text):
+    """(types, uris, suites) of each enabled deb822 stanza ("Types:", "URIs:", "Suites:")."""
+    entries = []
+    for stanza in re.split(r"\n[ \t]*\n", text):
+        fields, key = {}, None
+        for line in stanza.splitlines():
+            if line.startswith("#"):
+                continue
+            if line[:1].isspace():          # a continuation line adds to the field above
+                if key:
+                    fields[key] += line.split()
+                continue
+            if ":" not in line:
+                key = None
+                continue
+            key, value = line.split(":", 1)
+            key = key.strip().lower()
+            fields[key] = value.split()
+        if (fields.get("enabled") or ["yes"])[0].lower() == "no":
             continue
-        for line in lines:
-            line = re.sub(r"\[[^\]]*\]", " ", line.split("#", 1)[0]).split()
-            if len(line) >= 3:
-                entries.append(([line[0]], [line[1]], [line[2]]))
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        if fields.get("uris") and fields.get("suites"):
+            entries.append((fields.get("types") or ["deb"], fields["uris"], fields["suites"]))
+    return entries
+
+
+def apt_sources(files):
+    """(types, uris, suites) of every apt source entry in files; missing files are skipped."""
+    entries = []
+    for path in files:
         try:
             with open(path) as f:
                 text = f.read()
         except OSError:
             continue
-        for stanza in re.split(r"\n\s*\n", text):
-            fields = {}
-            for line in stanza.splitlines():
-                if line.startswith("#") or ":" not in line or line[:1].isspace():
-                    continue
-                k, v = line.split(":", 1)
-                fields[k.strip().lower()] = v.split()
-            if (fields.get("enabled") or ["yes"])[0].lower() == "no":
-                continue
-            if fields.get("uris") and fields.get("suites"):
-                entries.append((fields.get("types", ["deb"]), fields["uris"], fields["suites"]))
+        entries += _deb822_entries(text) if path.endswith(".sources") else _one_line_entries(text)
     return entries
 
 
-def mirror():
-    """The Debian mirror this machine's apt uses for the suite (not the security archive)."""
+def mirror(etc_apt=None):
+    """The Debian mirror this machine's apt uses for SUITE (a "deb" source, not deb-src), from
+    $NODEREBOOT_TEST_MIRROR or the apt sources. The project names no archive host of its own: a
+    machine without such a source must say which mirror to use."""
     env = os.environ.get("NODEREBOOT_TEST_MIRROR")
     if env:
-        return env
-    for types, uris, suites in _apt_sources():
+        return env.rstrip("/")
+    files = apt_source_files(etc_apt)
+    for types, uris, suites in apt_sources(files):
         if "deb" in types and SUITE in suites:
             for uri in uris:
                 if uri.startswith(("http://", "https://", "file:/")):
                     return uri.rstrip("/")
-    log(f"no apt source for {SUITE} found; using {DEFAULT_MIRROR}")
-    return DEFAULT_MIRROR
+    looked = ", ".join(p if os.path.exists(p) else p + " (absent)" for p in files)
+    raise RuntimeError(f"no Debian mirror for {SUITE} in this machine's apt sources (looked for a \"deb\" "
+                       f"entry with suite {SUITE} and an http, https or file URI in: {looked}); "
+                       "pass --mirror URL or set NODEREBOOT_TEST_MIRROR")
 
 
 def _run(args, **kw):
