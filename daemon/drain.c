@@ -5,14 +5,20 @@
  *
  *   UNDECIDED --first SYNCED--> SKIPPED | TERMINATING (already being deleted) | QUEUED
  *   QUEUED --slot free--> EVICTING --201--> TERMINATING --DELETED / new UID / finished--> GONE
- *                                   --429 (PDB)--> BLOCKED --timer--> QUEUED
- *                                   --404--> GONE
+ *                                   --404, 409 UID precondition--> GONE
+ *                                   --429 naming a budget, 403 for the budget's state,
+ *                                     500 "more than one PodDisruptionBudget"--> BLOCKED --timer--> QUEUED
+ *                                   --other 409--> CHECKING (list it by name) --gone, other UID--> GONE
+ *                                                                             --still ours--> RETRY
  *                                   --other, or 429 throttling--> RETRY --timer--> QUEUED
+ *                                   --403 (RBAC)--> the drain fails
+ *   (after the first SYNCED) a new pod --> LATE: as kubectl drain, not evicted, not waited for
  *
  * Every change only marks the drain dirty; one deferred event source then reports progress or
  * finishes. So the user's handlers never run inside a kube-client handler, and the watch is never
  * freed from inside its own handler. */
 
+#include <assert.h>
 #include <string.h>
 
 #include "drain.h"
@@ -48,10 +54,12 @@ typedef enum PodState {
         POD_SKIPPED,            /* left alone */
         POD_QUEUED,             /* to be evicted once a slot is free */
         POD_EVICTING,           /* eviction request in flight */
-        POD_BLOCKED,            /* 429: a PodDisruptionBudget forbids it now; timer armed */
+        POD_BLOCKED,            /* a budget forbids it now (429; its state: 403, 500); timer armed */
         POD_RETRY,              /* eviction failed otherwise; back-off timer armed */
+        POD_CHECKING,           /* a 409 not about the UID: re-reading the pod to learn whether it is gone */
         POD_TERMINATING,        /* evicted, or already being deleted: waiting until it is gone */
         POD_GONE,
+        POD_LATE,               /* arrived after the drain started: neither evicted nor waited for */
 } PodState;
 
 typedef struct DrainPod {
@@ -72,6 +80,8 @@ typedef struct DrainPod {
          * and in flight, so the status line does not flicker with every retry. */
         bool blocked;
         char *blocked_by;       /* PodDisruptionBudget name, when the server named it */
+        char *blocked_why;      /* why, when it is not simply "no disruption allowed now" */
+        char **blocked_reported; /* the blocked texts already logged and posted as Events */
         char *error_message;    /* last failure, for the timeout message */
 
         KubeCall *call;
@@ -108,6 +118,7 @@ struct Drain {
 
         usec_t start_usec;      /* CLOCK_MONOTONIC */
         unsigned n_evicted;
+        unsigned n_late;        /* pods that arrived after the drain started, which it left alone */
 
         bool finishing;
         int result;
@@ -116,7 +127,8 @@ struct Drain {
 };
 
 #define IN_SET_TO_EVICT(s) \
-        ((s) == POD_QUEUED || (s) == POD_EVICTING || (s) == POD_BLOCKED || (s) == POD_RETRY)
+        ((s) == POD_QUEUED || (s) == POD_EVICTING || (s) == POD_BLOCKED || (s) == POD_RETRY || \
+         (s) == POD_CHECKING)
 
 static void drain_changed(Drain *d);
 static void drain_finish(Drain *d, int error, char *message);
@@ -230,6 +242,59 @@ static bool eviction_version_unsupported(const KubeResponse *response) {
         }
 }
 
+/* A 409 means the listed pod is gone only when our UID precondition failed. The real server
+ * (1.28) says so in these words, with details {"name": "web-a", "kind": "Pod"}:
+ *   Operation cannot be fulfilled on Pod "web-a": the UID in the precondition (X) does not match
+ *   the UID in record (Y). The object might have been deleted and then recreated
+ * Other 409s come while the pod still runs: the eviction's update of the PodDisruptionBudget's
+ * status kept conflicting (details name the poddisruptionbudgets), or a resourceVersion
+ * precondition the server added itself failed ("the ResourceVersion in the precondition"). */
+static bool conflict_is_uid_precondition(json_object *status, const char *name) {
+        const char *kind = json_get_string(status, "details.kind"),
+                *message = json_get_string(status, "message");
+
+        return (streq_ptr(kind, "Pod") || streq_ptr(kind, "pods")) &&
+                isempty(json_get_string(status, "details.group")) &&
+                streq_ptr(json_get_string(status, "details.name"), name) &&
+                message && strstr(message, "the UID in the precondition");
+}
+
+/* A 403 on an eviction is RBAC refusing us, unless the server refused for the state of the pod's
+ * PodDisruptionBudget (pkg/registry/core/pod/storage/eviction.go, checkAndDecrement):
+ *   poddisruptionbudget.policy "web-pdb" is forbidden: pdb disruptions allowed is negative
+ *   poddisruptionbudget.policy "web-pdb" is forbidden: DisruptedPods map too big - too many
+ *   evictions not confirmed by PDB controller
+ * with details {"name": "web-pdb", "group": "policy", "kind": "poddisruptionbudget"}. RBAC names
+ * the pod: pods "web-a" is forbidden: User "x" cannot create resource "pods/eviction" in ...
+ * On true, ret_name and ret_why get the budget's name and the server's reason (either may be NULL). */
+static bool forbidden_by_pdb(json_object *status, char **ret_name, char **ret_why) {
+        static const char infix[] = " is forbidden: ";
+        const char *kind = json_get_string(status, "details.kind"),
+                *group = json_get_string(status, "details.group"),
+                *name = json_get_string(status, "details.name"),
+                *message = json_get_string(status, "message"),
+                *why;
+
+        if (!kind || !startswith(kind, "poddisruptionbudget") || (group && !streq(group, "policy")))
+                return false;
+
+        why = message ? strstr(message, infix) : NULL;
+        why = why ? why + strlen(infix) : message;
+        *ret_name = isempty(name) ? NULL : strdup(name);
+        *ret_why = strdup(isempty(why) ? "its state forbids evictions" : why);
+        return true;
+}
+
+#define DRAIN_WHY_TWO_PDBS "more than one PodDisruptionBudget selects the pod, which evictions do not support"
+
+/* 500 "This pod has more than one PodDisruptionBudget, which the eviction subresource does not
+ * support." (no reason field): nothing passes until someone removes a budget. */
+static bool refused_for_two_pdbs(const KubeResponse *response) {
+        const char *message = json_get_string(response->body, "message");
+
+        return response->status == 500 && message && strstr(message, "more than one PodDisruptionBudget");
+}
+
 /* -------------------------------------------------------------------------------------------- */
 /* The pod table */
 
@@ -241,8 +306,10 @@ static const char *pod_state_to_string(PodState s) {
                 [POD_EVICTING] = "evicting",
                 [POD_BLOCKED] = "blocked",
                 [POD_RETRY] = "retry",
+                [POD_CHECKING] = "checking",
                 [POD_TERMINATING] = "terminating",
                 [POD_GONE] = "gone",
+                [POD_LATE] = "late",
         };
         return s < ELEMENTSOF(table) ? table[s] : "?";
 }
@@ -264,16 +331,39 @@ static DrainPod *pod_free(DrainPod *p) {
         free(p->name);
         free(p->uid);
         free(p->blocked_by);
+        free(p->blocked_why);
+        strv_free(p->blocked_reported);
         free(p->error_message);
         return mfree(p);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(DrainPod *, pod_free);
 
-static DrainPod *pod_find(Drain *d, const char *namespace, const char *name) {
+static DrainPod *pod_find_uid(Drain *d, const char *uid) {
         for (size_t i = 0; i < d->n_pods; i++)
-                if (streq(d->pods[i]->namespace, namespace) && streq(d->pods[i]->name, name))
+                if (streq_ptr(d->pods[i]->uid, uid))
                         return d->pods[i];
         return NULL;
+}
+
+static bool pod_is_pending(const DrainPod *p) {
+        return p->state != POD_SKIPPED && p->state != POD_GONE && p->state != POD_LATE;
+}
+
+/* The pod of the drain's that goes by this name and still matters. */
+static DrainPod *pod_find_pending(Drain *d, const char *namespace, const char *name) {
+        for (size_t i = 0; i < d->n_pods; i++) {
+                DrainPod *p = d->pods[i];
+
+                if (pod_is_pending(p) && streq(p->namespace, namespace) && streq(p->name, name))
+                        return p;
+        }
+        return NULL;
+}
+
+static void pod_clear_blocked(DrainPod *p) {
+        p->blocked = false;
+        p->blocked_by = mfree(p->blocked_by);
+        p->blocked_why = mfree(p->blocked_why);
 }
 
 /* Leaves whatever the pod was doing (request, timer) and enters state. */
@@ -289,16 +379,10 @@ static void pod_enter(DrainPod *p, PodState state) {
                 pod_stop(p);
         if (state != POD_UNDECIDED)
                 p->object = json_object_put_and_null(p->object);
-        if (!IN_SET_TO_EVICT(state)) {
-                p->blocked = false;
-                p->blocked_by = mfree(p->blocked_by);
-        }
+        if (!IN_SET_TO_EVICT(state))
+                pod_clear_blocked(p);
         p->state = state;
         drain_changed(p->drain);
-}
-
-static bool pod_is_pending(const DrainPod *p) {
-        return p->state != POD_SKIPPED && p->state != POD_GONE;
 }
 
 static void pod_set_error(DrainPod *p, const char *message) {
@@ -424,9 +508,19 @@ static int eviction_body(Drain *d, DrainPod *p, json_object **ret) {
         return 0;
 }
 
+static void pod_arm_retry(DrainPod *p, usec_t delay) {
+        int r;
+
+        r = pod_arm_timer(p, delay, on_pod_retry);
+        if (r < 0)
+                drain_finish(p->drain, r, strdup_printf("could not arm a timer for pod %s/%s: %s",
+                                                        p->namespace, p->name, strerror(ERRNO_VALUE(r))));
+}
+
+/* A failure that says nothing about budgets: retry with exponential back-off. message may be
+ * p->error_message. */
 static void pod_retry_later(DrainPod *p, int error, const char *message) {
         usec_t delay;
-        int r;
 
         pod_set_error(p, message ?: strerror(ERRNO_VALUE(error)));
         delay = DRAIN_RETRY_INITIAL_USEC << MIN(p->attempts, 10U);
@@ -434,27 +528,17 @@ static void pod_retry_later(DrainPod *p, int error, const char *message) {
         p->attempts++;
 
         log_debug_errno(error, "Eviction of pod %s/%s failed (%s), retrying in %.1fs: %m",
-                        p->namespace, p->name, strna(message), (double) delay / USEC_PER_SEC);
+                        p->namespace, p->name, strna(p->error_message), (double) delay / USEC_PER_SEC);
+        pod_clear_blocked(p);
         pod_enter(p, POD_RETRY);
-        r = pod_arm_timer(p, delay, on_pod_retry);
-        if (r < 0)
-                drain_finish(p->drain, r, strdup_printf("could not arm a timer for pod %s/%s: %s",
-                                                        p->namespace, p->name, strerror(ERRNO_VALUE(r))));
+        pod_arm_retry(p, delay);
 }
 
-/* 429: a PodDisruptionBudget forbids the eviction now (its Status names the budget), or the API
- * server throttles us (priority and fairness, with Retry-After). Either way: retry this pod later,
- * on a timer of its own. */
-static void pod_too_many_requests(DrainPod *p, const KubeResponse *response) {
-        Drain *d = p->drain;
-        _cleanup_free_ char *name = NULL, *message = NULL;
+/* The server's Retry-After (API Priority and Fairness sends one, so does a budget still being
+ * processed), else details.retryAfterSeconds, else ours. */
+static usec_t retry_after(const Drain *d, const KubeResponse *response) {
         int64_t seconds;
         usec_t delay;
-        bool pdb;
-        int r;
-
-        pdb_from_status(response->body, &name, &message);
-        pdb = name || (message && strcasestr(message, "disruption budget"));
 
         delay = response->retry_after_usec;
         if (delay == 0 && json_get_int64(response->body, "details.retryAfterSeconds", &seconds) &&
@@ -462,33 +546,166 @@ static void pod_too_many_requests(DrainPod *p, const KubeResponse *response) {
                 delay = (usec_t) MIN(seconds, (int64_t) 3600) * USEC_PER_SEC;
         if (delay == 0)
                 delay = d->pdb_retry_usec;
-        delay = MIN(delay, DRAIN_RETRY_AFTER_MAX_USEC);
+        return MIN(delay, DRAIN_RETRY_AFTER_MAX_USEC);
+}
 
-        if (pdb)
-                log_debug("Eviction of pod %s/%s blocked by %s%s (%s), retrying in %.1fs",
-                          p->namespace, p->name, name ? "PodDisruptionBudget " : "a PodDisruptionBudget",
-                          strempty(name), strna(message), (double) delay / USEC_PER_SEC);
-        else
-                log_debug("Eviction of pod %s/%s throttled by the API server (%s), retrying in %.1fs",
-                          p->namespace, p->name, strna(message), (double) delay / USEC_PER_SEC);
+/* "blocked by PodDisruptionBudget web-pdb", "blocked by PodDisruptionBudget web-pdb: pdb
+ * disruptions allowed is negative", "blocked: more than one PodDisruptionBudget selects the pod..." */
+static char *pod_blocked_text(const DrainPod *p) {
+        if (p->blocked_by)
+                return strdup_printf("blocked by PodDisruptionBudget %s%s%s", p->blocked_by,
+                                     p->blocked_why ? ": " : "", strempty(p->blocked_why));
+        if (p->blocked_why)
+                return strdup_printf("blocked: %s", p->blocked_why);
+        return strdup("blocked by a PodDisruptionBudget");
+}
 
-        pod_enter(p, pdb ? POD_BLOCKED : POD_RETRY);
-        p->blocked = pdb;
-        free_and_replace(p->blocked_by, name);
-        pod_set_error(p, pdb ? message : "throttled by the API server");
+static void on_event_posted(KubeClient *c, int error, void *userdata) {
+        if (error < 0)
+                log_debug_errno(error, "Failed to post an Event about a blocked eviction, ignoring: %m");
+}
+
+/* A budget whose state needs a human (a negative disruptionsAllowed, two budgets for one pod): say
+ * so in the journal and as an Event on the Node, once per pod and reason, not with every retry. */
+static void pod_report_blocked(DrainPod *p) {
+        Drain *d = p->drain;
+        _cleanup_free_ char *text = pod_blocked_text(p), *message = NULL;
+        int r;
+
+        if (!text || strv_contains(p->blocked_reported, text))
+                return;
+
+        log_warning("Eviction of pod %s/%s %s; retrying until the drain times out.",
+                    p->namespace, p->name, text);
+        message = strdup_printf("Eviction of pod %s/%s %s; nodereboot retries it until the drain times out.",
+                                p->namespace, p->name, text);
+        if (message) {
+                r = node_post_event(d->client, d->node, "Warning", "EvictionBlocked", message,
+                                    on_event_posted, NULL);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to post an Event about pod %s/%s, ignoring: %m",
+                                        p->namespace, p->name);
+        }
+        /* best effort: a failed post is not repeated with every retry either */
+        (void) strv_push(&p->blocked_reported, TAKE_PTR(text));
+}
+
+/* A PodDisruptionBudget forbids the eviction now: retry this pod after delay, on a timer of its
+ * own. name and why (either may be NULL) are taken over. */
+static void pod_blocked(DrainPod *p, char *name, char *why, const char *message, usec_t delay) {
+        _cleanup_free_ char *n = name, *w = why;
+
+        log_debug("Eviction of pod %s/%s blocked by %s%s%s%s (%s), retrying in %.1fs",
+                  p->namespace, p->name, n ? "PodDisruptionBudget " : "a PodDisruptionBudget", strempty(n),
+                  w ? ": " : "", strempty(w), strna(message), (double) delay / USEC_PER_SEC);
+
+        pod_enter(p, POD_BLOCKED);
+        p->blocked = true;
+        free_and_replace(p->blocked_by, n);
+        free_and_replace(p->blocked_why, w);
+        pod_set_error(p, message);
         p->attempts = 0;
-        drain_changed(d);
+        drain_changed(p->drain);
+        pod_arm_retry(p, delay);
+}
 
-        r = pod_arm_timer(p, delay, on_pod_retry);
-        if (r < 0)
-                drain_finish(d, r, strdup_printf("could not arm a timer for pod %s/%s: %s",
-                                                 p->namespace, p->name, strerror(ERRNO_VALUE(r))));
+/* 429: a PodDisruptionBudget forbids the eviction now (its Status names the budget), or the API
+ * server throttles us (priority and fairness, with Retry-After). Either way: retry this pod after
+ * Retry-After, or pdb_retry_usec without one. */
+static void pod_too_many_requests(DrainPod *p, const KubeResponse *response) {
+        _cleanup_free_ char *name = NULL, *message = NULL;
+        usec_t delay = retry_after(p->drain, response);
+
+        pdb_from_status(response->body, &name, &message);
+        if (name || (message && strcasestr(message, "disruption budget"))) {
+                pod_blocked(p, TAKE_PTR(name), NULL, message, delay);
+                return;
+        }
+
+        log_debug("Eviction of pod %s/%s throttled by the API server (%s), retrying in %.1fs",
+                  p->namespace, p->name, strna(message), (double) delay / USEC_PER_SEC);
+        pod_clear_blocked(p);
+        pod_enter(p, POD_RETRY);
+        pod_set_error(p, "throttled by the API server");
+        p->attempts = 0;
+        pod_arm_retry(p, delay);
+}
+
+static void on_pod_reread(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        DrainPod *p = userdata;
+        Drain *d = p->drain;
+        json_object *items = json_get(response->body, "items"), *pod;
+        const char *uid, *deletion;
+
+        /* the call is over: pod_enter() must not cancel it; any state change would have */
+        p->call = NULL;
+        d->n_in_flight--;
+
+        if (d->finishing)
+                return;
+        assert(p->state == POD_CHECKING);
+
+        if (error >= 0 && !json_object_is_type(items, json_type_array))
+                error = -EBADMSG;
+        pod = json_array_length(items) > 0 ? json_object_array_get_idx(items, 0) : NULL;
+        uid = json_get_string(pod, "metadata.uid");
+        deletion = json_get_string(pod, "metadata.deletionTimestamp");
+
+        if (error >= 0 && (!pod || (uid && !streq_ptr(uid, p->uid)))) {
+                log_debug("Pod %s/%s is gone (re-read after a conflict).", p->namespace, p->name);
+                pod_enter(p, POD_GONE);
+        } else if (error >= 0 && pod_is_finished(pod)) {
+                log_debug("Pod %s/%s finished (re-read after a conflict).", p->namespace, p->name);
+                pod_enter(p, POD_GONE);
+        } else if (error >= 0 && deletion) {
+                if (p->deletion_usec == 0 && parse_rfc3339(deletion, &p->deletion_usec) < 0)
+                        p->deletion_usec = kube_client_server_now(d->client);
+                pod_terminating(p);
+        } else {
+                if (error < 0)
+                        log_debug_errno(error, "Failed to re-read pod %s/%s after a conflict, retrying: %m",
+                                        p->namespace, p->name);
+                /* still ours and running: the conflict was the server's, try again later */
+                pod_retry_later(p, -ESTALE, p->error_message);
+        }
+        pod_pump(d);
+}
+
+/* A 409 that does not say the pod is gone: read the pod to learn whether it is. By a list with a
+ * field selector, not a GET: our RBAC grants list and watch on pods, not get. */
+static void pod_recheck(DrainPod *p, const char *message) {
+        Drain *d = p->drain;
+        _cleanup_free_ char *ns = NULL, *name = NULL, *path = NULL;
+        int r;
+
+        log_debug("Eviction of pod %s/%s met a conflict (%s), re-reading the pod.", p->namespace, p->name,
+                  strna(message));
+        pod_set_error(p, message ?: "conflict");
+        pod_clear_blocked(p);
+        pod_enter(p, POD_CHECKING);
+
+        ns = url_escape(p->namespace);
+        name = url_escape(p->name);
+        if (ns && name)
+                path = strjoin("/api/v1/namespaces/", ns, "/pods?fieldSelector=metadata.name%3D", name);
+        if (!path) {
+                pod_retry_later(p, -ENOMEM, p->error_message);
+                return;
+        }
+        r = kube_client_call(d->client, "GET", path, NULL, NULL, KUBE_CALL_IDEMPOTENT, on_pod_reread, p,
+                             &p->call);
+        if (r < 0) {
+                pod_retry_later(p, r, p->error_message);
+                return;
+        }
+        d->n_in_flight++;
 }
 
 static void on_eviction(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         DrainPod *p = userdata;
         Drain *d = p->drain;
         const char *message = json_get_string(response->body, "message");
+        char *pdb = NULL, *why = NULL;
 
         /* the call is over: pod_enter() must not cancel it */
         p->call = NULL;
@@ -506,11 +723,6 @@ static void on_eviction(KubeClient *c, int error, const KubeResponse *response, 
                 drain_changed(d);
                 pod_pump(d);
                 return;
-        }
-
-        if (error != -EBUSY) {
-                p->blocked = false;
-                p->blocked_by = mfree(p->blocked_by);
         }
 
         if (error >= 0) {
@@ -531,6 +743,7 @@ static void on_eviction(KubeClient *c, int error, const KubeResponse *response, 
                         log_info("The API server does not know policy/v1 evictions, using policy/v1beta1.");
                         d->eviction_version = EVICTION_POLICY_V1BETA1;
                 }
+                pod_clear_blocked(p);
                 pod_enter(p, POD_QUEUED);
 
         } else if (p->deletion_usec > 0 && error != -EACCES) {
@@ -546,17 +759,29 @@ static void on_eviction(KubeClient *c, int error, const KubeResponse *response, 
                 log_debug("Pod %s/%s is gone already.", p->namespace, p->name);
                 pod_enter(p, POD_GONE);
 
-        } else if (error == -ESTALE) {
+        } else if (error == -ESTALE && conflict_is_uid_precondition(response->body, p->name)) {
                 /* The UID precondition failed: the pod we listed is gone, another took its name. */
                 log_debug("Pod %s/%s was replaced before its eviction; the one we listed is gone.",
                           p->namespace, p->name);
                 pod_enter(p, POD_GONE);
+
+        } else if (error == -ESTALE)
+                pod_recheck(p, message);
+
+        else if (error == -EACCES && response->status == 403 &&
+                 forbidden_by_pdb(response->body, &pdb, &why)) {
+                pod_blocked(p, pdb, why, message, retry_after(d, response));
+                pod_report_blocked(p);
 
         } else if (error == -EACCES) {
                 drain_finish(d, error, strdup_printf("not allowed to evict pod %s/%s: %s",
                                                      p->namespace, p->name,
                                                      message ?: strerror(ERRNO_VALUE(error))));
                 return;
+
+        } else if (refused_for_two_pdbs(response)) {
+                pod_blocked(p, NULL, strdup(DRAIN_WHY_TWO_PDBS), message, retry_after(d, response));
+                pod_report_blocked(p);
 
         } else
                 pod_retry_later(p, error, message);
@@ -648,6 +873,7 @@ static void pod_changed(DrainPod *p, json_object *pod) {
         case POD_EVICTING:
         case POD_BLOCKED:
         case POD_RETRY:
+        case POD_CHECKING:
         case POD_TERMINATING:
                 if (pod_is_finished(pod)) {
                         /* a finished pod holds no workload any more: nothing left to wait for */
@@ -660,11 +886,12 @@ static void pod_changed(DrainPod *p, json_object *pod) {
 
         case POD_SKIPPED:
         case POD_GONE:
+        case POD_LATE:
                 break;
         }
 }
 
-static int pod_add(Drain *d, const char *namespace, const char *name, DrainPod **ret) {
+static int pod_add(Drain *d, const char *namespace, const char *name, const char *uid, DrainPod **ret) {
         _cleanup_(pod_freep) DrainPod *p = NULL;
         DrainPod **a;
 
@@ -677,7 +904,8 @@ static int pod_add(Drain *d, const char *namespace, const char *name, DrainPod *
         p->drain = d;
         p->namespace = strdup(namespace);
         p->name = strdup(name);
-        if (!p->namespace || !p->name)
+        p->uid = strdup(uid);
+        if (!p->namespace || !p->name || !p->uid)
                 return -ENOMEM;
 
         a = reallocarray(d->pods, d->n_pods + 1, sizeof(DrainPod *));
@@ -689,12 +917,51 @@ static int pod_add(Drain *d, const char *namespace, const char *name, DrainPod *
         return 0;
 }
 
+/* Forgets a pod that arrived late and is gone again (so a node with churn does not fill the table). */
+static void pod_forget(Drain *d, DrainPod *p) {
+        for (size_t i = 0; i < d->n_pods; i++)
+                if (d->pods[i] == p) {
+                        memmove(d->pods + i, d->pods + i + 1, (d->n_pods - i - 1) * sizeof(DrainPod *));
+                        d->n_pods--;
+                        pod_free(p);
+                        return;
+                }
+}
+
+/* Like kubectl drain, the drain covers the pods listed when it starts, after the cordon. A pod that
+ * shows up later was put here by a scheduler that ignores the cordon (the pod tolerates
+ * node.kubernetes.io/unschedulable, or names the node itself): evicting it would only bring it
+ * back, again and again until the timeout. It is noted once, and neither evicted nor waited for. */
+static void pod_arrived_late(Drain *d, const char *namespace, const char *name, const char *uid,
+                             json_object *pod) {
+        const char *reason;
+        DrainPod *p;
+        int r;
+
+        if (drain_pod_is_skipped_full(pod, d->selector, &reason))
+                log_debug("Pod %s/%s arrived after the drain started (%s).", namespace, name, reason);
+        else {
+                log_info("Pod %s/%s arrived after the drain started; not evicting it, as kubectl drain does.",
+                         namespace, name);
+                d->n_late++;
+        }
+
+        /* remembered only so that it is noted once */
+        r = pod_add(d, namespace, name, uid, &p);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to remember pod %s/%s, ignoring: %m", namespace, name);
+                return;
+        }
+        p->state = POD_LATE;
+        p->listed_epoch = d->epoch;
+}
+
 static void on_pod_event(Drain *d, KubeWatchEvent event, json_object *pod) {
         const char *namespace = json_get_string(pod, "metadata.namespace"),
                 *name = json_get_string(pod, "metadata.name"),
                 *uid = json_get_string(pod, "metadata.uid"),
                 *deletion = json_get_string(pod, "metadata.deletionTimestamp");
-        DrainPod *p;
+        DrainPod *p, *old;
         int r;
 
         if (!namespace || !name || !uid) {
@@ -702,43 +969,54 @@ static void on_pod_event(Drain *d, KubeWatchEvent event, json_object *pod) {
                 return;
         }
 
-        p = pod_find(d, namespace, name);
+        p = pod_find_uid(d, uid);
 
         if (event == KUBE_WATCH_DELETED) {
-                if (p && pod_is_pending(p)) {
+                if (p && p->state == POD_LATE)
+                        pod_forget(d, p);
+                else if (p && pod_is_pending(p)) {
                         log_debug("Pod %s/%s is gone.", namespace, name);
                         pod_enter(p, POD_GONE);
                 }
                 return;
         }
 
-        if (p && !streq_ptr(p->uid, uid)) {
-                /* a new pod under the old name: the old one is gone; this one is decided afresh */
-                log_debug("Pod %s/%s was replaced (UID %s -> %s).", namespace, name, strna(p->uid), uid);
-                pod_enter(p, POD_GONE);
-                pod_stop(p);
-                p->state = POD_UNDECIDED;
-                p->evicted = false;
-                p->attempts = 0;
-                p->error_message = mfree(p->error_message);
-                p->deletion_usec = 0;
-        }
         if (!p) {
-                r = pod_add(d, namespace, name, &p);
-                if (r < 0) {
-                        drain_finish(d, r, strdup_printf("could not track pod %s/%s: %s", namespace, name,
-                                                         strerror(ERRNO_VALUE(r))));
-                        return;
+                old = pod_find_pending(d, namespace, name);
+                if (old && old->state == POD_UNDECIDED) {
+                        /* listed anew before the drain began its work: the new one is what counts */
+                        log_debug("Pod %s/%s was replaced (UID %s -> %s).", namespace, name, old->uid, uid);
+                        if (free_and_strdup(&old->uid, uid) < 0) {
+                                drain_finish(d, -ENOMEM, NULL);
+                                return;
+                        }
+                        old->deletion_usec = 0;
+                        p = old;
+                } else {
+                        if (old) {
+                                /* a new pod under the old name: the one we listed is gone */
+                                log_debug("Pod %s/%s was replaced (UID %s -> %s).", namespace, name, old->uid,
+                                          uid);
+                                pod_enter(old, POD_GONE);
+                        }
+                        if (d->synced) {
+                                pod_arrived_late(d, namespace, name, uid, pod);
+                                return;
+                        }
+                        r = pod_add(d, namespace, name, uid, &p);
+                        if (r < 0) {
+                                drain_finish(d, r, strdup_printf("could not track pod %s/%s: %s", namespace,
+                                                                 name, strerror(ERRNO_VALUE(r))));
+                                return;
+                        }
+                        drain_changed(d);
                 }
-                drain_changed(d);
-        }
-        if (!streq_ptr(p->uid, uid) && free_and_strdup(&p->uid, uid) < 0) {
-                drain_finish(d, -ENOMEM, NULL);
-                return;
         }
 
         if (event == KUBE_WATCH_ADDED)
                 p->listed_epoch = d->epoch;
+        if (p->state == POD_LATE)
+                return;
         if (deletion && p->deletion_usec == 0 && parse_rfc3339(deletion, &p->deletion_usec) < 0)
                 /* unreadable, but set: it is terminating, from now on as far as we can tell */
                 p->deletion_usec = kube_client_server_now(d->client);
@@ -758,17 +1036,26 @@ static void on_synced(Drain *d) {
                                 pod_decide(p, o);
                         }
                 }
-        } else
+        } else {
                 /* After a relist every pod that still exists came again as ADDED: those that did
                  * not are gone (their DELETED fell into the gap the relist covers). */
+                size_t n = 0;
+
                 for (size_t i = 0; i < d->n_pods; i++) {
                         DrainPod *p = d->pods[i];
 
+                        if (p->listed_epoch != d->epoch && p->state == POD_LATE) {
+                                pod_free(p);
+                                continue;
+                        }
                         if (p->listed_epoch != d->epoch && pod_is_pending(p)) {
                                 log_debug("Pod %s/%s is gone (not listed again).", p->namespace, p->name);
                                 pod_enter(p, POD_GONE);
                         }
+                        d->pods[n++] = p;
                 }
+                d->n_pods = n;
+        }
 
         d->epoch++;
         d->watch_error = 0;
@@ -852,6 +1139,8 @@ typedef struct Counts {
         unsigned to_evict, blocked, terminating, total, skipped, gone, evicted, waited;
         const char *pdb;        /* the PDB blocking all blocked pods, if one and known */
         bool pdbs_differ;
+        const char *why;        /* the reason all blocked pods share, if one and unusual */
+        bool whys_differ;
 } Counts;
 
 static Counts drain_count(const Drain *d) {
@@ -862,6 +1151,7 @@ static Counts drain_count(const Drain *d) {
 
                 switch (p->state) {
                 case POD_UNDECIDED:
+                case POD_LATE:
                         continue;
                 case POD_SKIPPED:
                         c.skipped++;
@@ -870,13 +1160,17 @@ static Counts drain_count(const Drain *d) {
                 case POD_EVICTING:
                 case POD_BLOCKED:
                 case POD_RETRY:
+                case POD_CHECKING:
                         c.to_evict++;
                         if (p->blocked) {
-                                c.blocked++;
                                 if (!p->blocked_by || (c.pdb && !streq(c.pdb, p->blocked_by)))
                                         c.pdbs_differ = true;
                                 else
                                         c.pdb = p->blocked_by;
+                                if (c.blocked > 0 && !streq_ptr(c.why, p->blocked_why))
+                                        c.whys_differ = true;
+                                c.why = p->blocked_why;
+                                c.blocked++;
                         }
                         break;
                 case POD_TERMINATING:
@@ -915,9 +1209,17 @@ static char *drain_progress_text(const Drain *d) {
                         strdup("all pods gone");
 
         if (c.blocked > 0) {
-                blocked = c.pdb && !c.pdbs_differ ?
-                        strdup_printf(", %u blocked by PodDisruptionBudget %s", c.blocked, c.pdb) :
-                        strdup_printf(", %u blocked by a PodDisruptionBudget", c.blocked);
+                /* the reason, when all blocked pods share it: "1 blocked by PodDisruptionBudget
+                 * web-pdb: pdb disruptions allowed is negative", "1 blocked: more than one..." */
+                const char *why = c.whys_differ ? NULL : c.why;
+
+                if (c.pdb && !c.pdbs_differ)
+                        blocked = strdup_printf(", %u blocked by PodDisruptionBudget %s%s%s", c.blocked,
+                                                c.pdb, why ? ": " : "", strempty(why));
+                else if (why)
+                        blocked = strdup_printf(", %u blocked: %s", c.blocked, why);
+                else
+                        blocked = strdup_printf(", %u blocked by a PodDisruptionBudget", c.blocked);
                 if (!blocked)
                         return NULL;
         }
@@ -932,8 +1234,7 @@ static char *drain_progress_text(const Drain *d) {
 
 static char *pod_remains_text(const DrainPod *p) {
         if (p->blocked)
-                return p->blocked_by ? strdup_printf("blocked by PodDisruptionBudget %s", p->blocked_by) :
-                        strdup("blocked by a PodDisruptionBudget");
+                return pod_blocked_text(p);
 
         switch (p->state) {
         case POD_QUEUED:
@@ -941,6 +1242,7 @@ static char *pod_remains_text(const DrainPod *p) {
         case POD_EVICTING:
                 return strdup("eviction in progress");
         case POD_RETRY:
+        case POD_CHECKING:
                 return strdup_printf("eviction failing: %s", strna(p->error_message));
         case POD_TERMINATING:
                 return strdup("terminating");
@@ -1055,10 +1357,13 @@ static int on_defer(sd_event_source *s, void *userdata) {
         elapsed = now_usec(CLOCK_MONOTONIC) - d->start_usec;
         c = drain_count(d);
         if (d->result >= 0) {
+                _cleanup_free_ char *late = d->n_late > 0 ?
+                        strdup_printf(", did not chase %u that arrived later", d->n_late) : NULL;
+
                 free(d->result_message);
                 d->result_message = strdup_printf("evicted %u pod%s, waited for %u already terminating, "
-                                                  "left %u alone", c.evicted, c.evicted == 1 ? "" : "s",
-                                                  c.waited, c.skipped);
+                                                  "left %u alone%s", c.evicted, c.evicted == 1 ? "" : "s",
+                                                  c.waited, c.skipped, strempty(late));
                 log_info("Drained node %s in %s: %s.", d->node,
                          format_timespan(buf, sizeof buf, elapsed / USEC_PER_MSEC * USEC_PER_MSEC),
                          strna(d->result_message));
@@ -1164,7 +1469,7 @@ int drain_start(Drain **ret, sd_event *event, KubeClient *client, const char *no
                 (void) sd_event_source_set_description(d->timeout_source, "drain-timeout");
         }
 
-        r = node_unschedulable_patch(true, &patch);
+        r = node_cordon_patch(!o->node_was_unschedulable, now_usec(CLOCK_REALTIME), &patch);
         if (r < 0)
                 return r;
         escaped = url_escape(node);

@@ -32,6 +32,56 @@ bool lock_slot_is_free(json_object *lease, usec_t server_now, char **ret_reason)
  * rnd is any random number. Returns the index, or -EBUSY when every slot is HELD. */
 int lock_choose_slot(const LockSlotState *states, unsigned n, uint64_t rnd);
 
+/* When no slot is unclaimed: the order in which the holders' Nodes are looked up. The EXPIRED slots
+ * first (taken over when the holder is gone, or Ready and idle), starting at a random one and
+ * going round, so that waiting nodes spread; then the HELD ones (taken over only when the holder's
+ * Node is gone). ret_order gets up to n indexes; returns how many. */
+unsigned lock_check_order(const LockSlotState *states, unsigned n, uint64_t rnd, unsigned *ret_order);
+
+/* Who holds lease, seen from identity on machine machine_id:
+ *   US: holderIdentity is identity and the LOCK_ANNOTATION_MACHINE_ID annotation is absent or
+ *       empty (an older version wrote it), equals machine_id, or machine_id is NULL (no check);
+ *   TWIN: holderIdentity is identity but another machine wrote it (two hosts share a name);
+ *   OTHER: anyone else, or nobody. */
+typedef enum LockOwner {
+        LOCK_OWNER_OTHER,
+        LOCK_OWNER_US,
+        LOCK_OWNER_TWIN,
+} LockOwner;
+LockOwner lock_lease_owner(json_object *lease, const char *identity, const char *machine_id);
+/* The LOCK_ANNOTATION_MACHINE_ID annotation, or NULL when absent, empty or not a string. */
+const char *lock_lease_machine_id(json_object *lease);
+
+/* Whether lease still names us while we hold it: 0 (ret NULL) when lock_lease_owner() says US,
+ * 1 and why not ("released (no holder)", "taken by node-b", "held under our name by machine
+ * 1234abcd5678…") otherwise; lease NULL means it was deleted. -ENOMEM. */
+int lock_lost_reason(json_object *lease, const char *identity, const char *machine_id, char **ret);
+
+/* What a Lease's LOCK_LABEL says about it as slot of group name, when read by its name. */
+typedef enum LockLabel {
+        LOCK_LABEL_OURS,                /* labelled as a slot of name */
+        LOCK_LABEL_MISSING,             /* no such label: a tool removed it; still our slot */
+        LOCK_LABEL_FOREIGN,             /* labelled for another group: never touched */
+} LockLabel;
+LockLabel lock_lease_label(json_object *lease, const char *name);
+
+/* Puts back the label LOCK_LABEL=name on a body about to be written (a tool may have removed it)
+ * and, when machine_id is not NULL, records it in LOCK_ANNOTATION_MACHINE_ID. */
+int lock_mark_lease(json_object *body, const char *name, const char *machine_id);
+
+/* Whether a 409's body is the API server saying that Lease slot already exists (reason
+ * AlreadyExists, details naming it), rather than a write conflict. */
+bool lock_status_is_already_exists(json_object *status, const char *slot);
+
+/* The texts of a refusal. stuck: "nodereboot-0 held by node-b, expired 95 s ago, but node-b is
+ * NotReady and mid-cycle: not taking it over (a node that does not come back must not be
+ * followed); run 'noderebootctl unlock nodereboot-0' once node-b is dealt with". twin: "lease
+ * nodereboot-0 is held under our name node-a by machine 1234abcd5678…, we are 5678abcd1234…: two
+ * hosts share [Node] Name=node-a". NULL on OOM. */
+char *lock_format_stuck(const char *slot, const char *holder, usec_t expired_usec, const char *why);
+char *lock_format_twin(const char *slot, const char *identity, const char *their_machine_id,
+                       const char *our_machine_id);
+
 /* leaseDurationSeconds for a TTL: whole seconds, rounded up, at least 1. */
 int64_t lock_ttl_to_seconds(usec_t ttl_usec);
 
@@ -40,7 +90,8 @@ int64_t lock_ttl_to_seconds(usec_t ttl_usec);
  * take: holder = identity, acquireTime = renewTime = now, leaseDurationSeconds from ttl,
  *       leaseTransitions + 1 when the holder changes.
  * renew: renewTime = now, leaseDurationSeconds from ttl.
- * release: holderIdentity removed, renewTime = now (the time it became free).
+ * release: holderIdentity and the machine ID annotation removed, renewTime = now (the time it
+ *          became free).
  * new: a fresh Lease for POST, labelled LOCK_LABEL=name, held by identity. */
 int lock_build_take(json_object *lease, const char *identity, usec_t ttl_usec, usec_t now,
                     json_object **ret);
@@ -54,6 +105,10 @@ int lock_build_new(const char *namespace, const char *name, const char *slot, co
  * leases[i] may be NULL (missing slot). Returns NULL on OOM. */
 char *lock_format_holders(json_object * const *leases, char * const *slot_names, unsigned n,
                           usec_t server_now);
+/* The same, where notes (may be NULL; notes[i] may be NULL) replaces what is said of slot i, held
+ * or not: a refused takeover, a lease labelled for another group. */
+char *lock_format_holders_noted(json_object * const *leases, char * const *slot_names, char * const *notes,
+                                unsigned n, usec_t server_now);
 
 /* Whether a 404's body is the API server saying that Node node does not exist (a Status with reason
  * NotFound and details naming the node), rather than a proxy's or a wrong URL's 404. */
@@ -80,6 +135,10 @@ int lock_slots_from_list(json_object *list, const char *name, unsigned concurren
  * or NULL. Returns the lease; ret_slot (may be NULL) gets its name (borrowed from the lease). */
 json_object *lock_find_holder(json_object *list, const char *name, const char *identity,
                               const char **ret_slot);
+/* The same with the machine check of lock_lease_owner(): the lowest slot that is US; ret_twin
+ * (may be NULL) gets the lowest one that is TWIN (borrowed), or NULL. */
+json_object *lock_find_own_lease(json_object *list, const char *name, const char *identity,
+                                 const char *machine_id, json_object **ret_twin);
 
 /* renewTime + leaseDurationSeconds of a lease, or USEC_INFINITY when it cannot be timed. */
 usec_t lock_lease_expiry(json_object *lease);

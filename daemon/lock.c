@@ -6,6 +6,7 @@
 #include "lock-internal.h"
 #include "lock.h"
 #include "log.h"
+#include "node.h"
 #include "string-util.h"
 
 #define LEASES_API "/apis/coordination.k8s.io/v1"
@@ -15,6 +16,10 @@
 #define LOCK_REREAD_MAX 3U
 /* Leases the watch remembers; a group never has more than its slots plus strays. */
 #define LOCK_SEEN_MAX 4096U
+/* Longest machine ID we record (systemd's are 32 hex digits). */
+#define LOCK_MACHINE_ID_MAX 128U
+/* How much of a machine ID the messages show. */
+#define LOCK_MACHINE_ID_SHOWN 12U
 
 typedef enum LockOpType {
         LOCK_OP_ACQUIRE,
@@ -40,12 +45,23 @@ struct LockOp {
 
         /* acquire */
         json_object *list;              /* the last LeaseList read */
-        json_object **slots;            /* its items by slot index, borrowed from list */
-        unsigned ghost_next;            /* next slot whose holder's Node we look up */
+        json_object **slots;            /* its items by slot index, borrowed from list or fetched */
+        json_object *fetched;           /* array owning leases read by name (missing from the list) */
+        LockSlotState *states;          /* of slots, when the holders' Nodes are looked up */
+        unsigned *order;                /* the slots whose holders' Nodes we look up, in order */
+        unsigned n_order, check_next;
+        char **notes;                   /* per slot: why it is not taken, for the holders text */
+        bool *refused;                  /* per slot: expired but kept by its holder */
         bool renewing_own;              /* the write renews a slot that already named us */
         bool created;                   /* the write creates the slot */
         char *previous_holder;          /* for the log of a takeover */
         char *reason;
+
+        /* find own: the next slot missing from the list to read by name */
+        unsigned probe_next;
+
+        /* renew: lock_set_renew_timeout() */
+        sd_event_source *deadline;
 
         /* list, force release: their handlers */
         LockListHandler list_handler;
@@ -80,6 +96,21 @@ struct Lock {
         usec_t next_expiry;             /* server clock: earliest expiry of a held slot at the last -EBUSY */
         LockSeen *seen;                 /* resourceVersion of every lease the watch saw */
         size_t n_seen;
+
+        char *machine_id;               /* NULL: not recorded, not checked */
+        char **stuck_reported;          /* per slot: "holder\nrenewTime" of the last refusal we posted */
+        char **label_warned;            /* slots we warned about for their missing label */
+        char *twin_logged;              /* "slot\nmachine" of the last twin we logged */
+
+        sd_event *event;                /* for the renewal deadline */
+        usec_t renew_timeout_usec;      /* 0: none */
+
+        /* lock_watch_held() */
+        KubeWatch *held_watch;
+        char *held_slot;
+        LockLostHandler lost;
+        void *lost_userdata;
+        bool held_listed;               /* ADDED since the last SYNCED */
 };
 
 /* ---- pure decisions ---------------------------------------------------------------------- */
@@ -198,6 +229,36 @@ int lock_choose_slot(const LockSlotState *states, unsigned n, uint64_t rnd) {
                         }
         }
         return -EBUSY;
+}
+
+static void reverse_unsigned(unsigned *a, unsigned n) {
+        for (unsigned i = 0; i < n / 2; i++) {
+                unsigned t = a[i];
+
+                a[i] = a[n - 1 - i];
+                a[n - 1 - i] = t;
+        }
+}
+
+unsigned lock_check_order(const LockSlotState *states, unsigned n, uint64_t rnd, unsigned *ret_order) {
+        unsigned k = 0, expired, shift;
+
+        /* The expired ones from a random one on, going round... */
+        for (unsigned i = 0; i < n; i++)
+                if (states[i] == LOCK_SLOT_EXPIRED)
+                        ret_order[k++] = i;
+        expired = k;
+        if (expired > 1) {
+                shift = (unsigned) (rnd % expired);
+                reverse_unsigned(ret_order, shift);
+                reverse_unsigned(ret_order + shift, expired - shift);
+                reverse_unsigned(ret_order, expired);
+        }
+        /* ...then the live ones, in order: only a deleted Node frees those. */
+        for (unsigned i = 0; i < n; i++)
+                if (states[i] == LOCK_SLOT_HELD)
+                        ret_order[k++] = i;
+        return k;
 }
 
 char *lock_slot_name(const char *name, unsigned index) {
@@ -322,13 +383,16 @@ int lock_build_renew(json_object *lease, usec_t ttl_usec, usec_t now, json_objec
 
 int lock_build_release(json_object *lease, usec_t now, json_object **ret) {
         _cleanup_json_ json_object *copy = NULL;
-        json_object *spec;
+        json_object *spec, *annotations;
         int r;
 
         r = lock_copy_lease(lease, &copy, &spec);
         if (r < 0)
                 return r;
         json_object_object_del(spec, "holderIdentity");
+        annotations = json_get(copy, "metadata.annotations");
+        if (annotations && json_object_is_type(annotations, json_type_object))
+                json_object_object_del(annotations, LOCK_ANNOTATION_MACHINE_ID);
         r = json_set_time(spec, "renewTime", now);
         if (r < 0)
                 return r;
@@ -414,6 +478,11 @@ static char *format_clock(char *buf, size_t size, usec_t t, usec_t now) {
 
 char *lock_format_holders(json_object * const *leases, char * const *slot_names, unsigned n,
                           usec_t server_now) {
+        return lock_format_holders_noted(leases, slot_names, NULL, n, server_now);
+}
+
+char *lock_format_holders_noted(json_object * const *leases, char * const *slot_names, char * const *notes,
+                                unsigned n, usec_t server_now) {
         _cleanup_free_ char *text = strdup("");
 
         if (!text)
@@ -426,6 +495,15 @@ char *lock_format_holders(json_object * const *leases, char * const *slot_names,
                 LockSlotState state;
                 usec_t t, expired;
                 char *joined;
+
+                if (notes && notes[i]) {
+                        joined = strdup_printf("%s%s%s", text, isempty(text) ? "" : "; ", notes[i]);
+                        if (!joined)
+                                return NULL;
+                        free(text);
+                        text = joined;
+                        continue;
+                }
 
                 state = lock_slot_state(leases[i], server_now, &expired);
                 if (state != LOCK_SLOT_HELD && state != LOCK_SLOT_EXPIRED)
@@ -498,6 +576,198 @@ json_object *lock_find_holder(json_object *list, const char *name, const char *i
         return best;
 }
 
+
+const char *lock_lease_machine_id(json_object *lease) {
+        json_object *v = json_get_member(json_get(lease, "metadata.annotations"), LOCK_ANNOTATION_MACHINE_ID);
+
+        if (!v || !json_object_is_type(v, json_type_string) || isempty(json_object_get_string(v)))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+LockOwner lock_lease_owner(json_object *lease, const char *identity, const char *machine_id) {
+        const char *theirs;
+
+        if (!identity || !streq_ptr(lock_lease_holder(lease), identity))
+                return LOCK_OWNER_OTHER;
+        theirs = lock_lease_machine_id(lease);
+        if (!machine_id || !theirs || streq(theirs, machine_id))
+                return LOCK_OWNER_US;
+        return LOCK_OWNER_TWIN;
+}
+
+json_object *lock_find_own_lease(json_object *list, const char *name, const char *identity,
+                                 const char *machine_id, json_object **ret_twin) {
+        json_object *items = json_get(list, "items");
+        size_t m = json_array_length(items);
+        json_object *best[2] = {};
+        int best_idx[2] = { -1, -1 };
+
+        /* The lowest index wins, so the answer does not depend on the list's order. */
+        for (size_t j = 0; j < m; j++) {
+                json_object *item = json_object_array_get_idx(items, j);
+                int idx = lock_slot_index(name, json_get_string(item, "metadata.name"));
+                LockOwner o;
+                unsigned k;
+
+                if (idx < 0)
+                        continue;
+                o = lock_lease_owner(item, identity, machine_id);
+                if (o == LOCK_OWNER_OTHER)
+                        continue;
+                k = o == LOCK_OWNER_US ? 0 : 1;
+                if (!best[k] || idx < best_idx[k]) {
+                        best[k] = item;
+                        best_idx[k] = idx;
+                }
+        }
+        if (ret_twin)
+                *ret_twin = best[1];
+        return best[0];
+}
+
+/* "1234abcd5678…" */
+static char *machine_id_short(char *buf, size_t size, const char *id) {
+        if (strlen(id) > LOCK_MACHINE_ID_SHOWN)
+                snprintf(buf, size, "%.*s…", (int) LOCK_MACHINE_ID_SHOWN, id);
+        else
+                snprintf(buf, size, "%s", id);
+        return buf;
+}
+
+char *lock_format_twin(const char *slot, const char *identity, const char *their_machine_id,
+                       const char *our_machine_id) {
+        char a[LOCK_MACHINE_ID_SHOWN + 8], b[LOCK_MACHINE_ID_SHOWN + 8];
+
+        return strdup_printf("lease %s is held under our name %s by machine %s, we are %s: "
+                             "two hosts share [Node] Name=%s", slot, identity,
+                             machine_id_short(a, sizeof a, strna(their_machine_id)),
+                             machine_id_short(b, sizeof b, strna(our_machine_id)), identity);
+}
+
+int lock_lost_reason(json_object *lease, const char *identity, const char *machine_id, char **ret) {
+        const char *holder = lock_lease_holder(lease);
+        char a[LOCK_MACHINE_ID_SHOWN + 8];
+        char *why;
+
+        if (!lease)
+                why = strdup("its Lease was deleted");
+        else
+                switch (lock_lease_owner(lease, identity, machine_id)) {
+                case LOCK_OWNER_US:
+                        *ret = NULL;
+                        return 0;
+                case LOCK_OWNER_TWIN:
+                        why = strdup_printf("held under our name by machine %s (two hosts share [Node] Name=%s)",
+                                            machine_id_short(a, sizeof a, lock_lease_machine_id(lease)), identity);
+                        break;
+                default:
+                        why = holder ? strdup_printf("taken by %s", holder) : strdup("released (no holder)");
+                }
+        if (!why)
+                return -ENOMEM;
+        *ret = why;
+        return 1;
+}
+
+LockLabel lock_lease_label(json_object *lease, const char *name) {
+        json_object *v = json_get_member(json_get(lease, "metadata.labels"), LOCK_LABEL);
+
+        if (!v)
+                return LOCK_LABEL_MISSING;
+        if (json_object_is_type(v, json_type_string) && streq_ptr(json_object_get_string(v), name))
+                return LOCK_LABEL_OURS;
+        return LOCK_LABEL_FOREIGN;
+}
+
+/* o[key] as an object, made (or replacing a non-object) when needed. */
+static json_object *json_ensure_object(json_object *o, const char *key) {
+        json_object *v = json_get_member(o, key);
+
+        if (v && json_object_is_type(v, json_type_object))
+                return v;
+        if (json_set(o, key, json_object_new_object()) < 0)
+                return NULL;
+        return json_get_member(o, key);
+}
+
+int lock_mark_lease(json_object *body, const char *name, const char *machine_id) {
+        json_object *metadata, *labels, *annotations;
+        int r;
+
+        if (!body || !json_object_is_type(body, json_type_object) || isempty(name))
+                return -EINVAL;
+        metadata = json_ensure_object(body, "metadata");
+        labels = metadata ? json_ensure_object(metadata, "labels") : NULL;
+        if (!labels)
+                return -ENOMEM;
+        r = json_set(labels, LOCK_LABEL, json_object_new_string(name));
+        if (r < 0 || !machine_id)
+                return r;
+        annotations = json_ensure_object(metadata, "annotations");
+        if (!annotations)
+                return -ENOMEM;
+        return json_set(annotations, LOCK_ANNOTATION_MACHINE_ID, json_object_new_string(machine_id));
+}
+
+bool lock_status_is_already_exists(json_object *status, const char *slot) {
+        return streq_ptr(json_get_string(status, "kind"), "Status") &&
+                streq_ptr(json_get_string(status, "reason"), "AlreadyExists") &&
+                streq_ptr(json_get_string(status, "details.kind"), "leases") &&
+                streq_ptr(json_get_string(status, "details.name"), slot);
+}
+
+char *lock_format_stuck(const char *slot, const char *holder, usec_t expired_usec, const char *why) {
+        char age[FORMAT_TIMESPAN_MAX];
+
+        return strdup_printf("%s held by %s, expired %s ago, but %s is %s: not taking it over (a node that "
+                             "does not come back must not be followed); run 'noderebootctl unlock %s' once "
+                             "%s is dealt with", slot, holder, format_age(age, sizeof age, expired_usec),
+                             holder, why, slot, holder);
+}
+
+bool lock_holder_is_idle(json_object *node, char **ret_why) {
+        json_object *conditions = json_get(node, "status.conditions");
+        json_object *annotations = json_get(node, "metadata.annotations");
+        const char *ready = NULL, *what[4];
+        _cleanup_free_ char *text = NULL;
+        size_t n = 0;
+
+        if (ret_why)
+                *ret_why = NULL;
+
+        for (size_t i = 0; i < json_array_length(conditions); i++) {
+                json_object *c = json_object_array_get_idx(conditions, i);
+
+                if (streq_ptr(json_get_string(c, "type"), "Ready")) {
+                        ready = json_get_string(c, "status");
+                        break;
+                }
+        }
+        if (!streq_ptr(ready, "True"))
+                what[n++] = streq_ptr(ready, "False") ? "NotReady" :
+                            streq_ptr(ready, "Unknown") ? "unreachable (Ready=Unknown)" :
+                            "of unknown readiness (no Ready condition)";
+        if (streq_ptr(json_get_string(json_get_member(annotations, NODE_ANNOTATION_CORDONED), ""), "true"))
+                what[n++] = "cordoned by nodereboot";
+        if (json_get_member(annotations, NODE_ANNOTATION_IN_PROGRESS))
+                what[n++] = "mid-cycle";
+        if (n == 0)
+                return true;
+        if (!ret_why)
+                return false;
+
+        /* "a", "a and b", "a, b and c" */
+        text = strdup(what[0]);
+        for (size_t i = 1; text && i < n; i++) {
+                char *t = strjoin(text, i == n - 1 ? " and " : ", ", what[i]);
+
+                free(text);
+                text = t;
+        }
+        *ret_why = TAKE_PTR(text);
+        return false;
+}
 
 /* ---- slots as an administrator sees them --------------------------------------------------- */
 
@@ -662,9 +932,18 @@ static LockOp *lock_op_free(LockOp *op) {
                         op->next->prev = op->prev;
         }
         kube_call_cancel(op->call);
+        sd_event_source_disable_unref(op->deadline);
         free(op->slot);
         json_object_put(op->list);
         free(op->slots);
+        json_object_put(op->fetched);
+        free(op->states);
+        free(op->order);
+        if (op->notes && op->lock)
+                for (unsigned i = 0; i < op->lock->concurrency; i++)
+                        free(op->notes[i]);
+        free(op->notes);
+        free(op->refused);
         free(op->previous_holder);
         free(op->reason);
         lock_slot_info_done(&op->before);
@@ -692,9 +971,14 @@ static int lock_op_new(Lock *l, LockOpType type, const char *slot, LockHandler h
                 if (!op->slot)
                         return -ENOMEM;
         }
-        if (type == LOCK_OP_ACQUIRE) {
+        if (type == LOCK_OP_ACQUIRE || type == LOCK_OP_FIND_OWN) {
                 op->slots = calloc(l->concurrency, sizeof *op->slots);
-                if (!op->slots)
+                op->states = calloc(l->concurrency, sizeof *op->states);
+                op->order = calloc(l->concurrency, sizeof *op->order);
+                op->notes = calloc(l->concurrency, sizeof *op->notes);
+                op->refused = calloc(l->concurrency, sizeof *op->refused);
+                op->fetched = json_object_new_array();
+                if (!op->slots || !op->states || !op->order || !op->notes || !op->refused || !op->fetched)
                         return -ENOMEM;
         }
 
@@ -738,20 +1022,88 @@ static int lock_op_call(LockOp *op, const char *method, const char *path, json_o
                                 handler, op, &op->call);
 }
 
+static int lock_op_read_slot(LockOp *op, KubeCallHandler handler) {
+        _cleanup_free_ char *path = lock_slot_path(op->lock, op->slot);
+
+        if (!path)
+                return -ENOMEM;
+        return lock_op_call(op, "GET", path, NULL, handler);
+}
+
+static int lock_op_write_slot(LockOp *op, json_object *body, KubeCallHandler handler) {
+        _cleanup_free_ char *path = lock_slot_path(op->lock, op->slot);
+
+        if (!path)
+                return -ENOMEM;
+        return lock_op_call(op, "PUT", path, body, handler);
+}
+
+/* Warns once per slot that a tool removed the group's label from a slot's Lease (a GitOps
+ * controller that rewrote it): the labelled list and watch no longer see it. Our next write to it
+ * puts the label back; once it is back, a later removal is reported again. */
+static void lock_label_restored(Lock *l, const char *slot) {
+        for (size_t i = 0; l->label_warned && l->label_warned[i]; i++)
+                if (streq(l->label_warned[i], slot)) {
+                        free(l->label_warned[i]);
+                        memmove(l->label_warned + i, l->label_warned + i + 1,
+                                (strv_length(l->label_warned + i + 1) + 1) * sizeof(char *));
+                        return;
+                }
+}
+
+static void lock_check_label(Lock *l, const char *slot, json_object *lease) {
+        LockLabel label = lock_lease_label(lease, l->name);
+
+        if (label == LOCK_LABEL_OURS) {
+                lock_label_restored(l, slot);
+                return;
+        }
+        if (strv_contains(l->label_warned, slot))
+                return;
+        (void) strv_extend(&l->label_warned, slot);
+        if (label == LOCK_LABEL_MISSING)
+                log_warning("Lock slot Lease %s/%s lacks its label %s=%s (did a tool rewrite it?), so lists and "
+                            "watches of the group miss it; using it by name, and our next write to it puts the "
+                            "label back.", l->namespace, slot, LOCK_LABEL, l->name);
+        else
+                log_warning("Lease %s/%s is named like a slot of lock %s but labelled %s=%s; not touching it.",
+                            l->namespace, slot, l->name, LOCK_LABEL,
+                            strna(json_get_string(json_get_member(json_get(lease, "metadata.labels"), LOCK_LABEL), "")));
+}
+
+/* The message for a slot held under our name by another machine, logged once per slot and machine. */
+static char *lock_twin_message(Lock *l, const char *slot, json_object *lease) {
+        _cleanup_free_ char *key = strjoin(slot, "\n", strna(lock_lease_machine_id(lease)));
+        char *m = lock_format_twin(slot, l->identity, lock_lease_machine_id(lease), l->machine_id);
+
+        if (!m || !key)
+                return m;
+        if (!streq_ptr(l->twin_logged, key)) {
+                log_error("Refusing lock slot %s: %s.", slot, m);
+                free(l->twin_logged);
+                l->twin_logged = TAKE_PTR(key);
+        } else
+                log_debug("Refusing lock slot %s: %s.", slot, m);
+        return m;
+}
+
 static void lock_acquire_list(LockOp *op);
-static void lock_acquire_check_ghosts(LockOp *op);
+static void lock_acquire_check_holders(LockOp *op);
+static void lock_acquire_decide(LockOp *op);
 
 static void lock_acquire_busy(LockOp *op, const char *why) {
         Lock *l = op->lock;
         _cleanup_free_ char *holders = NULL;
 
+        /* Refused slots already expired: counting them would have the caller retry at once, in a
+         * loop. They are looked at again by the periodic re-check, or when their lease changes. */
         l->next_expiry = USEC_INFINITY;
         for (unsigned i = 0; i < l->concurrency; i++)
-                if (lock_lease_holder(op->slots[i]))
+                if (lock_lease_holder(op->slots[i]) && !op->refused[i] && !op->notes[i])
                         l->next_expiry = MIN(l->next_expiry, lock_lease_expiry(op->slots[i]));
 
-        holders = lock_format_holders(op->slots, l->slot_names, l->concurrency,
-                                      kube_client_server_now(l->client));
+        holders = lock_format_holders_noted(op->slots, l->slot_names, op->notes, l->concurrency,
+                                            kube_client_server_now(l->client));
         if (!holders) {
                 lock_op_finish(op, -ENOMEM, NULL, NULL);
                 return;
@@ -767,22 +1119,90 @@ static void lock_acquire_busy(LockOp *op, const char *why) {
         lock_op_finish(op, -EBUSY, NULL, holders);
 }
 
+/* A write of ours lost (409) or met a deleted slot (404): read the slots again, a bounded number
+ * of times. If our own write went through and only its answer was lost, the next list shows us as
+ * the holder. */
+static void lock_acquire_lost(LockOp *op, const char *what) {
+        log_debug("Lost the write of lock slot %s (%s), reading the slots again.", op->slot, what);
+        if (++op->rounds >= LOCK_CONFLICT_ROUNDS_MAX) {
+                lock_acquire_busy(op, "every attempt lost to another node");
+                return;
+        }
+        lock_acquire_list(op);
+}
+
+static void lock_on_acquire_fetched(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+        Lock *l = op->lock;
+        int idx = lock_slot_index(l->name, op->slot);
+        LockLabel label;
+
+        op->call = NULL;
+        if (error == -ENOENT) {
+                lock_acquire_lost(op, "created and deleted meanwhile");
+                return;
+        }
+        if (error < 0) {
+                lock_op_finish(op, error, NULL, NULL);
+                return;
+        }
+        if (idx < 0 || (unsigned) idx >= l->concurrency ||
+            !streq_ptr(json_get_string(response->body, "metadata.name"), op->slot)) {
+                lock_op_finish(op, -EBADMSG, NULL, NULL);
+                return;
+        }
+
+        label = lock_lease_label(response->body, l->name);
+        if (label == LOCK_LABEL_OURS) {
+                /* A plain race: another node (or a lost answer of ours) created it after our list. */
+                lock_acquire_lost(op, "created meanwhile");
+                return;
+        }
+
+        /* The list could not show it: its label is gone (or names another group). Decide with the
+         * lease as read by name; the write that takes or renews it puts the label back. */
+        if (json_object_array_add(op->fetched, json_object_get(response->body)) < 0) {
+                json_object_put(response->body);
+                lock_op_finish(op, -ENOMEM, NULL, NULL);
+                return;
+        }
+        op->slots[idx] = response->body;
+        lock_check_label(l, op->slot, response->body);
+        if (label == LOCK_LABEL_FOREIGN) {
+                op->notes[idx] = strdup_printf("%s is labelled %s=%s, not as a slot of %s: not touching it",
+                                               op->slot, LOCK_LABEL,
+                                               strna(json_get_string(json_get_member(json_get(response->body, "metadata.labels"),
+                                                                                     LOCK_LABEL), "")),
+                                               l->name);
+                if (!op->notes[idx]) {
+                        lock_op_finish(op, -ENOMEM, NULL, NULL);
+                        return;
+                }
+        }
+        if (++op->rounds >= LOCK_CONFLICT_ROUNDS_MAX) {
+                lock_acquire_busy(op, "every attempt lost to another node");
+                return;
+        }
+        lock_acquire_decide(op);
+}
+
 static void lock_on_acquire_written(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         LockOp *op = userdata;
+        int r;
 
         op->call = NULL;
 
+        if (error == -ESTALE && op->created && lock_status_is_already_exists(response->body, op->slot)) {
+                /* The list did not show this slot, yet it exists: created just now by another node,
+                 * or a tool removed its label. Read it by name to tell which. */
+                r = lock_op_read_slot(op, lock_on_acquire_fetched);
+                if (r < 0)
+                        lock_op_finish(op, r, NULL, NULL);
+                return;
+        }
         if (error == -ESTALE || error == -ENOENT) {
-                /* 409: someone else wrote the slot first (or created it first); 404: it was deleted.
-                 * Read again; if our own write went through and only its answer was lost, the next
-                 * list shows us as the holder. */
-                log_debug("Lost the write of lock slot %s (%s), reading the slots again.",
-                          op->slot, error == -ESTALE ? "conflict" : "gone");
-                if (++op->rounds >= LOCK_CONFLICT_ROUNDS_MAX) {
-                        lock_acquire_busy(op, "every attempt lost to another node");
-                        return;
-                }
-                lock_acquire_list(op);
+                /* 409: someone else wrote the slot first (or created it first); 404: it was deleted. */
+                lock_acquire_lost(op, error == -ESTALE ? "conflict" : "gone");
                 return;
         }
         if (error < 0) {
@@ -803,10 +1223,12 @@ static void lock_on_acquire_written(KubeClient *c, int error, const KubeResponse
         else
                 log_info("Took lock slot %s (%s).", op->slot, op->reason);
 
+        lock_label_restored(op->lock, op->slot);      /* our write carried it */
         lock_op_finish(op, 0, op->slot, NULL);
 }
 
-/* Writes slot index: a takeover (PUT with the resourceVersion read) or a create (POST). */
+/* Writes slot index: a takeover (PUT with the resourceVersion read) or a create (POST). Either
+ * carries the group's label and our machine ID. */
 static void lock_acquire_take(LockOp *op, unsigned index, const char *reason) {
         Lock *l = op->lock;
         json_object *lease = op->slots[index];
@@ -832,6 +1254,8 @@ static void lock_acquire_take(LockOp *op, unsigned index, const char *reason) {
         if (lease) {
                 r = op->renewing_own ? lock_build_renew(lease, l->ttl_usec, now, &body) :
                                        lock_build_take(lease, l->identity, l->ttl_usec, now, &body);
+                if (r >= 0)
+                        r = lock_mark_lease(body, l->name, l->machine_id);
                 if (r < 0) {
                         lock_op_finish(op, r, NULL, NULL);
                         return;
@@ -844,6 +1268,8 @@ static void lock_acquire_take(LockOp *op, unsigned index, const char *reason) {
                 r = lock_op_call(op, "PUT", path, body, lock_on_acquire_written);
         } else {
                 r = lock_build_new(l->namespace, l->name, op->slot, l->identity, l->ttl_usec, now, &body);
+                if (r >= 0)
+                        r = lock_mark_lease(body, l->name, l->machine_id);
                 if (r < 0) {
                         lock_op_finish(op, r, NULL, NULL);
                         return;
@@ -863,10 +1289,96 @@ bool lock_status_is_node_not_found(json_object *status, const char *node) {
                 streq_ptr(json_get_string(status, "details.name"), node);
 }
 
-static void lock_on_ghost_checked(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+static void lock_on_stuck_event_posted(KubeClient *c, int error, void *userdata) {
+        if (error < 0)
+                log_debug_errno(error, "Failed to post the %s Event, ignoring: %m", LOCK_EVENT_REASON_STUCK);
+}
+
+/* A refused takeover is worth one warning and one Event on the holder's Node per holder and
+ * renewal, not one per retry of ours. */
+static void lock_report_stuck(Lock *l, unsigned index, json_object *lease, const char *text) {
+        const char *holder = lock_lease_holder(lease);
+        _cleanup_free_ char *key = strjoin(holder, "\n", strempty(json_get_string(lease, "spec.renewTime")));
+        int r;
+
+        if (!key)
+                return;
+        if (streq_ptr(l->stuck_reported[index], key)) {
+                log_debug("Reboot lock stuck: %s.", text);
+                return;
+        }
+        free(l->stuck_reported[index]);
+        l->stuck_reported[index] = TAKE_PTR(key);
+
+        log_warning("Reboot lock stuck: %s.", text);
+        {
+                /* Every waiting node sees the same stuck slot: one Event for all of them. */
+                _cleanup_free_ char *event_key = strjoin(LOCK_EVENT_REASON_STUCK, "\n", l->namespace, "/",
+                                                         json_get_string(lease, "metadata.name") ?: "", "\n",
+                                                         l->stuck_reported[index]);
+                r = event_key ? node_post_event_once(l->client, holder, event_key, "Warning",
+                                                     LOCK_EVENT_REASON_STUCK, text, lock_on_stuck_event_posted,
+                                                     NULL) : -ENOMEM;
+        }
+        if (r < 0)
+                log_debug_errno(r, "Failed to post the %s Event on Node %s, ignoring: %m",
+                                LOCK_EVENT_REASON_STUCK, holder);
+}
+
+/* An expired slot whose holder's Node was read (or could not be): true when we took it over. */
+static bool lock_acquire_judge_expired(LockOp *op, unsigned i, int error, json_object *node) {
+        Lock *l = op->lock;
+        json_object *lease = op->slots[i];
+        const char *holder = lock_lease_holder(lease);
+        char age[FORMAT_TIMESPAN_MAX];
+        _cleanup_free_ char *why = NULL, *reason = NULL;
+        bool readable = false;
+        usec_t expired;
+
+        (void) lock_slot_state(lease, kube_client_server_now(l->client), &expired);
+        if (error >= 0 && streq_ptr(json_get_string(node, "kind"), "Node") &&
+            streq_ptr(json_get_string(node, "metadata.name"), holder)) {
+                readable = true;
+                if (lock_holder_is_idle(node, &why)) {
+                        /* Its daemon died or was removed while idle: nothing to follow it into. */
+                        reason = strdup_printf("expired %s ago, and %s is Ready and idle",
+                                               format_age(age, sizeof age, expired), holder);
+                        if (!reason) {
+                                lock_op_finish(op, -ENOMEM, NULL, NULL);
+                                return true;
+                        }
+                        lock_acquire_take(op, i, reason);
+                        return true;
+                }
+        } else if (error == -ENOENT)
+                why = strdup("not known to be healthy (its Node lookup got a 404 that does not say it is gone)");
+        else if (error < 0)
+                why = strdup_printf("not known to be healthy (its Node could not be read: %s)",
+                                    strerror(-error));
+        else
+                why = strdup("not known to be healthy (the answer for its Node was not a Node)");
+        if (!why) {
+                lock_op_finish(op, -ENOMEM, NULL, NULL);
+                return true;
+        }
+
+        op->notes[i] = lock_format_stuck(l->slot_names[i], holder, expired, why);
+        if (!op->notes[i]) {
+                lock_op_finish(op, -ENOMEM, NULL, NULL);
+                return true;
+        }
+        op->refused[i] = true;
+        if (readable)
+                lock_report_stuck(l, i, lease, op->notes[i]);
+        else
+                log_debug("Not taking over lock slot %s: %s.", l->slot_names[i], op->notes[i]);
+        return false;
+}
+
+static void lock_on_holder_checked(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         LockOp *op = userdata;
         Lock *l = op->lock;
-        unsigned i = op->ghost_next;
+        unsigned i = op->order[op->check_next];
         const char *holder = lock_lease_holder(op->slots[i]);
 
         op->call = NULL;
@@ -884,38 +1396,45 @@ static void lock_on_ghost_checked(KubeClient *c, int error, const KubeResponse *
                 lock_acquire_take(op, i, reason);
                 return;
         }
-        if (error < 0 && error != -ENOENT)
+
+        if (op->states[i] == LOCK_SLOT_EXPIRED) {
+                if (lock_acquire_judge_expired(op, i, error, response->body))
+                        return;
+        } else if (error < 0 && error != -ENOENT)
                 log_debug_errno(error, "Could not look up Node %s holding lock slot %s, assuming it exists: %m",
                                 holder, l->slot_names[i]);
         else if (error == -ENOENT)
                 log_debug("Node %s holding lock slot %s: 404 without a NotFound Status, assuming it exists.",
                           holder, l->slot_names[i]);
 
-        op->ghost_next++;
-        lock_acquire_check_ghosts(op);
+        op->check_next++;
+        lock_acquire_check_holders(op);
 }
 
-static void lock_acquire_check_ghosts(LockOp *op) {
+/* No slot is unclaimed: look up the holders' Nodes, one GET each, served from the API server's
+ * cache. An expired slot is taken when its holder is gone or idle, a live one only when gone. */
+static void lock_acquire_check_holders(LockOp *op) {
         Lock *l = op->lock;
 
-        for (; op->ghost_next < l->concurrency; op->ghost_next++) {
-                const char *holder = lock_lease_holder(op->slots[op->ghost_next]);
+        for (; op->check_next < op->n_order; op->check_next++) {
+                unsigned i = op->order[op->check_next];
+                const char *holder = lock_lease_holder(op->slots[i]);
                 _cleanup_free_ char *e = NULL, *path = NULL;
                 int r;
 
-                if (!holder || streq(holder, l->identity))
+                if (!holder || op->notes[i] || streq(holder, l->identity))
                         continue;
                 e = url_escape(holder);
                 if (!e) {
                         lock_op_finish(op, -ENOMEM, NULL, NULL);
                         return;
                 }
-                path = strjoin("/api/v1/nodes/", e);
+                path = strjoin("/api/v1/nodes/", e, "?resourceVersion=0");
                 if (!path) {
                         lock_op_finish(op, -ENOMEM, NULL, NULL);
                         return;
                 }
-                r = lock_op_call(op, "GET", path, NULL, lock_on_ghost_checked);
+                r = lock_op_call(op, "GET", path, NULL, lock_on_holder_checked);
                 if (r < 0) {
                         lock_op_finish(op, r, NULL, NULL);
                         return;
@@ -928,40 +1447,53 @@ static void lock_acquire_check_ghosts(LockOp *op) {
 
 static void lock_acquire_decide(LockOp *op) {
         Lock *l = op->lock;
-        _cleanup_free_ LockSlotState *states = NULL;
         _cleanup_free_ char *reason = NULL;
         usec_t now = kube_client_server_now(l->client);
-        int idx;
+        uint64_t rnd = random_u64();
+        int idx, twin = -1;
 
-        for (unsigned i = 0; i < l->concurrency; i++)
-                if (streq_ptr(lock_lease_holder(op->slots[i]), l->identity)) {
+        for (unsigned i = 0; i < l->concurrency; i++) {
+                if (op->notes[i])
+                        continue;
+                switch (lock_lease_owner(op->slots[i], l->identity, l->machine_id)) {
+                case LOCK_OWNER_US:
                         op->renewing_own = true;
                         lock_acquire_take(op, i, "already ours");
                         return;
+                case LOCK_OWNER_TWIN:
+                        if (twin < 0)
+                                twin = (int) i;
+                        break;
+                default:
+                        break;
                 }
+        }
+        if (twin >= 0) {
+                /* Another host runs under our name: neither of us may take anything. */
+                _cleanup_free_ char *m = lock_twin_message(l, l->slot_names[twin], op->slots[twin]);
 
-        states = calloc(l->concurrency, sizeof *states);
-        if (!states) {
-                lock_op_finish(op, -ENOMEM, NULL, NULL);
+                lock_op_finish(op, m ? -ENOTUNIQ : -ENOMEM, NULL, m);
                 return;
         }
+
         for (unsigned i = 0; i < l->concurrency; i++)
-                states[i] = lock_slot_state(op->slots[i], now, NULL);
+                op->states[i] = op->notes[i] ? LOCK_SLOT_HELD : lock_slot_state(op->slots[i], now, NULL);
 
-        idx = lock_choose_slot(states, l->concurrency, random_u64());
-        if (idx < 0) {
-                /* Every slot is held and fresh: only now pay for looking up the holders' Nodes. */
-                op->ghost_next = 0;
-                lock_acquire_check_ghosts(op);
+        idx = lock_choose_slot(op->states, l->concurrency, rnd);
+        if (idx >= 0 && slot_unclaimed(op->states[idx])) {
+                (void) lock_slot_is_free(op->slots[idx], now, &reason);
+                if (!reason) {
+                        lock_op_finish(op, -ENOMEM, NULL, NULL);
+                        return;
+                }
+                lock_acquire_take(op, (unsigned) idx, reason);
                 return;
         }
 
-        (void) lock_slot_is_free(op->slots[idx], now, &reason);
-        if (!reason) {
-                lock_op_finish(op, -ENOMEM, NULL, NULL);
-                return;
-        }
-        lock_acquire_take(op, (unsigned) idx, reason);
+        /* Nothing unclaimed: only now pay for looking up the holders' Nodes. */
+        op->n_order = lock_check_order(op->states, l->concurrency, rnd, op->order);
+        op->check_next = 0;
+        lock_acquire_check_holders(op);
 }
 
 static int lock_take_list(LockOp *op, int error, const KubeResponse *response) {
@@ -974,6 +1506,11 @@ static int lock_take_list(LockOp *op, int error, const KubeResponse *response) {
         op->list = json_object_get(response->body);
         if (op->slots)
                 lock_index_list(op->list, op->lock->name, op->lock->concurrency, op->slots);
+        if (op->notes)
+                for (unsigned i = 0; i < op->lock->concurrency; i++) {
+                        op->notes[i] = mfree(op->notes[i]);
+                        op->refused[i] = false;
+                }
         return 0;
 }
 
@@ -1016,22 +1553,6 @@ int lock_acquire(Lock *l, LockHandler handler, void *userdata) {
         return 0;
 }
 
-static int lock_op_read_slot(LockOp *op, KubeCallHandler handler) {
-        _cleanup_free_ char *path = lock_slot_path(op->lock, op->slot);
-
-        if (!path)
-                return -ENOMEM;
-        return lock_op_call(op, "GET", path, NULL, handler);
-}
-
-static int lock_op_write_slot(LockOp *op, json_object *body, KubeCallHandler handler) {
-        _cleanup_free_ char *path = lock_slot_path(op->lock, op->slot);
-
-        if (!path)
-                return -ENOMEM;
-        return lock_op_call(op, "PUT", path, body, handler);
-}
-
 static void lock_on_renew_read(KubeClient *c, int error, const KubeResponse *response, void *userdata);
 
 /* After a 409 or 404 on our write: read the slot again (a bounded number of times) and let
@@ -1062,6 +1583,7 @@ static void lock_on_renew_written(KubeClient *c, int error, const KubeResponse *
                 lock_op_finish(op, error, NULL, NULL);
                 return;
         }
+        lock_label_restored(op->lock, op->slot);      /* our write carried it */
         lock_op_finish(op, 0, op->slot, NULL);
 }
 
@@ -1080,14 +1602,26 @@ static void lock_on_renew_read(KubeClient *c, int error, const KubeResponse *res
                 lock_op_finish(op, error, NULL, NULL);
                 return;
         }
-        if (!streq_ptr(lock_lease_holder(response->body), l->identity)) {
+        switch (lock_lease_owner(response->body, l->identity, l->machine_id)) {
+        case LOCK_OWNER_US:
+                break;
+        case LOCK_OWNER_TWIN: {
+                _cleanup_free_ char *m = lock_twin_message(l, op->slot, response->body);
+
+                lock_op_finish(op, m ? -ENOTUNIQ : -ENOMEM, NULL, m);
+                return;
+        }
+        default:
                 log_debug("Lock slot %s is held by %s now, not by us.", op->slot,
                           strna(lock_lease_holder(response->body)));
                 lock_op_finish(op, -ESTALE, NULL, NULL);
                 return;
         }
 
+        lock_check_label(l, op->slot, response->body);
         r = lock_build_renew(response->body, l->ttl_usec, kube_client_server_now(l->client), &body);
+        if (r >= 0)
+                r = lock_mark_lease(body, l->name, l->machine_id);
         if (r >= 0)
                 r = lock_op_write_slot(op, body, lock_on_renew_written);
         if (r < 0) {
@@ -1102,6 +1636,18 @@ static int lock_check_slot(Lock *l, const char *slot) {
         return lock_slot_index(l->name, slot) < 0 ? -EINVAL : 0;
 }
 
+static int lock_on_renew_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        LockOp *op = userdata;
+        char t[FORMAT_TIMESPAN_MAX];
+
+        log_debug("Renewal of lock slot %s took longer than %s, giving up on it.", op->slot,
+                  format_timespan(t, sizeof t, op->lock->renew_timeout_usec));
+        /* Cancels the request in flight; it may still have reached the server, which is harmless:
+         * the next renewal reads the slot afresh. */
+        lock_op_finish(op, -ETIMEDOUT, NULL, NULL);
+        return 0;
+}
+
 int lock_renew(Lock *l, const char *slot, LockHandler handler, void *userdata) {
         LockOp *op;
         int r;
@@ -1112,6 +1658,15 @@ int lock_renew(Lock *l, const char *slot, LockHandler handler, void *userdata) {
         r = lock_op_new(l, LOCK_OP_RENEW, slot, handler, userdata, &op);
         if (r < 0)
                 return r;
+        if (l->renew_timeout_usec > 0) {
+                r = sd_event_add_time_relative(l->event, &op->deadline, CLOCK_MONOTONIC, l->renew_timeout_usec,
+                                               10 * USEC_PER_MSEC, lock_on_renew_deadline, op);
+                if (r < 0) {
+                        lock_op_free(op);
+                        return r;
+                }
+                (void) sd_event_source_set_description(op->deadline, "lock-renew-deadline");
+        }
         r = lock_op_read_slot(op, lock_on_renew_read);
         if (r < 0) {
                 lock_op_free(op);
@@ -1136,6 +1691,7 @@ static void lock_on_release_written(KubeClient *c, int error, const KubeResponse
         }
 
         log_info("Released lock slot %s.", op->slot);
+        lock_label_restored(op->lock, op->slot);      /* our write carried it */
         lock_op_finish(op, 0, op->slot, NULL);
 }
 
@@ -1155,7 +1711,16 @@ static void lock_on_release_read(KubeClient *c, int error, const KubeResponse *r
                 lock_op_finish(op, error, NULL, NULL);
                 return;
         }
-        if (!streq_ptr(lock_lease_holder(response->body), l->identity)) {
+        switch (lock_lease_owner(response->body, l->identity, l->machine_id)) {
+        case LOCK_OWNER_US:
+                break;
+        case LOCK_OWNER_TWIN:
+                log_warning("Not releasing lock slot %s: it names us, but machine %s wrote it (two hosts share "
+                            "[Node] Name=%s?).", op->slot, strna(lock_lease_machine_id(response->body)),
+                            l->identity);
+                lock_op_finish(op, 0, op->slot, NULL);
+                return;
+        default:
                 /* Never touch another node's lease; this is also how a repeated release whose first
                  * answer was lost ends. */
                 log_debug("Lock slot %s is not ours (holder: %s), nothing to release.", op->slot,
@@ -1164,7 +1729,10 @@ static void lock_on_release_read(KubeClient *c, int error, const KubeResponse *r
                 return;
         }
 
+        lock_check_label(l, op->slot, response->body);
         r = lock_build_release(response->body, kube_client_server_now(l->client), &body);
+        if (r >= 0)
+                r = lock_mark_lease(body, l->name, NULL);
         if (r >= 0)
                 r = lock_op_write_slot(op, body, lock_on_release_written);
         if (r < 0) {
@@ -1191,9 +1759,68 @@ int lock_release(Lock *l, const char *slot, LockHandler handler, void *userdata)
         return 0;
 }
 
+static void lock_find_own_probe(LockOp *op);
+
+static void lock_on_find_own_probed(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+        Lock *l = op->lock;
+        const char *slot = l->slot_names[op->probe_next];
+
+        op->call = NULL;
+        if (error < 0 && error != -ENOENT) {
+                lock_op_finish(op, error, NULL, NULL);
+                return;
+        }
+        if (error >= 0 && streq_ptr(json_get_string(response->body, "metadata.name"), slot) &&
+            lock_lease_label(response->body, l->name) != LOCK_LABEL_FOREIGN) {
+                lock_check_label(l, slot, response->body);
+                switch (lock_lease_owner(response->body, l->identity, l->machine_id)) {
+                case LOCK_OWNER_US:
+                        lock_op_finish(op, 0, slot, NULL);
+                        return;
+                case LOCK_OWNER_TWIN:
+                        if (!op->reason) {
+                                op->reason = lock_twin_message(l, slot, response->body);
+                                if (!op->reason) {
+                                        lock_op_finish(op, -ENOMEM, NULL, NULL);
+                                        return;
+                                }
+                        }
+                        break;
+                default:
+                        break;
+                }
+        }
+        op->probe_next++;
+        lock_find_own_probe(op);
+}
+
+/* Slots missing from the labelled list may still exist without their label: read them by name.
+ * At start only, and normally none are missing once the group's slots were used. */
+static void lock_find_own_probe(LockOp *op) {
+        Lock *l = op->lock;
+        int r;
+
+        for (; op->probe_next < l->concurrency; op->probe_next++) {
+                if (op->slots[op->probe_next])
+                        continue;
+                r = free_and_strdup(&op->slot, l->slot_names[op->probe_next]);
+                if (r >= 0)
+                        r = lock_op_read_slot(op, lock_on_find_own_probed);
+                if (r < 0)
+                        lock_op_finish(op, r, NULL, NULL);
+                return;
+        }
+        if (op->reason)
+                lock_op_finish(op, -ENOTUNIQ, NULL, op->reason);
+        else
+                lock_op_finish(op, 0, NULL, NULL);
+}
+
 static void lock_on_find_own_listed(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         LockOp *op = userdata;
-        const char *slot = NULL;
+        Lock *l = op->lock;
+        json_object *own, *twin = NULL;
         int r;
 
         op->call = NULL;
@@ -1202,8 +1829,20 @@ static void lock_on_find_own_listed(KubeClient *c, int error, const KubeResponse
                 lock_op_finish(op, r, NULL, NULL);
                 return;
         }
-        (void) lock_find_holder(op->list, op->lock->name, op->lock->identity, &slot);
-        lock_op_finish(op, 0, slot, NULL);
+        own = lock_find_own_lease(op->list, l->name, l->identity, l->machine_id, &twin);
+        if (own) {
+                lock_op_finish(op, 0, json_get_string(own, "metadata.name"), NULL);
+                return;
+        }
+        if (twin) {
+                op->reason = lock_twin_message(l, json_get_string(twin, "metadata.name"), twin);
+                if (!op->reason) {
+                        lock_op_finish(op, -ENOMEM, NULL, NULL);
+                        return;
+                }
+        }
+        op->probe_next = 0;
+        lock_find_own_probe(op);
 }
 
 int lock_find_own(Lock *l, LockHandler handler, void *userdata) {
@@ -1277,11 +1916,12 @@ static void lock_force_finish(LockOp *op, int error, LockSlotInfo *info) {
         lock_slot_info_done(&copy);
 }
 
+/* A Lease of that name labelled as one of the group's slots: an administrator's tool writes
+ * nothing it cannot tell is a slot (a lease that lost its label is released by its holder, or
+ * after an administrator puts the label back). */
 static bool lock_lease_in_group(json_object *lease, const char *name, const char *slot) {
-        json_object *labels = json_get(lease, "metadata.labels");
-
         return streq_ptr(json_get_string(lease, "metadata.name"), slot) &&
-                streq_ptr(json_get_string(json_get_member(labels, LOCK_LABEL), ""), name);
+                lock_lease_label(lease, name) == LOCK_LABEL_OURS;
 }
 
 static void lock_on_force_read(KubeClient *c, int error, const KubeResponse *response, void *userdata);
@@ -1524,7 +2164,136 @@ void lock_unwatch(Lock *l) {
         lock_seen_clear(l);
 }
 
+/* ---- the held slot ----------------------------------------------------------------------- */
+
+/* Ends the watch of the held slot and tells the owner; last thing the caller does. */
+static void lock_held_lost(Lock *l, const char *why) {
+        LockLostHandler lost = l->lost;
+        void *userdata = l->lost_userdata;
+        _cleanup_free_ char *slot = TAKE_PTR(l->held_slot);
+
+        /* Freeing the watch from inside its own handler is allowed. */
+        lock_unwatch_held(l);
+        log_debug("Lock slot %s is no longer ours: %s.", strna(slot), why);
+        if (lost)
+                lost(l, slot, why, userdata);
+}
+
+static void lock_on_held_event(KubeWatch *w, KubeWatchEvent event, json_object *object, int error,
+                               void *userdata) {
+        Lock *l = userdata;
+        const char *name = json_get_string(object, "metadata.name");
+        _cleanup_free_ char *why = NULL;
+        bool listed;
+
+        switch (event) {
+        case KUBE_WATCH_ADDED:
+        case KUBE_WATCH_MODIFIED:
+                if (!streq_ptr(name, l->held_slot))
+                        return;         /* the field selector shows nothing else; do not trust it blindly */
+                if (event == KUBE_WATCH_ADDED)
+                        l->held_listed = true;
+                if (lock_lost_reason(object, l->identity, l->machine_id, &why) == 0)
+                        return;         /* still ours: our own renewals look like this */
+                lock_held_lost(l, why ?: "lost");
+                return;
+        case KUBE_WATCH_DELETED:
+                if (streq_ptr(name, l->held_slot))
+                        lock_held_lost(l, "its Lease was deleted");
+                return;
+        case KUBE_WATCH_SYNCED:
+                /* A (re)list that did not show the lease: it was deleted while we were not looking. */
+                listed = l->held_listed;
+                l->held_listed = false;
+                if (!listed)
+                        lock_held_lost(l, "its Lease no longer exists");
+                return;
+        case KUBE_WATCH_ERROR:
+                log_debug_errno(error, "Watch of lock slot %s failed, retrying: %m", strna(l->held_slot));
+                return;
+        default:
+                return;
+        }
+}
+
+int lock_watch_held(Lock *l, const char *slot, LockLostHandler lost, void *userdata) {
+        _cleanup_free_ char *selector = NULL, *eselector = NULL, *path = NULL, *s = NULL;
+        int r;
+
+        if (!l || !lost)
+                return -EINVAL;
+        r = lock_check_slot(l, slot);
+        if (r < 0)
+                return r;
+
+        selector = strjoin("metadata.name=", slot);
+        if (!selector)
+                return -ENOMEM;
+        eselector = url_escape(selector);
+        s = strdup(slot);
+        if (!eselector || !s)
+                return -ENOMEM;
+        path = strjoin(l->collection_path, "?fieldSelector=", eselector);
+        if (!path)
+                return -ENOMEM;
+
+        lock_unwatch_held(l);
+        l->held_slot = TAKE_PTR(s);
+        l->lost = lost;
+        l->lost_userdata = userdata;
+        l->held_listed = false;
+        r = kube_client_watch(l->client, path, lock_on_held_event, l, &l->held_watch);
+        if (r < 0) {
+                lock_unwatch_held(l);
+                return r;
+        }
+        return 0;
+}
+
+void lock_unwatch_held(Lock *l) {
+        if (!l)
+                return;
+        l->held_watch = kube_watch_free(l->held_watch);
+        l->held_slot = mfree(l->held_slot);
+        l->lost = NULL;
+        l->lost_userdata = NULL;
+        l->held_listed = false;
+}
+
 /* ---- object ------------------------------------------------------------------------------ */
+
+static bool machine_id_is_valid(const char *s) {
+        size_t n = 0;
+
+        for (const char *p = s; *p; p++, n++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                      *p == '-' || *p == '_' || *p == '.'))
+                        return false;
+        return n > 0 && n <= LOCK_MACHINE_ID_MAX;
+}
+
+int lock_set_machine_id(Lock *l, const char *machine_id) {
+        if (!l)
+                return -EINVAL;
+        if (machine_id && !machine_id_is_valid(machine_id))
+                return -EINVAL;
+        return free_and_strdup(&l->machine_id, machine_id);
+}
+
+int lock_set_renew_timeout(Lock *l, sd_event *event, usec_t timeout_usec) {
+        if (!l)
+                return -EINVAL;
+        if (timeout_usec == USEC_INFINITY)
+                timeout_usec = 0;
+        if (timeout_usec > 0 && !event)
+                return -EINVAL;
+        if (event != l->event) {
+                sd_event_unref(l->event);
+                l->event = event ? sd_event_ref(event) : NULL;
+        }
+        l->renew_timeout_usec = timeout_usec;
+        return 0;
+}
 
 int lock_new(Lock **ret, KubeClient *client, const char *namespace, const char *name,
              unsigned concurrency, usec_t ttl_usec, const char *identity) {
@@ -1566,7 +2335,8 @@ int lock_new(Lock **ret, KubeClient *client, const char *namespace, const char *
                 return -ENOMEM;
 
         l->slot_names = calloc(concurrency + 1, sizeof *l->slot_names);
-        if (!l->slot_names)
+        l->stuck_reported = calloc(concurrency, sizeof *l->stuck_reported);
+        if (!l->slot_names || !l->stuck_reported)
                 return -ENOMEM;
         for (unsigned i = 0; i < concurrency; i++) {
                 l->slot_names[i] = lock_slot_name(name, i);
@@ -1586,7 +2356,16 @@ Lock *lock_free(Lock *l) {
         while (l->ops)
                 lock_op_free(l->ops);
         lock_unwatch(l);
+        lock_unwatch_held(l);
+        sd_event_unref(l->event);
 
+        if (l->stuck_reported)
+                for (unsigned i = 0; i < l->concurrency; i++)
+                        free(l->stuck_reported[i]);
+        free(l->stuck_reported);
+        strv_free(l->label_warned);
+        free(l->twin_logged);
+        free(l->machine_id);
         strv_free(l->slot_names);
         free(l->list_path);
         free(l->collection_path);

@@ -439,8 +439,12 @@ static int on_block_inhibited_reply(sd_bus_message *m, void *userdata, sd_bus_er
         return 0;
 }
 
-int logind_check_shutdown_block(Logind *l, LogindInhibitHandler handler, void *userdata) {
+/* An asynchronous Properties.Get of a Manager property (sd_bus_get_property() would block the
+ * loop); reply parses it and finishes the call. */
+static int logind_get_manager_property(Logind *l, const char *property, sd_bus_message_handler_t reply,
+                                       LogindInhibitHandler handler, void *userdata) {
         _cleanup_(logind_call_freep) LogindCall *c = NULL;
+        _cleanup_free_ char *what = NULL;
         int r;
 
         if (!l || !handler)
@@ -451,17 +455,43 @@ int logind_check_shutdown_block(Logind *l, LogindInhibitHandler handler, void *u
                 return r;
         c->handler.inhibit = handler;
 
-        /* An asynchronous Properties.Get: sd_bus_get_property() would block the loop. */
-        r = logind_call_method(c, "org.freedesktop.DBus.Properties", "Get", on_block_inhibited_reply,
-                               "ss", LOGIND_MANAGER, "BlockInhibited");
+        r = logind_call_method(c, "org.freedesktop.DBus.Properties", "Get", reply, "ss", LOGIND_MANAGER, property);
         if (r < 0) {
-                r = logind_call_fail_deferred(c, r, "Failed to read logind BlockInhibited");
+                what = strjoin("Failed to read logind ", property);
+                r = logind_call_fail_deferred(c, r, what ?: property);
                 if (r < 0)
                         return r;
         }
 
         TAKE_PTR(c);
         return 0;
+}
+
+int logind_check_shutdown_block(Logind *l, LogindInhibitHandler handler, void *userdata) {
+        return logind_get_manager_property(l, "BlockInhibited", on_block_inhibited_reply, handler, userdata);
+}
+
+static int on_preparing_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        LogindCall *c = userdata;
+        const char *message = NULL;
+        int preparing = 0, r;
+
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                r = reply_error(m, &message);
+                logind_call_finish(c, r, message, false, NULL);
+                return 0;
+        }
+        r = sd_bus_message_read(m, "v", "b", &preparing);
+        if (r < 0) {
+                logind_call_finish(c, r, "Failed to parse PreparingForShutdown property", false, NULL);
+                return 0;
+        }
+        logind_call_finish(c, 0, NULL, preparing, "the shutdown is in progress");
+        return 0;
+}
+
+int logind_check_shutdown_in_progress(Logind *l, LogindInhibitHandler handler, void *userdata) {
+        return logind_get_manager_property(l, "PreparingForShutdown", on_preparing_reply, handler, userdata);
 }
 
 /* ---- object ---- */

@@ -38,6 +38,11 @@ typedef void (*LogindInhibitHandler)(Logind *l, int error, bool blocked, const c
  * say who holds it. */
 int logind_check_shutdown_block(Logind *l, LogindInhibitHandler handler, void *userdata);
 
+/* Reads the Manager's PreparingForShutdown property: blocked is true while logind is taking the
+ * machine down (delay inhibitors such as kubelet's graceful node shutdown may hold it there for
+ * minutes). Same handler contract as above. */
+int logind_check_shutdown_in_progress(Logind *l, LogindInhibitHandler handler, void *userdata);
+
 /* For tests: the D-Bus method call timeout (0: sd-bus's default of 25 s). A timeout reaches the
  * handler as -ETIMEDOUT. */
 void logind_set_method_timeout(Logind *l, usec_t usec);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-id128.h>
 
 #include "build-config.h"
 #include "blockers.h"
@@ -28,7 +29,11 @@
 #define REBOOT_RETRY_USEC (10 * USEC_PER_SEC)
 #define INHIBITOR_RECHECK_USEC (10 * USEC_PER_SEC)
 #define READY_RECHECK_USEC (2 * USEC_PER_SEC)
+#define KUBELET_LATE_USEC (10 * USEC_PER_MINUTE)
 #define LOCK_KICK_JITTER_USEC (100 * USEC_PER_MSEC)
+/* The clock of the lock's local deadline: it runs on while the machine is suspended (or the VM
+ * paused), as the lease's expiry on the API server does. */
+#define HOLD_CLOCK CLOCK_BOOTTIME
 
 typedef enum RestoreStep {
         RESTORE_UNCORDON,
@@ -57,13 +62,20 @@ struct Manager {
         RebootState state;
         RebootPolicy policy;
         char boot_id[BOOT_ID_MAX];
+        usec_t boot_time;               /* CLOCK_REALTIME */
+        char machine_id[SD_ID128_STRING_MAX];   /* /etc/machine-id now; "" when unreadable */
+        char *lock_machine_id;          /* what the Lock checks and writes: ours, or the one the
+                                         * held slot was taken under; NULL: nothing */
         bool state_was_corrupt;
 
         RebootAction action;            /* the action being carried out, NONE while waiting for events */
         unsigned action_failures;       /* consecutive failures of that action, for the back-off */
         sd_event_source *action_timer;  /* re-runs the action (back-off, waits) */
         RestoreStep restore_step;
+        usec_t reboot_deadline;         /* CLOCK_MONOTONIC: logind accepted, the machine must be gone by then */
         usec_t drained_at;              /* CLOCK_MONOTONIC, for [Reboot] DelaySec= */
+        usec_t drain_deadline;          /* CLOCK_MONOTONIC, of the drain under way (kept across pauses);
+                                         * 0 before it started, USEC_INFINITY for none */
 
         /* Operations in flight; only their handlers clear these, so one never runs twice at once. */
         bool lock_busy;
@@ -71,6 +83,20 @@ struct Manager {
         bool node_busy;
         bool logind_busy;
         bool renew_busy;
+        usec_t renew_started;           /* HOLD_CLOCK, of the renewal in flight */
+        usec_t acquire_started;         /* HOLD_CLOCK, of the acquire in flight */
+
+        /* Step-down: the slot is ours until hold_deadline (HOLD_CLOCK; 0: not proven since we
+         * started), the last successful write of it plus the TTL minus a margin. Past it, another
+         * node may take the slot by the rules of the lock: we evict nothing and never reboot until
+         * a renewal succeeds again. */
+        usec_t hold_deadline;
+        sd_event_source *hold_timer;
+        bool evictions_paused;
+        bool kubelet_late_warned;       /* the KubeletNotBack Event of this boot was posted */
+        char *held_watched;             /* the slot lock_watch_held() watches, NULL when none */
+        char *lost_slot;                /* a slot we learnt is no longer ours: never watched again */
+        char *renew_slot;               /* the slot the renewal in flight is for */
 
         sd_event_source *renew_timer;
         sd_event_source *recheck_timer; /* pending: safety net besides the lease watch */
@@ -210,18 +236,142 @@ static void manager_stop_action(Manager *m) {
         m->blockers_clear = false;
         m->action = REBOOT_ACTION_NONE;
         m->action_failures = 0;
+        m->reboot_deadline = 0;
+        m->drain_deadline = 0;
 }
 
 /* ---- lock renewal while holding a slot ------------------------------------------------- */
 
 static void manager_arm_renew(Manager *m, usec_t delay);
 
+/* How long before the lease runs out (by the server's clock) we stop acting on it: covers the
+ * error of our estimate of the server's clock and a renewal in flight. */
+static usec_t manager_hold_margin(const Manager *m) {
+        return MAX(m->config->lock_ttl_usec / 10, USEC_PER_SEC);
+}
+
+static bool manager_hold_valid(const Manager *m) {
+        return m->hold_deadline > 0 && now_usec(HOLD_CLOCK) < m->hold_deadline;
+}
+
+static void manager_pause_evictions(Manager *m);
+
+static int on_hold_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        m->hold_timer = sd_event_source_disable_unref(m->hold_timer);
+        if (!reboot_phase_holds_lock(m->state.phase) || !m->state.lease)
+                return 0;
+        log_warning("Lock slot %s was last renewed too long ago; it may be taken by another node: "
+                    "stopping evictions until it is renewed.", m->state.lease);
+        manager_pause_evictions(m);
+        return 0;
+}
+
+/* A write of our slot that started at `started` succeeded: it is ours until then + TTL. */
+static void manager_hold_proven(Manager *m, usec_t started) {
+        bool resume = m->evictions_paused;
+        int r;
+
+        m->hold_deadline = started + m->config->lock_ttl_usec - manager_hold_margin(m);
+        m->hold_timer = sd_event_source_disable_unref(m->hold_timer);
+        r = sd_event_add_time(m->event, &m->hold_timer, HOLD_CLOCK, m->hold_deadline, 0, on_hold_timer, m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the lock deadline timer, ignoring: %m");
+        m->evictions_paused = false;
+        if (resume && m->action == REBOOT_ACTION_DRAIN) {
+                log_info("Lock slot %s renewed; resuming the drain.", strna(m->state.lease));
+                manager_run_action(m);
+        }
+}
+
+static void manager_hold_forget(Manager *m) {
+        m->hold_deadline = 0;
+        m->hold_timer = sd_event_source_disable_unref(m->hold_timer);
+        m->evictions_paused = false;
+}
+
+static void manager_unwatch_held(Manager *m) {
+        if (!m->held_watched)
+                return;
+        lock_unwatch_held(m->lock);
+        m->held_watched = mfree(m->held_watched);
+}
+
+static void on_held_slot_lost(Lock *l, const char *slot, const char *why, void *userdata) {
+        Manager *m = userdata;
+
+        m->held_watched = mfree(m->held_watched);
+        if (!reboot_phase_holds_lock(m->state.phase) || !streq_ptr(slot, m->state.lease))
+                return;
+        /* Phases that keep the lease field after the loss (the reboot request is out) must not
+         * watch it again: a new watch would report the loss again at once, and again. */
+        (void) free_and_strdup(&m->lost_slot, slot);
+        log_event(LOG_WARNING, MESSAGE_LOCK_LOST, "Lock slot %s/%s is no longer ours: %s.",
+                  m->config->lock_namespace, slot, strna(why));
+        if (m->action == REBOOT_ACTION_REBOOT || m->action == REBOOT_ACTION_WAIT_REBOOT)
+                return;   /* too late: logind is taking the machine down */
+        /* Draining stops at once: the state machine rolls the cycle back. After the reboot the
+         * node is brought back as usual and the release becomes a no-op. */
+        (void) manager_dispatch(m, REBOOT_EVENT_LOCK_LOST, NULL);
+}
+
+static void manager_watch_held(Manager *m) {
+        int r;
+
+        if (streq_ptr(m->held_watched, m->state.lease) || streq_ptr(m->lost_slot, m->state.lease))
+                return;
+        manager_unwatch_held(m);
+        r = lock_watch_held(m->lock, m->state.lease, on_held_slot_lost, m);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to watch lock slot %s, relying on renewals: %m", m->state.lease);
+                return;
+        }
+        m->held_watched = strdup(m->state.lease);
+        if (!m->held_watched) {
+                lock_unwatch_held(m->lock);
+                log_oom();
+        }
+}
+
+/* Starts renewing the slot we hold; handler gets the answer. */
+static int manager_start_renew(Manager *m, LockHandler handler) {
+        int r;
+
+        r = lock_renew(m->lock, m->state.lease, handler, m);
+        if (r < 0)
+                return r;
+        m->renew_busy = true;
+        m->renew_started = now_usec(HOLD_CLOCK);
+        if (free_and_strdup(&m->renew_slot, m->state.lease) < 0)
+                log_oom();
+        return 0;
+}
+
+/* Whether the answer of the renewal that just ended is about the slot we hold now (and not one a
+ * previous cycle held). */
+static bool manager_renewal_is_current(Manager *m) {
+        bool current = reboot_phase_holds_lock(m->state.phase) && m->state.lease &&
+                streq_ptr(m->renew_slot, m->state.lease);
+
+        m->renew_busy = false;
+        m->renew_slot = mfree(m->renew_slot);
+        if (!current && reboot_phase_holds_lock(m->state.phase) && m->state.lease)
+                manager_arm_renew(m, 0);   /* renew what we hold now */
+        return current;
+}
+
 static void on_lock_renewed(Lock *l, int error, const char *slot, const char *holders, void *userdata) {
         Manager *m = userdata;
 
-        m->renew_busy = false;
-        if (error == -ESTALE) {
-                log_warning("Lock slot %s is no longer ours.", strna(m->state.lease));
+        if (!manager_renewal_is_current(m))
+                return;
+        if (error == -ESTALE || error == -ENOTUNIQ) {
+                (void) free_and_strdup(&m->lost_slot, m->state.lease);
+                if (error == -ENOTUNIQ)
+                        log_error("Lock slot %s is not ours: %s", strna(m->state.lease), strna(holders));
+                else
+                        log_warning("Lock slot %s is no longer ours.", strna(m->state.lease));
                 if (m->action != REBOOT_ACTION_WAIT_REBOOT && m->action != REBOOT_ACTION_REBOOT)
                         (void) manager_dispatch(m, REBOOT_EVENT_LOCK_LOST, NULL);
                 return;
@@ -233,6 +383,7 @@ static void on_lock_renewed(Lock *l, int error, const char *slot, const char *ho
         }
         log_debug("Renewed lock slot %s.", slot);
         manager_arm_renew(m, m->config->lock_ttl_usec / 3);
+        manager_hold_proven(m, m->renew_started);
 }
 
 static int on_renew_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -246,13 +397,12 @@ static int on_renew_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 manager_arm_renew(m, USEC_PER_SEC);
                 return 0;
         }
-        r = lock_renew(m->lock, m->state.lease, on_lock_renewed, m);
+        r = manager_start_renew(m, on_lock_renewed);
         if (r < 0) {
                 log_warning_errno(r, "Failed to start renewing the lock, retrying: %m");
                 manager_arm_renew(m, 10 * USEC_PER_SEC);
                 return 0;
         }
-        m->renew_busy = true;
         return 0;
 }
 
@@ -366,14 +516,26 @@ static void on_lock_acquired(Lock *l, int error, const char *slot, const char *h
                 /* Dispatched whatever the current phase: a slot nobody wants any more is given back
                  * by the state machine. */
                 m->action_failures = 0;
+                m->lost_slot = mfree(m->lost_slot);
+                manager_hold_proven(m, m->acquire_started);
                 crash_point("lock-acquired");
                 log_event(LOG_NOTICE, MESSAGE_LOCK_ACQUIRED, "Acquired lock slot %s/%s.",
                           m->config->lock_namespace, slot);
-                (void) manager_dispatch(m, REBOOT_EVENT_LOCK_ACQUIRED, &(RebootEventData) { .lease = slot });
+                (void) manager_dispatch(m, REBOOT_EVENT_LOCK_ACQUIRED, &(RebootEventData) {
+                                .lease = slot,
+                                .machine_id = m->lock_machine_id,
+                        });
                 return;
         }
         if (m->action != REBOOT_ACTION_ACQUIRE)
                 return;
+        if (error == -ENOTUNIQ) {
+                /* Another host runs under our node name: an image cloned with its configuration.
+                 * No restart fixes that; wait for the periodic re-check and say why. */
+                m->action_failures = 0;
+                manager_set_waiting(m, "refusing the lock: %s", strna(holders));
+                return;
+        }
         if (error == -EBUSY) {
                 m->action_failures = 0;
                 manager_set_waiting(m, "waiting for the lock: %s", strna(holders));
@@ -488,6 +650,7 @@ static void manager_acquire(Manager *m) {
                 return;
         }
         m->lock_busy = true;
+        m->acquire_started = now_usec(HOLD_CLOCK);
         if (!m->waiting)
                 manager_set_waiting(m, "trying to take a lock slot");
 }
@@ -619,6 +782,24 @@ static void manager_label_node(Manager *m, char **labels) {
                 log_debug_errno(r, "Failed to label the Node, ignoring: %m");
 }
 
+static void manager_pause_evictions(Manager *m) {
+        int r;
+
+        if (m->action != REBOOT_ACTION_DRAIN)
+                return;
+        m->drain = drain_free(m->drain);
+        m->evictions_paused = true;
+        manager_set_waiting(m, "holding lock slot %s, evictions paused until the slot is renewed",
+                            strna(m->state.lease));
+        if (m->renew_busy)
+                return;   /* its answer resumes the drain */
+        r = manager_start_renew(m, on_lock_renewed);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to start renewing the lock, retrying: %m");
+                manager_arm_renew(m, USEC_PER_SEC);
+        }
+}
+
 static void manager_drain(Manager *m) {
         DrainOptions o = {
                 .timeout_usec = m->config->drain_timeout_usec,
@@ -626,18 +807,33 @@ static void manager_drain(Manager *m) {
                 .pod_selector = m->config->drain_pod_selector,
                 .skip_wait_for_delete_usec = m->config->skip_wait_for_delete_usec,
                 .pdb_retry_usec = 5 * USEC_PER_SEC,
+                .node_was_unschedulable = m->state.node_was_unschedulable,
         };
         _cleanup_free_ char *msg = NULL;
+        usec_t now = now_usec(CLOCK_MONOTONIC);
         int r;
 
         m->drain = drain_free(m->drain);
-        manager_mark_node_in_progress(m);
+        if (!manager_hold_valid(m)) {
+                manager_pause_evictions(m);
+                return;
+        }
+        if (m->drain_deadline > 0) {
+                /* Resumed after a pause: the same drain goes on, within its first deadline. */
+                if (m->drain_deadline != USEC_INFINITY)
+                        o.timeout_usec = m->drain_deadline > now ? m->drain_deadline - now : 1;
+        } else {
+                usec_t timeout = m->config->drain_timeout_usec;
 
-        log_event(LOG_NOTICE, MESSAGE_DRAIN_STARTED, "Cordoning and draining node %s%s.", m->config->node_name,
-                  m->state.node_was_unschedulable ? " (it was already unschedulable; it will stay so)" : "");
-        msg = strdup_printf("nodereboot is draining the node for a reboot (reason: %s)",
-                            m->state.reason ?: "reboot required");
-        manager_post_event(m, "Normal", "Draining", msg ?: "draining");
+                m->drain_deadline = timeout == 0 || timeout == USEC_INFINITY ? USEC_INFINITY : now + timeout;
+                manager_mark_node_in_progress(m);
+                log_event(LOG_NOTICE, MESSAGE_DRAIN_STARTED, "Cordoning and draining node %s%s.",
+                          m->config->node_name,
+                          m->state.node_was_unschedulable ? " (it was already unschedulable; it will stay so)" : "");
+                msg = strdup_printf("nodereboot is draining the node for a reboot (reason: %s)",
+                                    m->state.reason ?: "reboot required");
+                manager_post_event(m, "Normal", "Draining", msg ?: "draining");
+        }
 
         r = drain_start(&m->drain, m->event, m->client, m->config->node_name, &o, on_drain_done,
                         on_drain_progress, m);
@@ -671,6 +867,11 @@ static void on_inhibitors_checked(Logind *l, int error, bool blocked, const char
                 manager_arm_action_timer(m, INHIBITOR_RECHECK_USEC);
                 return;
         }
+        if (!manager_hold_valid(m)) {
+                /* logind took longer than the lease has left: confirm the slot again first. */
+                manager_arm_action_timer(m, 0);
+                return;
+        }
         r = boot_id_read(id);
         if (r < 0) {
                 log_error_errno(r, "Failed to read the boot ID, retrying: %m");
@@ -684,11 +885,12 @@ static void on_lock_confirmed(Lock *l, int error, const char *slot, const char *
         Manager *m = userdata;
         int r;
 
-        m->renew_busy = false;
-        if (m->action != REBOOT_ACTION_CHECK_INHIBITORS)
+        if (!manager_renewal_is_current(m) || m->action != REBOOT_ACTION_CHECK_INHIBITORS)
                 return;
-        if (error == -ESTALE) {
-                log_warning("Lock slot %s was taken by another node before the reboot.", strna(m->state.lease));
+        if (error == -ESTALE || error == -ENOTUNIQ) {
+                (void) free_and_strdup(&m->lost_slot, m->state.lease);
+                log_warning("Lock slot %s is not ours any more before the reboot: %s", strna(m->state.lease),
+                            error == -ENOTUNIQ ? strna(holders) : "another node holds it, or nobody");
                 (void) manager_dispatch(m, REBOOT_EVENT_LOCK_LOST, NULL);
                 return;
         }
@@ -701,6 +903,7 @@ static void on_lock_confirmed(Lock *l, int error, const char *slot, const char *
                 return;
         }
         manager_arm_renew(m, m->config->lock_ttl_usec / 3);
+        manager_hold_proven(m, m->renew_started);
         if (m->logind_busy)
                 return;
         r = logind_check_shutdown_block(m->logind, on_inhibitors_checked, m);
@@ -735,13 +938,12 @@ static void manager_check_inhibitors(Manager *m) {
                 manager_arm_action_timer(m, 200 * USEC_PER_MSEC);
                 return;
         }
-        r = lock_renew(m->lock, m->state.lease, on_lock_confirmed, m);
+        r = manager_start_renew(m, on_lock_confirmed);
         if (r < 0) {
                 log_warning_errno(r, "Failed to confirm the lock, retrying: %m");
                 (void) manager_retry_action(m);
                 return;
         }
-        m->renew_busy = true;
         manager_set_waiting(m, "drained; confirming lock slot %s and checking inhibitors", strna(m->state.lease));
 }
 
@@ -788,25 +990,84 @@ static void manager_reboot(Manager *m) {
                             m->policy.max_attempts);
 }
 
-static void manager_wait_reboot(Manager *m) {
+static void on_shutdown_progress_checked(Logind *l, int error, bool in_progress, const char *what,
+                                         void *userdata) {
+        Manager *m = userdata;
         char t[FORMAT_TIMESPAN_MAX];
 
-        if (m->action_timer) {
-                /* The timer fired: the machine is still up long after logind accepted. */
+        m->logind_busy = false;
+        if (m->action != REBOOT_ACTION_WAIT_REBOOT)
+                return;
+        if (error >= 0 && in_progress) {
+                /* Delay inhibitors (kubelet's graceful node shutdown) or slow units hold the
+                 * shutdown that is under way: it is no failed attempt, and a second request or a
+                 * roll-back now would put the node back into service while it goes down. */
+                log_notice("logind is still shutting the machine down %s after accepting the reboot; waiting.",
+                           format_timespan(t, sizeof t, m->config->reboot_timeout_usec));
+                manager_set_waiting(m, "reboot requested; logind is shutting the machine down (delay inhibitors)");
+                m->reboot_deadline = now_usec(CLOCK_MONOTONIC) + m->config->reboot_timeout_usec;
+                manager_arm_action_timer(m, m->config->reboot_timeout_usec);
+                return;
+        }
+        if (error < 0)
+                log_warning_errno(error, "Failed to ask logind whether the shutdown is under way, "
+                                  "taking it as not: %m");
+        {
+                /* The machine is still up long after logind accepted, and logind is not shutting
+                 * it down: the request was lost (a stuck job, a logind restart). */
                 _cleanup_free_ char *msg = strdup_printf("the machine is still running %s after logind accepted the reboot",
                                                          format_timespan(t, sizeof t, m->config->reboot_timeout_usec));
-                m->action_timer = sd_event_source_disable_unref(m->action_timer);
                 log_event(LOG_ERR, MESSAGE_REBOOT_FAILED, "Reboot did not happen: %s.", strna(msg));
                 (void) manager_dispatch(m, REBOOT_EVENT_REBOOT_FAILED, &(RebootEventData) { .message = msg });
+        }
+}
+
+static void manager_wait_reboot(Manager *m) {
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+        char t[FORMAT_TIMESPAN_MAX];
+        int r;
+
+        if (m->reboot_deadline == 0)
+                m->reboot_deadline = now + m->config->reboot_timeout_usec;
+        if (now >= m->reboot_deadline) {
+                if (m->logind_busy)
+                        return;
+                r = logind_check_shutdown_in_progress(m->logind, on_shutdown_progress_checked, m);
+                if (r < 0) {
+                        on_shutdown_progress_checked(m->logind, r, false, NULL, m);
+                        return;
+                }
+                m->logind_busy = true;
                 return;
         }
         manager_set_waiting(m, "reboot requested, waiting for the machine to go down (timeout %s)",
                             format_timespan(t, sizeof t, m->config->reboot_timeout_usec));
-        manager_arm_action_timer(m, m->config->reboot_timeout_usec);
+        manager_arm_action_timer(m, m->reboot_deadline - now);
+}
+
+/* A kubelet that has not reported for a long while after the boot: say so once, loudly, with
+ * what the Node reports, so an operator looks (the slot stays held; see noderebootd(8)). */
+static void manager_warn_kubelet_late(Manager *m, json_object *node, const char *why) {
+        _cleanup_free_ char *msg = NULL;
+        usec_t waiting = now_realtime() - MIN(now_realtime(), m->state.phase_since);
+        char t[FORMAT_TIMESPAN_MAX];
+
+        if (m->kubelet_late_warned || waiting < KUBELET_LATE_USEC)
+                return;
+        m->kubelet_late_warned = true;
+        msg = strdup_printf("node rebooted %s ago (boot %s) and is still not back in service: %s; the Node "
+                            "reports boot ID \"%s\", Ready %s",
+                            format_timespan(t, sizeof t, waiting / USEC_PER_SEC * USEC_PER_SEC), m->boot_id, why,
+                            strempty(json_get_string(node, "status.nodeInfo.bootID")),
+                            node_is_ready(node) ? "True" : "not True");
+        log_warning("%s.", strna(msg));
+        manager_post_event(m, "Warning", "KubeletNotBack", msg ?: "kubelet of this boot not back");
 }
 
 static void on_node_ready_checked(KubeClient *c, int error, json_object *node, void *userdata) {
         Manager *m = userdata;
+        usec_t boot_time;
+        const char *why;
 
         m->node_busy = false;
         if (m->action != REBOOT_ACTION_WAIT_READY)
@@ -822,9 +1083,15 @@ static void on_node_ready_checked(KubeClient *c, int error, json_object *node, v
                                     strerror(ERRNO_VALUE(error)));
                 return;
         }
-        if (!node_is_ready(node)) {
+        /* Read again each time: NTP may have stepped the clock since the boot. */
+        if (boot_time_read(&boot_time) < 0)
+                boot_time = m->boot_time;
+        if (!node_kubelet_is_back(node, m->boot_id, boot_time, &why)) {
+                /* Until the kubelet of this boot speaks, the Node's Ready condition is the one left
+                 * from before the reboot: the node stays cordoned and the slot stays ours. */
                 m->action_failures = 0;
-                manager_set_waiting(m, "rebooted; waiting for Node %s to become Ready", m->config->node_name);
+                manager_set_waiting(m, "rebooted; %s", why);
+                manager_warn_kubelet_late(m, node, why);
                 manager_arm_action_timer(m, READY_RECHECK_USEC);
                 return;
         }
@@ -845,7 +1112,8 @@ static void manager_wait_ready(Manager *m) {
         }
         m->node_busy = true;
         if (!m->waiting)
-                manager_set_waiting(m, "rebooted; checking that Node %s is Ready", m->config->node_name);
+                manager_set_waiting(m, "rebooted; checking that the kubelet of this boot reports Node %s Ready",
+                                    m->config->node_name);
 }
 
 static void manager_restore(Manager *m);
@@ -976,6 +1244,7 @@ static void manager_restore(Manager *m) {
                         return;
                 }
                 manager_set_waiting(m, "releasing lock slot %s", m->state.lease);
+                manager_unwatch_held(m);   /* our own release is no loss */
                 r = lock_release(m->lock, m->state.lease, on_lock_released, m);
                 if (r < 0) {
                         manager_restore_step_failed(m, r, "release the lock");
@@ -1043,6 +1312,45 @@ static void manager_run_action(Manager *m) {
 
 /* ---- the state machine driver ---------------------------------------------------------- */
 
+/* While we hold a slot: renew it (also right after a restart that resumed holding one) and watch
+ * it, except while our own release of it is under way. */
+/* The Lock writes and checks the machine ID the held slot was taken under (recorded in the state
+ * file), else ours: a machine ID that changed across the reboot (stateless images) must not make
+ * our own slot look like another host's. */
+static void manager_sync_lock_machine_id(Manager *m) {
+        const char *want = m->machine_id[0] ? m->machine_id : NULL;
+        int r;
+
+        if (reboot_phase_holds_lock(m->state.phase) && m->state.lease && m->state.lease_machine_id)
+                want = m->state.lease_machine_id;
+        if (streq_ptr(want, m->lock_machine_id))
+                return;
+        r = lock_set_machine_id(m->lock, want);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to set the machine ID of the lock, ignoring: %m");
+                return;
+        }
+        if (want && m->machine_id[0] && !streq(want, m->machine_id))
+                log_notice("The machine ID changed since lock slot %s was taken (%s, now %s); holding it under the "
+                           "old one until it is released.", strna(m->state.lease), want, m->machine_id);
+        if (free_and_strdup(&m->lock_machine_id, want) < 0)
+                log_oom();
+}
+
+static void manager_update_hold(Manager *m) {
+        manager_sync_lock_machine_id(m);
+        if (!reboot_phase_holds_lock(m->state.phase) || !m->state.lease) {
+                m->renew_timer = sd_event_source_disable_unref(m->renew_timer);
+                manager_hold_forget(m);
+                manager_unwatch_held(m);
+                return;
+        }
+        if (!m->renew_timer && !m->renew_busy)
+                manager_arm_renew(m, m->config->lock_ttl_usec / 3);
+        if (!(m->action == REBOOT_ACTION_RESTORE && m->restore_step >= RESTORE_RELEASE))
+                manager_watch_held(m);
+}
+
 static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData *data) {
         RebootState next;
         RebootAction action;
@@ -1096,18 +1404,12 @@ static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData
                 }
         }
 
-        /* Renew while we hold a slot, also right after a restart that resumed holding one. */
-        if (reboot_phase_holds_lock(m->state.phase) && m->state.lease) {
-                if (!m->renew_timer && !m->renew_busy)
-                        manager_arm_renew(m, m->config->lock_ttl_usec / 3);
-        } else
-                m->renew_timer = sd_event_source_disable_unref(m->renew_timer);
-
         if (action == REBOOT_ACTION_NONE) {
                 if (m->state.phase != old) {
                         manager_stop_action(m);
                         manager_set_waiting(m, NULL);
                 }
+                manager_update_hold(m);
                 manager_update_status(m);
                 return 0;
         }
@@ -1118,6 +1420,7 @@ static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData
                 m->restore_step = RESTORE_UNCORDON;
                 manager_set_waiting(m, NULL);
         }
+        manager_update_hold(m);
         manager_run_action(m);
         manager_update_status(m);
         return 0;
@@ -1153,25 +1456,42 @@ static void manager_resume(Manager *m) {
                 });
 }
 
+/* An acquire asked for while the start-up lookup was in flight waited for it (lock_busy): run it
+ * now, or the node would wait for the periodic re-check. */
+static void manager_acquire_if_asked(Manager *m) {
+        if (!m->lock_again)
+                return;
+        m->lock_again = false;
+        if (m->action == REBOOT_ACTION_ACQUIRE)
+                manager_acquire(m);
+}
+
 static void on_own_lease_found(Lock *l, int error, const char *slot, const char *holders, void *userdata) {
         Manager *m = userdata;
 
         m->lock_busy = false;
         if (error < 0) {
                 log_warning_errno(error, "Failed to look for a lock slot held under our name, ignoring: %m");
+                manager_acquire_if_asked(m);
                 return;
         }
-        if (!slot || streq_ptr(slot, m->state.lease))
+        if (!slot || streq_ptr(slot, m->state.lease)) {
+                manager_acquire_if_asked(m);
                 return;
+        }
         if (m->state.phase == REBOOT_PHASE_IDLE || m->state.phase == REBOOT_PHASE_PENDING) {
                 /* A slot held under our name that our state does not know: we crashed between
                  * winning it and saving that. Adopt it; the state machine keeps it if a reboot is
                  * still required and gives it back otherwise. */
                 log_notice("Found lock slot %s held under our name; adopting it.", slot);
-                (void) manager_dispatch(m, REBOOT_EVENT_LOCK_ACQUIRED, &(RebootEventData) { .lease = slot });
+                (void) manager_dispatch(m, REBOOT_EVENT_LOCK_ACQUIRED, &(RebootEventData) {
+                                .lease = slot,
+                                .machine_id = m->lock_machine_id,
+                        });
         } else
                 log_warning("Lock slot %s names us, but our state records %s; leaving it alone.", slot,
                             strna(m->state.lease));
+        manager_acquire_if_asked(m);
 }
 
 /* After a corrupt state file we do not know how far the last cycle got. The Node's
@@ -1263,6 +1583,11 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         manager_stop_action(m);
         sd_event_source_disable_unref(m->renew_timer);
+        sd_event_source_disable_unref(m->hold_timer);
+        free(m->held_watched);
+        free(m->lost_slot);
+        free(m->lock_machine_id);
+        free(m->renew_slot);
         sd_event_source_disable_unref(m->recheck_timer);
         sd_event_source_disable_unref(m->kick_timer);
         drain_free(m->drain);
@@ -1282,6 +1607,25 @@ Manager *manager_free(Manager *m) {
         return mfree(m);
 }
 
+/* Two hosts cloned from one image with the same [Node] Name= must not both believe they hold a
+ * slot: the lock records the machine ID with the holder and refuses a slot another machine holds
+ * under our name. */
+static int manager_set_machine_id(Manager *m) {
+        char id[SD_ID128_STRING_MAX];
+        sd_id128_t mid;
+        int r;
+
+        r = sd_id128_get_machine(&mid);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to read the machine ID, two hosts sharing [Node] Name=%s "
+                                  "would not be told apart: %m", m->config->node_name);
+                return 0;
+        }
+        memcpy(m->machine_id, sd_id128_to_string(mid, id), sizeof m->machine_id);
+        manager_sync_lock_machine_id(m);
+        return 0;
+}
+
 int manager_start(Manager *m) {
         _cleanup_free_ char *window_error = NULL;
         sigset_t mask;
@@ -1297,6 +1641,9 @@ int manager_start(Manager *m) {
         r = boot_id_read(m->boot_id);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the boot ID: %m");
+        r = boot_time_read(&m->boot_time);
+        if (r < 0)
+                return log_error_errno(r, "Failed to determine when this boot began: %m");
 
         r = state_file_load(m->state_dir, &m->state);
         if (r == -EBADMSG)
@@ -1323,6 +1670,13 @@ int manager_start(Manager *m) {
                      m->config->concurrency, m->config->lock_ttl_usec, m->config->node_name);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the lock: %m");
+        r = manager_set_machine_id(m);
+        if (r < 0)
+                return r;
+        /* A renewal that takes longer than the margin would outlive our local deadline. */
+        r = lock_set_renew_timeout(m->lock, m->event, manager_hold_margin(m));
+        if (r < 0)
+                return log_error_errno(r, "Failed to bound the lock renewals: %m");
 
         r = logind_new(&m->logind, m->event);
         if (r < 0)

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <ctype.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -124,17 +125,59 @@ int node_get(KubeClient *c, const char *name, NodeHandler handler, void *userdat
         return 0;
 }
 
-bool node_is_ready(json_object *node) {
+static json_object *node_condition(json_object *node, const char *type) {
         json_object *conditions = json_get(node, "status.conditions");
         size_t n = json_array_length(conditions);
 
         for (size_t i = 0; i < n; i++) {
                 json_object *cond = json_object_array_get_idx(conditions, i);
 
-                if (streq_ptr(json_get_string(cond, "type"), "Ready"))
-                        return streq_ptr(json_get_string(cond, "status"), "True");
+                if (streq_ptr(json_get_string(cond, "type"), type))
+                        return cond;
         }
-        return false;
+        return NULL;
+}
+
+bool node_is_ready(json_object *node) {
+        return streq_ptr(json_get_string(node_condition(node, "Ready"), "status"), "True");
+}
+
+/* The kubelet reports /proc/sys/kernel/random/boot_id as it is, with dashes. */
+static bool boot_ids_equal(const char *reported, const char *ours) {
+        size_t n = 0;
+
+        if (!reported || !ours)
+                return false;
+        for (const char *p = reported; *p; p++) {
+                if (*p == '-')
+                        continue;
+                if (!ours[n] || tolower((unsigned char) *p) != ours[n])
+                        return false;
+                n++;
+        }
+        return n > 0 && !ours[n];
+}
+
+bool node_kubelet_is_back(json_object *node, const char *boot_id, usec_t boot_time, const char **ret_reason) {
+        const char *reason = NULL;
+        json_object *ready;
+        usec_t heartbeat;
+
+        ready = node_condition(node, "Ready");
+        if (isempty(json_get_string(node, "status.nodeInfo.bootID")))
+                reason = "waiting for the kubelet of this boot (the Node reports no boot ID)";
+        else if (!boot_ids_equal(json_get_string(node, "status.nodeInfo.bootID"), boot_id))
+                reason = "waiting for the kubelet of this boot (the Node still reports another boot)";
+        else if (!ready || !streq_ptr(json_get_string(ready, "status"), "True"))
+                reason = "waiting for the kubelet of this boot to report the node Ready";
+        else if (parse_rfc3339(json_get_string(ready, "lastHeartbeatTime"), &heartbeat) < 0 ||
+                 /* lastHeartbeatTime has whole seconds */
+                 heartbeat + USEC_PER_SEC <= boot_time)
+                reason = "waiting for the kubelet of this boot (the Ready heartbeat predates the boot)";
+
+        if (ret_reason)
+                *ret_reason = reason;
+        return !reason;
 }
 
 bool node_is_unschedulable(json_object *node) {
@@ -187,14 +230,20 @@ static int metadata_patch(const char *field, char **pairs, json_object **ret) {
         return 0;
 }
 
-int node_unschedulable_patch(bool unschedulable, json_object **ret) {
+/* {"metadata":{"annotations":{pairs}},"spec":{"unschedulable":true|null}}; no metadata without pairs. */
+static int schedulability_patch(bool unschedulable, char **pairs, json_object **ret) {
         _cleanup_json_ json_object *patch = NULL, *spec = NULL;
-        char *pairs[] = { (char *) NODE_ANNOTATION_CORDONED, unschedulable ? (char *) "true" : NULL, NULL };
         int r;
 
-        r = metadata_patch("annotations", pairs, &patch);
-        if (r < 0)
-                return r;
+        if (!pairs[0]) {
+                patch = json_object_new_object();
+                if (!patch)
+                        return -ENOMEM;
+        } else {
+                r = metadata_patch("annotations", pairs, &patch);
+                if (r < 0)
+                        return r;
+        }
 
         spec = json_object_new_object();
         if (!spec)
@@ -217,6 +266,24 @@ int node_unschedulable_patch(bool unschedulable, json_object **ret) {
 
         *ret = TAKE_PTR(patch);
         return 0;
+}
+
+int node_unschedulable_patch(bool unschedulable, bool mark, json_object **ret) {
+        char *pairs[] = { (char *) NODE_ANNOTATION_CORDONED, unschedulable ? (char *) "true" : NULL, NULL };
+        char *none[] = { NULL };
+
+        return schedulability_patch(unschedulable, unschedulable && !mark ? none : pairs, ret);
+}
+
+int node_cordon_patch(bool mark, usec_t now, json_object **ret) {
+        char since[FORMAT_RFC3339_MAX];
+        char *pairs[] = {
+                (char *) NODE_ANNOTATION_IN_PROGRESS, format_rfc3339(since, sizeof since, now, false),
+                mark ? (char *) NODE_ANNOTATION_CORDONED : NULL, (char *) "true",
+                NULL,
+        };
+
+        return schedulability_patch(true, pairs, ret);
 }
 
 static int node_merge_patch(KubeClient *c, const char *name, json_object *patch, NodeDoneHandler handler,
@@ -247,7 +314,7 @@ int node_set_unschedulable(KubeClient *c, const char *name, bool unschedulable, 
         if (!c || !node_name_is_valid(name))
                 return -EINVAL;
 
-        r = node_unschedulable_patch(unschedulable, &patch);
+        r = node_unschedulable_patch(unschedulable, true, &patch);
         if (r < 0)
                 return r;
         return node_merge_patch(c, name, patch, handler, userdata);
@@ -499,8 +566,8 @@ int node_set_taint(KubeClient *c, const char *name, const char *key, bool presen
 /* -------------------------------------------------------------------------------------------- */
 
 static void on_event_posted(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
-        /* The name is ours alone: AlreadyExists means an earlier attempt of this very call
-         * arrived and only its reply was lost. */
+        /* AlreadyExists means an earlier attempt of this very call arrived and only its reply
+         * was lost, or (with a key) another node reported the same thing first. */
         if (error == -ESTALE)
                 error = 0;
         node_call_finish(c, userdata, error);
@@ -543,8 +610,17 @@ static char *message_truncate(const char *message) {
         return strndup(message, n);
 }
 
-static int event_body(const char *name, const char *type, const char *reason, const char *message,
-                      usec_t now, json_object **ret) {
+/* FNV-1a: a stable name for an Event many nodes may post about the same thing. */
+static uint64_t event_key_hash(const char *key) {
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+        for (const unsigned char *p = (const unsigned char *) key; *p; p++)
+                h = (h ^ *p) * UINT64_C(0x100000001b3);
+        return h;
+}
+
+static int event_body(const char *name, const char *key, const char *type, const char *reason,
+                      const char *message, usec_t now, json_object **ret) {
         _cleanup_json_ json_object *ev = NULL;
         _cleanup_free_ char *event_name = NULL, *text = NULL;
         char timestamp[FORMAT_RFC3339_MAX];
@@ -553,7 +629,12 @@ static int event_body(const char *name, const char *type, const char *reason, co
         char hex[sizeof random * 2 + 1];
         int r;
 
-        if (getrandom(random, sizeof random, GRND_NONBLOCK) != (ssize_t) sizeof random)
+        if (key) {
+                uint64_t h = event_key_hash(key);
+
+                for (size_t i = 0; i < sizeof random; i++)
+                        random[i] = (uint8_t) (h >> (i * 8));
+        } else if (getrandom(random, sizeof random, GRND_NONBLOCK) != (ssize_t) sizeof random)
                 /* no entropy yet this early in boot: uniqueness is all we need */
                 for (size_t i = 0; i < sizeof random; i++)
                         random[i] = (uint8_t) ((now >> (i * 8)) ^ (uint64_t) getpid() ^ (i * 0x9d));
@@ -579,6 +660,7 @@ static int event_body(const char *name, const char *type, const char *reason, co
             (r = json_add_string(involved, "apiVersion", "v1")) < 0 ||
             (r = json_add_string(involved, "kind", "Node")) < 0 ||
             (r = json_add_string(involved, "name", name)) < 0 ||
+            (r = json_add_string(involved, "uid", name)) < 0 ||   /* kubectl describe selects on uid = name */
             (r = json_add_string(ev, "reason", reason)) < 0 ||
             (r = json_add_string(ev, "message", text)) < 0 ||
             (r = json_add_string(ev, "type", type)) < 0 ||
@@ -603,6 +685,11 @@ static int event_body(const char *name, const char *type, const char *reason, co
 
 int node_post_event(KubeClient *c, const char *name, const char *type, const char *reason,
                     const char *message, NodeDoneHandler handler, void *userdata) {
+        return node_post_event_once(c, name, NULL, type, reason, message, handler, userdata);
+}
+
+int node_post_event_once(KubeClient *c, const char *name, const char *key, const char *type, const char *reason,
+                         const char *message, NodeDoneHandler handler, void *userdata) {
         _cleanup_(node_call_freep) NodeCall *nc = NULL;
         _cleanup_json_ json_object *body = NULL;
         int r;
@@ -611,7 +698,7 @@ int node_post_event(KubeClient *c, const char *name, const char *type, const cha
             !(streq_ptr(type, "Normal") || streq_ptr(type, "Warning")))
                 return -EINVAL;
 
-        r = event_body(name, type, reason, message, kube_client_server_now(c), &body);
+        r = event_body(name, key, type, reason, message, kube_client_server_now(c), &body);
         if (r < 0)
                 return r;
 

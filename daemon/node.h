@@ -20,6 +20,14 @@ typedef void (*NodeDoneHandler)(KubeClient *c, int error, void *userdata);
 int node_get(KubeClient *c, const char *name, NodeHandler handler, void *userdata);
 
 bool node_is_ready(json_object *node);          /* condition Ready == "True" */
+
+/* Whether the kubelet of *this* boot says the node is back: status.nodeInfo.bootID is boot_id (32
+ * hex digits; the Node's dashed form compares equal) and Ready is "True" with a lastHeartbeatTime
+ * not older than boot_time (CLOCK_REALTIME; the kubelet stamps it with this host's clock, so no
+ * skew enters). After a reboot the Node keeps Ready=True and the old bootID until the node
+ * controller's grace period runs out (40 s in 1.28): neither alone proves anything.
+ * Returns true, or false with ret_reason (may be NULL) set to a static text for STATUS=. */
+bool node_kubelet_is_back(json_object *node, const char *boot_id, usec_t boot_time, const char **ret_reason);
 bool node_is_unschedulable(json_object *node);  /* spec.unschedulable */
 
 /* Merge patch: spec.unschedulable plus the nodereboot.io/cordoned annotation (set or removed). */
@@ -36,10 +44,21 @@ int node_set_taint(KubeClient *c, const char *name, const char *key, bool presen
 /* Posts a core/v1 Event on the Node (type "Normal" or "Warning"); best effort for callers. */
 int node_post_event(KubeClient *c, const char *name, const char *type, const char *reason,
                     const char *message, NodeDoneHandler handler, void *userdata);
+/* The same, named after key (the same key gives the same Event name): what many nodes report about
+ * one thing (a stuck lock slot) is posted once, the others' posts end in AlreadyExists (success). */
+int node_post_event_once(KubeClient *c, const char *name, const char *key, const char *type, const char *reason,
+                         const char *message, NodeDoneHandler handler, void *userdata);
 
 /* Pure parts, shared with drain.c (which cordons with a call it can cancel) and the tests. */
 /* The merge patch node_set_unschedulable() sends. */
-int node_unschedulable_patch(bool unschedulable, json_object **ret);
+/* The merge patch node_set_unschedulable() sends. Cordoning adds our nodereboot.io/cordoned mark
+ * only with mark (when we are the ones who make the node unschedulable: the reconciliation after
+ * a lost state file uncordons what carries it); uncordoning always removes it. */
+int node_unschedulable_patch(bool unschedulable, bool mark, json_object **ret);
+/* The drain's cordon: the patch above plus the nodereboot.io/reboot-in-progress mark (RFC 3339 of
+ * now), always, in the same write: a node cordoned for a reboot is never without the mark that
+ * tells other nodes it is mid-cycle (the lock never takes an expired slot from such a holder). */
+int node_cordon_patch(bool mark, usec_t now, json_object **ret);
 /* The node's spec.taints with the PreferNoSchedule taint `key` added or removed (other taints kept
  * as they are). Returns 1 and the new array when something changes, 0 and NULL when not. */
 int node_taints_update(json_object *node, const char *key, bool present, json_object **ret_taints);

@@ -35,6 +35,8 @@
 #define CTL_REQUEST_TIMEOUT_USEC (10 * USEC_PER_SEC)
 #define ANNOTATION_PREFIX "nodereboot.io/"
 #define TIME_MAX 64
+/* format_when(): two TIME_MAX strings joined as "%s (%s)". */
+#define WHEN_MAX (TIME_MAX * 2 + sizeof " ()")
 
 typedef enum Command {
         COMMAND_STATUS,
@@ -174,9 +176,18 @@ static void print_field(const char *key, const char *fmt, ...) {
         putchar('\n');
 }
 
-/* "held by node-b since 2026-11-27 10:02:03 UTC (5min ago), renewed 12 s ago, expires in 29min" */
-static char *describe_slot(const LockSlotInfo *s, usec_t now) {
-        char since[TIME_MAX * 2], renewed[TIME_MAX], until[TIME_MAX];
+/* What the Node of an expired slot's holder says: whether a waiting node takes the slot over
+ * (the holder is gone, or Ready and idle) or it is stuck (NotReady, cordoned by us, mid-cycle). */
+typedef struct SlotVerdict {
+        bool known;                     /* the holder's Node was read, or is gone */
+        bool free;
+        char *why;                      /* "node-b is NotReady and mid-cycle", "Node node-b no longer exists" */
+} SlotVerdict;
+
+/* "held by node-b since 2026-11-27 10:02:03 UTC (5min ago), renewed 12 s ago, expires in 29min";
+ * v (may be NULL) says what became of an expired holder. */
+static char *describe_slot(const LockSlotInfo *s, usec_t now, const SlotVerdict *v) {
+        char since[WHEN_MAX], renewed[TIME_MAX], until[TIME_MAX];
         usec_t expires = s->renew_time > 0 && s->duration_sec > 0 ?
                 s->renew_time + (usec_t) s->duration_sec * USEC_PER_SEC : 0;
 
@@ -196,9 +207,21 @@ static char *describe_slot(const LockSlotInfo *s, usec_t now) {
                 format_rel(renewed, sizeof renewed, s->renew_time, now);
         else
                 snprintf(renewed, sizeof renewed, "at an unknown time");
+        if (s->state == LOCK_SLOT_EXPIRED && v && v->known && !v->free)
+                return strdup_printf("held by %s since %s, renewed %s, expired %s, STUCK: %s; a waiting node "
+                                     "does not take it over (release it with 'noderebootctl unlock %s' "
+                                     "once %s is dealt with)",
+                                     s->holder, since, renewed, format_rel(until, sizeof until, expires, now),
+                                     v->why, s->name, s->holder);
+        if (s->state == LOCK_SLOT_EXPIRED && v && v->known)
+                return strdup_printf("held by %s since %s, renewed %s, expired %s (free to take: %s)",
+                                     s->holder, since, renewed, format_rel(until, sizeof until, expires, now),
+                                     v->why);
         if (s->state == LOCK_SLOT_EXPIRED)
-                return strdup_printf("held by %s since %s, renewed %s, expired %s (free to take)",
-                                     s->holder, since, renewed, format_rel(until, sizeof until, expires, now));
+                return strdup_printf("held by %s since %s, renewed %s, expired %s (free to take only if %s "
+                                     "is gone, or Ready and idle)",
+                                     s->holder, since, renewed, format_rel(until, sizeof until, expires, now),
+                                     s->holder);
         if (expires == 0)
                 return strdup_printf("held by %s since %s, renewed %s, never expires (unreadable times)",
                                      s->holder, since, renewed);
@@ -265,6 +288,10 @@ typedef struct Status {
         int node_error;
         json_object *node;
         bool cluster_done;              /* both of the above */
+        SlotVerdict *verdicts;          /* n_slots entries, for the expired ones; NULL when unread */
+        struct HolderCheck *holder_checks;
+        unsigned verdicts_pending;
+        bool verdicts_done;
 
         char *waiting_for;
 } Status;
@@ -275,6 +302,11 @@ static void status_done(Status *s) {
         reboot_state_done(&s->state);
         free(s->window_text);
         free(s->cluster_error);
+        if (s->verdicts)
+                for (size_t i = 0; i < s->n_slots; i++)
+                        free(s->verdicts[i].why);
+        free(s->verdicts);
+        free(s->holder_checks);
         lock_slot_infos_free(s->slots, s->n_slots);
         json_object_put(s->node);
         free(s->waiting_for);
@@ -358,7 +390,58 @@ static void status_add_cluster_error(Status *s, const char *fmt, ...) {
         s->cluster_error = t;
 }
 
+typedef struct HolderCheck {
+        Status *status;
+        size_t index;
+} HolderCheck;
+
+static void on_status_holder(KubeClient *client, int error, json_object *node, void *userdata) {
+        HolderCheck *hc = userdata;
+        Status *s = hc->status;
+        SlotVerdict *v = s->verdicts + hc->index;
+        const char *holder = s->slots[hc->index].holder;
+        _cleanup_free_ char *why = NULL;
+
+        if (error == -ENOENT) {
+                v->known = v->free = true;
+                v->why = strdup_printf("Node %s no longer exists", holder);
+        } else if (error >= 0) {
+                v->known = true;
+                v->free = lock_holder_is_idle(node, &why);
+                v->why = v->free ? strdup_printf("%s is Ready and idle", holder) :
+                                   strdup_printf("%s is %s", holder, strna(why));
+        }
+        if (v->known && !v->why)
+                v->known = false;       /* out of memory: say what the slot is without it */
+        if (--s->verdicts_pending == 0)
+                s->verdicts_done = true;
+}
+
+/* The Node of each expired slot's holder, to tell a stuck slot from a free one. Best effort. */
+static void status_judge_expired(Ctl *c, Status *s, usec_t deadline) {
+        int r;
+
+        if (!s->slots || s->slots_error < 0 || s->n_slots == 0)
+                return;
+        s->verdicts = calloc(s->n_slots, sizeof *s->verdicts);
+        s->holder_checks = calloc(s->n_slots, sizeof *s->holder_checks);
+        if (!s->verdicts || !s->holder_checks)
+                return;
+        for (size_t i = 0; i < s->n_slots; i++) {
+                if (s->slots[i].state != LOCK_SLOT_EXPIRED || !s->slots[i].holder)
+                        continue;
+                s->holder_checks[i] = (HolderCheck) { .status = s, .index = i };
+                r = node_get(c->client, s->slots[i].holder, on_status_holder, s->holder_checks + i);
+                if (r >= 0)
+                        s->verdicts_pending++;
+        }
+        s->verdicts_done = s->verdicts_pending == 0;
+        /* What is still in flight at the deadline is dropped with the client, unanswered. */
+        (void) ctl_wait(c, &s->verdicts_done, deadline);
+}
+
 static void status_gather_cluster(Ctl *c, Status *s) {
+        usec_t deadline;
         int r;
 
         r = ctl_connect(c);
@@ -380,13 +463,15 @@ static void status_gather_cluster(Ctl *c, Status *s) {
         }
 
         s->cluster_done = s->slots_done && s->node_done;
-        r = ctl_wait(c, &s->cluster_done, now_usec(CLOCK_MONOTONIC) + CTL_DEADLINE_USEC);
+        deadline = now_usec(CLOCK_MONOTONIC) + CTL_DEADLINE_USEC;
+        r = ctl_wait(c, &s->cluster_done, deadline);
         if (r < 0) {
                 if (!s->slots_done)
                         s->slots_error = r;
                 if (!s->node_done)
                         s->node_error = r;
-        }
+        } else
+                status_judge_expired(c, s, deadline);
         /* Whatever is still in flight is cancelled here, before the loop goes. */
         c->lock = lock_free(c->lock);
 
@@ -403,6 +488,12 @@ static void status_gather_cluster(Ctl *c, Status *s) {
 
 /* ---- status: the one-line summary ------------------------------------------------------- */
 
+/* An expired slot whose holder keeps it: a waiting node does not take it over. */
+static bool slot_is_stuck(const Status *s, size_t i) {
+        return s->verdicts && s->slots[i].state == LOCK_SLOT_EXPIRED && s->verdicts[i].known &&
+                !s->verdicts[i].free;
+}
+
 static char *waiting_for_lock(const Ctl *c, const Status *s) {
         _cleanup_free_ char *held = strdup("");
         const char *node = c->config->node_name;
@@ -416,13 +507,15 @@ static char *waiting_for_lock(const Ctl *c, const Status *s) {
                         return strdup_printf("noderebootd to take up lock slot %s, which names this node already",
                                              s->slots[i].name);
         for (size_t i = 0; i < s->n_slots && i < c->config->concurrency; i++)
-                if (s->slots[i].state != LOCK_SLOT_HELD)
+                if (s->slots[i].state != LOCK_SLOT_HELD && !slot_is_stuck(s, i))
                         return strdup_printf("noderebootd to take lock slot %s, which is free "
                                              "(is the service running?)", s->slots[i].name);
         for (size_t i = 0; i < s->n_slots && i < c->config->concurrency; i++) {
-                char *t = strdup_printf("%s%s%s held by %s since %s", held, isempty(held) ? "" : "; ",
+                _cleanup_free_ char *stuck = slot_is_stuck(s, i) ?
+                        strdup_printf(", stuck: %s (see 'noderebootctl unlock')", s->verdicts[i].why) : NULL;
+                char *t = strdup_printf("%s%s%s held by %s since %s%s", held, isempty(held) ? "" : "; ",
                                         s->slots[i].name, strna(s->slots[i].holder),
-                                        format_abs(since, sizeof since, s->slots[i].acquire_time));
+                                        format_abs(since, sizeof since, s->slots[i].acquire_time), strempty(stuck));
                 if (!t)
                         return NULL;
                 free(held);
@@ -434,7 +527,7 @@ static char *waiting_for_lock(const Ctl *c, const Status *s) {
 static char *status_waiting_for(const Ctl *c, const Status *s) {
         const RebootState *st = &s->state;
         const char *node = c->config->node_name, *lease = strna(st->lease);
-        char when[TIME_MAX * 2];
+        char when[WHEN_MAX];
         _cleanup_free_ char *text = NULL;
         const LockSlotInfo *own;
 
@@ -529,7 +622,7 @@ static char *status_waiting_for(const Ctl *c, const Status *s) {
 static void status_print_text(const Ctl *c, const Status *s) {
         const RebootState *st = &s->state;
         const Config *cfg = c->config;
-        char t1[TIME_MAX * 2];
+        char t1[WHEN_MAX];
 
         print_field("Node:", "%s", cfg->node_name);
         if (s->state_error < 0) {
@@ -579,7 +672,8 @@ static void status_print_text(const Ctl *c, const Status *s) {
                 for (size_t i = 0; i < s->n_slots; i++)
                         width = MAX(width, (int) MIN(strlen(s->slots[i].name), (size_t) 64));
                 for (size_t i = 0; i < s->n_slots; i++) {
-                        _cleanup_free_ char *d = describe_slot(s->slots + i, s->server_now);
+                        _cleanup_free_ char *d = describe_slot(s->slots + i, s->server_now,
+                                                               s->verdicts ? s->verdicts + i : NULL);
 
                         printf("  %-*s  %s%s\n", width, s->slots[i].name, strna(d),
                                i >= cfg->concurrency ? " [beyond Concurrency=]" : "");
@@ -637,7 +731,7 @@ static int json_put_time(json_object *o, const char *key, usec_t t) {
         return json_put_new(o, key, json_object_new_string(format_rfc3339(buf, sizeof buf, t, true)));
 }
 
-static int slot_to_json(const LockSlotInfo *i, const char *node, json_object **ret) {
+static int slot_to_json(const LockSlotInfo *i, const SlotVerdict *v, const char *node, json_object **ret) {
         _cleanup_json_ json_object *o = json_object_new_object();
         usec_t expires = i->renew_time > 0 && i->duration_sec > 0 ?
                 i->renew_time + (usec_t) i->duration_sec * USEC_PER_SEC : 0;
@@ -656,6 +750,8 @@ static int slot_to_json(const LockSlotInfo *i, const char *node, json_object **r
                   json_put_new(o, "lease_duration_sec", json_object_new_int64(i->duration_sec)) :
                   json_put(o, "lease_duration_sec", NULL))) < 0 ||
             (r = json_put_time(o, "expire_time", expires)) < 0 ||
+            (r = json_put_string(o, "stuck", i->state == LOCK_SLOT_EXPIRED && v && v->known && !v->free ?
+                                 v->why : NULL)) < 0 ||
             (r = json_put_string(o, "resource_version", i->resource_version)) < 0)
                 return r;
         *ret = TAKE_PTR(o);
@@ -745,7 +841,7 @@ static int status_to_json(const Ctl *c, const Status *s, json_object **ret) {
                 for (size_t i = 0; i < s->n_slots; i++) {
                         json_object *slot = NULL;
 
-                        r = slot_to_json(s->slots + i, cfg->node_name, &slot);
+                        r = slot_to_json(s->slots + i, s->verdicts ? s->verdicts + i : NULL, cfg->node_name, &slot);
                         if (r < 0)
                                 return r;
                         if (json_object_array_add(a, slot) < 0) {
@@ -882,7 +978,7 @@ static void on_released(Lock *l, int error, const LockSlotInfo *slot, void *user
 static bool unlock_one(Ctl *c, const char *slot, usec_t deadline) {
         const Config *cfg = c->config;
         Release rel = {};
-        char since[TIME_MAX * 2];
+        char since[WHEN_MAX];
         bool ok = false;
         int r;
 
@@ -922,7 +1018,9 @@ static bool unlock_one(Ctl *c, const char *slot, usec_t deadline) {
                 break;
         case -EPERM:
                 log_error("Lease %s/%s is not labelled %s=%s: it is not a slot of this lock group; "
-                          "not touching it.", cfg->lock_namespace, slot, LOCK_LABEL, cfg->lock_name);
+                          "not touching it. If a tool removed the label of a slot, put it back "
+                          "(kubectl label lease -n %s %s %s=%s) and run again.", cfg->lock_namespace, slot,
+                          LOCK_LABEL, cfg->lock_name, cfg->lock_namespace, slot, LOCK_LABEL, cfg->lock_name);
                 break;
         default:
                 log_error_errno(rel.error, "Failed to release lock slot %s/%s: %m", cfg->lock_namespace, slot);
@@ -982,7 +1080,7 @@ static int command_unlock(Ctl *c) {
                                 goto finish;
                         }
                         if (!arg_yes) {
-                                _cleanup_free_ char *d = describe_slot(li.slots + i, li.server_now);
+                                _cleanup_free_ char *d = describe_slot(li.slots + i, li.server_now, NULL);
 
                                 printf("Would release %s/%s: %s.\n", cfg->lock_namespace, li.slots[i].name,
                                        strna(d));

@@ -77,6 +77,7 @@ void reboot_state_init(RebootState *s) {
 
 void reboot_state_done(RebootState *s) {
         free(s->lease);
+        free(s->lease_machine_id);
         free(s->reason);
         free(s->last_error);
         reboot_state_init(s);
@@ -86,9 +87,11 @@ int reboot_state_copy(RebootState *dst, const RebootState *src) {
         RebootState t = *src;
 
         t.lease = NULL;
+        t.lease_machine_id = NULL;
         t.reason = NULL;
         t.last_error = NULL;
         if (free_and_strdup(&t.lease, src->lease) < 0 ||
+            free_and_strdup(&t.lease_machine_id, src->lease_machine_id) < 0 ||
             free_and_strdup(&t.reason, src->reason) < 0 ||
             free_and_strdup(&t.last_error, src->last_error) < 0) {
                 reboot_state_done(&t);
@@ -103,6 +106,7 @@ static bool state_equal(const RebootState *a, const RebootState *b) {
         return a->phase == b->phase &&
                 a->rollback_to == b->rollback_to &&
                 streq_ptr(a->lease, b->lease) &&
+                streq_ptr(a->lease_machine_id, b->lease_machine_id) &&
                 a->cordoned == b->cordoned &&
                 a->node_was_unschedulable == b->node_was_unschedulable &&
                 a->drained == b->drained &&
@@ -122,10 +126,24 @@ static void enter(RebootState *n, RebootPhase phase, usec_t now) {
         n->phase = phase;
 }
 
+/* The slot is no longer ours (released, lost or never wanted). */
+static void drop_lease(RebootState *n) {
+        n->lease = mfree(n->lease);
+        n->lease_machine_id = mfree(n->lease_machine_id);
+}
+
+/* Records the slot just won, and the machine ID it is held under. */
+static int take_lease(RebootState *n, const RebootEventData *d) {
+        if (free_and_strdup(&n->lease, d->lease) < 0 ||
+            free_and_strdup(&n->lease_machine_id, d->machine_id) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
 /* Forgets everything about the cycle that ended; keeps failed_cycles and last_error for the
  * caller to decide. */
 static void end_cycle(RebootState *n) {
-        n->lease = mfree(n->lease);
+        drop_lease(n);
         n->cordoned = false;
         n->node_was_unschedulable = false;
         n->drained = false;
@@ -198,7 +216,7 @@ static int step_idle(RebootState *n, RebootEvent ev, const RebootEventData *d, u
 
         case REBOOT_EVENT_LOCK_ACQUIRED:
                 /* A late answer to an acquire that is no longer wanted: give the slot back. */
-                if (set_string(&n->lease, d->lease) < 0)
+                if (take_lease(n, d) < 0)
                         return -ENOMEM;
                 return roll_back(n, REBOOT_PHASE_IDLE, 0, NULL, now, action);
 
@@ -230,7 +248,7 @@ static int step_pending(RebootState *n, RebootEvent ev, const RebootEventData *d
 
         case REBOOT_EVENT_LOCK_ACQUIRED:
                 enter(n, REBOOT_PHASE_LOCKED, now);
-                if (set_string(&n->lease, d->lease) < 0)
+                if (take_lease(n, d) < 0)
                         return -ENOMEM;
                 *action = REBOOT_ACTION_READ_NODE;
                 return 0;
@@ -267,7 +285,7 @@ static int step_locked(RebootState *n, RebootEvent ev, const RebootEventData *d,
 
         case REBOOT_EVENT_LOCK_LOST:
                 enter(n, REBOOT_PHASE_PENDING, now);
-                n->lease = mfree(n->lease);
+                drop_lease(n);
                 *action = REBOOT_ACTION_ACQUIRE;
                 return 0;
 
@@ -313,7 +331,10 @@ static int step_draining(RebootState *n, RebootEvent ev, const RebootEventData *
                 return 0;
 
         case REBOOT_EVENT_LOCK_LOST:
-                return roll_back(n, REBOOT_PHASE_PENDING, now, "lost the lock while draining", now, action);
+                /* Whoever took the slot (or the admin who freed it) goes first: back off like any given-up cycle. */
+                drop_lease(n);                  /* not ours to release */
+                return roll_back(n, REBOOT_PHASE_PENDING, now + p->retry_usec, "lost the lock while draining", now,
+                                 action);
 
         default:
                 return 0;
@@ -346,7 +367,9 @@ static int step_rebooting(RebootState *n, RebootEvent ev, const RebootEventData 
 
         case REBOOT_EVENT_LOCK_LOST:
                 /* Only reported before a reboot request: without the lock we must not go down. */
-                return roll_back(n, REBOOT_PHASE_PENDING, now, "lost the lock before rebooting", now, action);
+                drop_lease(n);                  /* not ours to release */
+                return roll_back(n, REBOOT_PHASE_PENDING, now + p->retry_usec, "lost the lock before rebooting", now,
+                                 action);
 
         default:
                 return 0;
@@ -362,6 +385,13 @@ static int step_recovering(RebootState *n, RebootEvent ev, const RebootEventData
 
         case REBOOT_EVENT_NODE_READY:
                 *action = REBOOT_ACTION_RESTORE;
+                return 0;
+
+        case REBOOT_EVENT_LOCK_LOST:
+                /* An administrator freed the slot (the kubelet never came back, say), or it was
+                 * taken: the node is still ours to bring back, the slot no longer ours to renew or
+                 * release. */
+                drop_lease(n);
                 return 0;
 
         case REBOOT_EVENT_RESTORED:
@@ -391,6 +421,10 @@ static int step_rolling_back(RebootState *n, RebootEvent ev, const RebootEventDa
         switch (ev) {
         case REBOOT_EVENT_START:
                 *action = REBOOT_ACTION_RESTORE;
+                return 0;
+
+        case REBOOT_EVENT_LOCK_LOST:
+                drop_lease(n);                  /* nothing left to release */
                 return 0;
 
         case REBOOT_EVENT_RESTORED: {

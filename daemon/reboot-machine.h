@@ -58,6 +58,9 @@ typedef struct RebootState {
         RebootPhase phase;
         RebootPhase rollback_to;        /* ROLLING_BACK only: PENDING or IDLE */
         char *lease;                    /* the slot we hold (or held), NULL when none */
+        char *lease_machine_id;         /* the machine ID the slot was taken under (it is renewed and
+                                         * released under it, even if /etc/machine-id changed since,
+                                         * as on stateless images); NULL when unknown */
         bool cordoned;                  /* we may have cordoned the node (DRAINING was entered) */
         bool node_was_unschedulable;    /* spec.unschedulable before we cordoned */
         bool drained;
@@ -76,6 +79,7 @@ typedef struct RebootEventData {
         bool same_boot;
         bool node_unschedulable;
         const char *lease;
+        const char *machine_id;         /* LOCK_ACQUIRED: the machine ID the slot is held under */
         const char *boot_id;
         const char *reason;
         const char *message;

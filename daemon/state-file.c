@@ -38,9 +38,21 @@ static bool rollback_phase_is_valid(RebootPhase p) {
         return p == REBOOT_PHASE_IDLE || p == REBOOT_PHASE_PENDING;
 }
 
-static bool boot_id_is_valid(const char *s, size_t size) {
-        size_t n = strnlen(s, size);
+/* s holds n characters: "" or 32 lowercase hexadecimal digits. */
+/* As lock_set_machine_id() takes it: 1..128 of [A-Za-z0-9_.-]. */
+static bool machine_id_is_valid(const char *s) {
+        size_t n = strlen(s);
 
+        if (n == 0 || n > 128)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                      *p == '_' || *p == '.' || *p == '-'))
+                        return false;
+        return true;
+}
+
+static bool boot_id_is_valid(const char *s, size_t n) {
         if (n == 0)
                 return true;
         if (n != 32)
@@ -93,7 +105,9 @@ int state_to_json(const RebootState *s, char **ret) {
         /* Never write what state_from_json() would refuse. */
         phase = reboot_phase_to_string(s->phase);
         rollback_to = reboot_phase_to_string(s->rollback_to);
-        if (!phase || !rollback_phase_is_valid(s->rollback_to) || !boot_id_is_valid(s->boot_id, sizeof s->boot_id))
+        if (!phase || !rollback_phase_is_valid(s->rollback_to) ||
+            !boot_id_is_valid(s->boot_id, strnlen(s->boot_id, sizeof s->boot_id)) ||
+            (s->lease_machine_id && !machine_id_is_valid(s->lease_machine_id)))
                 return -EINVAL;
 
         o = json_object_new_object();
@@ -104,6 +118,7 @@ int state_to_json(const RebootState *s, char **ret) {
             (r = json_add_new(o, "phase", json_object_new_string(phase))) < 0 ||
             (r = json_add_new(o, "rollback_to", json_object_new_string(rollback_to))) < 0 ||
             (r = json_add_string_or_null(o, "lease", s->lease)) < 0 ||
+            (r = json_add_string_or_null(o, "lease_machine_id", s->lease_machine_id)) < 0 ||
             (r = json_add_new(o, "cordoned", json_object_new_boolean(s->cordoned))) < 0 ||
             (r = json_add_new(o, "node_was_unschedulable", json_object_new_boolean(s->node_was_unschedulable))) < 0 ||
             (r = json_add_new(o, "drained", json_object_new_boolean(s->drained))) < 0 ||
@@ -128,16 +143,16 @@ int state_to_json(const RebootState *s, char **ret) {
         return 0;
 }
 
-/* Sets *ret_error to 'field "name": expected <what>, got <value>' (or "missing"); returns -EBADMSG. */
-static int field_error(char **ret_error, const char *field, json_object *got, const char *expected) {
+/* Sets *ret_error to 'field "name": expected <what>, got <value>' (or "missing"). */
+static void field_error_format(char **ret_error, const char *field, json_object *got, const char *expected) {
         _cleanup_free_ char *quoted = NULL;
         const char *j;
 
         if (!ret_error)
-                return -EBADMSG;
+                return;
         if (!got) {
                 *ret_error = strdup_printf("field \"%s\": missing, expected %s", field, expected);
-                return -EBADMSG;
+                return;
         }
         j = json_object_to_json_string_ext(got, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         if (j && strlen(j) > QUOTE_MAX) {
@@ -150,6 +165,12 @@ static int field_error(char **ret_error, const char *field, json_object *got, co
         } else
                 quoted = strdup(strna(j));
         *ret_error = strdup_printf("field \"%s\": expected %s, got %s", field, expected, strna(quoted));
+}
+
+/* Returns -EBADMSG from a function small enough to inline, so that the compiler sees that every
+ * "return field_error(...)" fails and leaves the output parameters unset. */
+static int field_error(char **ret_error, const char *field, json_object *got, const char *expected) {
+        field_error_format(ret_error, field, got, expected);
         return -EBADMSG;
 }
 
@@ -310,11 +331,18 @@ int state_from_json(const char *text, size_t size, RebootState *ret, char **ret_
         if (r < 0)
                 return r;
         if (str) {
-                if (!boot_id_is_valid(str, SIZE_MAX) || strlen(str) >= sizeof s.boot_id)
+                if (strlen(str) >= sizeof s.boot_id || !boot_id_is_valid(str, strlen(str)))
                         return field_error(ret_error, "boot_id", json_get_member(o, "boot_id"),
                                            "32 lowercase hexadecimal digits, \"\" or null");
                 strcpy(s.boot_id, str);
         }
+
+        r = get_string_dup(o, "lease_machine_id", &s.lease_machine_id, ret_error);
+        if (r < 0)
+                return r;
+        if (s.lease_machine_id && !machine_id_is_valid(s.lease_machine_id))
+                return field_error(ret_error, "lease_machine_id", json_get_member(o, "lease_machine_id"),
+                                   "a machine ID (1 to 128 letters, digits, '_', '.', '-') or null");
 
         if ((r = get_string_dup(o, "lease", &s.lease, ret_error)) < 0 ||
             (r = get_bool(o, "cordoned", &s.cordoned, ret_error)) < 0 ||

@@ -3,8 +3,11 @@
 and real noderebootd processes, one per simulated node.
 
 A node's "reboot" is simulated the way the real one looks to the daemon: the process dies, the
-boot ID changes, the sentinel (on /run, a tmpfs) is gone, the Node goes NotReady for a moment,
-and the daemon starts again from its state file.
+boot ID changes, the sentinel (on /run, a tmpfs) is gone, the node's kubelet stops (the server's
+simulated kubelet: the Node is left exactly as it was, Ready=True with the old bootID, as in a
+real cluster), the daemon starts again from its state file, and a moment later the kubelet of the
+new boot posts the new bootID and a fresh Ready heartbeat. If the kubelet stays away longer than
+the server's --node-monitor-grace-period, the node lifecycle controller marks the Node Unknown.
 
 Every daemon authenticates as the ServiceAccount of packaging/kubernetes/rbac.yaml, and the server
 enforces that very file: a request it does not allow is a 403, and a bench that saw one fails its
@@ -51,6 +54,27 @@ def daemon_binary():
     if not os.access(path, os.X_OK):
         raise RuntimeError(f"noderebootd not found at {path}; build first or set NODEREBOOTD")
     return path
+
+
+def ctl_binary():
+    path = os.environ.get("NODEREBOOTCTL") or os.path.join(BUILD_ROOT, "daemon", "noderebootctl")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"noderebootctl not found at {path}; build first or set NODEREBOOTCTL")
+    return path
+
+
+def ctl(node, *args, config=True, timeout=60):
+    """Runs noderebootctl with node's configuration and state folder, as an admin on that node."""
+    env = dict(os.environ, NODEREBOOT_BOOT_ID_FILE=node.boot_id_file) if node else dict(os.environ)
+    env.pop("JOURNAL_STREAM", None)
+    env.pop("STATE_DIRECTORY", None)
+    argv = [ctl_binary()]
+    if node and config:
+        argv += ["--config", node.config_path, "--state-dir", node.state_dir]
+    started = time.monotonic()
+    r = subprocess.run(argv + list(args), env=env, capture_output=True, text=True, timeout=timeout)
+    r.elapsed = time.monotonic() - started
+    return r
 
 
 def wait_for(predicate, timeout, what, interval=0.05, alive=None):
@@ -153,11 +177,64 @@ class ApiServer:
         """Every request the authorizer forbade since the server started (DELETE /log keeps them)."""
         return self.control("GET", "/denials")
 
-    def timeline(self):
-        return self.control("GET", "/timeline")
+    def timeline(self, kubelets=False):
+        """Schedulability changes; with kubelets also the kubelets' starts, stops and Ready reports
+        (for out_of_service_intervals)."""
+        return self.control("GET", "/timeline" + ("?kubelets=1" if kubelets else ""))
 
-    def set_ready(self, node, ready):
-        self.control("POST", f"/nodes/{node}/ready", {"ready": ready})
+    def set_ready(self, node, ready, boot_id=None):
+        """The node's container runtime down (ready False: the kubelet posts Ready=False) or back.
+        A boot_id other than the kubelet's first restarts the kubelet in that boot."""
+        body = {"ready": ready}
+        if boot_id:
+            body["boot_id"] = boot_id
+        self.control("POST", f"/nodes/{node}/ready", body)
+
+    # -- the simulated kubelets --
+    def kubelet(self, node):
+        """The node's kubelet {node, running, boot_id, started, stopped, serving, ...}; None if none."""
+        try:
+            return self.control("GET", f"/kubelets/{node}")
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    def kubelet_stop(self, node):
+        """The machine went down: the kubelet stops posting; nothing on the Node changes."""
+        return self.control("POST", f"/kubelets/{node}/stop")
+
+    def kubelet_start(self, node, boot_id=None, not_ready_seconds=None):
+        """The kubelet starts, in boot boot_id (dashed, as /proc/sys/kernel/random/boot_id); it
+        posts that bootID and Ready=True (Ready=False for not_ready_seconds first, if given)."""
+        body = {}
+        if boot_id:
+            body["boot_id"] = boot_id
+        if not_ready_seconds is not None:
+            body["not_ready_seconds"] = not_ready_seconds
+        return self.control("POST", f"/kubelets/{node}/start", body)
+
+    def controllers(self, **settings):
+        """Read or change the simulated controllers' settings (control.py post_controllers)."""
+        if settings:
+            return self.control("POST", "/controllers", settings)
+        return self.control("GET", "/controllers")
+
+    def eviction_faults(self, pod, answer, count=1, namespace=None, **extra):
+        """The next count evictions of pod are answered as the real server does in the state
+        answer names (faults.py EVICTION_ANSWERS): pdb-conflict, pdb-negative,
+        pdb-too-many-disrupted, pdb-budget, pdb-processing, uid-conflict."""
+        ns = re.escape(namespace) if namespace else "[^/]+"
+        self.faults([dict({"match": f"/namespaces/{ns}/pods/{re.escape(pod)}/eviction$", "method": "POST",
+                           "action": "eviction", "answer": answer, "count": count}, **extra)])
+
+    def throttle(self, match, count=1, retry_after=1, method=None):
+        """The next count requests whose path matches are turned away by API Priority and
+        Fairness: 429 with Retry-After and a plain-text body."""
+        rule = {"match": match, "action": "throttle", "count": count, "retry_after": retry_after}
+        if method:
+            rule["method"] = method
+        self.faults([rule])
 
     def add_token(self, token, user):
         self.control("POST", "/tokens", {"token": token, "user": user})
@@ -177,9 +254,53 @@ def max_cordoned_at_once(timeline, nodes):
     state = {}
     worst = 0
     for change in timeline:
-        if change["node"] in nodes:
+        if change["node"] in nodes and "unschedulable" in change:
             state[change["node"]] = bool(change["unschedulable"])
             worst = max(worst, sum(1 for v in state.values() if v))
+    return worst
+
+
+def out_of_service_intervals(timeline, nodes, now=None):
+    """{node: [(start, end)]}: when each node was out of service, from the server's timeline with
+    kubelet entries (ApiServer.timeline(kubelets=True)). A node is out of service while it is
+    cordoned, or its kubelet is stopped or has not yet reported Ready in its current boot. An
+    interval still open ends at now (default: the time of the call)."""
+    now = time.time() if now is None else now
+    cordoned, kubelet_ok, since, out = {}, {}, {}, {n: [] for n in nodes}
+    for change in timeline:
+        node = change["node"]
+        if node not in nodes:
+            continue
+        if "unschedulable" in change:
+            cordoned[node] = bool(change["unschedulable"]) and not change.get("deleted")
+        if "kubelet" in change:
+            # Out of service from the kubelet's stop (or a NotReady report) until it reports Ready;
+            # a start alone changes nothing (the kubelets a bench starts with are in service).
+            if change["kubelet"] == "ready":
+                kubelet_ok[node] = True
+            elif change["kubelet"] in ("stopped", "notready"):
+                kubelet_ok[node] = False
+        down = cordoned.get(node, False) or not kubelet_ok.get(node, True)
+        if down and node not in since:
+            since[node] = change["time"]
+        elif not down and node in since:
+            out[node].append((since.pop(node), change["time"]))
+    for node, start in since.items():
+        out[node].append((start, now))
+    return out
+
+
+def max_out_of_service_at_once(timeline, nodes):
+    """The largest number of the given nodes out of service at the same time (see
+    out_of_service_intervals): the safety bound a rolling reboot must keep."""
+    edges = []
+    for intervals in out_of_service_intervals(timeline, nodes).values():
+        for start, end in intervals:
+            edges += [(start, 1), (end, -1)]
+    worst = current = 0
+    for _, step in sorted(edges, key=lambda e: (e[0], e[1])):  # an end before a start at the same time
+        current += step
+        worst = max(worst, current)
     return worst
 
 
@@ -293,7 +414,9 @@ class NodeDaemon:
             os.makedirs(d, exist_ok=True)
         self.sentinel = os.path.join(self.run_dir, "reboot-required")
         self.boot_id_file = os.path.join(self.dir, "boot_id")
-        self.new_boot()
+        self.boot_time_file = os.path.join(self.dir, "boot_time")
+        self._kubelet_timer = None
+        self._adopt_boot()
         self.logind = LogindMock(self.dir)
         self.proc = None
         self.extra_env = {}
@@ -354,13 +477,42 @@ current-context: test
                     f.write(f"{k}={v}\n")
                 f.write("\n")
 
-    def new_boot(self):
+    def _adopt_boot(self):
+        """The machine is in the boot its kubelet reports (a seeded Node has a running kubelet in
+        the server); without one, a new boot with a kubelet waiting for its Node to appear."""
+        kubelet = self.bench.api.kubelet(self.name)
+        if kubelet is not None:
+            # The kubelet started a moment after the machine booted.
+            self._write_boot(kubelet["boot_id"], kubelet["started"] - 1.0)
+        else:
+            self._write_boot(str(uuid.uuid4()), time.time())
+            self.bench.api.kubelet_start(self.name, self.kubelet_boot_id())
+
+    def new_boot(self, kubelet_delay=None):
+        """The machine booted again, for tests that play a reboot step by step (reboot() does it
+        all): the kubelet of the old boot stops at once, leaving the Node as it was; a new boot ID
+        (dashed, as /proc/sys/kernel/random/boot_id shows it) and boot time; and kubelet_delay s
+        later (default: the Bench's) the kubelet of the new boot posts."""
+        self.cancel_kubelet()
+        self.bench.api.kubelet_stop(self.name)
+        self._write_boot(str(uuid.uuid4()), time.time())
+        self._schedule_kubelet(kubelet_delay)
+
+    def _write_boot(self, boot_id, boot_time):
+        self.boot_time = boot_time
         with open(self.boot_id_file, "w") as f:
-            f.write(str(uuid.uuid4()) + "\n")
+            f.write(boot_id + "\n")
+        with open(self.boot_time_file, "w") as f:
+            f.write(f"{boot_time:.6f}\n")
 
     def boot_id(self):
+        """The boot ID as the daemon records and prints it: 32 lowercase hex digits, no dashes."""
+        return self.kubelet_boot_id().replace("-", "").lower()
+
+    def kubelet_boot_id(self):
+        """The boot ID as the kernel shows it and the kubelet reports it in nodeInfo.bootID."""
         with open(self.boot_id_file) as f:
-            return f.read().strip().replace("-", "")
+            return f.read().strip()
 
     def start(self):
         assert self.proc is None or self.proc.poll() is not None
@@ -371,6 +523,7 @@ current-context: test
         self.logs.append(log_path)
         env = dict(os.environ,
                    NODEREBOOT_BOOT_ID_FILE=self.boot_id_file,
+                   NODEREBOOT_BOOT_TIME_FILE=self.boot_time_file,
                    DBUS_SYSTEM_BUS_ADDRESS=self.logind.address,
                    NOTIFY_SOCKET=self.notify_path, **self.extra_env)
         env.pop("JOURNAL_STREAM", None)
@@ -442,19 +595,65 @@ current-context: test
         phases = phase if isinstance(phase, (list, tuple)) else [phase]
         return wait_for(lambda: self.phase() in phases, timeout, f"{self.name} to reach {phase} (now {self.phase()})")
 
-    def reboot(self, ready_delay=0.5):
-        """What a real reboot does to the daemon's world, then the daemon's start in the new boot."""
+    def reboot(self, kubelet_delay=None, ready_delay=None):
+        """What a real reboot does to the daemon's world: the daemon dies, the kubelet stops (the
+        Node keeps its stale Ready=True and old bootID), a new boot ID, /run emptied, the daemon
+        starts in the new boot, and kubelet_delay seconds later (default: the Bench's) the kubelet
+        of the new boot posts. Returns at once; wait_kubelet() waits for that post.
+        ready_delay is the old name of kubelet_delay."""
+        if kubelet_delay is None:
+            kubelet_delay = ready_delay
+        self.cancel_kubelet()
         self.kill(signal.SIGKILL)
         self.reboots += 1
-        self.new_boot()
+        self.bench.api.kubelet_stop(self.name)
+        self._write_boot(str(uuid.uuid4()), time.time())
         self.remove_sentinel()           # /run is a tmpfs
-        self.bench.api.set_ready(self.name, False)
         self.logind.mock_call("ClearCalls")
         self.start()
-        time.sleep(ready_delay)
-        self.bench.api.set_ready(self.name, True)
+        self._schedule_kubelet(kubelet_delay)
+
+    def power_off(self):
+        """The machine goes down and stays down: the daemon dies with its kubelet, so the Node
+        keeps its last status until the lifecycle controller marks it Unknown. new_boot() and
+        start() bring it back."""
+        self.cancel_kubelet()
+        self.kill(signal.SIGKILL)
+        self.bench.api.kubelet_stop(self.name)
+
+    def _schedule_kubelet(self, delay):
+        """The kubelet of the current boot starts delay s from now (default: the Bench's)."""
+        delay = self.bench.kubelet_delay if delay is None else delay
+        boot = self.kubelet_boot_id()
+        if delay <= 0:
+            self._start_kubelet(boot)
+            return
+        self._kubelet_timer = threading.Timer(delay, self._start_kubelet, (boot,))
+        self._kubelet_timer.daemon = True
+        self._kubelet_timer.start()
+
+    def _start_kubelet(self, boot):
+        try:
+            self.bench.api.kubelet_start(self.name, boot)
+        except Exception as e:  # the bench is closing; a test waiting for it fails on its own
+            print(f"{self.name}: starting the kubelet of boot {boot} failed: {e}")
+
+    def wait_kubelet(self, timeout=30):
+        """Waits until the kubelet of the current boot runs and has reported Ready."""
+        boot = self.kubelet_boot_id()
+
+        def back():
+            k = self.bench.api.kubelet(self.name)
+            return k is not None and k["running"] and k["boot_id"] == boot and k["reported_ready"]
+        return wait_for(back, timeout, f"the kubelet of {self.name}'s boot {boot}")
+
+    def cancel_kubelet(self):
+        if self._kubelet_timer is not None:
+            self._kubelet_timer.cancel()
+            self._kubelet_timer = None
 
     def stop(self):
+        self.cancel_kubelet()
         self.kill(signal.SIGTERM)
         self.logind.stop()
         self.notify.close()
@@ -504,10 +703,15 @@ def seed_cluster(nodes, replicas_per_node=2, pdb_min_available=None, namespace="
 class Bench:
     """A cluster of simulated nodes. Use as a context manager; the folder is kept on failure when
     NODEREBOOT_KEEP_BENCH=1. With rbac (the default) the server enforces RBAC_MANIFESTS, and
-    leaving the context fails the test if any daemon request was forbidden."""
+    leaving the context fails the test if any daemon request was forbidden. kubelet_delay: how
+    long after a rebooted node's daemon starts its kubelet posts the new boot (NodeDaemon.reboot);
+    server_args reach kube-apiserver.py (e.g. --node-monitor-grace-period)."""
 
-    def __init__(self, nodes, config=None, seed=None, server_args=(), rbac=True, **seed_args):
+    def __init__(self, nodes, config=None, seed=None, server_args=(), rbac=True, kubelet_delay=2.0,
+                 **seed_args):
         self.dir = tempfile.mkdtemp(prefix="nodereboot-bench-")
+        # How long after the daemon of a new boot starts its kubelet posts (NodeDaemon.reboot).
+        self.kubelet_delay = kubelet_delay
         if rbac:
             server_args = ["--rbac-manifests", RBAC_MANIFESTS] + list(server_args)
         self.api = ApiServer(self.dir, seed if seed is not None else seed_cluster(nodes, **seed_args), server_args)
@@ -576,6 +780,25 @@ class Bench:
     def start_all(self):
         for n in self.nodes.values():
             n.start()
+
+    def out_of_service(self, nodes=None):
+        """out_of_service_intervals over the server's timeline, for the bench's nodes by default."""
+        return out_of_service_intervals(self.api.timeline(kubelets=True), set(nodes or self.nodes))
+
+    def max_out_of_service(self, nodes=None):
+        """How many of the nodes (default: all) were out of service at once, so far."""
+        return max_out_of_service_at_once(self.api.timeline(kubelets=True), set(nodes or self.nodes))
+
+    def roll_all(self, timeout_per_node=40):
+        """Every node needs a reboot at once: starts the daemons, touches every sentinel and plays
+        the machines until each node rebooted once and is idle again."""
+        self.start_all()
+        for n in self.nodes.values():
+            n.wait_phase("idle", 10)
+        for n in self.nodes.values():
+            n.touch_sentinel()
+        self.run_reboots(lambda: all(n.reboots == 1 and n.phase() == "idle" for n in self.nodes.values()),
+                         timeout=timeout_per_node * len(self.nodes))
 
     def run_reboots(self, until, timeout=60, on_reboot=None):
         """Plays the machines: whenever a node's logind got a reboot request, reboot that node.

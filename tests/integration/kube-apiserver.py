@@ -4,6 +4,9 @@
     /usr/bin/python3 tests/integration/kube-apiserver.py --state-dir DIR [--port N]
         [--control-port N] [--seed FILE.json] [--token TOKEN=USER ...] [--clock-offset SECONDS]
         [--deletion-scale F] [--rbac FILE.json] [--rbac-manifests FILE.yaml ...]
+        [--node-monitor-grace-period S] [--node-monitor-period S] [--node-status-update-frequency S]
+        [--node-status-report-frequency S] [--kubelet-startup-not-ready S] [--min-request-timeout S]
+        [--watch-cache-size N] [--eviction-retry-duration S] [--disrupted-pod-timeout S]
 
 It writes DIR/ready.json last (atomically) once both ports listen:
     {"url", "control_url", "pid", "ca", "admin_token", "kubeconfig", "cert_kubeconfig"}
@@ -18,7 +21,14 @@ come from --token TOKEN=system:serviceaccount:NS:NAME, from a token Secret, or f
 (apiserver/tokens.py), as make-kubeconfig.sh gets them.
 
 apiserver/ holds the parts; test-apiserver.py and test-kubectl-fidelity.sh show what it
-guarantees."""
+guarantees.
+
+The cluster around the API is as unkind as a real one, with the real periods divided by ten
+(apiserver/nodes.py, apiserver/controllers.py): every Node has a kubelet that heartbeats and posts
+its boot ID; a stopped kubelet (a rebooting machine) leaves the Node as it was, Ready=True with
+the old boot ID, until the node lifecycle controller marks it Unknown after the grace period;
+watches end after a random [T, 2T] of --min-request-timeout; a watch from a resourceVersion that
+left the per-resource history gets 410 Expired."""
 
 import argparse
 import copy
@@ -40,6 +50,7 @@ from apiserver.control import ControlServer  # noqa: E402
 from apiserver.controllers import Cluster, running_status  # noqa: E402
 from apiserver.errors import ApiError  # noqa: E402
 from apiserver.faults import FaultInjector  # noqa: E402
+from apiserver.nodes import NodeTiming  # noqa: E402
 from apiserver.objects import Objects  # noqa: E402
 from apiserver.pki import PKI, kubeconfig, write_atomic  # noqa: E402
 from apiserver.rbac import ManifestError, ManifestRBAC  # noqa: E402
@@ -55,9 +66,16 @@ class Context:
     def __init__(self, args):
         self.state_dir = os.path.abspath(args.state_dir)
         self.clock = Clock(args.clock_offset)
-        self.store = Store(self.clock)
+        self.store = Store(self.clock, history_size=args.watch_cache_size)
         self.objects = Objects(self.store, self.clock)
-        self.cluster = Cluster(self.store, self.objects, self.clock, args.deletion_scale)
+        timing = NodeTiming(grace_period=args.node_monitor_grace_period, monitor_period=args.node_monitor_period,
+                            status_update=args.node_status_update_frequency,
+                            status_report=args.node_status_report_frequency,
+                            startup_not_ready=args.kubelet_startup_not_ready)
+        self.cluster = Cluster(self.store, self.objects, self.clock, args.deletion_scale, timing,
+                               args.disrupted_pod_timeout)
+        self.min_request_timeout = args.min_request_timeout
+        self.eviction_retry_duration = args.eviction_retry_duration
         self.auth = Authenticator(self.clock)
         self.faults = FaultInjector()
         self.log = RequestLog()
@@ -124,6 +142,24 @@ def main():
     ap.add_argument("--rbac", metavar="FILE.json")
     ap.add_argument("--rbac-manifests", action="append", default=[], metavar="FILE.yaml",
                     help="RBAC manifests to enforce (repeatable; multi-document YAML)")
+    # The real defaults are ten times these (1.28: 40 s, 5 s, 10 s, 5 min; 1800 s; 10 s; 2 min).
+    ap.add_argument("--node-monitor-grace-period", type=float, default=4.0, metavar="S",
+                    help="no heartbeat for this long: the Node goes Ready=Unknown and unreachable")
+    ap.add_argument("--node-monitor-period", type=float, default=0.5, metavar="S")
+    ap.add_argument("--node-status-update-frequency", type=float, default=1.0, metavar="S",
+                    help="how often a kubelet syncs its node status and renews its node Lease")
+    ap.add_argument("--node-status-report-frequency", type=float, default=30.0, metavar="S",
+                    help="how often a kubelet posts an unchanged status (a fresh lastHeartbeatTime)")
+    ap.add_argument("--kubelet-startup-not-ready", type=float, default=0.0, metavar="S",
+                    help="how long a started kubelet reports Ready=False before its runtime check passes")
+    ap.add_argument("--min-request-timeout", type=float, default=5.0, metavar="S",
+                    help="a watch without timeoutSeconds ends after a random time in [S, 2S]")
+    ap.add_argument("--watch-cache-size", type=int, default=1000, metavar="N",
+                    help="events kept per resource for watch resumption; older ones get 410 Expired")
+    ap.add_argument("--eviction-retry-duration", type=float, default=1.0, metavar="S",
+                    help="how long an eviction retries conflicts before answering 409 (real: 20 x 0.5 s)")
+    ap.add_argument("--disrupted-pod-timeout", type=float, default=12.0, metavar="S",
+                    help="how long an eviction's status.disruptedPods entry counts if the pod is not deleted")
     args = ap.parse_args()
 
     os.makedirs(args.state_dir, exist_ok=True)

@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """What the test API server promises, checked over real HTTPS: authentication, optimistic
-concurrency, the three patch types, selectors, watches (resume, 410, selector exits), evictions
-under PodDisruptionBudgets, the simulated kubelet and ReplicaSet controller, fault injection,
-outages, the server clock and RBAC. Every daemon test leans on these behaving like the real API."""
+concurrency, the three patch types, selectors, watches (resume, 410 per resource, ending by
+themselves), evictions under PodDisruptionBudgets answered as the real server answers (and the
+rarer answers injected), the simulated kubelets (boot ID, heartbeats, nothing posted while
+stopped), the node lifecycle controller (Unknown after the grace period, taints), the scheduler
+(tolerations, cordoned nodes) and ReplicaSet controller, fault injection, outages, the server clock
+and RBAC. Every daemon test leans on these behaving like a real cluster."""
 
 import base64
 import http.client
@@ -13,6 +16,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -23,6 +27,10 @@ from email.utils import parsedate_to_datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, "kube-apiserver.py")
+sys.path.insert(0, HERE)
+
+from apiserver.clock import parse_time  # noqa: E402
+from apiserver.nodes import TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE  # noqa: E402
 
 
 class Server:
@@ -550,6 +558,158 @@ class ApiServerTest(unittest.TestCase):
         self.s.control("POST", "/nodes/nr/ready", {"ready": True})
         self.assertTrue(wait_for(lambda: self.s.api("GET", "/api/v1/namespaces/%s/pods/held" % ns)[0] == 404, 3))
 
+    # The real server's eviction answers (reference captures of kube-apiserver 1.28.4, cases 01-06),
+    # byte for byte where a client could parse them.
+    REFUSED = "Cannot evict pod as it would violate the pod's disruption budget."
+
+    def _failure(self, code, message, reason=None, details=None):
+        st = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message}
+        if reason:
+            st["reason"] = reason
+        if details is not None:
+            st["details"] = details
+        st["code"] = code
+        return st
+
+    def test_eviction_answers_match_the_real_server(self):
+        ns = self.ns
+        self.s.control("POST", "/objects", [pod("a1", "n1", {"app": "a"}, ns=ns), pod("b1", "n1", {"app": "b"}, ns=ns),
+                                            pod("b2", "n2", {"app": "b"}, ns=ns), pod("c1", "n1", {"app": "c"}, ns=ns)])
+        pdbs = "/apis/policy/v1/namespaces/%s/poddisruptionbudgets" % ns
+        self.s.ok("POST", pdbs, pdb("a", {"app": "a"}, ns, minAvailable=1))
+        # case 04: the budget is spent: 429 without Retry-After
+        st, body, hdrs = self._evict("a1")
+        self.assertEqual((st, body), (429, self._failure(429, self.REFUSED, "TooManyRequests", {"causes": [
+            {"reason": "DisruptionBudget",
+             "message": "The disruption budget a needs 1 healthy pods and has 1 currently"}]})))
+        self.assertIsNone(hdrs["Retry-After"])
+        # case 05: a budget the disruption controller has not processed: 429 with Retry-After 10
+        self.s.ok("POST", pdbs, pdb("b", {"app": "b"}, ns, uncomputed=True, maxUnavailable=1))
+        st, body, hdrs = self._evict("b1")
+        self.assertEqual((st, body), (429, self._failure(429, self.REFUSED, "TooManyRequests", {"causes": [
+            {"reason": "DisruptionBudget",
+             "message": "The disruption budget b is still being processed by the server."}],
+            "retryAfterSeconds": 10})))
+        self.assertEqual(hdrs["Retry-After"], "10")
+        # case 06: two budgets: 500 with neither reason nor details
+        self.s.ok("POST", pdbs, pdb("a2", {"app": "a"}, ns, minAvailable=0))
+        st, body, _ = self._evict("a1")
+        self.assertEqual((st, body), (500, self._failure(
+            500, "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.")))
+        # case 03: a UID precondition that does not hold: 409 naming the Pod by its Kind
+        uid = self.s.ok("GET", "/api/v1/namespaces/%s/pods/c1" % ns)["metadata"]["uid"]
+        body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "c1", "namespace": ns},
+                "deleteOptions": {"preconditions": {"uid": "00000000-0000-0000-0000-000000000000"}}}
+        st, got, _ = self.s.api("POST", "/api/v1/namespaces/%s/pods/c1/eviction" % ns, body)
+        self.assertEqual((st, got), (409, self._failure(
+            409, 'Operation cannot be fulfilled on Pod "c1": the UID in the precondition '
+                 '(00000000-0000-0000-0000-000000000000) does not match the UID in record (%s). The object might '
+                 'have been deleted and then recreated' % uid, "Conflict", {"name": "c1", "kind": "Pod"})))
+        body["deleteOptions"]["preconditions"] = {"resourceVersion": "1"}
+        st, got, _ = self.s.api("POST", "/api/v1/namespaces/%s/pods/c1/eviction" % ns, body)
+        self.assertEqual(st, 409)
+        self.assertRegex(got["message"], r'^Operation cannot be fulfilled on Pod "c1": the ResourceVersion in the '
+                                         r'precondition \(1\) does not match the ResourceVersion in record \(\d+\)\. '
+                                         r'The object might have been modified$')
+        self.assertNotIn("deletionTimestamp", self.s.ok("GET", "/api/v1/namespaces/%s/pods/c1" % ns)["metadata"])
+        # case 01: success, and the pod carries the DisruptionTarget condition
+        body["deleteOptions"]["preconditions"] = {"uid": uid}
+        st, got, _ = self.s.api("POST", "/api/v1/namespaces/%s/pods/c1/eviction" % ns, body)
+        self.assertEqual((st, got), (201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                           "code": 201}))
+        p = self.s.api("GET", "/api/v1/namespaces/%s/pods/c1" % ns)[1]
+        if p.get("kind") == "Pod":  # the scaled grace period may already be over
+            self.assertIn(("DisruptionTarget", "True", "EvictionByEvictionAPI", "Eviction API: evicting"),
+                          [(c["type"], c["status"], c.get("reason"), c.get("message"))
+                           for c in p["status"]["conditions"]])
+
+    def test_eviction_takes_from_the_budget(self):
+        """checkAndDecrement: a granted eviction lowers disruptionsAllowed and notes the pod in
+        status.disruptedPods before the pod is deleted (reference case 07)."""
+        ns = self.ns
+        self.s.control("POST", "/objects", [pod("d%d" % i, "n1", {"app": "d"}, ns=ns) for i in range(3)])
+        pdbs = "/apis/policy/v1/namespaces/%s/poddisruptionbudgets" % ns
+        self.s.ok("POST", pdbs, pdb("d", {"app": "d"}, ns, minAvailable=1))
+        w = self.s.watch(pdbs + "?watch=1&resourceVersion=%s" % self.s.ok("GET", pdbs)["metadata"]["resourceVersion"])
+        self.assertEqual(self._evict("d0")[0], 201)
+        ev = w.next()
+        w.close()
+        self.assertEqual(ev["object"]["status"]["disruptionsAllowed"], 1)
+        self.assertEqual(list(ev["object"]["status"]["disruptedPods"]), ["d0"])
+        self.assertEqual(self._evict("d1")[0], 201)
+        self.assertEqual(self._evict("d2")[0], 429)
+
+    def test_injected_eviction_answers(self):
+        """faults.py's eviction answers, each as eviction.go words it; a count covers the next N
+        evictions of that pod only, and a rule that cannot apply is not used up."""
+        ns = self.ns
+        self.s.control("POST", "/objects", [pod("f1", "n1", {"app": "f"}, ns=ns), pod("f2", "n2", {"app": "f"}, ns=ns),
+                                            pod("lone", "n1", ns=ns)])
+        self.s.ok("POST", "/apis/policy/v1/namespaces/%s/poddisruptionbudgets" % ns, pdb("f", {"app": "f"}, ns,
+                                                                                      maxUnavailable=1))
+
+        def rule(pod_name, answer, count=1, **extra):
+            self.s.control("POST", "/faults", [dict({"match": "/namespaces/%s/pods/%s/eviction$" % (ns, pod_name),
+                                                     "action": "eviction", "answer": answer, "count": count}, **extra)])
+        rule("f1", "pdb-conflict", 2, delay=0.2)
+        rule("lone", "pdb-conflict")
+        for _ in range(2):
+            t0 = time.monotonic()
+            st, body, _ = self._evict("f1")
+            self.assertEqual((st, body), (409, self._failure(
+                409, 'Operation cannot be fulfilled on poddisruptionbudgets.policy "f": the object has been modified; '
+                     'please apply your changes to the latest version and try again', "Conflict",
+                {"name": "f", "group": "policy", "kind": "poddisruptionbudgets"})))
+            self.assertGreaterEqual(time.monotonic() - t0, 0.2, "answered after the handler's retries")
+        self.assertNotIn("deletionTimestamp", self.s.ok("GET", "/api/v1/namespaces/%s/pods/f1" % ns)["metadata"])
+        self.assertEqual(self._evict("lone")[0], 201, "no budget, so no budget conflict")
+        self.assertEqual([r["hits"] for r in self.s.control("GET", "/faults")], [2, 0])
+        self.s.control("DELETE", "/faults")
+
+        rule("f1", "pdb-negative")
+        st, body, _ = self._evict("f1")
+        self.assertEqual((st, body), (403, self._failure(
+            403, 'poddisruptionbudget.policy "f" is forbidden: pdb disruptions allowed is negative', "Forbidden",
+            {"name": "f", "group": "policy", "kind": "poddisruptionbudget"})))
+        rule("f1", "pdb-too-many-disrupted")
+        st, body, _ = self._evict("f1")
+        self.assertEqual((st, body["reason"]), (403, "Forbidden"))
+        self.assertIn("DisruptedPods map too big - too many evictions not confirmed by PDB controller", body["message"])
+        rule("f1", "pdb-budget")
+        st, body, hdrs = self._evict("f1")
+        self.assertEqual((st, body["details"]["causes"][0]["message"], hdrs["Retry-After"]),
+                         (429, "The disruption budget f needs 1 healthy pods and has 2 currently", None))
+        rule("f1", "pdb-processing")
+        st, body, hdrs = self._evict("f1")
+        self.assertEqual((st, body["details"]["retryAfterSeconds"], hdrs["Retry-After"]), (429, 10, "10"))
+        # uid-conflict needs a UID precondition: without one the rule waits.
+        rule("f2", "uid-conflict")
+        uid = self.s.ok("GET", "/api/v1/namespaces/%s/pods/f2" % ns)["metadata"]["uid"]
+        body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "f2"},
+                "deleteOptions": {"preconditions": {"uid": uid}}}
+        st, got, _ = self.s.api("POST", "/api/v1/namespaces/%s/pods/f2/eviction" % ns, body)
+        self.assertEqual((st, got["reason"], got["details"]), (409, "Conflict", {"name": "f2", "kind": "Pod"}))
+        self.assertIn("the UID in the precondition (%s) does not match the UID in record" % uid, got["message"])
+        # As on the real server the budget was decremented before the delete failed: f2 stays in
+        # disruptedPods (counted unhealthy) until the disruption controller's DeletionTimeout.
+        got = self.s.ok("GET", "/apis/policy/v1/namespaces/%s/poddisruptionbudgets/f" % ns)["status"]
+        self.assertEqual((got["disruptionsAllowed"], list(got["disruptedPods"])), (0, ["f2"]))
+        st, body, _ = self._evict("f1")
+        self.assertEqual((st, body["details"]["causes"][0]["message"]),
+                         (429, "The disruption budget f needs 1 healthy pods and has 1 currently"),
+                         "every rule used up")
+        log = [e for e in self.s.control("GET", "/log") if e.get("resource") == "pods/eviction"
+               and e.get("namespace") == ns]
+        self.assertIn("eviction:pdb-negative", [e.get("fault") for e in log])
+
+    def test_throttled_by_priority_and_fairness(self):
+        """The APF rejection is not a Status: plain text, 429, Retry-After."""
+        self.s.control("POST", "/faults", [{"match": "^/api/v1/nodes/n2$", "action": "throttle", "count": 1}])
+        st, body, hdrs = self.s.api("GET", "/api/v1/nodes/n2")
+        self.assertEqual((st, body, hdrs["Retry-After"], hdrs["Content-Type"]),
+                         (429, "Too many requests, please try again later.\n", "1", "text/plain; charset=utf-8"))
+        self.assertEqual(self.s.api("GET", "/api/v1/nodes/n2")[0], 200)
+
     # -- faults, outages, clock -------------------------------------------------------------------
     def test_fault_actions(self):
         path = "/api/v1/nodes/n1"
@@ -745,6 +905,311 @@ class StandaloneTest(unittest.TestCase):
                 self.assertAlmostEqual(time.monotonic() - t0, 1.0, delta=0.5)
             finally:
                 s.close()
+
+
+def cond(obj, ctype):
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c["type"] == ctype:
+            return c
+    return None
+
+
+def taints(node_obj):
+    return sorted((t["key"], t["effect"]) for t in (node_obj.get("spec") or {}).get("taints") or [])
+
+
+BOOT_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+class SeededServerTest(unittest.TestCase):
+    """A server of its own for a class, with seed objects and flags."""
+    SEED = []
+    ARGS = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="apiserver-test.")
+        with open(cls.tmp.name + "/seed.json", "w") as f:
+            json.dump(cls.SEED, f)
+        cls.s = Server("--seed", cls.tmp.name + "/seed.json", *cls.ARGS, state_dir=cls.tmp.name + "/state")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.close()
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.ns = "t-" + uuid.uuid4().hex[:8]
+        self.s.ok("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                 "metadata": {"name": self.ns}})
+
+    def node(self, name):
+        return self.s.ok("GET", "/api/v1/nodes/" + name)
+
+    def get_pod(self, name):
+        st, p, _ = self.s.api("GET", "/api/v1/namespaces/%s/pods/%s" % (self.ns, name))
+        return p if st == 200 else None
+
+
+class KubeletTest(SeededServerTest):
+    """The node side as a real cluster shows it (apiserver/nodes.py): the kubelet posts bootID and
+    heartbeats; a stopped kubelet (a rebooting machine) changes nothing on its Node; the node
+    lifecycle controller marks the Node Unknown only after the grace period."""
+    SEED = [node("k1"), node("k2"), node("k3"), node("k4"),
+            dict(node("k0"), status={"nodeInfo": {"bootID": "3f2504e0-4f89-11d3-9a0c-0305e82c3301"}})]
+    ARGS = ("--node-monitor-grace-period", "2", "--node-status-report-frequency", "1.5")
+
+    def test_kubelet_posts_its_boot_and_heartbeats(self):
+        self.assertEqual(self.node("k0")["status"]["nodeInfo"]["bootID"], "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+                         "a seeded Node's bootID is its kubelet's boot")
+        n = self.node("k1")
+        info = n["status"]["nodeInfo"]
+        self.assertRegex(info["bootID"], BOOT_ID)
+        self.assertRegex(info["machineID"], r"^[0-9a-f]{32}$")
+        self.assertTrue(info["kernelVersion"])
+        self.assertEqual(self.s.control("GET", "/kubelets/k1")["boot_id"], info["bootID"])
+        ready = cond(n, "Ready")
+        self.assertEqual((ready["status"], ready["reason"], ready["message"]),
+                         ("True", "KubeletReady", "kubelet is posting ready status"))
+        self.assertEqual(cond(n, "MemoryPressure")["status"], "False")
+        # A fresh lastHeartbeatTime every nodeStatusReportFrequency, a renewed Lease more often.
+        lease = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/k1"
+        renewed = self.s.ok("GET", lease)["spec"]["renewTime"]
+        self.assertTrue(wait_for(lambda: cond(self.node("k1"), "Ready")["lastHeartbeatTime"]
+                                 != ready["lastHeartbeatTime"], 4))
+        self.assertNotEqual(self.s.ok("GET", lease)["spec"]["renewTime"], renewed)
+        self.assertEqual(cond(self.node("k1"), "Ready")["lastTransitionTime"], ready["lastTransitionTime"])
+
+    def test_stopped_kubelet_leaves_the_node_as_it_was(self):
+        before = self.node("k2")
+        self.s.control("POST", "/kubelets/k2/stop")
+        time.sleep(1.2)  # within the grace period
+        after = self.node("k2")
+        self.assertEqual(after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"],
+                         "nothing on the Node changes: Ready=True and the old bootID stay")
+        self.assertEqual(cond(after, "Ready")["status"], "True")
+        self.assertFalse(self.s.control("GET", "/kubelets/k2")["serving"])
+        t0 = time.time()
+        new_boot = str(uuid.uuid4())
+        self.s.control("POST", "/kubelets/k2/start", {"boot_id": new_boot})
+        n = self.node("k2")
+        ready = cond(n, "Ready")
+        self.assertEqual((n["status"]["nodeInfo"]["bootID"], ready["status"]), (new_boot, "True"))
+        self.assertGreaterEqual(parse_time(ready["lastHeartbeatTime"]), int(t0))
+        self.assertEqual(ready["lastTransitionTime"], cond(before, "Ready")["lastTransitionTime"],
+                         "True to True is no transition, as the kubelet's setter has it")
+        events = [(e["kubelet"], e["boot_id"]) for e in self.s.control("GET", "/timeline?kubelets=1")
+                  if e["node"] == "k2" and "kubelet" in e]
+        old_boot = before["status"]["nodeInfo"]["bootID"]
+        self.assertEqual(events, [("started", old_boot), ("ready", old_boot), ("stopped", old_boot),
+                                  ("started", new_boot), ("ready", new_boot)])
+        self.assertEqual([e["unschedulable"] for e in self.s.control("GET", "/timeline") if e["node"] == "k2"],
+                         [False], "the plain timeline keeps to schedulability")
+
+    def test_unknown_after_the_grace_period_then_back(self):
+        ns = self.ns
+        self.s.control("POST", "/objects", pod("runs", "k3", ns=ns))
+        self.s.ok("POST", "/apis/policy/v1/namespaces/%s/poddisruptionbudgets" % ns, pdb("r", {}, ns, minAvailable=0))
+        before = self.node("k3")
+        self.s.control("POST", "/kubelets/k3/stop")
+        self.s.control("POST", "/objects", pod("held", "k3", ns=ns, grace=1))
+        self.s.ok("DELETE", "/api/v1/namespaces/%s/pods/held" % ns)
+        t0 = time.monotonic()
+        self.assertTrue(wait_for(lambda: cond(self.node("k3"), "Ready")["status"] == "Unknown", 5))
+        self.assertGreater(time.monotonic() - t0, 1.0, "not before the grace period")
+        n = self.node("k3")
+        ready = cond(n, "Ready")
+        self.assertEqual((ready["reason"], ready["message"]),
+                         ("NodeStatusUnknown", "Kubelet stopped posting node status."))
+        self.assertEqual(ready["lastHeartbeatTime"], cond(before, "Ready")["lastHeartbeatTime"])
+        self.assertEqual(n["status"]["nodeInfo"]["bootID"], before["status"]["nodeInfo"]["bootID"])
+        self.assertEqual(cond(n, "DiskPressure")["status"], "Unknown")
+        self.assertTrue(wait_for(lambda: taints(self.node("k3")) == [(TAINT_UNREACHABLE, "NoExecute"),
+                                                                    (TAINT_UNREACHABLE, "NoSchedule")], 2))
+        self.assertTrue(wait_for(lambda: cond(self.get_pod("runs"), "Ready")["status"] == "False", 2),
+                        "MarkPodsNotReady")
+        self.assertIsNotNone(self.get_pod("held"), "a stopped kubelet confirms no deletion")
+        new_boot = str(uuid.uuid4())
+        self.s.control("POST", "/kubelets/k3/start", {"boot_id": new_boot})
+        n = self.node("k3")
+        self.assertEqual((cond(n, "Ready")["status"], n["status"]["nodeInfo"]["bootID"]), ("True", new_boot))
+        self.assertGreaterEqual(parse_time(cond(n, "Ready")["lastTransitionTime"]),
+                                parse_time(ready["lastTransitionTime"]))
+        self.assertNotEqual(cond(n, "Ready")["lastTransitionTime"], cond(before, "Ready")["lastTransitionTime"],
+                            "Unknown to True is a transition")
+        self.assertTrue(wait_for(lambda: taints(self.node("k3")) == [], 2))
+        self.assertTrue(wait_for(lambda: self.get_pod("held") is None, 3))
+        self.assertTrue(wait_for(lambda: cond(self.get_pod("runs"), "Ready")["status"] == "True", 3))
+        self.assertEqual(self.get_pod("runs")["status"]["containerStatuses"][0]["restartCount"], 1,
+                         "the reboot killed its containers")
+
+    def test_runtime_down_and_a_slow_start(self):
+        self.s.control("POST", "/nodes/k4/ready", {"ready": False})
+        n = self.node("k4")
+        self.assertEqual((cond(n, "Ready")["status"], cond(n, "Ready")["message"]),
+                         ("False", "container runtime is down"))
+        self.assertTrue(wait_for(lambda: (TAINT_NOT_READY, "NoSchedule") in taints(self.node("k4")), 2))
+        self.s.control("POST", "/nodes/k4/ready", {"ready": True})
+        self.assertEqual(cond(self.node("k4"), "Ready")["status"], "True")
+        # A kubelet that comes up with its runtime not yet checked posts the new boot as NotReady
+        # first, and starts no pod until the check passed.
+        self.s.control("POST", "/kubelets/k4/stop")
+        self.s.control("POST", "/objects", pod("slow", "k4", ns=self.ns, phase="Pending"))
+        new_boot = str(uuid.uuid4())
+        self.s.control("POST", "/kubelets/k4/start", {"boot_id": new_boot, "not_ready_seconds": 1})
+        n = self.node("k4")
+        self.assertEqual((n["status"]["nodeInfo"]["bootID"], cond(n, "Ready")["status"]), (new_boot, "False"))
+        time.sleep(0.6)
+        self.assertEqual(self.get_pod("slow")["status"]["phase"], "Pending")
+        self.assertTrue(wait_for(lambda: cond(self.node("k4"), "Ready")["status"] == "True", 3))
+        self.assertTrue(wait_for(lambda: self.get_pod("slow")["status"]["phase"] == "Running", 2))
+        # /nodes/NAME/ready with a boot_id: a reboot into that boot, for callers that only knew Ready.
+        other = str(uuid.uuid4())
+        self.s.control("POST", "/nodes/k4/ready", {"ready": True, "boot_id": other})
+        self.assertEqual(self.node("k4")["status"]["nodeInfo"]["bootID"], other)
+        self.assertTrue(wait_for(lambda: taints(self.node("k4")) == [], 2))
+
+    def test_cordon_taint_follows_spec_unschedulable(self):
+        self.s.ok("POST", "/api/v1/nodes", node("k5"))
+        self.s.ok("PATCH", "/api/v1/nodes/k5", {"spec": {"unschedulable": True, "taints": [
+            {"key": "example.com/mine", "effect": "NoSchedule"}]}}, "application/merge-patch+json")
+        self.assertTrue(wait_for(lambda: taints(self.node("k5")) == [("example.com/mine", "NoSchedule"),
+                                                                    (TAINT_UNSCHEDULABLE, "NoSchedule")], 2))
+        cordon = [t for t in self.node("k5")["spec"]["taints"] if t["key"] == TAINT_UNSCHEDULABLE]
+        self.assertTrue(cordon[0]["timeAdded"])
+        self.s.ok("PATCH", "/api/v1/nodes/k5", {"spec": {"unschedulable": None}}, "application/merge-patch+json")
+        self.assertTrue(wait_for(lambda: taints(self.node("k5")) == [("example.com/mine", "NoSchedule")], 2),
+                        "only the controller's own taint goes")
+
+    def test_out_of_service_intervals(self):
+        """bench.py's safety helper over the timeline with kubelets: cordoned, or the kubelet
+        stopped or not yet Ready in its boot, is out of service."""
+        import bench
+        self.s.ok("POST", "/api/v1/nodes", node("k6"))
+        self.s.ok("POST", "/api/v1/nodes", node("k7"))
+        patch = lambda n, v: self.s.ok("PATCH", "/api/v1/nodes/" + n, {"spec": {"unschedulable": v}},  # noqa: E731
+                                       "application/merge-patch+json")
+        patch("k6", True)
+        self.s.control("POST", "/kubelets/k6/stop")
+        patch("k6", None)
+        self.s.control("POST", "/kubelets/k7/stop")
+        time.sleep(0.1)
+        self.s.control("POST", "/kubelets/k6/start", {"new_boot": True})
+        self.s.control("POST", "/kubelets/k7/start", {"new_boot": True})
+        timeline = self.s.control("GET", "/timeline?kubelets=1")
+        spans = bench.out_of_service_intervals(timeline, {"k6", "k7"})
+        # A kubelet's start alone changes nothing (the nodes a bench starts with are in service);
+        # the cordon and the reboot make one interval for k6, the reboot one for k7.
+        self.assertEqual((len(spans["k6"]), len(spans["k7"])), (1, 1))
+        started = [e["time"] for e in timeline if e["node"] == "k6" and e.get("kubelet") == "started"]
+        self.assertLess(spans["k6"][-1][0], started[-1])
+        self.assertGreater(spans["k6"][-1][1], started[-1])
+        self.assertEqual(bench.max_out_of_service_at_once(timeline, {"k6", "k7"}), 2)
+        self.assertEqual(bench.max_cordoned_at_once(timeline, {"k6", "k7"}), 1)
+
+
+class SchedulerTest(SeededServerTest):
+    """The scheduler sees only Node objects: a cordoned node takes pods that tolerate
+    node.kubernetes.io/unschedulable (NodeUnschedulable), taints must be tolerated, and a node whose
+    kubelet is gone but still says Ready gets pods that wait there."""
+    SEED = [node("c1", unschedulable=True), node("c2")]
+
+    def new_pod(self, name, tolerations=None, owner=None):
+        p = pod(name, None, ns=self.ns, owner=owner)
+        del p["spec"]["nodeName"]
+        if tolerations:
+            p["spec"]["tolerations"] = tolerations
+        self.s.ok("POST", "/api/v1/namespaces/%s/pods" % self.ns, p)
+        return wait_for(lambda: (self.get_pod(name)["spec"].get("nodeName")), 3)
+
+    def test_tolerations_and_cordoned_nodes(self):
+        self.assertEqual(self.new_pod("plain"), "c2")
+        self.assertEqual(self.new_pod("other", [{"key": "example.com/x", "operator": "Exists"}]), "c2")
+        self.assertEqual(self.new_pod("all", [{"operator": "Exists"}]), "c1", "tolerates everything")
+        self.assertEqual(self.new_pod("cordon", [{"key": TAINT_UNSCHEDULABLE, "operator": "Exists",
+                                                  "effect": "NoSchedule"}]), "c1")
+
+    def test_replacement_goes_back_to_the_cordoned_node(self):
+        """A ReplicaSet whose template tolerates unschedulable: the pod evicted from the cordoned
+        node is replaced there again (spread by owner), which kubectl drain does not chase."""
+        ns, rs_uid = self.ns, str(uuid.uuid4())
+        tol = [{"key": TAINT_UNSCHEDULABLE, "operator": "Exists", "effect": "NoSchedule"}]
+        self.s.control("POST", "/objects", {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                            "metadata": {"name": "t", "namespace": ns, "uid": rs_uid},
+                                            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "t"}},
+                                                     "template": {"metadata": {"labels": {"app": "t"}},
+                                                                  "spec": {"tolerations": tol, "containers": [
+                                                                      {"name": "c", "image": "t:1"}]}}}})
+        owner = ("ReplicaSet", "t", rs_uid)
+        self.s.control("POST", "/objects", [pod("t-aaaaa", "c1", {"app": "t"}, ns, owner, grace=0),
+                                            pod("t-bbbbb", "c2", {"app": "t"}, ns, owner)])
+        st, _, _ = self.s.api("POST", "/api/v1/namespaces/%s/pods/t-aaaaa/eviction" % ns,
+                              {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "t-aaaaa"}})
+        self.assertEqual(st, 201)
+
+        def replacement():
+            items = self.s.ok("GET", "/api/v1/namespaces/%s/pods" % ns)["items"]
+            return [p["spec"].get("nodeName") for p in items if p["metadata"]["name"] not in ("t-aaaaa", "t-bbbbb")]
+        self.assertEqual(wait_for(replacement, 3), ["c1"])
+
+    def test_nodes_without_a_working_kubelet(self):
+        self.s.control("POST", "/nodes/c2/ready", {"ready": False})
+        try:
+            time.sleep(0.2)
+            p = pod("waits", None, ns=self.ns)
+            del p["spec"]["nodeName"]
+            self.s.ok("POST", "/api/v1/namespaces/%s/pods" % self.ns, p)
+            time.sleep(0.5)
+            self.assertIsNone(self.get_pod("waits")["spec"].get("nodeName"), "a NotReady node gets no pods")
+        finally:
+            self.s.control("POST", "/nodes/c2/ready", {"ready": True})
+        self.assertTrue(wait_for(lambda: self.get_pod("waits")["status"]["phase"] == "Running", 3))
+        # A stopped kubelet leaves Ready=True: the scheduler places pods there; they stay Pending.
+        self.s.control("POST", "/kubelets/c2/stop")
+        try:
+            self.assertEqual(self.new_pod("stale"), "c2")
+            time.sleep(0.6)
+            self.assertEqual(self.get_pod("stale")["status"]["phase"], "Pending")
+        finally:
+            self.s.control("POST", "/kubelets/c2/start", {"new_boot": True})
+        self.assertTrue(wait_for(lambda: self.get_pod("stale")["status"]["phase"] == "Running", 3))
+
+
+class WatchLifetimeTest(SeededServerTest):
+    """Watches end by themselves, and the history a watch may resume from is bounded per resource."""
+    ARGS = ("--min-request-timeout", "1", "--watch-cache-size", "50")
+
+    def test_watch_ends_after_min_request_timeout(self):
+        t0 = time.monotonic()
+        w = self.s.watch("/api/v1/namespaces/%s/configmaps?watch=1" % self.ns)
+        ends = [x["ends"] for x in self.s.control("GET", "/watches") if self.ns in x["path"]]
+        self.assertIsNone(w.next(), "a clean end of the stream")
+        w.close()
+        elapsed = time.monotonic() - t0
+        self.assertGreaterEqual(elapsed, 0.9)
+        self.assertLess(elapsed, 2.9)
+        self.assertEqual(len(ends), 1)
+
+    def test_too_old_resource_version_per_resource(self):
+        first = int(self.s.control("GET", "/state")["resourceVersion"])
+        self.s.control("POST", "/objects", [{"apiVersion": "v1", "kind": "ConfigMap",
+                                             "metadata": {"name": "cm%d" % i, "namespace": self.ns}}
+                                            for i in range(60)])
+        w = self.s.watch("/api/v1/namespaces/%s/configmaps?watch=1&resourceVersion=%d" % (self.ns, first))
+        e = w.next()
+        self.assertIsNone(w.next(), "the stream ends after the ERROR")
+        w.close()
+        self.assertEqual(set(e), {"type", "object"})
+        self.assertEqual(e["type"], "ERROR")
+        obj = e["object"]
+        self.assertRegex(obj.pop("message"), r"^too old resource version: %d \(\d+\)$" % first)
+        self.assertEqual(obj, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                               "reason": "Expired", "code": 410})
+        # The Lease history did not move: a watch from the same resourceVersion is served.
+        w = self.s.watch("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases?watch=1&timeoutSeconds=1"
+                         "&resourceVersion=%d" % first)
+        self.assertIsNone(w.next())
+        w.close()
 
 
 SA = "system:serviceaccount:kube-system:agent"

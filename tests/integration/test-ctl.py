@@ -11,32 +11,11 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import BUILD_ROOT, SERVICE_ACCOUNT, Bench, seed_cluster, wait_for  # noqa: E402
+from bench import SERVICE_ACCOUNT, Bench, ctl, ctl_binary, seed_cluster, wait_for  # noqa: E402
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
 EX_USAGE = 64
 EX_CONFIG = 78
-
-
-def ctl_binary():
-    path = os.environ.get("NODEREBOOTCTL") or os.path.join(BUILD_ROOT, "daemon", "noderebootctl")
-    if not os.access(path, os.X_OK):
-        raise RuntimeError(f"noderebootctl not found at {path}; build first or set NODEREBOOTCTL")
-    return path
-
-
-def ctl(node, *args, config=True, timeout=60):
-    """Runs noderebootctl with node's configuration and state folder, as an admin on that node."""
-    env = dict(os.environ, NODEREBOOT_BOOT_ID_FILE=node.boot_id_file) if node else dict(os.environ)
-    env.pop("JOURNAL_STREAM", None)
-    env.pop("STATE_DIRECTORY", None)
-    argv = [ctl_binary()]
-    if node and config:
-        argv += ["--config", node.config_path, "--state-dir", node.state_dir]
-    started = time.monotonic()
-    r = subprocess.run(argv + list(args), env=env, capture_output=True, text=True, timeout=timeout)
-    r.elapsed = time.monotonic() - started
-    return r
 
 
 def rfc3339(t):
@@ -152,6 +131,40 @@ class Status(unittest.TestCase):
             self.assertEqual(slot["lease_duration_sec"], 30)
             self.assertTrue(slot["resource_version"])
             self.assertIn("nodereboot-0 held by node-b", st["waiting_for"])
+
+    def test_status_says_why_an_expired_slot_is_stuck(self):
+        """node-b rebooted into a bad kernel and never came back: its lease expired, but its Node
+        is NotReady and mid-cycle, so no node takes the slot over. status says so, and how to let
+        the fleet go on; once node-b is Ready and idle again, the slot reads as free to take."""
+        with Bench(["node-a"], seed=seed_cluster(["node-a", "node-b"])) as b:
+            a = b.nodes["node-a"]
+            b.api.control("POST", "/objects", {
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": "node-b", "annotations": {
+                    "nodereboot.io/reboot-in-progress": "2026-11-27T10:00:00Z"}},
+                "status": {"conditions": [{"type": "Ready", "status": "False"}]}})
+            b.api.control("POST", "/nodes/node-b/ready", {"ready": False})
+            put_lease(b, "nodereboot-0", "node-b", duration=30, renewed=time.time() - 120)
+
+            r = ctl(a, "status")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stdout, r"(?m)^  nodereboot-0  held by node-b since .*, expired .* ago, STUCK: "
+                             r"node-b is NotReady and mid-cycle; a waiting node does not take it over "
+                             r"\(release it with 'noderebootctl unlock nodereboot-0' once node-b is dealt with\)$")
+            slot = json.loads(ctl(a, "status", "--json").stdout)["cluster"]["slots"][0]
+            self.assertEqual((slot["state"], slot["holder"], slot["stuck"]),
+                             ("expired", "node-b", "node-b is NotReady and mid-cycle"))
+
+            b.api.control("POST", "/objects", {
+                "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-b"},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+            b.api.control("POST", "/nodes/node-b/ready", {"ready": True})
+            r = ctl(a, "status")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stdout, r"(?m)^  nodereboot-0  held by node-b since .*, expired .* ago "
+                             r"\(free to take: node-b is Ready and idle\)$")
+            slot = json.loads(ctl(a, "status", "--json").stdout)["cluster"]["slots"][0]
+            self.assertIsNone(slot["stuck"])
 
     def test_status_with_the_api_down(self):
         """With the API server unreachable, status still shows this node's own state, says that the

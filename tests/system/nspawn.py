@@ -229,27 +229,30 @@ class Container:
             self.events.append((time.time(), f"exit {rc}"))
             if rc != EXIT_REBOOT or self.stopping:
                 return
-            # A machine that is down has no kubelet: its Node goes NotReady until it is back.
+            # A machine that is down has no kubelet. As in a real cluster its Node is left as it
+            # was (Ready=True, the previous boot ID) until the kubelet of the new boot posts.
             try:
-                self.api.set_ready(self.name, False)
-                self.events.append((time.time(), "NotReady"))
+                self.api.kubelet_stop(self.name)
+                self.events.append((time.time(), "kubelet stopped"))
             except Exception as e:
-                say(f"{self.name}: setting NotReady failed: {e}")
+                say(f"{self.name}: stopping the kubelet failed: {e}")
 
     def _ready_after_boot(self, proc):
-        """The kubelet of the new boot: the Node is Ready again a moment after the boot."""
+        """The kubelet of the new boot starts a while after the boot (after the daemon) and posts
+        the container's boot ID and Ready."""
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and proc.poll() is None and not self.stopping:
-            if len(self.boot_ids()) >= self.starts:
-                time.sleep(2)
+            boots = self.boot_ids()
+            if len(boots) >= self.starts:
+                time.sleep(3)
                 try:
-                    self.api.set_ready(self.name, True)
-                    self.events.append((time.time(), "Ready"))
+                    self.api.kubelet_start(self.name, boot_id=boots[self.starts - 1])
+                    self.events.append((time.time(), "kubelet started"))
                 except Exception as e:
-                    say(f"{self.name}: setting Ready failed: {e}")
+                    say(f"{self.name}: starting the kubelet failed: {e}")
                 return
             time.sleep(0.2)
-        say(f"{self.name}: boot {self.starts} was not recorded; the Node stays NotReady")
+        say(f"{self.name}: boot {self.starts} was not recorded; its kubelet stays down")
 
     def event_time(self, what):
         return [t for t, w in self.events if w == what]

@@ -19,7 +19,8 @@ an update, one at a time, under the real systemd and logind, and puts them back 
     (MESSAGE_ID) with NODEREBOOT_NODE= and NODEREBOOT_STATE=; the reboot was asked for by the
     unprivileged user nodereboot with no capabilities at all (empty bounding set), allowed by
     logind through polkit and the package's rule (another user, even with CAP_SYS_BOOT, is not);
-    a Node NotReady while its container is down is uncordoned only after it is Ready again.
+    a Node whose kubelet is down across the reboot (its stale Ready=True left in place, as in a
+    real cluster) is uncordoned only after the kubelet of the new boot has posted.
 
 Needs root, systemd-container, debootstrap (first run) and zstd; exits 77 (skipped) when not root.
 Environment: SOURCE_ROOT, NODEREBOOT_DEB (use this .deb instead of building one),
@@ -280,16 +281,18 @@ def run(workdir, checks):
             uncordons = [e["time"] for e in changes if not e["unschedulable"]]
             checks.check(len(cordons) == 1 and len(uncordons) >= 1 and uncordons[-1] > cordons[0],
                          f"{c.name}: cordoned once, uncordoned after", str(changes))
-            ready = c.event_time("Ready")
-            notready = c.event_time("NotReady")
+            ready = c.event_time("kubelet started")
+            notready = c.event_time("kubelet stopped")
             if notready and ready and uncordons:
                 checks.check(notready[0] < ready[0] <= uncordons[-1] + 0.05,
-                             f"{c.name}: NotReady while down, uncordoned only after it was Ready again",
-                             f"NotReady {notready[0] - roll_started:.2f}, Ready {ready[0] - roll_started:.2f}, "
-                             f"uncordon {uncordons[-1] - roll_started:.2f} s after the sentinel")
+                             f"{c.name}: kubelet gone across the reboot, uncordoned only after the kubelet "
+                             "of the new boot posted",
+                             f"kubelet stopped {notready[0] - roll_started:.2f}, started "
+                             f"{ready[0] - roll_started:.2f}, uncordon {uncordons[-1] - roll_started:.2f} s "
+                             "after the sentinel")
             else:
-                checks.check(False, f"{c.name}: NotReady/Ready/uncordon all observed",
-                             f"NotReady {notready}, Ready {ready}, uncordons {uncordons}")
+                checks.check(False, f"{c.name}: kubelet stop/start and uncordon all observed",
+                             f"kubelet stopped {notready}, started {ready}, uncordons {uncordons}")
 
         # STATUS= texts seen from outside
         def first_cordon(c):

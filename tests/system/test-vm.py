@@ -511,8 +511,9 @@ def run(workdir, checks, state):
     reset_at = qmp_time(reset)
     state["timings"]["sentinel to reset"] = reset_at - sentinel_at
     say(f"RESET {json.dumps(reset.get('data'))} {reset_at - sentinel_at:.0f} s after the sentinel")
-    # A machine that is down has no kubelet: its Node is NotReady until the new boot is up.
-    api.set_ready(NODE, False)
+    # A machine that is down has no kubelet. As in a real cluster its Node keeps Ready=True and
+    # the previous boot ID until the kubelet of the new boot posts.
+    api.kubelet_stop(NODE)
 
     # Second boot.
     wait_for(lambda: len(vm.boot_ids()) >= 2, BOOT_TIMEOUT, "the second boot's marker", alive=vm.alive)
@@ -522,22 +523,23 @@ def run(workdir, checks, state):
              "nodereboot.service in the second boot", alive=vm.alive)
     state["timings"]["reset to service active"] = time.time() - reset_at
     up_at = time.time()
-    # The daemon must wait for Ready: let it see the Node NotReady in the new boot (a successful
-    # read of the Node after the reset, the phase recovering), give it a few seconds more, and
-    # check it has not moved yet.
+    # The daemon must wait for the kubelet of this boot: let it read the Node (still Ready=True
+    # with the first boot's ID) in the new boot, give it a few seconds more, and check it has not
+    # moved yet.
     def saw_not_ready():
         vm.alive()
         seen = any(e["method"] == "GET" and e.get("resource") == "nodes" and e.get("name") == NODE
                    and e.get("status") == 200 for e in node_requests(api.request_log(), since=reset_at))
         return seen and vm.marker("state", "recovering", boot2)
-    wait_for(saw_not_ready, 120, "the daemon to read the NotReady Node in the new boot")
+    wait_for(saw_not_ready, 120, "the daemon to read the stale Node in the new boot")
     time.sleep(5)
     node = api.node(NODE)
     held = api.lease_holders()
     checks.check(node["spec"].get("unschedulable") and held.get("nodereboot-0") == NODE,
-                 "while the Node is NotReady after the reboot it stays cordoned and the lease held",
+                 "while only the stale Ready of the first boot is on the Node it stays cordoned and the "
+                 "lease held",
                  f"unschedulable {node['spec'].get('unschedulable')}, leases {held}")
-    api.set_ready(NODE, True)
+    api.kubelet_start(NODE, boot_id=boot2)
     ready_at = time.time()
     say(f"service up {up_at - reset_at:.0f} s after the reset; Node {NODE} Ready again "
         f"{ready_at - up_at:.0f} s later")

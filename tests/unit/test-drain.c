@@ -7,8 +7,15 @@
  *     tight loop) until the timeout, which names each pod and the budget that holds it;
  *   - a budget that allows one eviction at a time still drains the node, as the ReplicaSet
  *     controller brings the evicted replicas up elsewhere;
- *   - a pod scheduled onto the node during the drain is evicted too, and stopping a drain in the
+ *   - like kubectl drain, the drain evicts the pods listed when it starts: a pod the scheduler puts
+ *     on the cordoned node later is neither evicted nor waited for; and stopping a drain in the
  *     middle leaves nothing running: no request, no handler call;
+ *   - a 409 means the pod is gone only when its UID precondition failed; the API server's own
+ *     conflicts on the budget are retried until the pod is really gone;
+ *   - a budget in a state that needs a human (403 "disruptions allowed is negative", 500 "more
+ *     than one PodDisruptionBudget") is retried until the timeout, said in the status line, in the
+ *     timeout's message and once in an Event on the Node; a 403 from RBAC ends the drain at once;
+ *   - a 429 is retried after the server's Retry-After, or pdb_retry_usec without one;
  *   - against a server without policy/v1 evictions the drain falls back to policy/v1beta1;
  *   - a pod selector limits the drain, and API throttling (429 without a budget) is not mistaken
  *     for a PodDisruptionBudget. */
@@ -549,8 +556,23 @@ TEST(drain_one_at_a_time) {
         server_teardown();
 }
 
-static bool evicted_and_gone(const char *name) {
-        return evictions(name) > 0 && !pod_exists(name);
+/* A pod that tolerates node.kubernetes.io/unschedulable, as the real scheduler places it on a
+ * cordoned node (DaemonSet-like agents, operators that add the toleration). */
+static char *tolerating_pod(const char *name, const char *node_name, const char *app) {
+        return strdup_printf("{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s\","
+                             "\"namespace\":\"shop\",\"labels\":{\"app\":\"%s\"}},\"spec\":{\"nodeName\":\"%s\","
+                             "\"terminationGracePeriodSeconds\":30,\"tolerations\":[{\"key\":"
+                             "\"node.kubernetes.io/unschedulable\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"}],"
+                             "\"containers\":[{\"name\":\"c\",\"image\":\"i\"}]}}",
+                             name, app, node_name);
+}
+
+static void wait_for_progress(DrainResult *r, const char *prefix, usec_t limit) {
+        for (usec_t end = now_usec(CLOCK_MONOTONIC) + limit; !progress_seen(r, prefix);) {
+                ASSERT_TRUE(now_usec(CLOCK_MONOTONIC) < end);
+                ASSERT_FALSE(r->done);
+                ASSERT_OK(sd_event_run(event, 100 * USEC_PER_MSEC));
+        }
 }
 
 TEST(drain_late_pod_and_free_in_the_middle) {
@@ -562,7 +584,6 @@ TEST(drain_late_pod_and_free_in_the_middle) {
         DrainResult r = {};
         _cleanup_free_ char *seed = NULL, *late = NULL;
         unsigned n_progress;
-        bool gone = false;
         int a, b, all;
 
         seed = objects(node("n1", false), node("n2", false), replicaset("web", 2),
@@ -571,20 +592,17 @@ TEST(drain_late_pod_and_free_in_the_middle) {
         server_setup(seed);
 
         drain(&r, "n1", &o);
-        for (usec_t end = now_usec(CLOCK_MONOTONIC) + 10 * USEC_PER_SEC;
-             !progress_seen(&r, "evicting 2 of 2 pods, 2 blocked");) {
-                ASSERT_TRUE(now_usec(CLOCK_MONOTONIC) < end);
-                ASSERT_OK(sd_event_run(event, 100 * USEC_PER_MSEC));
-        }
+        wait_for_progress(&r, "evicting 2 of 2 pods, 2 blocked", 10 * USEC_PER_SEC);
 
-        /* scheduled onto the node just before the cordon took effect */
-        late = pod("late", "n1", "late", NULL, NULL);
+        /* The real scheduler puts a pod that tolerates node.kubernetes.io/unschedulable on the
+         * cordoned node. kubectl drain evicts only the pods it listed after the cordon; so does the
+         * drain: evicting this one would only bring it back, again and again until the timeout. */
+        late = tolerating_pod("late", "n1", "late");
         ASSERT_OK(kube_test_control(server, "POST", "/objects", late, NULL));
-        for (usec_t end = now_usec(CLOCK_MONOTONIC) + 10 * USEC_PER_SEC; !gone;) {
-                ASSERT_TRUE(now_usec(CLOCK_MONOTONIC) < end);
-                ASSERT_OK(kube_test_run_for(event, 100 * USEC_PER_MSEC));
-                gone = evicted_and_gone("late");
-        }
+        ASSERT_OK(kube_test_run_for(event, 1500 * USEC_PER_MSEC));
+        ASSERT_EQ(evictions("late"), 0);
+        ASSERT_TRUE(pod_exists("late"));
+        ASSERT_FALSE(progress_seen(&r, "evicting 3"));
         ASSERT_FALSE(r.done);
 
         /* stop it while its retry timers are armed and its watch is open */
@@ -602,6 +620,68 @@ TEST(drain_late_pod_and_free_in_the_middle) {
         ASSERT_EQ(r.n_done, 0);
         ASSERT_EQ(r.n_progress, n_progress);
         ASSERT_TRUE(pod_exists("web-a"));
+
+        drain_result_done(&r);
+        server_teardown();
+}
+
+/* Pods that show up on the node after the drain listed it, a new pod under the name of one it
+ * evicted (a StatefulSet's replacement) among them, are left alone and not waited for. */
+TEST(drain_leaves_pods_that_arrive_later_alone) {
+        DrainOptions o = {
+                .timeout_usec = 20 * USEC_PER_SEC,
+                .grace_period_sec = -1,
+                .pdb_retry_usec = 200 * USEC_PER_MSEC,
+        };
+        DrainResult r = {};
+        _cleanup_free_ char *seed = NULL, *late = NULL, *again = NULL, *changed = NULL;
+        _cleanup_json_ json_object *first = NULL, *now = NULL;
+
+        seed = objects(node("n1", false), node("n2", false), pod("db-0", "n1", "db", NULL, NULL),
+                       pod("slow", "n1", "slow", NULL, NULL), NULL);
+        server_setup(seed);
+        /* keeps the drain going for 2 s */
+        ASSERT_OK(kube_test_control(server, "POST", "/faults",
+                                    "{\"action\":\"status\",\"status\":429,\"method\":\"POST\","
+                                    "\"match\":\"/pods/slow/eviction$\",\"retry_after\":2,\"count\":1}", NULL));
+        first = stored_pod("db-0");
+        ASSERT_TRUE(first);
+
+        drain(&r, "n1", &o);
+        wait_for_progress(&r, "evicting 1 of 2 pods", 10 * USEC_PER_SEC);
+        for (usec_t end = now_usec(CLOCK_MONOTONIC) + 5 * USEC_PER_SEC; pod_exists("db-0");) {
+                ASSERT_TRUE(now_usec(CLOCK_MONOTONIC) < end);
+                ASSERT_OK(kube_test_run_for(event, 50 * USEC_PER_MSEC));
+        }
+        ASSERT_FALSE(r.done);
+
+        late = tolerating_pod("late", "n1", "late");
+        again = tolerating_pod("db-0", "n1", "db");
+        ASSERT_OK(kube_test_control(server, "POST", "/objects", late, NULL));
+        ASSERT_OK(kube_test_control(server, "POST", "/objects", again, NULL));
+        now = stored_pod("db-0");
+        ASSERT_TRUE(now);
+        ASSERT_FALSE(streq(json_get_string(first, "metadata.uid"), json_get_string(now, "metadata.uid")));
+        ASSERT_OK(kube_test_run_for(event, 300 * USEC_PER_MSEC));
+        ASSERT_EQ(evictions("late"), 0);
+        ASSERT_EQ(evictions("db-0"), 1);
+        /* a change to a late pod does not make it the drain's either */
+        changed = tolerating_pod("late", "n1", "late-changed");
+        ASSERT_OK(kube_test_control(server, "POST", "/objects", changed, NULL));
+
+        ASSERT_OK(kube_test_run_until(event, &r.done, 10 * USEC_PER_SEC));
+        ASSERT_EQ(r.error, 0);
+        ASSERT_STREQ(r.message, "evicted 2 pods, waited for 0 already terminating, left 0 alone, "
+                     "did not chase 2 that arrived later");
+        ASSERT_EQ(evictions("slow"), 2);
+        ASSERT_FALSE(pod_exists("slow"));
+        ASSERT_EQ(evictions("late"), 0);
+        ASSERT_TRUE(pod_exists("late"));
+        /* only the first db-0 was evicted: once, and the new one is there still */
+        ASSERT_EQ(evictions("db-0"), 1);
+        ASSERT_TRUE(pod_exists("db-0"));
+        for (char **p = r.progress; p && *p; p++)
+                ASSERT_FALSE(strstr(*p, "of 3 pods") || strstr(*p, "of 4 pods"));
 
         drain_result_done(&r);
         server_teardown();
@@ -687,6 +767,372 @@ TEST(drain_selector_and_throttling) {
         server_teardown();
 }
 
+/* Status bodies as kube-apiserver 1.28 sends them (see pkg/registry/core/pod/storage/eviction.go
+ * and the captures of a real server). */
+#define STATUS_HEAD "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+
+/* The eviction's update of the budget's status kept conflicting; the pod runs on. */
+#define PDB_CONFLICT_409 \
+        STATUS_HEAD "\"message\":\"Operation cannot be fulfilled on poddisruptionbudgets.policy \\\"web-pdb\\\": " \
+        "the object has been modified; please apply your changes to the latest version and try again\"," \
+        "\"reason\":\"Conflict\",\"details\":{\"name\":\"web-pdb\",\"group\":\"policy\"," \
+        "\"kind\":\"poddisruptionbudgets\"},\"code\":409}"
+
+/* checkAndDecrement() on a budget whose status.disruptionsAllowed is negative */
+#define PDB_NEGATIVE_403 \
+        STATUS_HEAD "\"message\":\"poddisruptionbudget.policy \\\"web-pdb\\\" is forbidden: pdb disruptions " \
+        "allowed is negative\",\"reason\":\"Forbidden\",\"details\":{\"name\":\"web-pdb\",\"group\":\"policy\"," \
+        "\"kind\":\"poddisruptionbudget\"},\"code\":403}"
+
+static void add_fault(const char *fault) {
+        ASSERT_OK(kube_test_control(server, "POST", "/faults", fault, NULL));
+}
+
+/* A fault answering the evictions of pod `name` with `status` and `body`. */
+static void add_eviction_fault(const char *name, unsigned status, const char *body, int count) {
+        _cleanup_free_ char *fault = NULL, *n = NULL;
+
+        if (count >= 0)
+                n = strdup_printf(",\"count\":%d", count);
+        fault = strdup_printf("{\"action\":\"status\",\"status\":%u,\"method\":\"POST\","
+                              "\"match\":\"/pods/%s/eviction$\",\"body\":%s%s}",
+                              status, name, body, strempty(n));
+        ASSERT_TRUE(fault);
+        add_fault(fault);
+}
+
+static int64_t log_status(json_object *log, size_t i) {
+        int64_t status = 0;
+
+        ASSERT_TRUE(json_get_int64(json_object_array_get_idx(log, i), "status", &status));
+        return status;
+}
+
+static double log_gap(json_object *log, size_t i) {
+        return json_get_double(json_object_array_get_idx(log, i), "time") -
+                json_get_double(json_object_array_get_idx(log, i - 1), "time");
+}
+
+/* The Events on Node node_name with this reason. */
+static json_object *node_events(const char *node_name, const char *reason) {
+        _cleanup_json_ json_object *all = NULL;
+        json_object *out = json_object_new_array();
+
+        ASSERT_TRUE(out);
+        ASSERT_OK(kube_test_control_json(server, "GET", "/objects?kind=Event&namespace=default", NULL, &all));
+        for (size_t i = 0; i < json_array_length(all); i++) {
+                json_object *e = json_object_array_get_idx(all, i);
+
+                if (streq_ptr(json_get_string(e, "involvedObject.kind"), "Node") &&
+                    streq_ptr(json_get_string(e, "involvedObject.name"), node_name) &&
+                    streq_ptr(json_get_string(e, "reason"), reason))
+                        ASSERT_OK(json_object_array_add(out, json_object_get(e)));
+        }
+        return out;
+}
+
+/* Best effort, so posted in the background: give it a moment to arrive. */
+static json_object *wait_for_node_events(const char *node_name, const char *reason, size_t n) {
+        for (usec_t end = now_usec(CLOCK_MONOTONIC) + 5 * USEC_PER_SEC;;) {
+                json_object *events = node_events(node_name, reason);
+
+                if (json_array_length(events) >= n || now_usec(CLOCK_MONOTONIC) >= end)
+                        return events;
+                json_object_put(events);
+                ASSERT_OK(kube_test_run_for(event, 100 * USEC_PER_MSEC));
+        }
+}
+
+/* The API server could not update the budget's status for conflicts and said 409, twice: the pod
+ * still runs, so the drain re-reads it, evicts it again after a back-off and waits until it is
+ * really gone. */
+TEST(drain_pdb_conflict_is_not_gone) {
+        DrainOptions o = {
+                .timeout_usec = 20 * USEC_PER_SEC,
+                .grace_period_sec = -1,
+                .pdb_retry_usec = 200 * USEC_PER_MSEC,
+        };
+        DrainResult r = {};
+        _cleanup_free_ char *seed = NULL;
+        _cleanup_json_ json_object *log = NULL;
+
+        seed = objects(node("n1", false), node("n2", false), pod("web-a", "n1", "web", NULL, NULL), NULL);
+        server_setup(seed);
+        add_eviction_fault("web-a", 409, PDB_CONFLICT_409, 2);
+
+        run_drain(&r, "n1", &o, 15 * USEC_PER_SEC);
+        ASSERT_EQ(r.error, 0);
+        ASSERT_STREQ(r.message, "evicted 1 pod, waited for 0 already terminating, left 0 alone");
+        ASSERT_FALSE(pod_exists("web-a"));
+
+        log = eviction_log("web-a");
+        ASSERT_EQ(json_array_length(log), 3);
+        ASSERT_EQ(log_status(log, 0), 409);
+        ASSERT_EQ(log_status(log, 1), 409);
+        ASSERT_EQ(log_status(log, 2), 201);
+        /* with back-off, not in a tight loop */
+        ASSERT_TRUE(log_gap(log, 1) >= 0.9);
+        ASSERT_TRUE(log_gap(log, 2) >= 1.8);
+        /* after each conflict it read the pod again, by a list (our RBAC has no get on pods) */
+        ASSERT_TRUE(kube_test_count_requests(server, "GET", "/api/v1/namespaces/shop/pods") >= 2);
+
+        drain_result_done(&r);
+        server_teardown();
+}
+
+/* Only the UID precondition failing means the pod we listed is gone. A resourceVersion
+ * precondition failing (the server sets one itself for pods that are not ready) names the pod
+ * too, but the pod is there. */
+TEST(drain_uid_precondition_conflict_means_gone) {
+        DrainOptions o = {
+                .timeout_usec = 20 * USEC_PER_SEC,
+                .grace_period_sec = -1,
+                .pdb_retry_usec = 200 * USEC_PER_MSEC,
+        };
+        DrainResult r = {};
+        _cleanup_free_ char *seed = NULL;
+
+        seed = objects(node("n1", false), node("n2", false), pod("uid-a", "n1", "a", NULL, NULL),
+                       pod("rv-b", "n1", "b", NULL, NULL), NULL);
+        server_setup(seed);
+        add_eviction_fault("uid-a", 409,
+                           STATUS_HEAD "\"message\":\"Operation cannot be fulfilled on Pod \\\"uid-a\\\": the UID in "
+                           "the precondition (00000000-0000-0000-0000-000000000000) does not match the UID in "
+                           "record (aa52df4f-411e-4804-88f2-24949394f376). The object might have been deleted and "
+                           "then recreated\",\"reason\":\"Conflict\",\"details\":{\"name\":\"uid-a\",\"kind\":\"Pod\"},"
+                           "\"code\":409}", 1);
+        add_eviction_fault("rv-b", 409,
+                           STATUS_HEAD "\"message\":\"Operation cannot be fulfilled on Pod \\\"rv-b\\\": the "
+                           "ResourceVersion in the precondition (1) does not match the ResourceVersion in record "
+                           "(248). The object might have been modified\",\"reason\":\"Conflict\","
+                           "\"details\":{\"name\":\"rv-b\",\"kind\":\"Pod\"},\"code\":409}", 1);
+
+        run_drain(&r, "n1", &o, 15 * USEC_PER_SEC);
+        ASSERT_EQ(r.error, 0);
+        /* uid-a counts among those gone by others' doing */
+        ASSERT_STREQ(r.message, "evicted 1 pod, waited for 1 already terminating, left 0 alone");
+
+        /* taken as gone at once: not evicted again, not waited for (the fault said so, the pod is
+         * in fact still there, which proves the drain believed the 409) */
+        ASSERT_EQ(evictions("uid-a"), 1);
+        ASSERT_TRUE(pod_exists("uid-a"));
+        /* not gone: evicted once more, and waited for until it was gone */
+        ASSERT_EQ(evictions("rv-b"), 2);
+        ASSERT_FALSE(pod_exists("rv-b"));
+
+        drain_result_done(&r);
+        server_teardown();
+}
+
+/* A budget whose status allows a negative number of disruptions answers 403, not 429: that is no
+ * RBAC refusal, and it is retried while it lasts, said in the status line and once in an Event;
+ * when it lasts until the timeout, the message says why. */
+TEST(drain_pdb_403_is_retried_and_reported) {
+        DrainOptions o = {
+                .timeout_usec = 20 * USEC_PER_SEC,
+                .grace_period_sec = -1,
+                .pdb_retry_usec = 200 * USEC_PER_MSEC,
+        };
+        DrainResult r = {}, stuck = {};
+        _cleanup_free_ char *seed = NULL;
+        _cleanup_json_ json_object *log = NULL, *events = NULL, *more = NULL;
+        const char *m;
+
+        seed = objects(node("n1", false), node("n2", false), node("n3", false),
+                       pod("web-a", "n1", "web", NULL, NULL), pod("web-b", "n3", "web", NULL, NULL), NULL);
+        server_setup(seed);
+        add_eviction_fault("web-a", 403, PDB_NEGATIVE_403, 3);
+        add_eviction_fault("web-b", 403, PDB_NEGATIVE_403, -1);
+
+        run_drain(&r, "n1", &o, 15 * USEC_PER_SEC);
+        ASSERT_EQ(r.error, 0);
+        ASSERT_FALSE(pod_exists("web-a"));
+        ASSERT_TRUE(progress_seen(&r, "evicting 1 of 1 pod, 1 blocked by PodDisruptionBudget web-pdb: "
+                                  "pdb disruptions allowed is negative"));
+        log = eviction_log("web-a");
+        ASSERT_EQ(json_array_length(log), 4);
+        for (size_t i = 0; i < 3; i++)
+                ASSERT_EQ(log_status(log, i), 403);
+        ASSERT_EQ(log_status(log, 3), 201);
+        for (size_t i = 1; i < 4; i++)
+                ASSERT_TRUE(log_gap(log, i) >= 0.18);
+
+        /* one Event for three refusals */
+        events = wait_for_node_events("n1", "EvictionBlocked", 1);
+        ASSERT_EQ(json_array_length(events), 1);
+        m = json_get_string(json_object_array_get_idx(events, 0), "message");
+        ASSERT_TRUE(m && strstr(m, "shop/web-a"));
+        ASSERT_TRUE(m && strstr(m, "PodDisruptionBudget web-pdb: pdb disruptions allowed is negative"));
+        ASSERT_STREQ(json_get_string(json_object_array_get_idx(events, 0), "type"), "Warning");
+        drain_result_done(&r);
+
+        /* for good: the timeout names the pod and why */
+        o.timeout_usec = 1500 * USEC_PER_MSEC;
+        run_drain(&stuck, "n3", &o, 10 * USEC_PER_SEC);
+        ASSERT_EQ(stuck.error, -ETIMEDOUT);
+        ASSERT_STREQ(stuck.message, "1 pod remains: shop/web-b (blocked by PodDisruptionBudget web-pdb: "
+                     "pdb disruptions allowed is negative)");
+        ASSERT_TRUE(evictions("web-b") >= 4);
+        more = wait_for_node_events("n3", "EvictionBlocked", 1);
+        ASSERT_EQ(json_array_length(more), 1);
+        drain_result_done(&stuck);
+
+        server_teardown();
+}
+
+/* Two budgets select one pod: the real server answers 500 "This pod has more than one
+ * PodDisruptionBudget, which the eviction subresource does not support." until someone removes one.
+ * Retried until the timeout, which says why; and once a budget is gone, the drain goes through. */
+TEST(drain_two_pdbs_are_retried_and_reported) {
+        DrainOptions o = {
+                .timeout_usec = 1500 * USEC_PER_MSEC,
+                .grace_period_sec = -1,
+                .pdb_retry_usec = 200 * USEC_PER_MSEC,
+        };
+        DrainResult r = {}, again = {};
+        _cleanup_free_ char *seed = NULL;
+        _cleanup_json_ json_object *events = NULL, *log = NULL;
+        size_t n;
+
+        seed = objects(node("n1", false), node("n2", false), pod("two-a", "n1", "two", NULL, NULL),
+                       pdb("two-min", "two", 0), pdb("two-other", "two", 0), NULL);
+        server_setup(seed);
+
+        run_drain(&r, "n1", &o, 10 * USEC_PER_SEC);
+        ASSERT_EQ(r.error, -ETIMEDOUT);
+        ASSERT_STREQ(r.message, "1 pod remains: shop/two-a (blocked: more than one PodDisruptionBudget selects "
+                     "the pod, which evictions do not support)");
+        ASSERT_TRUE(progress_seen(&r, "evicting 1 of 1 pod, 1 blocked: more than one PodDisruptionBudget"));
+        ASSERT_TRUE(pod_exists("two-a"));
+        events = wait_for_node_events("n1", "EvictionBlocked", 1);
+        ASSERT_EQ(json_array_length(events), 1);
+        ASSERT_TRUE(strstr(json_get_string(json_object_array_get_idx(events, 0), "message"),
+                           "more than one PodDisruptionBudget"));
+        drain_result_done(&r);
+
+        /* someone removes a budget while the drain retries */
+        o.timeout_usec = 20 * USEC_PER_SEC;
+        drain(&again, "n1", &o);
+        wait_for_progress(&again, "evicting 1 of 1 pod, 1 blocked: more than one PodDisruptionBudget",
+                          10 * USEC_PER_SEC);
+        ASSERT_OK(kube_test_control(server, "DELETE", "/objects/PodDisruptionBudget/shop/two-other",
+                                    NULL, NULL));
+        ASSERT_OK(kube_test_run_until(event, &again.done, 10 * USEC_PER_SEC));
+        ASSERT_EQ(again.error, 0);
+        ASSERT_FALSE(pod_exists("two-a"));
+
+        /* many refusals (the client retries each 5xx itself, too), one Event per drain */
+        log = eviction_log("two-a");
+        n = json_array_length(log);
+        ASSERT_TRUE(n >= 6);
+        for (size_t i = 0; i + 1 < n; i++)
+                ASSERT_EQ(log_status(log, i), 500);
+        ASSERT_EQ(log_status(log, n - 1), 201);
+        json_object_put(events);
+        events = node_events("n1", "EvictionBlocked");
+        ASSERT_EQ(json_array_length(events), 2);
+        drain_result_done(&again);
+
+        server_teardown();
+}
+
+/* A 403 from RBAC ends the drain at once, even while another pod's budget refuses with a 403 of its
+ * own that is retried. */
+TEST(drain_rbac_403_fails_at_once) {
+        DrainOptions o = {
+                .timeout_usec = 30 * USEC_PER_SEC,
+                .grace_period_sec = -1,
+                .pdb_retry_usec = 200 * USEC_PER_MSEC,
+        };
+        DrainResult r = {};
+        _cleanup_free_ char *seed = NULL;
+        usec_t start;
+        int n;
+
+        seed = objects(node("n1", false), node("n2", false), pod("web-a", "n1", "web", NULL, NULL),
+                       pod("bare", "n1", "bare", NULL, NULL), NULL);
+        server_setup(seed);
+        add_eviction_fault("web-a", 403, PDB_NEGATIVE_403, -1);
+        /* the RBAC refusal comes second, after the budget's was seen and retried */
+        add_fault("{\"action\":\"status\",\"status\":429,\"method\":\"POST\",\"match\":\"/pods/bare/eviction$\","
+                  "\"retry_after\":1,\"count\":1}");
+        add_eviction_fault("bare", 403,
+                           STATUS_HEAD "\"message\":\"pods \\\"bare\\\" is forbidden: User "
+                           "\\\"system:serviceaccount:nodereboot:nodereboot\\\" cannot create resource "
+                           "\\\"pods/eviction\\\" in API group \\\"\\\" in the namespace \\\"shop\\\"\","
+                           "\"reason\":\"Forbidden\",\"details\":{\"name\":\"bare\",\"kind\":\"pods\"},\"code\":403}",
+                           -1);
+
+        start = now_usec(CLOCK_MONOTONIC);
+        run_drain(&r, "n1", &o, 10 * USEC_PER_SEC);
+        ASSERT_EQ(r.error, -EACCES);
+        ASSERT_STREQ(r.message, "not allowed to evict pod shop/bare: pods \"bare\" is forbidden: User "
+                     "\"system:serviceaccount:nodereboot:nodereboot\" cannot create resource \"pods/eviction\" "
+                     "in API group \"\" in the namespace \"shop\"");
+        /* at the first RBAC refusal: after the Retry-After of 1 s, long before the timeout */
+        ASSERT_TRUE(now_usec(CLOCK_MONOTONIC) - start < 3 * USEC_PER_SEC);
+        ASSERT_EQ(evictions("bare"), 2);
+        ASSERT_TRUE(evictions("web-a") >= 2);
+
+        /* and nothing more after it */
+        n = evictions("web-a");
+        ASSERT_OK(kube_test_run_for(event, 500 * USEC_PER_MSEC));
+        ASSERT_EQ(evictions("web-a"), n);
+        ASSERT_TRUE(pod_exists("bare"));
+
+        drain_result_done(&r);
+        server_teardown();
+}
+
+/* API Priority and Fairness answers 429 with a Retry-After header: the retry waits that long; a
+ * 429 without one is retried after pdb_retry_usec. Neither is a PodDisruptionBudget. */
+TEST(drain_429_waits_for_retry_after) {
+        DrainOptions o = {
+                .timeout_usec = 20 * USEC_PER_SEC,
+                .grace_period_sec = 0,
+                .pdb_retry_usec = 300 * USEC_PER_MSEC,
+        };
+        DrainResult r = {};
+        _cleanup_free_ char *seed = NULL;
+        _cleanup_json_ json_object *with = NULL, *without = NULL;
+        double gap;
+
+        seed = objects(node("n1", false), pod("apf-a", "n1", "a", NULL, NULL),
+                       pod("apf-b", "n1", "b", NULL, NULL), NULL);
+        server_setup(seed);
+        add_fault("{\"action\":\"status\",\"status\":429,\"method\":\"POST\",\"match\":\"/pods/apf-a/eviction$\","
+                  "\"headers\":{\"Retry-After\":\"1\"},\"count\":1,"
+                  "\"body\":" STATUS_HEAD "\"message\":\"Too many requests, please try again later.\","
+                  "\"reason\":\"TooManyRequests\",\"details\":{},\"code\":429}}");
+        add_fault("{\"action\":\"status\",\"status\":429,\"method\":\"POST\",\"match\":\"/pods/apf-b/eviction$\","
+                  "\"count\":1,"
+                  "\"body\":" STATUS_HEAD "\"message\":\"Too many requests, please try again later.\","
+                  "\"reason\":\"TooManyRequests\",\"details\":{},\"code\":429}}");
+
+        run_drain(&r, "n1", &o, 10 * USEC_PER_SEC);
+        ASSERT_EQ(r.error, 0);
+        ASSERT_STREQ(r.message, "evicted 2 pods, waited for 0 already terminating, left 0 alone");
+        for (char **p = r.progress; p && *p; p++)
+                ASSERT_FALSE(strstr(*p, "PodDisruptionBudget"));
+
+        with = eviction_log("apf-a");
+        ASSERT_EQ(json_array_length(with), 2);
+        ASSERT_EQ(log_status(with, 0), 429);
+        gap = log_gap(with, 1);
+        fprintf(stderr, "    retry after Retry-After: 1 came after %.3f s\n", gap);
+        ASSERT_TRUE(gap >= 0.95 && gap < 1.6);
+
+        without = eviction_log("apf-b");
+        ASSERT_EQ(json_array_length(without), 2);
+        ASSERT_EQ(log_status(without, 0), 429);
+        gap = log_gap(without, 1);
+        fprintf(stderr, "    retry without Retry-After came after %.3f s\n", gap);
+        ASSERT_TRUE(gap >= 0.28 && gap < 0.8);
+
+        drain_result_done(&r);
+        server_teardown();
+}
+
 int main(void) {
         RUN(skip_mirror_pod);
         RUN(skip_daemonset_pod);
@@ -702,7 +1148,14 @@ int main(void) {
         RUN(drain_blocked_by_pdb_times_out);
         RUN(drain_one_at_a_time);
         RUN(drain_late_pod_and_free_in_the_middle);
+        RUN(drain_leaves_pods_that_arrive_later_alone);
         RUN(drain_falls_back_to_v1beta1);
         RUN(drain_selector_and_throttling);
+        RUN(drain_pdb_conflict_is_not_gone);
+        RUN(drain_uid_precondition_conflict_means_gone);
+        RUN(drain_pdb_403_is_retried_and_reported);
+        RUN(drain_two_pdbs_are_retried_and_reported);
+        RUN(drain_rbac_403_fails_at_once);
+        RUN(drain_429_waits_for_retry_after);
         return 0;
 }

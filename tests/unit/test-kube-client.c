@@ -917,7 +917,7 @@ static void on_watch(KubeWatch *w, KubeWatchEvent type, json_object *object, int
         case KUBE_WATCH_ADDED:
                 l->added++;
                 /* list items get the kind their events carry */
-                l->kind_seen = streq_ptr(json_get_string(object, "kind"), "Node");
+                l->kind_seen = streq_ptr(json_get_string(object, "kind"), "ConfigMap");
                 ASSERT_TRUE(l->kind_seen);
                 break;
         case KUBE_WATCH_MODIFIED:
@@ -972,14 +972,16 @@ static void count_list_and_watch(const char *path, unsigned *ret_lists, unsigned
         *ret_watch_with_rv = with_rv;
 }
 
-static void node_patch(KubeClient *c, const char *name, const char *patch) {
-        _cleanup_free_ char *path = strjoin("/api/v1/nodes/", name);
+static void configmap_patch(KubeClient *c, const char *name, const char *patch) {
+        _cleanup_free_ char *path = strjoin("/api/v1/namespaces/default/configmaps/", name);
         Result res = {};
 
         ASSERT_OK(run_call(c, "PATCH", path, "application/merge-patch+json", patch, 0, &res));
         result_clear(&res);
 }
 
+/* ConfigMaps: a resource no simulated controller writes (the bench's kubelets post Node status), so
+ * every event is the test's own. */
 TEST(watch) {
         _cleanup_(kube_client_freep) KubeClient *c = new_admin_client();
         _cleanup_(kube_watch_freep) KubeWatch *w = NULL;
@@ -991,16 +993,16 @@ TEST(watch) {
 
         reset_server();
         kube_client_set_watch_timeout(c, 2);
-        ASSERT_OK(run_call(c, "POST", "/api/v1/nodes", NULL,
-                           "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"watch-a\","
+        ASSERT_OK(run_call(c, "POST", "/api/v1/namespaces/default/configmaps", NULL,
+                           "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"watch-a\",\"namespace\":\"default\","
                            "\"labels\":{\"test\":\"watch\"}}}", 0, &res));
         /* not selected */
-        ASSERT_OK(run_call(c, "POST", "/api/v1/nodes", NULL,
-                           NODE("watch-other"),
+        ASSERT_OK(run_call(c, "POST", "/api/v1/namespaces/default/configmaps", NULL,
+                           "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"watch-other\",\"namespace\":\"default\"}}",
                            0, &res));
 
         /* the list: each item ADDED, then SYNCED */
-        ASSERT_OK(kube_client_watch(c, "/api/v1/nodes?labelSelector=test%3Dwatch", on_watch, &l, &w));
+        ASSERT_OK(kube_client_watch(c, "/api/v1/namespaces/default/configmaps?labelSelector=test%3Dwatch", on_watch, &l, &w));
         ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
         ASSERT_EQ(l.added, 1);
         ASSERT_EQ(l.synced, 1);
@@ -1008,15 +1010,15 @@ TEST(watch) {
 
         /* the stream */
         watch_log_expect(&l, KUBE_WATCH_ADDED, "watch-b");
-        ASSERT_OK(run_call(c, "POST", "/api/v1/nodes", NULL,
-                           "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"watch-b\","
+        ASSERT_OK(run_call(c, "POST", "/api/v1/namespaces/default/configmaps", NULL,
+                           "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"watch-b\",\"namespace\":\"default\","
                            "\"labels\":{\"test\":\"watch\"}}}", 0, &res));
         ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
         watch_log_expect(&l, KUBE_WATCH_MODIFIED, "watch-b");
-        node_patch(c, "watch-b", "{\"spec\":{\"unschedulable\":true}}");
+        configmap_patch(c, "watch-b", "{\"data\":{\"k\":\"v\"}}");
         ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
         watch_log_expect(&l, KUBE_WATCH_DELETED, "watch-b");
-        ASSERT_OK(run_call(c, "DELETE", "/api/v1/nodes/watch-b", NULL, NULL, 0, &res));
+        ASSERT_OK(run_call(c, "DELETE", "/api/v1/namespaces/default/configmaps/watch-b", NULL, NULL, 0, &res));
         ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
         ASSERT_EQ(l.added, 2);
         ASSERT_EQ(l.modified, 1);
@@ -1026,24 +1028,24 @@ TEST(watch) {
         /* The server ends each stream after timeoutSeconds=2: the watch resumes from the last
          * resourceVersion at once, without listing again, and misses nothing. */
         ASSERT_OK(kube_test_run_for(event, 4500 * USEC_PER_MSEC));
-        count_list_and_watch("/api/v1/nodes", &lists, &watches, &with_rv);
+        count_list_and_watch("/api/v1/namespaces/default/configmaps", &lists, &watches, &with_rv);
         ASSERT_EQ(lists, 1);
         ASSERT_TRUE(watches >= 3);
         ASSERT_EQ(with_rv, watches);
         ASSERT_EQ(l.synced, 1);
         ASSERT_EQ(l.errors, 0);
         watch_log_expect(&l, KUBE_WATCH_MODIFIED, "watch-a");
-        node_patch(c, "watch-a", "{\"metadata\":{\"labels\":{\"step\":\"resumed\"}}}");
+        configmap_patch(c, "watch-a", "{\"metadata\":{\"labels\":{\"step\":\"resumed\"}}}");
         ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
         ASSERT_EQ(l.modified, 2);
 
         /* 410 Gone as the answer to a watch request: list again */
         watch_log_expect(&l, KUBE_WATCH_SYNCED, NULL);
-        add_fault("^/api/v1/nodes$", "\"method\":\"GET\",\"action\":\"status\",\"status\":410,\"count\":1");
+        add_fault("^/api/v1/namespaces/default/configmaps$", "\"method\":\"GET\",\"action\":\"status\",\"status\":410,\"count\":1");
         ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
         ASSERT_EQ(l.synced, 2);
         ASSERT_EQ(l.added, 3);          /* watch-a again */
-        count_list_and_watch("/api/v1/nodes", &lists, &watches, &with_rv);
+        count_list_and_watch("/api/v1/namespaces/default/configmaps", &lists, &watches, &with_rv);
         ASSERT_EQ(lists, 2);
 
         /* 410 inside the stream: while the server is down, 2100 writes push the watch's
@@ -1082,7 +1084,7 @@ TEST(watch) {
                         int64_t status = 0;
 
                         if (json_get_string(a, "query.watch") && json_get_int64(a, "status", &status) &&
-                            status == 200 && streq_ptr(json_get_string(b, "path"), "/api/v1/nodes") &&
+                            status == 200 && streq_ptr(json_get_string(b, "path"), "/api/v1/namespaces/default/configmaps") &&
                             !json_get_string(b, "query.watch"))
                                 saw_expired_resume = true;
                 }
@@ -1091,7 +1093,7 @@ TEST(watch) {
 
         /* and the watch goes on */
         watch_log_expect(&l, KUBE_WATCH_MODIFIED, "watch-a");
-        node_patch(c, "watch-a", "{\"metadata\":{\"labels\":{\"step\":\"relisted\"}}}");
+        configmap_patch(c, "watch-a", "{\"metadata\":{\"labels\":{\"step\":\"relisted\"}}}");
         ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
 
         /* after the watch is freed, its handler is never called again */
@@ -1099,13 +1101,13 @@ TEST(watch) {
         {
                 unsigned total = l.added + l.modified + l.deleted + l.synced + l.errors;
 
-                node_patch(c, "watch-a", "{\"metadata\":{\"labels\":{\"step\":\"freed\"}}}");
+                configmap_patch(c, "watch-a", "{\"metadata\":{\"labels\":{\"step\":\"freed\"}}}");
                 ASSERT_OK(kube_test_run_for(event, 300 * USEC_PER_MSEC));
                 ASSERT_EQ(l.added + l.modified + l.deleted + l.synced + l.errors, total);
         }
 
-        ASSERT_OK(run_call(c, "DELETE", "/api/v1/nodes/watch-a", NULL, NULL, 0, &res));
-        ASSERT_OK(run_call(c, "DELETE", "/api/v1/nodes/watch-other", NULL, NULL, 0, &res));
+        ASSERT_OK(run_call(c, "DELETE", "/api/v1/namespaces/default/configmaps/watch-a", NULL, NULL, 0, &res));
+        ASSERT_OK(run_call(c, "DELETE", "/api/v1/namespaces/default/configmaps/watch-other", NULL, NULL, 0, &res));
         free(l.last_name);
         result_clear(&res);
 }

@@ -8,6 +8,7 @@
 #include "json-util.h"
 #include "kube-test-server.h"
 #include "lock-internal.h"
+#include "node.h"
 #include "string-util.h"
 #include "tests.h"
 
@@ -440,6 +441,251 @@ TEST(state_names) {
         ASSERT_TRUE(lock_slot_state_to_string(_LOCK_SLOT_STATE_INVALID) == NULL);
 }
 
+/* A Node as the API server returns it: Ready status ("True", "False", "Unknown"; NULL: no
+ * condition) and extra annotations (a JSON object body, may be NULL). */
+static json_object *node_json(const char *name, const char *ready, const char *annotations) {
+        _cleanup_free_ char *text = strdup_printf(
+                "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\",\"annotations\":{%s}},"
+                "\"status\":{\"conditions\":[{\"type\":\"MemoryPressure\",\"status\":\"False\"}%s%s%s]}}",
+                name, strempty(annotations), ready ? ",{\"type\":\"Ready\",\"status\":\"" : "", strempty(ready),
+                ready ? "\"}" : "");
+
+        ASSERT_TRUE(text);
+        return J(text);
+}
+
+TEST(holder_is_idle) {
+        /* User story (issue 6, item 4): a node that never comes back from its reboot keeps its
+         * expired slot; only one whose daemon died while it was idle gives it up. */
+        static const struct {
+                const char *ready, *annotations, *why;
+        } cases[] = {
+                { "True",    NULL,                                                  NULL },
+                { "True",    "\"nodereboot.io/cordoned\":\"false\"",                NULL },
+                { "True",    "\"nodereboot.io/last-reboot\":\"2026-11-27T09:00:00Z\"", NULL },
+                { "False",   NULL,                                                  "NotReady" },
+                { "Unknown", NULL,                                                  "unreachable (Ready=Unknown)" },
+                { NULL,      NULL,                                                  "of unknown readiness (no Ready condition)" },
+                { "True",    "\"nodereboot.io/cordoned\":\"true\"",                 "cordoned by nodereboot" },
+                { "True",    "\"nodereboot.io/reboot-in-progress\":\"2026-11-27T10:00:00Z\"", "mid-cycle" },
+                { "True",    "\"nodereboot.io/reboot-in-progress\":\"\"",           "mid-cycle" },
+                { "False",   "\"nodereboot.io/reboot-in-progress\":\"2026-11-27T10:00:00Z\"",
+                  "NotReady and mid-cycle" },
+                { "Unknown", "\"nodereboot.io/cordoned\":\"true\",\"nodereboot.io/reboot-in-progress\":\"x\"",
+                  "unreachable (Ready=Unknown), cordoned by nodereboot and mid-cycle" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_json_ json_object *n = node_json("node-b", cases[i].ready, cases[i].annotations);
+                _cleanup_free_ char *why = NULL;
+                bool idle = lock_holder_is_idle(n, &why);
+
+                fprintf(stderr, "    Ready=%s %s: %s\n", strna(cases[i].ready), strempty(cases[i].annotations),
+                        idle ? "idle" : why);
+                ASSERT_EQ(idle, cases[i].why == NULL);
+                if (cases[i].why)
+                        ASSERT_STREQ(why, cases[i].why);
+                else
+                        ASSERT_TRUE(why == NULL);
+                ASSERT_EQ(lock_holder_is_idle(n, NULL), idle);
+        }
+        /* nothing known is nothing demonstrated */
+        ASSERT_FALSE(lock_holder_is_idle(NULL, NULL));
+}
+
+TEST(check_order) {
+        /* Expired slots first, from a random one round; then the live ones; never unclaimed ones. */
+        const LockSlotState s[] = { LOCK_SLOT_HELD, LOCK_SLOT_EXPIRED, LOCK_SLOT_VACANT, LOCK_SLOT_EXPIRED,
+                                    LOCK_SLOT_HELD, LOCK_SLOT_EXPIRED, LOCK_SLOT_MISSING };
+        static const unsigned want[3][5] = {
+                { 1, 3, 5, 0, 4 },
+                { 3, 5, 1, 0, 4 },
+                { 5, 1, 3, 0, 4 },
+        };
+        const LockSlotState held[] = { LOCK_SLOT_HELD, LOCK_SLOT_HELD };
+        unsigned order[ELEMENTSOF(s)];
+
+        for (uint64_t rnd = 0; rnd < 6; rnd++) {
+                ASSERT_EQ(lock_check_order(s, ELEMENTSOF(s), rnd, order), 5);
+                for (unsigned k = 0; k < 5; k++)
+                        ASSERT_EQ(order[k], want[rnd % 3][k]);
+        }
+        ASSERT_EQ(lock_check_order(held, 2, 7, order), 2);
+        ASSERT_EQ(order[0], 0);
+        ASSERT_EQ(order[1], 1);
+        ASSERT_EQ(lock_check_order(s + 2, 1, 7, order), 0);
+        ASSERT_EQ(lock_check_order(NULL, 0, 7, order), 0);
+}
+
+/* A lease held by holder with the machine-ID annotation (NULL: without it). */
+static json_object *lease_by_machine(const char *holder, const char *machine) {
+        _cleanup_free_ char *text = strdup_printf(
+                "{\"metadata\":{\"name\":\"nodereboot-0\",\"resourceVersion\":\"5\",\"annotations\":{%s%s%s}},"
+                "\"spec\":{\"holderIdentity\":\"%s\",\"renewTime\":\"2026-11-27T10:00:00Z\","
+                "\"leaseDurationSeconds\":60}}",
+                machine ? "\"" LOCK_ANNOTATION_MACHINE_ID "\":\"" : "", strempty(machine), machine ? "\"" : "",
+                holder);
+
+        ASSERT_TRUE(text);
+        return J(text);
+}
+
+TEST(lease_owner) {
+        /* User story (issue 6, item 7.5): two hosts cloned with the same [Node] Name= never both
+         * believe they hold the same slot; a lease of an older version is still ours. */
+        static const struct {
+                const char *holder, *theirs, *ours;
+                LockOwner owner;
+                const char *lost;       /* lock_lost_reason(), NULL: still ours */
+        } cases[] = {
+                { "node-a", NULL,     "aaaa",     LOCK_OWNER_US,    NULL },          /* older version */
+                { "node-a", "",       "aaaa",     LOCK_OWNER_US,    NULL },
+                { "node-a", "aaaa",   "aaaa",     LOCK_OWNER_US,    NULL },
+                { "node-a", "bbbb",   NULL,       LOCK_OWNER_US,    NULL },          /* noderebootctl */
+                { "node-a", "1234567890abcdef1234567890abcdef", "aaaa", LOCK_OWNER_TWIN,
+                  "held under our name by machine 1234567890ab… (two hosts share [Node] Name=node-a)" },
+                { "node-b", "aaaa",   "aaaa",     LOCK_OWNER_OTHER, "taken by node-b" },
+                { "",       "aaaa",   "aaaa",     LOCK_OWNER_OTHER, "released (no holder)" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_json_ json_object *l = lease_by_machine(cases[i].holder, cases[i].theirs);
+                _cleanup_free_ char *why = NULL;
+
+                ASSERT_EQ(lock_lease_owner(l, "node-a", cases[i].ours), cases[i].owner);
+                ASSERT_EQ(lock_lost_reason(l, "node-a", cases[i].ours, &why), cases[i].lost ? 1 : 0);
+                if (cases[i].lost)
+                        ASSERT_STREQ(why, cases[i].lost);
+                else
+                        ASSERT_TRUE(why == NULL);
+        }
+        {
+                _cleanup_free_ char *why = NULL;
+
+                ASSERT_EQ(lock_lease_owner(NULL, "node-a", "aaaa"), LOCK_OWNER_OTHER);
+                ASSERT_EQ(lock_lost_reason(NULL, "node-a", "aaaa", &why), 1);
+                ASSERT_STREQ(why, "its Lease was deleted");
+        }
+        {
+                _cleanup_json_ json_object *l = lease_by_machine("node-a", "1234");
+                ASSERT_STREQ(lock_lease_machine_id(l), "1234");
+        }
+}
+
+TEST(find_own_lease) {
+        _cleanup_json_ json_object *list = J(
+                "{\"items\":["
+                "{\"metadata\":{\"name\":\"nodereboot-3\"},\"spec\":{\"holderIdentity\":\"node-a\"}},"
+                "{\"metadata\":{\"name\":\"nodereboot-2\",\"annotations\":{\"" LOCK_ANNOTATION_MACHINE_ID "\":\"bbbb\"}},"
+                " \"spec\":{\"holderIdentity\":\"node-a\"}},"
+                "{\"metadata\":{\"name\":\"nodereboot-1\",\"annotations\":{\"" LOCK_ANNOTATION_MACHINE_ID "\":\"cccc\"}},"
+                " \"spec\":{\"holderIdentity\":\"node-a\"}}]}");
+        json_object *twin = NULL, *own;
+
+        /* the lowest slot that is ours, and the lowest a twin holds */
+        own = lock_find_own_lease(list, "nodereboot", "node-a", "bbbb", &twin);
+        ASSERT_STREQ(json_get_string(own, "metadata.name"), "nodereboot-2");
+        ASSERT_STREQ(json_get_string(twin, "metadata.name"), "nodereboot-1");
+        /* the lease of an older version (no annotation) is ours too */
+        own = lock_find_own_lease(list, "nodereboot", "node-a", "dddd", &twin);
+        ASSERT_STREQ(json_get_string(own, "metadata.name"), "nodereboot-3");
+        ASSERT_STREQ(json_get_string(twin, "metadata.name"), "nodereboot-1");
+        /* without a machine ID, the lowest one naming us */
+        own = lock_find_own_lease(list, "nodereboot", "node-a", NULL, &twin);
+        ASSERT_STREQ(json_get_string(own, "metadata.name"), "nodereboot-1");
+        ASSERT_TRUE(twin == NULL);
+        ASSERT_TRUE(lock_find_own_lease(list, "nodereboot", "node-z", "bbbb", &twin) == NULL);
+        ASSERT_TRUE(twin == NULL);
+}
+
+TEST(labels_and_marks) {
+        /* User story (issue 6, item 7.4): a GitOps tool rewrote a slot's Lease without our label;
+         * the lease is still the slot, and our next write puts the label back. */
+        _cleanup_json_ json_object *ours = lease("nodereboot-0", "node-a", NULL, NULL, "60");
+        _cleanup_json_ json_object *bare = J("{\"metadata\":{\"name\":\"nodereboot-0\",\"resourceVersion\":\"3\"},"
+                                             "\"spec\":{\"holderIdentity\":\"node-a\"}}");
+        _cleanup_json_ json_object *other_labels = J(
+                "{\"metadata\":{\"name\":\"nodereboot-0\",\"labels\":{\"app\":\"x\"},\"annotations\":7}}");
+        _cleanup_json_ json_object *foreign = J(
+                "{\"metadata\":{\"name\":\"nodereboot-0\",\"labels\":{\"" LOCK_LABEL "\":\"gpu\"}}}");
+        _cleanup_json_ json_object *renew = NULL, *release = NULL;
+
+        ASSERT_EQ(lock_lease_label(ours, "nodereboot"), LOCK_LABEL_OURS);
+        ASSERT_EQ(lock_lease_label(bare, "nodereboot"), LOCK_LABEL_MISSING);
+        ASSERT_EQ(lock_lease_label(other_labels, "nodereboot"), LOCK_LABEL_MISSING);
+        ASSERT_EQ(lock_lease_label(foreign, "nodereboot"), LOCK_LABEL_FOREIGN);
+        ASSERT_EQ(lock_lease_label(foreign, "gpu"), LOCK_LABEL_OURS);
+
+        /* the renewal of a bare lease carries the label and our machine ID */
+        ASSERT_OK(lock_build_renew(bare, USEC_PER_MINUTE, T(NOW), &renew));
+        ASSERT_OK(lock_mark_lease(renew, "nodereboot", "aaaa"));
+        ASSERT_EQ(lock_lease_label(renew, "nodereboot"), LOCK_LABEL_OURS);
+        ASSERT_STREQ(lock_lease_machine_id(renew), "aaaa");
+        ASSERT_STREQ(json_get_string(renew, "metadata.resourceVersion"), "3");
+        ASSERT_EQ(lock_lease_label(bare, "nodereboot"), LOCK_LABEL_MISSING);    /* the read is untouched */
+
+        /* other labels stay, a broken annotations field is replaced; NULL records no machine */
+        ASSERT_OK(lock_mark_lease(other_labels, "nodereboot", "bbbb"));
+        ASSERT_STREQ(json_object_get_string(json_get_member(json_get(other_labels, "metadata.labels"), "app")), "x");
+        ASSERT_STREQ(lock_lease_machine_id(other_labels), "bbbb");
+        ASSERT_OK(lock_mark_lease(ours, "nodereboot", NULL));
+        ASSERT_TRUE(lock_lease_machine_id(ours) == NULL);
+        ASSERT_STREQ(json_object_get_string(json_get_member(json_get(ours, "metadata.annotations"), "x.io/keep")), "me");
+        ASSERT_ERROR(lock_mark_lease(NULL, "nodereboot", NULL), EINVAL);
+
+        /* a release drops the machine ID with the holder */
+        ASSERT_OK(lock_build_release(renew, T(NOW), &release));
+        ASSERT_TRUE(lock_lease_machine_id(release) == NULL);
+        ASSERT_TRUE(lock_lease_holder(release) == NULL);
+        ASSERT_EQ(lock_lease_label(release, "nodereboot"), LOCK_LABEL_OURS);
+}
+
+TEST(already_exists) {
+        /* The body a real API server (1.28) sends for a create of an existing Lease
+         * (/work/shared/reference/kube-apiserver-1.28/12-lease-create-already-exists.json). */
+        _cleanup_json_ json_object *real = J(
+                "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+                "\"message\":\"leases.coordination.k8s.io \\\"lease11\\\" already exists\","
+                "\"reason\":\"AlreadyExists\",\"details\":{\"name\":\"lease11\",\"group\":\"coordination.k8s.io\","
+                "\"kind\":\"leases\"},\"code\":409}");
+        _cleanup_json_ json_object *conflict = J(
+                "{\"kind\":\"Status\",\"status\":\"Failure\",\"reason\":\"Conflict\","
+                "\"details\":{\"name\":\"lease11\",\"group\":\"coordination.k8s.io\",\"kind\":\"leases\"},\"code\":409}");
+
+        ASSERT_TRUE(lock_status_is_already_exists(real, "lease11"));
+        ASSERT_FALSE(lock_status_is_already_exists(real, "nodereboot-0"));
+        ASSERT_FALSE(lock_status_is_already_exists(conflict, "lease11"));
+        ASSERT_FALSE(lock_status_is_already_exists(NULL, "lease11"));
+}
+
+TEST(refusal_texts) {
+        char *names[] = { (char *) "nodereboot-0", (char *) "nodereboot-1", NULL };
+        char *notes[] = { NULL, (char *) "nodereboot-1 held by node-c, expired 2 s ago, but ...", NULL };
+        json_object *leases[2] = {
+                lease("nodereboot-0", "node-b", "2026-11-27T10:02:03Z", "2026-11-27T10:02:03.250Z", "600"),
+                lease("nodereboot-1", "node-c", "2026-11-27T10:00:00Z", "2026-11-27T10:01:13Z", "60"),
+        };
+        _cleanup_free_ char *stuck = NULL, *twin = NULL, *text = NULL;
+
+        stuck = lock_format_stuck("nodereboot-0", "node-b", 95 * USEC_PER_SEC, "NotReady and mid-cycle");
+        ASSERT_STREQ(stuck,
+                     "nodereboot-0 held by node-b, expired 95 s ago, but node-b is NotReady and mid-cycle: "
+                     "not taking it over (a node that does not come back must not be followed); run "
+                     "'noderebootctl unlock nodereboot-0' once node-b is dealt with");
+        twin = lock_format_twin("nodereboot-0", "node-a", "1234567890abcdef1234567890abcdef",
+                                "5678567856785678567856785678abcd");
+        ASSERT_STREQ(twin, "lease nodereboot-0 is held under our name node-a by machine 1234567890ab…, we are "
+                     "567856785678…: two hosts share [Node] Name=node-a");
+
+        /* a note replaces what would be said of its slot; the others read as before */
+        text = lock_format_holders_noted(leases, names, notes, 2, T(NOW));
+        ASSERT_STREQ(text, "nodereboot-0 held by node-b since 10:02:03 (renewed 12 s ago); "
+                     "nodereboot-1 held by node-c, expired 2 s ago, but ...");
+
+        for (size_t i = 0; i < ELEMENTSOF(leases); i++)
+                json_object_put(leases[i]);
+}
+
 /* ---- against the test API server ------------------------------------------------------------ */
 
 #define NS "kube-system"
@@ -854,14 +1100,16 @@ TEST(server_takeover_expired_and_ghost) {
         ASSERT_EQ(count_log(&e, "GET", "/api/v1/nodes/node-x", 200), 1);
         result_clear(&r);
 
-        /* node-x stopped renewing 10 min ago (TTL 60 s): taken over */
+        /* node-x stopped renewing 10 min ago (TTL 60 s), and its Node is Ready and idle (its daemon
+         * died): taken over, after one look at that Node */
         make_lease(&e, "nodereboot-0", "node-x", now - 600 * USEC_PER_SEC, 60);
         control(&e, "DELETE", "/log", NULL);
         ASSERT_OK(lock_acquire(e.locks[0], on_result, &r));
         wait_result(&e, &r);
         ASSERT_OK(r.error);
         ASSERT_STREQ(r.slot, "nodereboot-0");
-        ASSERT_EQ(count_log(&e, "GET", "/api/v1/nodes/", 0), 0);      /* expiry needs no lookup */
+        ASSERT_EQ(count_log(&e, "GET", "/api/v1/nodes/", 0), 1);
+        ASSERT_EQ(count_log(&e, "GET", "/api/v1/nodes/node-x", 200), 1);
         {
                 _cleanup_json_ json_object *l = read_lease(&e, "nodereboot-0");
                 ASSERT_STREQ(lock_lease_holder(l), "node-a");
@@ -1124,15 +1372,16 @@ TEST(server_lost_answer) {
         env_stop(&e);
 }
 
-/* Writes more objects than the server keeps history for, so that a watch resuming from before
- * them gets 410 Gone and lists again. */
+/* Writes more Leases than the server keeps history for (its watch cache is per resource, as on a
+ * real server, where the kubelets' node Leases push the lock's old events out), so that a watch of
+ * the lock resuming from before them gets 410 Gone and lists again. */
 static void flood_history(Env *e) {
         static unsigned generation = 0;
         _cleanup_free_ char *body = strdup("[");
 
         generation++;
         for (unsigned i = 0; i < 2100; i++) {
-                char *n = strdup_printf("%s%s{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+                char *n = strdup_printf("%s%s{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
                                         "\"metadata\":{\"name\":\"filler-%u-%u\",\"namespace\":\"default\"}}",
                                         body, i > 0 ? "," : "", generation, i);
                 ASSERT_TRUE(n);
@@ -1414,6 +1663,608 @@ TEST(server_list_and_force_release) {
         env_stop(&e);
 }
 
+/* ---- issue 6: stuck holders, lost labels, cloned names, the held slot ------------------------- */
+
+/* A Node that is Ready or not (its kubelet keeps posting Ready=False), with extra annotations
+ * (JSON members, may be NULL). Replaces a Node of that name. */
+static void make_node_full(Env *e, const char *name, bool ready, const char *annotations) {
+        _cleanup_free_ char *body = strdup_printf(
+                "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\",\"annotations\":{%s}},"
+                "\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"%s\",\"reason\":\"%s\"}]}}",
+                name, strempty(annotations), ready ? "True" : "False", ready ? "KubeletReady" : "KubeletNotReady");
+        _cleanup_free_ char *path = strjoin("/nodes/", name, "/ready");
+
+        control(e, "POST", "/objects", body);
+        control(e, "POST", path, ready ? "{\"ready\": true}" : "{\"ready\": false}");
+}
+
+/* make_lease() with the group label's value (NULL: no label at all) and the machine-ID annotation
+ * (NULL: none, as an older version wrote it). */
+static void make_lease_full(Env *e, const char *slot, const char *holder, usec_t renewed, int duration,
+                            const char *label, const char *machine) {
+        char t[FORMAT_RFC3339_MAX];
+        _cleanup_free_ char *body = strdup_printf(
+                "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
+                "\"metadata\":{\"name\":\"%s\",\"namespace\":\"" NS "\",\"labels\":{%s%s%s},\"annotations\":{%s%s%s}},"
+                "\"spec\":{\"holderIdentity\":\"%s\",\"leaseDurationSeconds\":%d,"
+                "\"acquireTime\":\"%s\",\"renewTime\":\"%s\",\"leaseTransitions\":7}}",
+                slot, label ? "\"" LOCK_LABEL "\":\"" : "", strempty(label), label ? "\"" : "",
+                machine ? "\"" LOCK_ANNOTATION_MACHINE_ID "\":\"" : "", strempty(machine), machine ? "\"" : "",
+                holder, duration, format_rfc3339(t, sizeof t, renewed, true), t);
+        control(e, "POST", "/objects", body);
+}
+
+/* Events with this reason on Node node; ret_message (may be NULL) gets the last one's message. */
+static int count_events(Env *e, const char *node, const char *reason, char **ret_message) {
+        _cleanup_json_ json_object *events = NULL;
+        int n = 0;
+
+        ASSERT_OK(kube_test_control_json(e->server, "GET", "/objects?kind=Event&namespace=default", NULL, &events));
+        for (size_t i = 0; i < json_array_length(events); i++) {
+                json_object *ev = json_object_array_get_idx(events, i);
+
+                if (!streq_ptr(json_get_string(ev, "reason"), reason) ||
+                    !streq_ptr(json_get_string(ev, "involvedObject.name"), node))
+                        continue;
+                ASSERT_STREQ(json_get_string(ev, "type"), "Warning");
+                ASSERT_STREQ(json_get_string(ev, "involvedObject.kind"), "Node");
+                if (ret_message) {
+                        free(*ret_message);
+                        *ret_message = strdup(strempty(json_get_string(ev, "message")));
+                }
+                n++;
+        }
+        return n;
+}
+
+static int wait_events(Env *e, const char *node, const char *reason, int n, char **ret_message) {
+        int k = 0;
+
+        for (usec_t until = now_usec(CLOCK_MONOTONIC) + 5 * USEC_PER_SEC; now_usec(CLOCK_MONOTONIC) < until;) {
+                k = count_events(e, node, reason, ret_message);
+                if (k >= n)
+                        break;
+                ASSERT_OK(kube_test_run_for(e->event, 50 * USEC_PER_MSEC));
+        }
+        return k;
+}
+
+static char *lease_label(Env *e, const char *slot) {
+        _cleanup_json_ json_object *l = read_lease(e, slot);
+        const char *v = json_get_string(json_get_member(json_get(l, "metadata.labels"), LOCK_LABEL), "");
+
+        return v ? strdup(v) : NULL;
+}
+
+static char *lease_machine(Env *e, const char *slot) {
+        _cleanup_json_ json_object *l = read_lease(e, slot);
+        const char *v = lock_lease_machine_id(l);
+
+        return v ? strdup(v) : NULL;
+}
+
+/* The query parameter key of the last request for path (exact), or NULL. */
+static char *last_query(Env *e, const char *method, const char *path, const char *key) {
+        _cleanup_json_ json_object *log = NULL;
+        char *v = NULL;
+
+        ASSERT_OK(kube_test_control_json(e->server, "GET", "/log", NULL, &log));
+        for (size_t i = 0; i < json_array_length(log); i++) {
+                json_object *entry = json_object_array_get_idx(log, i);
+
+                if (streq_ptr(json_get_string(entry, "method"), method) &&
+                    streq_ptr(json_get_string(entry, "path"), path)) {
+                        free(v);
+                        v = strdup(strempty(json_get_string(json_get_member(json_get(entry, "query"), key), "")));
+                }
+        }
+        return v;
+}
+
+TEST(server_stuck_holder_keeps_its_slot) {
+        /* User story (issue 6, item 4): node-b rebooted into a bad kernel and does not come back;
+         * its lease expires. The next node does not follow it into the same image: the rollout
+         * stops and says why, one Warning Event on node-b tells the administrator, and
+         * `noderebootctl unlock` lets the fleet go on. */
+        Env e;
+        Result r = {};
+        Forced f = {};
+        _cleanup_free_ char *message = NULL;
+        usec_t now = now_usec(CLOCK_REALTIME), renewed_c;
+        Lock *l;
+
+        env_start(&e, NULL);
+        make_node(&e, "node-a");
+        make_node(&e, "node-c");
+        make_node_full(&e, "node-b", false,
+                       "\"" NODE_ANNOTATION_IN_PROGRESS "\":\"2026-11-27T10:00:00Z\","
+                       "\"" NODE_ANNOTATION_CORDONED "\":\"true\"");
+        make_lease(&e, "nodereboot-0", "node-b", now - 95 * USEC_PER_SEC, 60);     /* expired 35 s ago */
+        l = env_node(&e, 0, "node-a", 1, USEC_PER_MINUTE);
+
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        fprintf(stderr, "    %s\n", strempty(r.holders));
+        ASSERT_ERROR(r.error, EBUSY);
+        ASSERT_TRUE(strstr(r.holders, "nodereboot-0 held by node-b, expired 3"));
+        ASSERT_TRUE(strstr(r.holders, "s ago, but node-b is NotReady, cordoned by nodereboot and mid-cycle: not "
+                           "taking it over (a node that does not come back must not be followed); run "
+                           "'noderebootctl unlock nodereboot-0' once node-b is dealt with"));
+        {
+                _cleanup_free_ char *h = lease_holder(&e, "nodereboot-0"), *rv = NULL;
+
+                ASSERT_STREQ(h, "node-b");
+                ASSERT_EQ(count_log(&e, "PUT", NULL, 0), 0);
+                /* one read of its Node, served from the API server's cache */
+                ASSERT_EQ(count_log(&e, "GET", "/api/v1/nodes/node-b", 200), 1);
+                rv = last_query(&e, "GET", "/api/v1/nodes/node-b", "resourceVersion");
+                ASSERT_STREQ(rv, "0");
+        }
+        /* no tight loop on a slot that expired long ago */
+        ASSERT_EQ(lock_next_expiry(l), USEC_INFINITY);
+        ASSERT_EQ(wait_events(&e, "node-b", LOCK_EVENT_REASON_STUCK, 1, &message), 1);
+        ASSERT_STREQ(message, r.holders);
+        result_clear(&r);
+
+        /* asking again (the periodic re-check) posts no second Event for the same renewal */
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, EBUSY);
+        result_clear(&r);
+        ASSERT_OK(kube_test_run_for(e.event, 300 * USEC_PER_MSEC));
+        ASSERT_EQ(count_events(&e, "node-b", LOCK_EVENT_REASON_STUCK, NULL), 1);
+
+        /* Ready again but still mid-cycle (its daemon died before finishing): kept, and a renewal
+         * seen since is a new situation worth one more Event */
+        make_node_full(&e, "node-b", true, "\"" NODE_ANNOTATION_IN_PROGRESS "\":\"2026-11-27T10:00:00Z\"");
+        make_lease(&e, "nodereboot-0", "node-b", now - 90 * USEC_PER_SEC, 60);
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, EBUSY);
+        ASSERT_TRUE(strstr(r.holders, "but node-b is mid-cycle: not taking it over"));
+        result_clear(&r);
+        ASSERT_EQ(wait_events(&e, "node-b", LOCK_EVENT_REASON_STUCK, 2, NULL), 2);
+
+        /* its Node cannot be read: not demonstrably healthy, kept, no Event */
+        control(&e, "POST", "/faults",
+                "[{\"match\":\"nodes/node-b\",\"method\":\"GET\",\"action\":\"status\",\"status\":403,\"count\":1}]");
+        make_lease(&e, "nodereboot-0", "node-b", now - 85 * USEC_PER_SEC, 60);
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, EBUSY);
+        ASSERT_TRUE(strstr(r.holders, "but node-b is not known to be healthy (its Node could not be read: "));
+        result_clear(&r);
+        control(&e, "DELETE", "/faults", NULL);
+        ASSERT_OK(kube_test_run_for(e.event, 300 * USEC_PER_MSEC));
+        ASSERT_EQ(count_events(&e, "node-b", LOCK_EVENT_REASON_STUCK, NULL), 2);
+
+        /* with Concurrency=2 the other slot's live holder sets the next try, not the stuck one */
+        renewed_c = now_usec(CLOCK_REALTIME);
+        make_lease(&e, "nodereboot-1", "node-c", renewed_c, 60);
+        l = env_node(&e, 0, "node-a", 2, USEC_PER_MINUTE);
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, EBUSY);
+        ASSERT_TRUE(strstr(r.holders, "nodereboot-0 held by node-b, expired "));
+        ASSERT_TRUE(strstr(r.holders, "; nodereboot-1 held by node-c since "));
+        ASSERT_EQ(lock_next_expiry(l), renewed_c + 60 * USEC_PER_SEC);
+        result_clear(&r);
+
+        /* the administrator's unlock lets the fleet go on */
+        force(&e, env_node(&e, 1, "admin", 2, USEC_PER_MINUTE), "nodereboot-0", &f);
+        ASSERT_OK(f.error);
+        ASSERT_STREQ(f.holder, "node-b");
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        result_clear(&r);
+
+        /* an expired holder whose Node was deleted is gone for good: taken over */
+        make_lease(&e, "nodereboot-0", "node-gone", now - 95 * USEC_PER_SEC, 60);
+        control(&e, "DELETE", "/log", NULL);
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        ASSERT_EQ(count_log(&e, "GET", "/api/v1/nodes/node-gone", 404), 1);
+        result_clear(&r);
+
+        free(f.holder);
+        env_stop(&e);
+}
+
+TEST(server_unlabelled_slot) {
+        /* User story (issue 6, item 7.4): a GitOps tool rewrote a slot's Lease without the
+         * nodereboot.io/lock label. Nodes still find it by name, say who holds it, and put the label
+         * back with the next write they make anyway. */
+        Env e;
+        Result r = {};
+        usec_t now = now_usec(CLOCK_REALTIME);
+        Lock *l;
+
+        env_start(&e, NULL);
+        make_node(&e, "node-a");
+        make_node(&e, "node-b");
+        l = env_node(&e, 0, "node-a", 1, USEC_PER_MINUTE);
+
+        /* free, but invisible to the list: the create meets AlreadyExists once, then it is read by
+         * name and taken, with the label back */
+        make_lease_full(&e, "nodereboot-0", "", now, 60, NULL, NULL);
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        ASSERT_EQ(count_log(&e, "POST", "/leases", 409), 1);
+        ASSERT_EQ(count_log(&e, "POST", "/leases", 0), 1);
+        ASSERT_EQ(count_log(&e, "GET", LEASES "/nodereboot-0", 200), 1);
+        {
+                _cleanup_free_ char *h = lease_holder(&e, "nodereboot-0"), *v = lease_label(&e, "nodereboot-0");
+                ASSERT_STREQ(h, "node-a");
+                ASSERT_STREQ(v, "nodereboot");
+        }
+        result_clear(&r);
+
+        /* held by node-b: reported as such after one create, not "every attempt lost" after five */
+        make_lease_full(&e, "nodereboot-0", "node-b", now_usec(CLOCK_REALTIME), 60, NULL, NULL);
+        control(&e, "DELETE", "/log", NULL);
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, EBUSY);
+        ASSERT_TRUE(strstr(r.holders, "nodereboot-0 held by node-b since "));
+        ASSERT_EQ(count_log(&e, "POST", "/leases", 0), 1);
+        ASSERT_EQ(count_log(&e, "PUT", NULL, 0), 0);
+        result_clear(&r);
+
+        /* ours: found at start by name, and our renewal puts the label back */
+        make_lease_full(&e, "nodereboot-0", "node-a", now_usec(CLOCK_REALTIME), 60, NULL, NULL);
+        ASSERT_OK(lock_find_own(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        result_clear(&r);
+        ASSERT_OK(lock_renew(l, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        {
+                _cleanup_free_ char *v = lease_label(&e, "nodereboot-0");
+                ASSERT_STREQ(v, "nodereboot");
+        }
+        result_clear(&r);
+
+        /* labelled for another group: said so, never written */
+        make_lease_full(&e, "nodereboot-0", "", now_usec(CLOCK_REALTIME), 60, "gpu", NULL);
+        control(&e, "DELETE", "/log", NULL);
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, EBUSY);
+        ASSERT_TRUE(strstr(r.holders, "nodereboot-0 is labelled nodereboot.io/lock=gpu, not as a slot of nodereboot"));
+        ASSERT_EQ(count_log(&e, "PUT", NULL, 0), 0);
+        result_clear(&r);
+
+        /* released by its holder: that write puts the label back too */
+        make_lease_full(&e, "nodereboot-0", "node-a", now_usec(CLOCK_REALTIME), 60, NULL, NULL);
+        ASSERT_OK(lock_release(l, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        {
+                _cleanup_free_ char *h = lease_holder(&e, "nodereboot-0"), *v = lease_label(&e, "nodereboot-0");
+                ASSERT_TRUE(h == NULL);
+                ASSERT_STREQ(v, "nodereboot");
+        }
+        result_clear(&r);
+
+        env_stop(&e);
+}
+
+#define MACHINE_A "aaaaaaaaaaaa0000aaaaaaaaaaaa0000"
+#define MACHINE_B "bbbbbbbbbbbb1111bbbbbbbbbbbb1111"
+
+TEST(server_two_hosts_one_name) {
+        /* User story (issue 6, item 7.5): a cloned image gave two hosts the same [Node] Name=node-a.
+         * They never both believe they hold the slot: the second one is told, by a distinct
+         * error, and a lease written by an older version (no machine ID) is still adopted. */
+        Env e;
+        Result r = {};
+        _cleanup_free_ char *m = NULL;
+        Lock *a, *b, *ctl;
+
+        env_start(&e, NULL);
+        make_node(&e, "node-a");
+        a = env_node(&e, 0, "node-a", 1, USEC_PER_MINUTE);
+        b = env_node(&e, 1, "node-a", 1, USEC_PER_MINUTE);
+        ASSERT_OK(lock_set_machine_id(a, MACHINE_A));
+        ASSERT_OK(lock_set_machine_id(b, MACHINE_B));
+
+        ASSERT_OK(lock_acquire(a, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        result_clear(&r);
+        m = lease_machine(&e, "nodereboot-0");
+        ASSERT_STREQ(m, MACHINE_A);
+
+        /* the twin: acquire, renew (the pre-reboot confirmation) and find_own all refuse */
+        ASSERT_OK(lock_acquire(b, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, ENOTUNIQ);
+        ASSERT_TRUE(r.slot == NULL);
+        ASSERT_STREQ(r.holders, "lease nodereboot-0 is held under our name node-a by machine aaaaaaaaaaaa…, "
+                     "we are bbbbbbbbbbbb…: two hosts share [Node] Name=node-a");
+        result_clear(&r);
+        ASSERT_OK(lock_renew(b, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, ENOTUNIQ);
+        ASSERT_TRUE(strstr(r.holders, "two hosts share [Node] Name=node-a"));
+        result_clear(&r);
+        ASSERT_OK(lock_find_own(b, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, ENOTUNIQ);
+        ASSERT_TRUE(r.slot == NULL);
+        result_clear(&r);
+        /* its release leaves the other host's slot alone */
+        control(&e, "DELETE", "/log", NULL);
+        ASSERT_OK(lock_release(b, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_EQ(count_log(&e, "PUT", NULL, 0), 0);
+        result_clear(&r);
+        /* the rightful holder goes on */
+        ASSERT_OK(lock_renew(a, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        result_clear(&r);
+        ASSERT_OK(lock_find_own(a, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        result_clear(&r);
+
+        /* noderebootctl (no machine ID) sees node-a's slot */
+        ctl = env_node(&e, 2, "node-a", 1, USEC_PER_MINUTE);
+        ASSERT_OK(lock_find_own(ctl, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        result_clear(&r);
+
+        /* a lease from before machine IDs is ours, and gets ours with the write */
+        make_lease(&e, "nodereboot-0", "node-a", now_usec(CLOCK_REALTIME), 60);
+        ASSERT_OK(lock_acquire(b, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        result_clear(&r);
+        m = mfree(m);
+        m = lease_machine(&e, "nodereboot-0");
+        ASSERT_STREQ(m, MACHINE_B);
+        /* and now the other host is the twin */
+        ASSERT_OK(lock_renew(a, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, ENOTUNIQ);
+        result_clear(&r);
+
+        ASSERT_ERROR(lock_set_machine_id(a, ""), EINVAL);
+        ASSERT_ERROR(lock_set_machine_id(a, "a b"), EINVAL);
+        ASSERT_ERROR(lock_set_machine_id(a, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), EINVAL);
+        ASSERT_OK(lock_set_machine_id(a, NULL));
+        env_stop(&e);
+}
+
+typedef struct Lost {
+        bool done;
+        unsigned calls;
+        char *slot;
+        char *why;
+        usec_t when;
+} Lost;
+
+static void on_lost(Lock *l, const char *slot, const char *why, void *userdata) {
+        Lost *x = userdata;
+
+        x->calls++;
+        x->done = true;
+        x->when = now_usec(CLOCK_MONOTONIC);
+        free(x->slot);
+        free(x->why);
+        x->slot = strdup(slot);
+        x->why = strdup(why);
+}
+
+static void lost_clear(Lost *x) {
+        free(x->slot);
+        free(x->why);
+        *x = (Lost) {};
+}
+
+/* Holds nodereboot-0 as node-a and watches it. */
+static void hold_and_watch(Env *e, Lock *l, Lost *x) {
+        Result r = {};
+
+        make_lease(e, "nodereboot-0", "", now_usec(CLOCK_REALTIME), 60);
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(e, &r);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(r.slot, "nodereboot-0");
+        result_clear(&r);
+        lost_clear(x);
+        ASSERT_OK(lock_watch_held(l, "nodereboot-0", on_lost, x));
+        ASSERT_OK(kube_test_run_for(e->event, 300 * USEC_PER_MSEC));
+        ASSERT_EQ(x->calls, 0);
+}
+
+/* Runs until lost() ran; returns how long after t0 it did. */
+static usec_t wait_lost(Env *e, Lost *x, usec_t t0) {
+        ASSERT_OK(kube_test_run_until(e->event, &x->done, 10 * USEC_PER_SEC));
+        ASSERT_EQ(x->calls, 1);
+        ASSERT_STREQ(x->slot, "nodereboot-0");
+        fprintf(stderr, "    lost after %.1f ms: %s\n", (double) (x->when - t0) / USEC_PER_MSEC, x->why);
+        return x->when - t0;
+}
+
+/* Watches of the one lease by name in the server's log. */
+static int count_held_watches(Env *e) {
+        _cleanup_json_ json_object *log = NULL;
+        int n = 0;
+
+        ASSERT_OK(kube_test_control_json(e->server, "GET", "/log", NULL, &log));
+        for (size_t i = 0; i < json_array_length(log); i++) {
+                json_object *entry = json_object_array_get_idx(log, i);
+                json_object *q = json_get(entry, "query");
+
+                if (json_get_member(q, "watch") &&
+                    streq_ptr(json_get_string(json_get_member(q, "fieldSelector"), ""), "metadata.name=nodereboot-0"))
+                        n++;
+        }
+        return n;
+}
+
+TEST(server_watch_held) {
+        /* User story (issue 6, item 5): a holder learns within a second that its slot is gone (an
+         * administrator's unlock, another node's takeover, a deleted Lease, a twin), also after the
+         * server ended its watch, or forgot where it was; its own renewals are no alarm. */
+        Env e;
+        Lost x = {};
+        Result r = {};
+        Forced f = {};
+        usec_t t0;
+        Lock *l, *admin;
+
+        env_start(&e, NULL);
+        make_node(&e, "node-a");
+        make_node(&e, "node-b");
+        l = env_node(&e, 0, "node-a", 1, USEC_PER_MINUTE);
+        ASSERT_OK(lock_set_machine_id(l, MACHINE_A));
+        admin = env_node(&e, 1, "admin", 1, USEC_PER_MINUTE);
+        kube_client_set_watch_timeout(e.clients[0], 1);         /* the server ends the watch every 1 s */
+
+        /* the server ends the watch every second; renewals in between: no alarm */
+        control(&e, "DELETE", "/log", NULL);
+        hold_and_watch(&e, l, &x);
+        for (unsigned i = 0; i < 3; i++) {
+                ASSERT_OK(lock_renew(l, "nodereboot-0", on_result, &r));
+                wait_result(&e, &r);
+                ASSERT_OK(r.error);
+                result_clear(&r);
+                ASSERT_OK(kube_test_run_for(e.event, 800 * USEC_PER_MSEC));
+        }
+        ASSERT_EQ(x.calls, 0);
+        fprintf(stderr, "    %d watches of the held lease so far\n", count_held_watches(&e));
+        ASSERT_TRUE(count_held_watches(&e) >= 2);
+
+        /* an administrator's unlock, on a watch that was re-established */
+        t0 = now_usec(CLOCK_MONOTONIC);
+        force(&e, admin, "nodereboot-0", &f);
+        ASSERT_OK(f.error);
+        ASSERT_TRUE(wait_lost(&e, &x, t0) < USEC_PER_SEC);
+        ASSERT_STREQ(x.why, "released (no holder)");
+        ASSERT_OK(kube_test_run_for(e.event, 500 * USEC_PER_MSEC));
+        ASSERT_EQ(x.calls, 1);                  /* once */
+
+        /* another node took it */
+        hold_and_watch(&e, l, &x);
+        t0 = now_usec(CLOCK_MONOTONIC);
+        make_lease(&e, "nodereboot-0", "node-b", now_usec(CLOCK_REALTIME), 60);
+        ASSERT_TRUE(wait_lost(&e, &x, t0) < USEC_PER_SEC);
+        ASSERT_STREQ(x.why, "taken by node-b");
+
+        /* a host with the same name wrote it */
+        hold_and_watch(&e, l, &x);
+        t0 = now_usec(CLOCK_MONOTONIC);
+        make_lease_full(&e, "nodereboot-0", "node-a", now_usec(CLOCK_REALTIME), 60, "nodereboot", MACHINE_B);
+        ASSERT_TRUE(wait_lost(&e, &x, t0) < USEC_PER_SEC);
+        ASSERT_TRUE(startswith(x.why, "held under our name by machine bbbbbbbbbbbb"));
+
+        /* the Lease deleted */
+        hold_and_watch(&e, l, &x);
+        t0 = now_usec(CLOCK_MONOTONIC);
+        control(&e, "DELETE", "/objects/Lease/" NS "/nodereboot-0", NULL);
+        ASSERT_TRUE(wait_lost(&e, &x, t0) < USEC_PER_SEC);
+        ASSERT_STREQ(x.why, "its Lease was deleted");
+
+        /* a tool removes the label: still ours, still watched by name; then taken */
+        hold_and_watch(&e, l, &x);
+        make_lease_full(&e, "nodereboot-0", "node-a", now_usec(CLOCK_REALTIME), 60, NULL, MACHINE_A);
+        ASSERT_OK(kube_test_run_for(e.event, 500 * USEC_PER_MSEC));
+        ASSERT_EQ(x.calls, 0);
+        t0 = now_usec(CLOCK_MONOTONIC);
+        make_lease_full(&e, "nodereboot-0", "node-b", now_usec(CLOCK_REALTIME), 60, NULL, NULL);
+        ASSERT_TRUE(wait_lost(&e, &x, t0) < USEC_PER_SEC);
+        ASSERT_STREQ(x.why, "taken by node-b");
+
+        /* released while the API was away and the server forgot where the watch was (410): the
+         * watch lists again and sees it */
+        hold_and_watch(&e, l, &x);
+        control(&e, "POST", "/outage", "{\"seconds\": 1}");
+        make_lease(&e, "nodereboot-0", "", now_usec(CLOCK_REALTIME), 60);
+        flood_history(&e);
+        t0 = now_usec(CLOCK_MONOTONIC);
+        wait_lost(&e, &x, t0);
+        ASSERT_STREQ(x.why, "released (no holder)");
+
+        /* deleted while the API was away: the new list lacks it */
+        hold_and_watch(&e, l, &x);
+        control(&e, "POST", "/outage", "{\"seconds\": 1}");
+        control(&e, "DELETE", "/objects/Lease/" NS "/nodereboot-0", NULL);
+        flood_history(&e);
+        t0 = now_usec(CLOCK_MONOTONIC);
+        wait_lost(&e, &x, t0);
+        ASSERT_TRUE(streq(x.why, "its Lease no longer exists") || streq(x.why, "its Lease was deleted"));
+
+        /* unwatched: nothing more */
+        hold_and_watch(&e, l, &x);
+        lock_unwatch_held(l);
+        force(&e, admin, "nodereboot-0", &f);
+        ASSERT_OK(kube_test_run_for(e.event, 500 * USEC_PER_MSEC));
+        ASSERT_EQ(x.calls, 0);
+
+        ASSERT_ERROR(lock_watch_held(l, "other-0", on_lost, &x), EINVAL);
+        ASSERT_ERROR(lock_watch_held(l, "nodereboot-0", NULL, &x), EINVAL);
+        lost_clear(&x);
+        free(f.holder);
+        env_stop(&e);
+}
+
+TEST(server_renew_timeout) {
+        /* User story (issue 6, item 5): a renewal that hangs does not outlive the margin the
+         * holder set; it ends with -ETIMEDOUT, and the next one works. */
+        Env e;
+        Result r = {};
+        usec_t t0, took;
+        Lock *l;
+
+        env_start(&e, NULL);
+        make_node(&e, "node-a");
+        l = env_node(&e, 0, "node-a", 1, USEC_PER_MINUTE);
+        ASSERT_OK(lock_acquire(l, on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        result_clear(&r);
+
+        ASSERT_ERROR(lock_set_renew_timeout(l, NULL, USEC_PER_SEC), EINVAL);
+        ASSERT_OK(lock_set_renew_timeout(l, e.event, 300 * USEC_PER_MSEC));
+        control(&e, "POST", "/faults",
+                "[{\"match\":\"leases/nodereboot-0\",\"method\":\"GET\",\"action\":\"delay\",\"delay\":1.5,\"count\":1}]");
+        t0 = now_usec(CLOCK_MONOTONIC);
+        ASSERT_OK(lock_renew(l, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        took = now_usec(CLOCK_MONOTONIC) - t0;
+        fprintf(stderr, "    renewal gave up after %.1f ms\n", (double) took / USEC_PER_MSEC);
+        ASSERT_ERROR(r.error, ETIMEDOUT);
+        ASSERT_TRUE(took >= 300 * USEC_PER_MSEC && took < 800 * USEC_PER_MSEC);
+        result_clear(&r);
+
+        ASSERT_OK(lock_renew(l, "nodereboot-0", on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_OK(r.error);
+        result_clear(&r);
+        ASSERT_OK(lock_set_renew_timeout(l, NULL, 0));
+
+        /* let the delayed request finish on the server before it goes */
+        ASSERT_OK(kube_test_run_for(e.event, 1500 * USEC_PER_MSEC));
+        env_stop(&e);
+}
+
 int main(void) {
         RUN(slot_missing_and_vacant);
         RUN(slot_expiry_boundaries);
@@ -1430,6 +2281,13 @@ int main(void) {
         RUN(slots_from_list);
         RUN(node_not_found);
         RUN(state_names);
+        RUN(holder_is_idle);
+        RUN(check_order);
+        RUN(lease_owner);
+        RUN(find_own_lease);
+        RUN(labels_and_marks);
+        RUN(already_exists);
+        RUN(refusal_texts);
 
         if (!kube_test_server_available()) {
                 fprintf(stderr, "test API server not available ($SOURCE_ROOT, /usr/bin/python3): "
@@ -1446,5 +2304,10 @@ int main(void) {
         RUN(server_watch_outlives_outages);
         RUN(server_free_cancels);
         RUN(server_list_and_force_release);
+        RUN(server_stuck_holder_keeps_its_slot);
+        RUN(server_unlabelled_slot);
+        RUN(server_two_hosts_one_name);
+        RUN(server_watch_held);
+        RUN(server_renew_timeout);
         return 0;
 }

@@ -50,15 +50,83 @@ TEST(ready_and_unschedulable) {
         ASSERT_FALSE(node_is_unschedulable(odd));
 }
 
-TEST(unschedulable_patch) {
-        _cleanup_json_ json_object *on = NULL, *off = NULL;
+/* After a reboot the Node still says Ready=True with the old bootID until the node controller's
+ * grace period runs out; only the kubelet of this boot brings the node back. Boot IDs as the real
+ * kubelet reports them: /proc/sys/kernel/random/boot_id, dashed. */
+TEST(kubelet_is_back) {
+        static const char *const ours = "3f2504e04f8911d39a0c0305e82c3301";
+        const usec_t boot = 1764842400ULL * USEC_PER_SEC + 500 * USEC_PER_MSEC; /* 2025-12-04T10:00:00.5Z */
+        _cleanup_json_ json_object *stale = J(
+                "{\"status\":{\"nodeInfo\":{\"bootID\":\"aaaaaaaa-4f89-11d3-9a0c-0305e82c3301\"},"
+                "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\","
+                "\"lastHeartbeatTime\":\"2025-12-04T09:59:50Z\"}]}}");
+        _cleanup_json_ json_object *back = J(
+                "{\"status\":{\"nodeInfo\":{\"bootID\":\"3F2504E0-4F89-11D3-9A0C-0305E82C3301\"},"
+                "\"conditions\":[{\"type\":\"MemoryPressure\",\"status\":\"False\"},"
+                "{\"type\":\"Ready\",\"status\":\"True\",\"lastHeartbeatTime\":\"2025-12-04T10:00:07Z\"}]}}");
+        _cleanup_json_ json_object *same_second = J(
+                "{\"status\":{\"nodeInfo\":{\"bootID\":\"3f2504e0-4f89-11d3-9a0c-0305e82c3301\"},"
+                "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\","
+                "\"lastHeartbeatTime\":\"2025-12-04T10:00:00Z\"}]}}");
+        _cleanup_json_ json_object *not_ready = J(
+                "{\"status\":{\"nodeInfo\":{\"bootID\":\"3f2504e0-4f89-11d3-9a0c-0305e82c3301\"},"
+                "\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\","
+                "\"lastHeartbeatTime\":\"2025-12-04T10:00:07Z\"}]}}");
+        _cleanup_json_ json_object *old_heartbeat = J(
+                "{\"status\":{\"nodeInfo\":{\"bootID\":\"3f2504e0-4f89-11d3-9a0c-0305e82c3301\"},"
+                "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\","
+                "\"lastHeartbeatTime\":\"2025-12-04T09:59:58Z\"}]}}");
+        _cleanup_json_ json_object *no_heartbeat = J(
+                "{\"status\":{\"nodeInfo\":{\"bootID\":\"3f2504e0-4f89-11d3-9a0c-0305e82c3301\"},"
+                "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}");
+        _cleanup_json_ json_object *longer_id = J(
+                "{\"status\":{\"nodeInfo\":{\"bootID\":\"3f2504e0-4f89-11d3-9a0c-0305e82c330100\"},"
+                "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\","
+                "\"lastHeartbeatTime\":\"2025-12-04T10:00:07Z\"}]}}");
+        const char *why = NULL;
 
-        ASSERT_OK(node_unschedulable_patch(true, &on));
+        ASSERT_FALSE(node_kubelet_is_back(stale, ours, boot, &why));
+        ASSERT_TRUE(strstr(why, "another boot") != NULL);
+        ASSERT_TRUE(node_kubelet_is_back(back, ours, boot, &why));
+        ASSERT_TRUE(why == NULL);
+        /* a heartbeat in the boot's own second counts: the API keeps whole seconds */
+        ASSERT_TRUE(node_kubelet_is_back(same_second, ours, boot, NULL));
+        ASSERT_FALSE(node_kubelet_is_back(not_ready, ours, boot, &why));
+        ASSERT_TRUE(strstr(why, "Ready") != NULL);
+        ASSERT_FALSE(node_kubelet_is_back(old_heartbeat, ours, boot, &why));
+        ASSERT_TRUE(strstr(why, "predates") != NULL);
+        ASSERT_FALSE(node_kubelet_is_back(no_heartbeat, ours, boot, NULL));
+        ASSERT_FALSE(node_kubelet_is_back(longer_id, ours, boot, NULL));
+        ASSERT_FALSE(node_kubelet_is_back(NULL, ours, boot, NULL));
+}
+
+TEST(unschedulable_patch) {
+        _cleanup_json_ json_object *on = NULL, *off = NULL, *unmarked = NULL;
+
+        ASSERT_OK(node_unschedulable_patch(true, true, &on));
         ASSERT_TRUE(json_equal(on, "{\"spec\":{\"unschedulable\":true},"
                                    "\"metadata\":{\"annotations\":{\"nodereboot.io/cordoned\":\"true\"}}}"));
-        ASSERT_OK(node_unschedulable_patch(false, &off));
+        ASSERT_OK(node_unschedulable_patch(false, true, &off));
         ASSERT_TRUE(json_equal(off, "{\"spec\":{\"unschedulable\":null},"
                                     "\"metadata\":{\"annotations\":{\"nodereboot.io/cordoned\":null}}}"));
+        /* a node an admin cordoned before us gets no mark: nothing may later take it for ours */
+        ASSERT_OK(node_unschedulable_patch(true, false, &unmarked));
+        ASSERT_TRUE(json_equal(unmarked, "{\"spec\":{\"unschedulable\":true}}"));
+}
+
+/* The drain's cordon carries the mid-cycle mark in the same write, whoever cordoned the node
+ * first: the lock never takes an expired slot from a holder that bears it. */
+TEST(cordon_patch) {
+        _cleanup_json_ json_object *ours = NULL, *admins = NULL;
+        const usec_t now = 1764842400ULL * USEC_PER_SEC;
+
+        ASSERT_OK(node_cordon_patch(true, now, &ours));
+        ASSERT_TRUE(json_equal(ours, "{\"spec\":{\"unschedulable\":true},\"metadata\":{\"annotations\":{"
+                                     "\"nodereboot.io/reboot-in-progress\":\"2025-12-04T10:00:00Z\","
+                                     "\"nodereboot.io/cordoned\":\"true\"}}}"));
+        ASSERT_OK(node_cordon_patch(false, now, &admins));
+        ASSERT_TRUE(json_equal(admins, "{\"spec\":{\"unschedulable\":true},\"metadata\":{\"annotations\":{"
+                                       "\"nodereboot.io/reboot-in-progress\":\"2025-12-04T10:00:00Z\"}}}"));
 }
 
 TEST(taints_update) {
@@ -337,12 +405,16 @@ TEST(taint) {
         ASSERT_OK(wait_for(&d));
         ASSERT_EQ(requests("PATCH", "/api/v1/nodes/n1"), 0);
 
-        /* a node without any taints yet */
+        /* a NotReady node: only the node lifecycle controller's not-ready taints, which stay */
         ASSERT_OK(node_set_taint(client, "n2", "nodereboot.io/reboot", true, on_done, &e));
         ASSERT_OK(wait_for(&e));
         bare = stored_node("n2");
         ASSERT_TRUE(has_taint(bare, "nodereboot.io/reboot", "PreferNoSchedule"));
-        ASSERT_EQ(json_array_length(json_get(bare, "spec.taints")), 1);
+        for (size_t i = 0; i < json_array_length(json_get(bare, "spec.taints")); i++) {
+                const char *key = json_get_string(json_object_array_get_idx(json_get(bare, "spec.taints"), i),
+                                                  "key");
+                ASSERT_TRUE(streq_ptr(key, "nodereboot.io/reboot") || startswith(key, "node.kubernetes.io/"));
+        }
 }
 
 /* Someone else writes the node between our read and our write: we read again and win, without
@@ -420,6 +492,7 @@ TEST(event) {
         ASSERT_EQ(strlen(json_get_string(ev, "metadata.name")), strlen("n1.") + 16);
         ASSERT_STREQ(json_get_string(ev, "involvedObject.kind"), "Node");
         ASSERT_STREQ(json_get_string(ev, "involvedObject.name"), "n1");
+        ASSERT_STREQ(json_get_string(ev, "involvedObject.uid"), "n1");   /* as the kubelet does: kubectl selects on it */
         ASSERT_STREQ(json_get_string(ev, "type"), "Normal");
         ASSERT_STREQ(json_get_string(ev, "message"), "Rebooting n1 for linux-image-6.1");
         ASSERT_STREQ(json_get_string(ev, "source.component"), "nodereboot");
@@ -434,9 +507,37 @@ TEST(event) {
         ASSERT_ERROR(node_post_event(client, "n1", "Normal", "", "m", on_done, &bad), EINVAL);
 }
 
+/* Many waiting nodes report the same stuck slot: one Event, every post a success. */
+TEST(event_once) {
+        _cleanup_json_ json_object *events = NULL;
+        Result a = {}, b = {}, c = {};
+        unsigned n = 0;
+
+        ASSERT_OK(node_post_event_once(client, "n1", "stuck nodereboot-0 n1 10:00", "Warning", "LockStuckTest",
+                                       "seen by n2", on_done, &a));
+        ASSERT_OK(wait_for(&a));
+        ASSERT_OK(node_post_event_once(client, "n1", "stuck nodereboot-0 n1 10:00", "Warning", "LockStuckTest",
+                                       "seen by n3", on_done, &b));
+        ASSERT_OK(wait_for(&b));
+        ASSERT_OK(node_post_event_once(client, "n1", "stuck nodereboot-0 n1 10:30", "Warning", "LockStuckTest",
+                                       "seen by n3, later renewal", on_done, &c));
+        ASSERT_OK(wait_for(&c));
+        ASSERT_OK(a.error);
+        ASSERT_OK(b.error);
+        ASSERT_OK(c.error);
+
+        events = control("GET", "/objects?kind=Event&namespace=default", NULL);
+        for (size_t i = 0; i < json_array_length(events); i++)
+                if (streq_ptr(json_get_string(json_object_array_get_idx(events, i), "reason"), "LockStuckTest"))
+                        n++;
+        ASSERT_EQ(n, 2u);
+}
+
 int main(void) {
         RUN(ready_and_unschedulable);
+        RUN(kubelet_is_back);
         RUN(unschedulable_patch);
+        RUN(cordon_patch);
         RUN(taints_update);
 
         if (!kube_test_server_available()) {
@@ -451,6 +552,7 @@ int main(void) {
         RUN(taint_lost_races);
         RUN(taint_patch_shape);
         RUN(event);
+        RUN(event_once);
         server_teardown();
         return 0;
 }

@@ -62,10 +62,13 @@ static const Row table[] = {
 
         { P(RECOVERING), E(START),         ANY, ANY, ANY, ANY, ANY, ANY,   P(RECOVERING),   A(WAIT_READY) },
         { P(RECOVERING), E(NODE_READY),    ANY, ANY, ANY, ANY, ANY, ANY,   P(RECOVERING),   A(RESTORE) },
+        /* the slot is dropped (checked below), the node still brought back */
+        { P(RECOVERING), E(LOCK_LOST),     ANY, ANY, ANY, ANY, ANY, ANY,   P(RECOVERING),   A(NONE) },
         { P(RECOVERING), E(RESTORED),        0, ANY, ANY, ANY, ANY, ANY,   P(IDLE),         A(NONE) },
         { P(RECOVERING), E(RESTORED),        1, ANY, ANY, ANY, ANY, ANY,   P(PENDING),      A(ACQUIRE) },
 
         { P(ROLLING_BACK), E(START),       ANY, ANY, ANY, ANY, ANY, ANY,   P(ROLLING_BACK), A(RESTORE) },
+        { P(ROLLING_BACK), E(LOCK_LOST),   ANY, ANY, ANY, ANY, ANY, ANY,   P(ROLLING_BACK), A(NONE) },
         { P(ROLLING_BACK), E(RESTORED),      0, ANY, ANY, ANY, ANY, ANY,   P(IDLE),         A(NONE) },
         { P(ROLLING_BACK), E(RESTORED),      1, ANY, ANY, ANY, ANY,   0,   P(IDLE),         A(NONE) },
         { P(ROLLING_BACK), E(RESTORED),      1, ANY, ANY, ANY, ANY,   1,   P(PENDING),      A(ACQUIRE) },
@@ -170,8 +173,11 @@ TEST(exhaustive_table) {
                 /* every phase change is stamped */
                 if (n.phase != s.phase)
                         ASSERT_EQ(n.phase_since, 5000);
-                /* a lease is held exactly in the phases that hold one */
+                /* a lease is held only in the phases that hold one; a lost slot is dropped (it is
+                 * not ours to renew or release) and the node still brought back */
                 if (n.phase == P(IDLE) || n.phase == P(PENDING))
+                        ASSERT_TRUE(!n.lease);
+                else if (event == E(LOCK_LOST) && s.phase != P(IDLE) && s.phase != P(PENDING))
                         ASSERT_TRUE(!n.lease);
                 else
                         ASSERT_TRUE(n.lease);
@@ -283,6 +289,66 @@ TEST(drain_failure_keeps_admin_cordon_and_backs_off) {
         reboot_state_done(&s);
 }
 
+/* An admin's unlock (or a takeover) while draining: the cycle is given up and the node lets the
+ * slot's new holder go first, backing off like any given-up cycle instead of taking it straight
+ * back. */
+TEST(lock_lost_while_draining_backs_off) {
+        RebootState s;
+        RebootEventData d = { .sentinel_present = true, .lease = "nodereboot-0" };
+
+        reboot_state_init(&s);
+        step(&s, E(SENTINEL), &d, &policy, 1, P(PENDING), A(ACQUIRE));
+        step(&s, E(LOCK_ACQUIRED), &d, &policy, 2, P(LOCKED), A(READ_NODE));
+        step(&s, E(NODE_READ), &d, &policy, 3, P(DRAINING), A(DRAIN));
+        step(&s, E(LOCK_LOST), &d, &policy, 4, P(ROLLING_BACK), A(RESTORE));
+        ASSERT_TRUE(s.cordoned);
+        ASSERT_EQ(s.retry_after, 4 + policy.retry_usec);
+        ASSERT_STREQ(s.last_error, "lost the lock while draining");
+        step(&s, E(RESTORED), &d, &policy, 5, P(PENDING), A(ACQUIRE));
+        ASSERT_EQ(s.retry_after, 4 + policy.retry_usec);
+        reboot_state_done(&s);
+}
+
+/* An administrator unlocks the slot of a node whose kubelet does not come back: the daemon stops
+ * renewing and will not release what is not its own, but still brings its node back. */
+TEST(lock_lost_after_the_reboot_drops_the_slot) {
+        RebootState s;
+        RebootEventData d = { .sentinel_present = false, .same_boot = false };
+
+        make_state(&s, P(RECOVERING), 1, 0, 0);
+        step(&s, E(LOCK_LOST), &d, &policy, 10, P(RECOVERING), A(NONE));
+        ASSERT_TRUE(!s.lease);
+        ASSERT_TRUE(s.cordoned);
+        ASSERT_FALSE(reboot_phase_holds_lock(s.phase) && s.lease);
+        step(&s, E(NODE_READY), &d, &policy, 11, P(RECOVERING), A(RESTORE));
+        step(&s, E(RESTORED), &d, &policy, 12, P(IDLE), A(NONE));
+        reboot_state_done(&s);
+
+        make_state(&s, P(ROLLING_BACK), 1, 0, 1);
+        step(&s, E(LOCK_LOST), &d, &policy, 10, P(ROLLING_BACK), A(NONE));
+        ASSERT_TRUE(!s.lease);
+        reboot_state_done(&s);
+}
+
+/* The slot is recorded with the machine ID it was taken under, and both are forgotten together. */
+TEST(lease_keeps_its_machine_id) {
+        RebootState s;
+        RebootEventData d = { .sentinel_present = false, .lease = "nodereboot-0",
+                              .machine_id = "3d1219c7c4c5404aaa1f6d2a48adfda4" };
+
+        reboot_state_init(&s);
+        d.sentinel_present = true;
+        step(&s, E(SENTINEL), &d, &policy, 1, P(PENDING), A(ACQUIRE));
+        step(&s, E(LOCK_ACQUIRED), &d, &policy, 2, P(LOCKED), A(READ_NODE));
+        ASSERT_STREQ(s.lease_machine_id, "3d1219c7c4c5404aaa1f6d2a48adfda4");
+        d.sentinel_present = false;
+        step(&s, E(SENTINEL), &d, &policy, 3, P(ROLLING_BACK), A(RESTORE));
+        ASSERT_STREQ(s.lease_machine_id, "3d1219c7c4c5404aaa1f6d2a48adfda4");   /* released under it */
+        step(&s, E(RESTORED), &d, &policy, 4, P(IDLE), A(NONE));
+        ASSERT_TRUE(!s.lease && !s.lease_machine_id);
+        reboot_state_done(&s);
+}
+
 TEST(strings) {
         for (int i = 0; i < _REBOOT_PHASE_MAX; i++)
                 ASSERT_EQ(reboot_phase_from_string(reboot_phase_to_string(i)), i);
@@ -298,6 +364,9 @@ TEST(strings) {
 int main(void) {
         RUN(exhaustive_table);
         RUN(admin_cordon_is_remembered);
+        RUN(lock_lost_while_draining_backs_off);
+        RUN(lock_lost_after_the_reboot_drops_the_slot);
+        RUN(lease_keeps_its_machine_id);
         RUN(reboot_that_never_happens_rolls_back);
         RUN(drain_failure_keeps_admin_cordon_and_backs_off);
         RUN(strings);

@@ -144,6 +144,7 @@ static void assert_state_equal(const RebootState *a, const RebootState *b) {
         ASSERT_EQ(a->phase, b->phase);
         ASSERT_EQ(a->rollback_to, b->rollback_to);
         ASSERT_TRUE(streq_ptr(a->lease, b->lease));
+        ASSERT_TRUE(streq_ptr(a->lease_machine_id, b->lease_machine_id));
         ASSERT_EQ(a->cordoned, b->cordoned);
         ASSERT_EQ(a->node_was_unschedulable, b->node_was_unschedulable);
         ASSERT_EQ(a->drained, b->drained);
@@ -163,6 +164,7 @@ static void make_full_state(RebootState *s) {
         s->phase = REBOOT_PHASE_ROLLING_BACK;
         s->rollback_to = REBOOT_PHASE_PENDING;
         s->lease = strdup("nodereboot-1");
+        s->lease_machine_id = strdup("3d1219c7c4c5404aaa1f6d2a48adfda4");
         s->cordoned = true;
         s->node_was_unschedulable = true;
         s->drained = true;
@@ -174,7 +176,7 @@ static void make_full_state(RebootState *s) {
         s->retry_after = USEC_INFINITY;
         s->reason = strdup("linux-image-6.1.0-28-amd64 \"quoted\" back\\slash/ü\nsecond line\ttab");
         s->last_error = strdup("drain timed out: pod kube-system/coredns-5d78c9869d-abcde");
-        ASSERT_TRUE(s->lease && s->reason && s->last_error);
+        ASSERT_TRUE(s->lease && s->lease_machine_id && s->reason && s->last_error);
 }
 
 /* The JSON of a full state as a json-c object, to tamper with one member. */
@@ -443,6 +445,9 @@ TEST(corrupt_wrong_fields) {
                 { "lease", "5", "a string or null" },
                 { "lease", "[\"nodereboot-0\"]", "a string or null" },
                 { "lease", "\"node\\u0000reboot-0\"", "without NUL" },
+                { "lease_machine_id", "7", "a string or null" },
+                { "lease_machine_id", "\"\"", "a machine ID" },
+                { "lease_machine_id", "\"a b\"", "a machine ID" },
                 { "cordoned", "\"yes\"", "true or false" },
                 { "cordoned", "1", "true or false" },
                 { "node_was_unschedulable", "0", "true or false" },
@@ -700,6 +705,11 @@ TEST(refuses_to_write_what_it_cannot_read) {
         reboot_state_init(&s);
         strcpy(s.boot_id, "0123");
         ASSERT_ERROR(state_to_json(&s, &text), EINVAL);
+
+        reboot_state_init(&s);
+        s.lease_machine_id = strdup("not/a/machine/id");
+        ASSERT_ERROR(state_to_json(&s, &text), EINVAL);
+        reboot_state_done(&s);
 
         reboot_state_init(&s);
         s.retry_after = USEC_INFINITY - 1;

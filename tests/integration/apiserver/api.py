@@ -3,8 +3,10 @@ evictions and discovery. Each connection runs in its own thread; the TLS handsha
 too, so a slow client never holds up the accept loop."""
 
 import collections
+import copy
 import json
 import queue
+import random
 import select
 import socket
 import ssl
@@ -18,14 +20,21 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import errors, resources, tables
 from .errors import ApiError
+from .objects import check_preconditions
 from .patches import APPLY_PATCH
 from .selectors import FieldSelector, LabelSelector, selector_from_spec
 from .store import Watcher
 from .tokens import PROTOBUF, token_request_from_protobuf
 
 MAX_BODY = 3 * 1024 * 1024
-DEFAULT_WATCH_TIMEOUT = 1800
 BOOKMARK_INTERVAL = 5.0
+
+
+def watch_lifetime(min_request_timeout):
+    """How long the server keeps a watch open when the client sets no timeoutSeconds: like the real
+    one (apiserver/pkg/endpoints/handlers/get.go, ListResource), a random time in
+    [min-request-timeout, 2 x min-request-timeout], so no client may count on a watch lasting."""
+    return min_request_timeout * (1.0 + random.random())
 
 
 class RequestLog:
@@ -322,6 +331,24 @@ class ApiHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _send_throttled(self, retry_after):
+        """API Priority and Fairness turned the request away (tooManyRequests in maxinflight.go):
+        http.Error's plain text, not a Status, and a Retry-After header (always "1" there)."""
+        body = b"Too many requests, please try again later.\n"
+        self._record(429)
+        self.send_response(429)
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Retry-After", str(retry_after))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("X-Kubernetes-Pf-Flowschema-Uid", "db87a960-5a40-4553-a3fe-1d6247ba4085")
+        self.send_header("X-Kubernetes-Pf-Prioritylevel-Uid", "ee7f4f11-01fe-414d-ac41-cfef30cb87e6")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.wfile.flush()
+
     def _drop(self):
         self.close_connection = True
         try:
@@ -376,12 +403,16 @@ class ApiHandler(BaseHTTPRequestHandler):
                     return
                 elif fault["action"] == "status":
                     code = int(fault.get("status", 503))
-                    st = errors.status_object(code, fault.get("message"))
-                    hdrs = {}
+                    st = fault.get("body") or errors.status_object(code, fault.get("message"))
+                    hdrs = dict(fault.get("headers") or {})
                     if fault.get("retry_after") is not None:
                         hdrs["Retry-After"] = str(fault["retry_after"])
                     status = code
                     self._send_json(code, st, hdrs)
+                    return
+                elif fault["action"] == "throttle":
+                    status = 429
+                    self._send_throttled(fault.get("retry_after", 1))
                     return
                 elif fault["action"] == "conflict":
                     status = 409
@@ -613,14 +644,17 @@ class ApiHandler(BaseHTTPRequestHandler):
             except ValueError:
                 raise ApiError(400, 'resourceVersion: Invalid value: "%s": must be a number' % rv_param,
                                "BadRequest")
-        timeout = DEFAULT_WATCH_TIMEOUT
+        timeout = 0.0
         if query.get("timeoutSeconds"):
             try:
                 timeout = float(query["timeoutSeconds"])
             except ValueError:
                 raise errors.bad_request("timeoutSeconds must be a number")
+        if timeout <= 0:
+            timeout = watch_lifetime(ctx.min_request_timeout)
         bookmarks = query.get("allowWatchBookmarks") in ("1", "true", "True")
-        watcher = Watcher(res, ns, ls, fs, info={"path": self.path, "user": entry["user"], "started": time.time()})
+        watcher = Watcher(res, ns, ls, fs, info={"path": self.path, "user": entry["user"], "started": time.time(),
+                                                 "ends": time.time() + timeout})
         ok = ctx.store.subscribe(watcher, since)
         try:
             self._record(200)
@@ -632,7 +666,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.flush()
             if not ok:
-                err = errors.status_object(410, "too old resource version: %d (%d)" % (since, ctx.store.floor),
+                err = errors.status_object(410, "too old resource version: %d (%d)"
+                                           % (since, ctx.store.floor(res.storage)),
                                            "Expired")
                 self._chunk({"type": "ERROR", "object": err})
                 timeout = 0
@@ -695,43 +730,127 @@ class ApiHandler(BaseHTTPRequestHandler):
             return True
 
     # -- eviction --------------------------------------------------------------------------------
+    # pkg/registry/core/pod/storage/eviction.go (1.28), answer for answer: reference cases 01-10.
+    EVICTION_REFUSED = "Cannot evict pod as it would violate the pod's disruption budget."
+    MAX_DISRUPTED_PODS = 2000
+
     def _evict(self, ctx, res, ns, name, body, dry):
         if body.get("metadata", {}).get("name") not in (None, "", name):
             raise errors.bad_request("name in URL does not match name in Eviction object")
-        pdb_res = resources.by_kind("PodDisruptionBudget")
         opts = dict(body.get("deleteOptions") or {})
-        with ctx.store.lock:
-            pod = ctx.objects.get(res, ns, name)
-            ok = errors.success_status(201)
-            if pod["metadata"].get("deletionTimestamp"):
-                self._send_json(201, ok)
-                return 201
-            phase = (pod.get("status") or {}).get("phase")
-            if phase not in ("Succeeded", "Failed", "Pending"):
-                labels = pod["metadata"].get("labels")
-                pdbs, _ = ctx.store.list(pdb_res.storage, ns)
-                pdbs = [p for p in pdbs if selector_from_spec((p.get("spec") or {}).get("selector"))(labels)]
-                if len(pdbs) > 1:
-                    raise ApiError(500, "This pod has more than one PodDisruptionBudget, which the eviction "
-                                        "subresource does not support.", "InternalError")
-                if pdbs:
-                    pdb = pdbs[0]
-                    st = pdb.get("status") or {}
-                    msg = "Too many requests: Cannot evict pod as it would violate the pod's disruption budget."
-                    if st.get("observedGeneration", 0) < pdb["metadata"].get("generation", 1):
-                        raise ApiError(429, msg, "TooManyRequests", {"causes": [{
-                            "reason": "DisruptionBudget",
-                            "message": "The disruption budget %s is still being processed by the server."
-                                       % pdb["metadata"]["name"]}]})
-                    if st.get("disruptionsAllowed", 0) <= 0:
-                        raise ApiError(429, msg, "TooManyRequests", {"causes": [{
-                            "reason": "DisruptionBudget",
-                            "message": "The disruption budget %s needs %d healthy pods and has %d currently"
-                                       % (pdb["metadata"]["name"], st.get("desiredHealthy", 0),
-                                          st.get("currentHealthy", 0))}]})
-            ctx.objects.delete(res, ns, name, opts, dry=dry)
-        self._send_json(201, ok)
+        retry = ctx.eviction_retry_duration
+        try:
+            with ctx.store.lock:
+                self._evict_locked(ctx, res, ns, name, opts, dry)
+        except _AfterRetries as e:
+            # The real handler retries conflicts (20 x 0.5 s) before it gives up: answer that late.
+            time.sleep(e.delay if e.delay is not None else retry)
+            raise e.error
+        self._send_json(201, errors.success_status(201))
         return 201
+
+    def _evict_locked(self, ctx, res, ns, name, opts, dry):
+        pod = ctx.objects.get(res, ns, name)
+        recreated = self._eviction_fault(ctx, pod, None, opts)
+        if _can_ignore_pdb(pod):
+            # Terminal, Pending or already terminating: deleted without looking at budgets. A
+            # conflict is retried unless the client set a resourceVersion precondition.
+            self._evict_delete(ctx, res, pod, opts, dry, not _rv_precondition(opts), recreated)
+            return
+        pdb_res = resources.by_kind("PodDisruptionBudget")
+        pdbs, _ = ctx.store.list(pdb_res.storage, ns)
+        labels = pod["metadata"].get("labels")
+        pdbs = [p for p in pdbs if ((p.get("spec") or {}).get("selector") or {})
+                and selector_from_spec(p["spec"]["selector"])(labels)]
+        if len(pdbs) > 1:
+            raise ApiError(500, "This pod has more than one PodDisruptionBudget, which the eviction subresource "
+                                "does not support.", errors.NO_REASON)
+        if pdbs:
+            pdb = pdbs[0]
+            st = pdb.get("status") or {}
+            fault = self._eviction_fault(ctx, pod, pdb, opts)
+            # An unready pod under a satisfied budget goes without touching the budget.
+            unready_ok = (not _pod_ready(pod) and st.get("currentHealthy", 0) >= st.get("desiredHealthy", 0)
+                          and st.get("desiredHealthy", 0) > 0)
+            if fault is not None or not unready_ok:
+                self._check_and_decrement(ctx, pdb_res, pod, pdb, dry, fault)
+        # The budget is already decremented if the delete fails now, as on the real server.
+        self._evict_delete(ctx, res, pod, opts, dry, False, recreated)
+
+    def _eviction_fault(self, ctx, pod, pdb, opts):
+        """An injected answer for this eviction (faults.py): the pdb-* ones once the pod's one PDB
+        is known, uid-conflict only for a request with a UID precondition."""
+        def applies(rule):
+            if rule["answer"] == "uid-conflict":
+                return pdb is None and bool((opts.get("preconditions") or {}).get("uid"))
+            return pdb is not None
+        path = "/api/v1/namespaces/%s/pods/%s/eviction" % (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        fault = ctx.faults.take("POST", path, self._entry["user"], actions=("eviction",), accept=applies)
+        if fault is not None:
+            self._entry["fault"] = "eviction:" + fault["answer"]
+        return fault
+
+    def _check_and_decrement(self, ctx, pdb_res, pod, pdb, dry, fault):
+        """checkAndDecrement: refuse, or take one disruption from the budget and note the pod in
+        status.disruptedPods (the disruption controller drops the entry once the pod goes)."""
+        md, st = pdb["metadata"], copy.deepcopy(pdb.get("status") or {})
+        answer = fault["answer"] if fault else None
+        cause = [{"reason": "DisruptionBudget", "message": "The disruption budget %s is still being processed by the "
+                                                           "server." % md["name"]}]
+        if answer == "pdb-conflict":
+            raise _AfterRetries(errors.conflict(pdb_res, md["name"]), fault.get("delay"))
+        if answer == "pdb-processing" or st.get("observedGeneration", 0) < md.get("generation", 1):
+            raise errors.too_many_requests(self.EVICTION_REFUSED, 10, cause)
+        if answer == "pdb-negative" or st.get("disruptionsAllowed", 0) < 0:
+            raise errors.forbidden_by("poddisruptionbudget", "policy", md["name"],
+                                      "pdb disruptions allowed is negative")
+        if answer == "pdb-too-many-disrupted" or len(st.get("disruptedPods") or {}) > self.MAX_DISRUPTED_PODS:
+            raise errors.forbidden_by("poddisruptionbudget", "policy", md["name"],
+                                      "DisruptedPods map too big - too many evictions not confirmed by PDB "
+                                      "controller")
+        if answer == "pdb-budget" or st.get("disruptionsAllowed", 0) == 0:
+            raise errors.too_many_requests(self.EVICTION_REFUSED, 0, [{
+                "reason": "DisruptionBudget",
+                "message": "The disruption budget %s needs %d healthy pods and has %d currently"
+                           % (md["name"], st.get("desiredHealthy", 0), st.get("currentHealthy", 0))}])
+        if dry:
+            return
+        st["disruptionsAllowed"] -= 1
+        if st["disruptionsAllowed"] == 0:
+            for c in st.get("conditions") or []:
+                if c.get("type") == "DisruptionAllowed" and c.get("status") != "False":
+                    c.update(status="False", reason="InsufficientPods", lastTransitionTime=ctx.clock.rfc3339())
+        st.setdefault("disruptedPods", {})[pod["metadata"]["name"]] = ctx.clock.rfc3339()
+        new = copy.deepcopy(pdb)
+        new["status"] = st
+        ctx.objects.replace_raw(pdb_res, new)
+
+    def _evict_delete(self, ctx, res, pod, opts, dry, retried, recreated=None):
+        """addConditionAndDeletePod: the preconditions, the pod's DisruptionTarget condition
+        (PodDisruptionConditions is on in 1.28), then the delete. recreated: an injected
+        uid-conflict, as if the pod had been deleted and recreated since the client read it."""
+        md = pod["metadata"]
+        try:
+            if recreated is not None:
+                raise errors.precondition_conflict(res, md["name"], "UID", opts["preconditions"]["uid"],
+                                                   str(uuid.uuid4()))
+            check_preconditions(res, pod, opts)
+        except ApiError as e:
+            if retried and e.code == 409:
+                raise _AfterRetries(e, (recreated or {}).get("delay"))
+            raise
+        if dry:
+            return
+        new = copy.deepcopy(pod)
+        conds = new.setdefault("status", {}).setdefault("conditions", [])
+        if not any(c.get("type") == "DisruptionTarget" and c.get("status") == "True" for c in conds):
+            conds[:] = [c for c in conds if c.get("type") != "DisruptionTarget"] + [{
+                "type": "DisruptionTarget", "status": "True", "lastProbeTime": None,
+                "lastTransitionTime": ctx.clock.rfc3339(), "reason": "EvictionByEvictionAPI",
+                "message": "Eviction API: evicting"}]
+            pod = ctx.objects.replace_raw(res, new)
+        opts.pop("preconditions", None)  # checked above; the condition's write changed the resourceVersion
+        ctx.objects.delete(res, md["namespace"], md["name"], opts)
 
     # -- discovery and the rest ------------------------------------------------------------------
     def _serve_discovery(self, ctx, method, route, user):
@@ -763,3 +882,27 @@ class ApiHandler(BaseHTTPRequestHandler):
         else:
             raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
         return 200
+
+
+class _AfterRetries(Exception):
+    """An eviction error the real handler answers only after its conflict retries."""
+
+    def __init__(self, error, delay):
+        super().__init__(str(error))
+        self.error = error
+        self.delay = delay
+
+
+def _can_ignore_pdb(pod):
+    """eviction.go canIgnorePDB."""
+    return ((pod.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Pending")
+            or bool(pod["metadata"].get("deletionTimestamp")))
+
+
+def _rv_precondition(opts):
+    return bool((opts.get("preconditions") or {}).get("resourceVersion"))
+
+
+def _pod_ready(pod):
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])

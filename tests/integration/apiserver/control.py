@@ -9,15 +9,29 @@ change the world around it. JSON in and out; the endpoints are the ROUTES table 
                                   user_agent, user, verb, group, resource, namespace, name,
                                   message; DELETE /log does not clear it
   GET /rbac                       what --rbac-manifests loaded (names and counts)
-  GET/POST/DELETE /faults         rules {match, method?, user?, action: status|delay|drop|conflict,
-                                  status?, delay?, count?, message?, retry_after?}; POST appends
+  GET/POST/DELETE /faults         rules {match, method?, user?, action, count?, ...}: POST appends;
+                                  actions status|delay|drop|conflict|throttle|eviction (faults.py)
   GET/POST /outage {"seconds": N} close the API port for N s (0 = reopen now)
   POST /tokens {"token", "user"}; POST /client-cert {"user", "groups"?} -> {cert, key, ca}
-  POST /nodes/NAME/ready {"ready": bool}
-  GET /timeline                   node schedulability changes {time, node, unschedulable, ...}
+  POST /nodes/NAME/ready {"ready": bool, "boot_id"?}
+                                  the node's container runtime down or up: its kubelet keeps
+                                  posting, Ready=False/True; with a boot_id other than the
+                                  kubelet's, the node rebooted into that boot first
+  GET /kubelets[/NAME]            kubelets {node, running, boot_id, started, stopped, serving, ...}
+  POST /kubelets/NAME/stop        the machine went down: the kubelet posts nothing more (the Node
+                                  keeps saying Ready with the old bootID)
+  POST /kubelets/NAME/start {"boot_id"?, "new_boot"?, "not_ready_seconds"?}
+                                  the kubelet (re)starts, in boot boot_id (a new random one with
+                                  new_boot; the same without either); creates it for a Node that
+                                  does not exist yet
+  GET /timeline[?kubelets=1]      node schedulability changes {time, node, unschedulable, ...};
+                                  with kubelets=1 also {time, node, kubelet: started|stopped|
+                                  ready|notready, boot_id}, in time order
   GET /objects?kind=K[&namespace=NS][&name=N]; POST /objects (object or list: create or replace
                                   as given, status included); DELETE /objects/KIND/NS-or-_/NAME
-  GET/POST /clock {"offset": S}; GET/POST /controllers {replicasets, deletion_scale, start_delay}
+  GET/POST /clock {"offset": S}; GET/POST /controllers {replicasets, deletion_scale, start_delay,
+                                  node_monitor_grace_period, node_status_report_frequency,
+                                  min_request_timeout, eviction_retry_duration}
   GET /watches (open watch streams); GET /state (resourceVersion, history floor, API port state)
 """
 
@@ -167,15 +181,50 @@ def post_client_cert(ctx, body, q):
 
 
 def post_node_ready(ctx, body, q, name):
-    node = ctx.cluster.set_node_ready(name, bool((body or {}).get("ready", True)))
+    body = body or {}
+    node = ctx.cluster.set_node_ready(name, bool(body.get("ready", True)), body.get("boot_id"))
     if node is None:
         raise _Bad(404, "no node %s" % name)
     return 200, node
 
 
+def _kubelet(ctx, name):
+    k = ctx.cluster.kubelets.get(name)
+    if k is None:
+        raise _Bad(404, "no kubelet for node %s" % name)
+    return k
+
+
+def get_kubelets(ctx, body, q):
+    with ctx.store.lock:
+        return 200, [k.info() for _, k in sorted(ctx.cluster.kubelets.by_node.items())]
+
+
+def get_kubelet(ctx, body, q, name):
+    with ctx.store.lock:
+        return 200, _kubelet(ctx, name).info()
+
+
+def post_kubelet_stop(ctx, body, q, name):
+    with ctx.store.lock:
+        _kubelet(ctx, name)
+        return 200, ctx.cluster.kubelets.stop(name).info()
+
+
+def post_kubelet_start(ctx, body, q, name):
+    body = body or {}
+    k = ctx.cluster.kubelets.start(name, boot_id=body.get("boot_id"), new_boot=bool(body.get("new_boot")),
+                                   not_ready_seconds=body.get("not_ready_seconds"))
+    with ctx.store.lock:
+        return 200, k.info()
+
+
 def get_timeline(ctx, body, q):
     with ctx.store.lock:
-        return 200, list(ctx.cluster.timeline)
+        out = list(ctx.cluster.timeline)
+        if q.get("kubelets") in ("1", "true"):
+            out = sorted(out + ctx.cluster.kubelets.timeline, key=lambda e: e["time"])
+        return 200, out
 
 
 def get_objects(ctx, body, q):
@@ -227,13 +276,26 @@ def post_controllers(ctx, body, q):
         ctx.cluster.deletion_scale = float(body["deletion_scale"])
     if "start_delay" in body:
         ctx.cluster.start_delay = float(body["start_delay"])
+    timing = ctx.cluster.timing
+    if "node_monitor_grace_period" in body:
+        timing.grace_period = float(body["node_monitor_grace_period"])
+        timing.startup_grace_period = timing.grace_period * 1.5
+    if "node_status_report_frequency" in body:
+        timing.status_report = float(body["node_status_report_frequency"])
+    if "min_request_timeout" in body:
+        ctx.min_request_timeout = float(body["min_request_timeout"])
+    if "eviction_retry_duration" in body:
+        ctx.eviction_retry_duration = float(body["eviction_retry_duration"])
     return 200, get_controllers(ctx, None, q)[1]
 
 
 def get_controllers(ctx, body, q):
     c = ctx.cluster
     return 200, {"replicasets": c.replicasets_enabled, "deletion_scale": c.deletion_scale,
-                 "start_delay": c.start_delay}
+                 "start_delay": c.start_delay, "node_monitor_grace_period": c.timing.grace_period,
+                 "node_status_report_frequency": c.timing.status_report,
+                 "min_request_timeout": ctx.min_request_timeout,
+                 "eviction_retry_duration": ctx.eviction_retry_duration}
 
 
 def get_watches(ctx, body, q):
@@ -242,7 +304,7 @@ def get_watches(ctx, body, q):
 
 
 def get_state(ctx, body, q):
-    return 200, {"resourceVersion": str(ctx.store.current_rv()), "history_floor": ctx.store.floor,
+    return 200, {"resourceVersion": str(ctx.store.current_rv()), "history_floor": ctx.store.floor(),
                  "api": ctx.listener.state(), "clock_offset": ctx.clock.offset}
 
 
@@ -259,6 +321,10 @@ ROUTES = {
     ("POST", r"/tokens"): post_token,
     ("POST", r"/client-cert"): post_client_cert,
     ("POST", r"/nodes/([^/]+)/ready"): post_node_ready,
+    ("GET", r"/kubelets"): get_kubelets,
+    ("GET", r"/kubelets/([^/]+)"): get_kubelet,
+    ("POST", r"/kubelets/([^/]+)/stop"): post_kubelet_stop,
+    ("POST", r"/kubelets/([^/]+)/start"): post_kubelet_start,
     ("GET", r"/timeline"): get_timeline,
     ("GET", r"/objects"): get_objects,
     ("POST", r"/objects"): post_objects,

@@ -1,6 +1,8 @@
-"""The rest of a cluster, simulated: the disruption controller (PDB status), the kubelet (starts
-pods, confirms deletions after the scaled grace period), the scheduler, the ReplicaSet controller,
-and a recorder of node schedulability for the tests' safety assertions.
+"""The rest of a cluster, simulated: the disruption controller (PDB status), the kubelet's work
+on pods (starts them, confirms deletions after the scaled grace period, restarts them after a
+reboot), the scheduler, the ReplicaSet controller, and a recorder of node schedulability for the
+tests' safety assertions. The kubelets' node status and the node lifecycle controller are in
+nodes.py.
 
 Hooks run under the store lock on every event; anything that should happen "later" goes through
 Timers so it runs asynchronously, as the real controllers do."""
@@ -14,7 +16,9 @@ import threading
 import time
 import traceback
 
-from .objects import random_suffix, ready_condition
+from .clock import parse_time
+from .nodes import TAINT_UNSCHEDULABLE, Kubelets, NodeLifecycleController, NodeTiming
+from .objects import random_suffix
 from .resources import by_kind
 from .selectors import selector_from_spec
 from .store import ADDED, DELETED
@@ -77,32 +81,40 @@ def tolerates(pod, taint):
 
 
 class Cluster:
-    def __init__(self, store, objects, clock, deletion_scale=0.05):
+    def __init__(self, store, objects, clock, deletion_scale=0.05, timing=None, disrupted_pod_timeout=12.0):
         self.store = store
         self.objects = objects
         self.clock = clock
         self.timers = Timers()
         self.deletion_scale = deletion_scale
         self.start_delay = 0.3
+        # The disruption controller's DeletionTimeout (2 min, scaled): how long an eviction's entry
+        # in status.disruptedPods keeps its pod out of the healthy count if the pod is not deleted.
+        self.disrupted_pod_timeout = disrupted_pod_timeout
         self.replicasets_enabled = True
         self.timeline = []
         self._last_unsched = {}
         self._replaced = set()
         self._finishing = set()
         self._starting = set()
+        self._pdb_rechecks = set()
         self.res_pod = by_kind("Pod")
         self.res_node = by_kind("Node")
         self.res_pdb = by_kind("PodDisruptionBudget")
         self.res_rs = by_kind("ReplicaSet")
+        self.timing = timing or NodeTiming()
+        self.kubelets = Kubelets(self, self.timing)
+        self.node_lifecycle = NodeLifecycleController(self, self.timing)
         store.hooks.append(self._on_event)
 
     # -- event dispatch (under the store lock) ----------------------------------------------------
     def _on_event(self, ev):
         if ev.storage == self.res_node.storage:
             self._record_node(ev)
-            if ev.type != DELETED and is_ready(ev.obj):
-                self.timers.schedule(0, self._node_ready, ev.obj["metadata"]["name"])
+            if ev.type == ADDED:
+                self.kubelets.node_added(ev.obj)
             if ev.type != DELETED:
+                self.timers.schedule(0, self.node_lifecycle.no_schedule_pass, ev.obj["metadata"]["name"])
                 self.timers.schedule(0, self._schedule_pending)
         elif ev.storage == self.res_pod.storage:
             self._pod_event(ev)
@@ -154,10 +166,12 @@ class Cluster:
             self._last_unsched[name] = unsched
         self.timeline.append(entry)
 
-    # -- kubelet ---------------------------------------------------------------------------------
+    # -- kubelet: its pods -----------------------------------------------------------------------
     def _node_ok(self, node_name):
-        node = self.store.get(self.res_node.storage, "", node_name)
-        return node is not None and is_ready(node)
+        """Whether the node's kubelet does pod work now. The Node's Ready condition says nothing
+        here: it stays True while a rebooting machine's kubelet is gone."""
+        k = self.kubelets.get(node_name)
+        return k is not None and k.serving()
 
     def _kubelet_finish(self, ns, name, uid):
         with self.store.lock:
@@ -165,7 +179,7 @@ class Cluster:
             if pod is None or pod["metadata"]["uid"] != uid or not pod["metadata"].get("deletionTimestamp"):
                 return
             node = (pod.get("spec") or {}).get("nodeName")
-            # A kubelet that is down confirms nothing: the pod waits for its node to be Ready again.
+            # A kubelet that is down confirms nothing: the pod waits for it to come back.
             # Pods of a node that no longer exists are collected (as pod GC does).
             if node and self.store.get(self.res_node.storage, "", node) is not None and not self._node_ok(node):
                 return
@@ -184,44 +198,86 @@ class Cluster:
             new["status"] = running_status(pod, self.clock)
             self.objects.replace_raw(self.res_pod, new)
 
-    def _node_ready(self, node_name):
-        """Work a kubelet catches up on when its node is Ready again."""
+    def _kubelet_resync(self, ns, name, uid):
+        """A pod of a kubelet that came back runs (and is ready) again."""
         with self.store.lock:
-            if not self._node_ok(node_name):
+            pod = self.store.get(self.res_pod.storage, ns, name)
+            if pod is None or pod["metadata"]["uid"] != uid or pod["metadata"].get("deletionTimestamp"):
                 return
+            node = (pod.get("spec") or {}).get("nodeName")
+            if not node or (pod.get("status") or {}).get("phase") != "Running" or not self._node_ok(node):
+                return
+            if is_ready(pod) and all(c.get("ready") for c in pod["status"].get("containerStatuses") or []):
+                return
+            new = copy.deepcopy(pod)
+            new["status"] = running_status(pod, self.clock, restarts=_restarts(pod))
+            self.objects.replace_raw(self.res_pod, new)
+
+    def kubelet_started(self, node_name, rebooted):
+        """What a kubelet catches up on when it starts (or its runtime is back). After a reboot its
+        containers are gone: it reports its pods' containers not ready (restartCount + 1) until it
+        has started them again."""
+        with self.store.lock:
             pods, _ = self.store.list(self.res_pod.storage)
             for p in pods:
                 if (p.get("spec") or {}).get("nodeName") != node_name:
                     continue
                 md = p["metadata"]
+                phase = (p.get("status") or {}).get("phase")
                 if md.get("deletionTimestamp"):
                     due = _deletion_due(p, self.deletion_scale)
                     self.timers.schedule(max(0.0, due - self.clock.now()), self._kubelet_finish,
                                          md["namespace"], md["name"], md["uid"])
-                elif (p.get("status") or {}).get("phase") == "Pending" and md["uid"] not in self._starting:
+                elif phase == "Pending" and md["uid"] not in self._starting:
                     self._starting.add(md["uid"])
                     self.timers.schedule(self.start_delay, self._kubelet_start, md["namespace"], md["name"],
                                          md["uid"])
+                elif phase == "Running":
+                    if rebooted:
+                        new = copy.deepcopy(p)
+                        new["status"] = restarting_status(p, self.clock)
+                        self.objects.replace_raw(self.res_pod, new)
+                    self.timers.schedule(self.start_delay, self._kubelet_resync, md["namespace"], md["name"],
+                                         md["uid"])
 
     # -- scheduler -------------------------------------------------------------------------------
+    def feasible(self, pod, node):
+        """The scheduler's filters, which see only the Node object: NodeUnschedulable (a cordoned
+        node takes pods that tolerate node.kubernetes.io/unschedulable:NoSchedule), TaintToleration
+        (NoSchedule and NoExecute taints, among them the lifecycle controller's not-ready and
+        unreachable ones), and a Ready condition. A node whose kubelet is down but whose Ready is
+        still True gets pods, as in a real cluster; they stay Pending until the kubelet is back."""
+        spec = node.get("spec") or {}
+        if spec.get("unschedulable") and not tolerates(pod, {"key": TAINT_UNSCHEDULABLE, "effect": "NoSchedule"}):
+            return False
+        if not is_ready(node):
+            return False
+        return all(tolerates(pod, t) for t in spec.get("taints") or [])
+
     def pick_node(self, pod, exclude=None):
+        """Among feasible nodes the one with the fewest pods of the same controller (the default
+        PodTopologySpread by hostname), then the fewest pods. The node a replaced pod left is not
+        avoided: a tolerating replacement may well go back to the cordoned node it was evicted from."""
         nodes, _ = self.store.list(self.res_node.storage)
         pods, _ = self.store.list(self.res_pod.storage)
-        load = {}
+        ref = controller_ref(pod)
+        load, siblings = {}, {}
         for p in pods:
             n = (p.get("spec") or {}).get("nodeName")
             if n and not p["metadata"].get("deletionTimestamp"):
                 load[n] = load.get(n, 0) + 1
+                other = controller_ref(p)
+                if ref and other and other.get("uid") == ref.get("uid"):
+                    siblings[n] = siblings.get(n, 0) + 1
         best = None
         for n in nodes:
             name = n["metadata"]["name"]
-            if name == exclude or not is_ready(n) or (n.get("spec") or {}).get("unschedulable"):
+            if name == exclude or not self.feasible(pod, n):
                 continue
-            if not all(tolerates(pod, t) for t in (n.get("spec") or {}).get("taints") or []):
-                continue
-            if best is None or load.get(name, 0) < load.get(best, 0):
-                best = name
-        return best
+            score = (siblings.get(name, 0), load.get(name, 0))
+            if best is None or score < best[0]:
+                best = (score, name)
+        return best[1] if best else None
 
     def _schedule_pending(self):
         with self.store.lock:
@@ -268,7 +324,7 @@ class Cluster:
             if md.get("annotations"):
                 pod["metadata"]["annotations"] = {k: v for k, v in md["annotations"].items()
                                                   if k != MIRROR_ANNOTATION}
-            node = self.pick_node(pod, exclude=(old.get("spec") or {}).get("nodeName"))
+            node = self.pick_node(pod)
             if node:
                 spec["nodeName"] = node
             self.objects.create(self.res_pod, ns, pod, from_api=True)
@@ -296,7 +352,8 @@ class Cluster:
         spec = pdb.get("spec") or {}
         sel = selector_from_spec(spec.get("selector"))
         matching = [p for p in pods if sel(p["metadata"].get("labels"))]
-        healthy = sum(1 for p in matching if pod_healthy(p))
+        disrupted = self._disrupted_pods(pdb, matching)
+        healthy = sum(1 for p in matching if pod_healthy(p) and p["metadata"]["name"] not in disrupted)
         expected = self._expected_pods(matching)
         min_av, max_un = spec.get("minAvailable"), spec.get("maxUnavailable")
         if min_av is not None:
@@ -319,7 +376,7 @@ class Cluster:
         for c in old.get("conditions") or []:
             if c.get("type") == "DisruptionAllowed" and c.get("status") == cond_status:
                 ltt = c.get("lastTransitionTime", ltt)
-        return {
+        st = {
             "observedGeneration": md.get("generation", 1),
             "disruptionsAllowed": allowed,
             "currentHealthy": healthy,
@@ -330,6 +387,36 @@ class Cluster:
                             "message": "", "observedGeneration": md.get("generation", 1),
                             "lastTransitionTime": ltt}],
         }
+        if disrupted:
+            st["disruptedPods"] = disrupted
+        return st
+
+    def _disrupted_pods(self, pdb, matching):
+        """buildDisruptedPodMap: an eviction's entry counts its pod out of the healthy ones until the
+        pod is terminating or gone, or the entry is older than DeletionTimeout (then the eviction
+        evidently did not delete it; the budget is given back)."""
+        entries = (pdb.get("status") or {}).get("disruptedPods") or {}
+        alive = {p["metadata"]["name"] for p in matching if not p["metadata"].get("deletionTimestamp")}
+        now = self.clock.now()
+        out = {}
+        for name, stamp in entries.items():
+            t = parse_time(stamp)
+            if name not in alive or t is None:
+                continue
+            if now >= t + self.disrupted_pod_timeout:
+                continue
+            out[name] = stamp
+            # Look again when it expires: nothing else may change in the meantime.
+            key = (pdb["metadata"]["namespace"], name, stamp)
+            if key not in self._pdb_rechecks:
+                self._pdb_rechecks.add(key)
+                self.timers.schedule(t + self.disrupted_pod_timeout - now + 0.05, self._recheck_pdbs, key)
+        return out
+
+    def _recheck_pdbs(self, key):
+        with self.store.lock:
+            self._pdb_rechecks.discard(key)
+            self._recompute_pdbs(key[0])
 
     def _expected_pods(self, matching):
         """The scale of the pods' controllers where known (as the disruption controller does),
@@ -351,20 +438,17 @@ class Cluster:
         return total
 
     # -- control API helpers ---------------------------------------------------------------------
-    def set_node_ready(self, name, ready):
+    def set_node_ready(self, name, ready, boot_id=None):
+        """The node's container runtime down (ready False: its kubelet keeps posting, Ready=False) or
+        back. With a boot_id other than the kubelet's, the machine rebooted into that boot first
+        (for callers that only knew Ready: a running kubelet of that boot)."""
         with self.store.lock:
-            node = self.store.get(self.res_node.storage, "", name)
-            if node is None:
+            if self.store.get(self.res_node.storage, "", name) is None:
                 return None
-            new = copy.deepcopy(node)
-            st = new.setdefault("status", {})
-            old_conds = st.get("conditions") or []
-            cond = ready_condition(ready, self.clock)
-            for c in old_conds:
-                if c.get("type") == "Ready" and (c.get("status") == "True") == bool(ready):
-                    cond["lastTransitionTime"] = c.get("lastTransitionTime", cond["lastTransitionTime"])
-            st["conditions"] = [cond] + [c for c in old_conds if c.get("type") != "Ready"]
-            return self.objects.replace_raw(self.res_node, new)
+            if boot_id:
+                self.kubelets.start(name, boot_id=boot_id)
+            self.kubelets.set_runtime_ready(name, ready)
+            return self.store.get(self.res_node.storage, "", name)
 
 
 def _status_key(st):
@@ -387,7 +471,32 @@ def pod_healthy(pod):
             and (pod.get("status") or {}).get("phase") == "Running" and is_ready(pod))
 
 
-def running_status(pod, clock):
+def _restarts(pod):
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return max([c.get("restartCount", 0) for c in statuses] or [0])
+
+
+def restarting_status(pod, clock):
+    """A Running pod's status as its kubelet reports it right after a reboot: the containers are
+    gone, restarted later (restartCount + 1), so the pod is not ready."""
+    now = clock.rfc3339()
+    st = copy.deepcopy(pod.get("status") or {})
+    names = []
+    for c in st.get("conditions") or []:
+        if c.get("type") in ("Ready", "ContainersReady") and c.get("status") != "False":
+            c.update(status="False", lastTransitionTime=now, reason="ContainersNotReady")
+    for cs in st.get("containerStatuses") or []:
+        names.append(cs.get("name", ""))
+        cs.update(ready=False, started=False, restartCount=cs.get("restartCount", 0) + 1,
+                  lastState={"terminated": {"exitCode": 255, "reason": "Unknown", "finishedAt": now}},
+                  state={"waiting": {"reason": "ContainerCreating"}})
+    for c in st.get("conditions") or []:
+        if c.get("type") in ("Ready", "ContainersReady"):
+            c["message"] = "containers with unready status: [%s]" % " ".join(names)
+    return st
+
+
+def running_status(pod, clock, restarts=0):
     now = clock.rfc3339()
     containers = (pod.get("spec") or {}).get("containers") or []
     node = (pod.get("spec") or {}).get("nodeName", "")
@@ -405,7 +514,7 @@ def running_status(pod, clock):
         "startTime": now,
         "qosClass": (pod.get("status") or {}).get("qosClass", "BestEffort"),
         "containerStatuses": [{"name": c.get("name", "c%d" % i), "ready": True, "started": True,
-                               "restartCount": 0, "image": c.get("image", ""),
+                               "restartCount": restarts, "image": c.get("image", ""),
                                "imageID": "", "containerID": "containerd://%032x" % (i + 1),
                                "state": {"running": {"startedAt": now}}}
                               for i, c in enumerate(containers)],

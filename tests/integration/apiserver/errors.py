@@ -35,6 +35,11 @@ GENERIC_MESSAGES = {
 }
 
 
+# reason=NO_REASON leaves "reason" out, as a handler-built metav1.Status without one does (the
+# eviction subresource's 500 for a pod under two PodDisruptionBudgets, reference case 06).
+NO_REASON = ""
+
+
 def status_object(code, message=None, reason=None, details=None):
     st = {
         "kind": "Status",
@@ -45,6 +50,8 @@ def status_object(code, message=None, reason=None, details=None):
         "reason": reason if reason is not None else REASONS.get(code, "Unknown"),
         "code": code,
     }
+    if st["reason"] == NO_REASON:
+        del st["reason"]
     if details:
         st["details"] = details
     if code == 401:
@@ -96,6 +103,44 @@ def conflict(resource, name, why="the object has been modified; please apply you
                                   "to the latest version and try again"):
     return ApiError(409, 'Operation cannot be fulfilled on %s "%s": %s' % (resource.qualified, name, why),
                     "Conflict", _details(resource, name))
+
+
+def precondition_conflict(resource, name, field, wanted, actual):
+    """A DELETE (or eviction) whose preconditions do not hold. Unlike a stale update, the real server
+    names the object by Kind here and puts the Kind in details (reference cases 03 and 15)."""
+    why = {"UID": "The object might have been deleted and then recreated",
+           "ResourceVersion": "The object might have been modified"}[field]
+    qualified = resource.kind if not resource.group else resource.kind + "." + resource.group
+    d = {"name": name}
+    if resource.group:
+        d["group"] = resource.group
+    d["kind"] = resource.kind
+    return ApiError(409, 'Operation cannot be fulfilled on %s "%s": the %s in the precondition (%s) does not '
+                         'match the %s in record (%s). %s' % (qualified, name, field, wanted, field, actual, why),
+                    "Conflict", d)
+
+
+def forbidden_by(singular, group, name, why):
+    """errors.NewForbidden with a singular resource, as eviction.go raises it for a PDB's state."""
+    qualified = singular if not group else singular + "." + group
+    d = {"name": name}
+    if group:
+        d["group"] = group
+    d["kind"] = singular
+    return ApiError(403, '%s "%s" is forbidden: %s' % (qualified, name, why), "Forbidden", d)
+
+
+def too_many_requests(message, retry_after=0, causes=None):
+    """errors.NewTooManyRequests: a Retry-After header and details.retryAfterSeconds only when the
+    server suggests a delay (the PDB still being processed: 10 s; an exhausted budget: none)."""
+    d = {}
+    if causes:
+        d["causes"] = causes
+    headers = {}
+    if retry_after:
+        d["retryAfterSeconds"] = retry_after
+        headers["Retry-After"] = str(retry_after)
+    return ApiError(429, message, "TooManyRequests", d, headers)
 
 
 def bad_request(message):

@@ -212,14 +212,7 @@ class Objects:
         options = options or {}
         with self.store.lock:
             old = self.get(res, ns, name)
-            pre = options.get("preconditions") or {}
-            if pre.get("uid") and pre["uid"] != old["metadata"].get("uid"):
-                raise errors.conflict(res, name, "Precondition failed: UID in precondition: %s, UID in "
-                                      "object meta: %s" % (pre["uid"], old["metadata"].get("uid")))
-            if pre.get("resourceVersion") and pre["resourceVersion"] != old["metadata"]["resourceVersion"]:
-                raise errors.conflict(res, name, "Precondition failed: ResourceVersion in precondition: %s, "
-                                      "ResourceVersion in object meta: %s"
-                                      % (pre["resourceVersion"], old["metadata"]["resourceVersion"]))
+            check_preconditions(res, old, options)
             if dry:
                 return old, False
             kind = STORAGE_RESOURCE[res.storage].kind
@@ -267,6 +260,18 @@ class Objects:
             items, _ = self.store.list(storage, ns)
             for o in items:
                 self.store.remove(storage, ns, o["metadata"]["name"])
+
+
+def check_preconditions(res, obj, options):
+    """DeleteOptions.preconditions, checked as the real store does (UID first)."""
+    pre = (options or {}).get("preconditions") or {}
+    md = obj["metadata"]
+    storage_res = STORAGE_RESOURCE[res.storage]
+    if pre.get("uid") and pre["uid"] != md.get("uid"):
+        raise errors.precondition_conflict(storage_res, md["name"], "UID", pre["uid"], md.get("uid"))
+    if pre.get("resourceVersion") and pre["resourceVersion"] != md["resourceVersion"]:
+        raise errors.precondition_conflict(storage_res, md["name"], "ResourceVersion", pre["resourceVersion"],
+                                           md["resourceVersion"])
 
 
 def ready_condition(ready, clock):

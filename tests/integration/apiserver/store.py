@@ -1,5 +1,10 @@
-"""The object store: one lock, one global resourceVersion counter, a bounded event history for
-watch resumption, and per-watch queues fed under the lock (sockets are written outside it).
+"""The object store: one lock, one global resourceVersion counter, a bounded event history per
+resource for watch resumption, and per-watch queues fed under the lock (sockets are written outside
+it).
+
+The history models the real server's watch cache: one per resource (all Leases share one, so the
+kubelets' node Leases push the lock Lease's old events out), holding the last history_size events.
+A watch from a resourceVersion older than the oldest one kept is answered with 410 Expired.
 
 Stored objects are never mutated in place: every write stores a fresh dict, so readers may
 serialize a stored object without copying it."""
@@ -86,10 +91,11 @@ class Store:
         self.lock = threading.RLock()
         self.clock = clock
         self.rv = first_rv
+        self.first_rv = first_rv
         self.data = collections.defaultdict(dict)  # storage -> {(ns, name): obj}
-        self.history = collections.deque()
+        self.history = collections.defaultdict(collections.deque)  # storage -> events, oldest first
         self.history_size = history_size
-        self.floor = first_rv  # a watch may resume from any rv >= floor
+        self.floors = {}  # storage -> a watch may resume from any rv >= floor
         self.watchers = collections.defaultdict(set)
         self.hooks = []
 
@@ -132,10 +138,18 @@ class Store:
             self._emit(Event(self.rv, DELETED, storage, final, old))
             return final
 
+    def floor(self, storage=None):
+        """The oldest resourceVersion a watch of storage may resume from (of all, without one)."""
+        with self.lock:
+            if storage is None:
+                return max(self.floors.values(), default=self.first_rv)
+            return self.floors.get(storage, self.first_rv)
+
     def _emit(self, ev):
-        self.history.append(ev)
-        while len(self.history) > self.history_size:
-            self.floor = self.history.popleft().rv
+        hist = self.history[ev.storage]
+        hist.append(ev)
+        while len(hist) > self.history_size:
+            self.floors[ev.storage] = hist.popleft().rv
         for w in list(self.watchers.get(ev.storage, ())):
             w.offer(ev)
         for hook in self.hooks:
@@ -154,10 +168,10 @@ class Store:
                     if watcher.matches(o):
                         watcher.queue.put((ADDED, o))
             else:
-                if since < self.floor:
+                if since < self.floor(storage):
                     return False
-                for ev in self.history:
-                    if ev.rv > since and ev.storage == storage:
+                for ev in self.history[storage]:
+                    if ev.rv > since:
                         watcher.offer(ev)
             self.watchers[storage].add(watcher)
             return True
