@@ -14,6 +14,7 @@
 #include "label-selector.h"
 #include "log.h"
 #include "parse-util.h"
+#include "proxy.h"
 #include "string-util.h"
 
 #define CONFIG_FILE_MAX (1024U * 1024U)
@@ -143,6 +144,22 @@ static int config_parse_hostname_default(char **field) {
         for (char *p = buf; *p; p++)
                 *p = (char) tolower((unsigned char) *p);
         return free_and_strdup(field, buf);
+}
+
+/* Checked now so that --check-config finds a bad URL; kept as written, credentials included. */
+static int config_parse_proxy(const ConfigItem *item, const char *value, void *field) {
+        if (!isempty(value) && proxy_url_normalize(value, NULL) < 0)
+                return -EINVAL;
+        return free_and_strdup(field, isempty(value) ? NULL : value);
+}
+
+/* NO_PROXY syntax; entries that cannot match anything are ignored when matching, as Go does. Control
+ * characters are refused: they would only be typing mistakes. */
+static int config_parse_no_proxy(const ConfigItem *item, const char *value, void *field) {
+        for (const char *p = value; *p; p++)
+                if ((unsigned char) *p < ' ' && *p != '\t')
+                        return -EINVAL;
+        return free_and_strdup(field, isempty(value) ? NULL : value);
 }
 
 static int config_parse_node_name(const ConfigItem *item, const char *value, void *field) {
@@ -305,6 +322,31 @@ static int config_parse_labels(const ConfigItem *item, const char *value, void *
         return 0;
 }
 
+/* Space-separated absolute paths; each assignment replaces the list (an empty one restores the
+ * default, as for every option). */
+static int config_parse_path_list(const ConfigItem *item, const char *value, void *field) {
+        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_free_ char *copy = NULL;
+        char *state = NULL;
+        int r;
+
+        copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        for (char *w = strtok_r(copy, " \t", &state); w; w = strtok_r(NULL, " \t", &state)) {
+                if (w[0] != '/')
+                        return -EINVAL;
+                if (strv_length(l) >= CONFIG_DROPINS_MAX)
+                        return -E2BIG;
+                r = strv_extend(&l, w);
+                if (r < 0)
+                        return r;
+        }
+        strv_free(*(char ***) field);
+        *(char ***) field = TAKE_PTR(l);
+        return 0;
+}
+
 #define ITEM(s, k, p, field, d, lo, hi, e) \
         { s, k, config_parse_##p, offsetof(Config, field), d, lo, hi, e }
 
@@ -317,9 +359,16 @@ static const ConfigItem config_items[] = {
         ITEM("Kubernetes", "Kubeconfig", path, kubeconfig, "/etc/nodereboot/kubeconfig", 0, 0,
              "an absolute path"),
         ITEM("Kubernetes", "Context", string, context, NULL, 0, 0, "a context name"),
+        ITEM("Kubernetes", "Proxy", proxy, proxy, NULL, 0, 0,
+             "a proxy URL such as http://proxy.example.com:3128 (schemes http, https, socks4, socks4a, "
+             "socks5, socks5h)"),
+        ITEM("Kubernetes", "NoProxy", no_proxy, no_proxy, NULL, 0, 0,
+             "a comma-separated list of host names, domains, IP addresses and CIDRs, or *"),
 
         ITEM("Sentinel", "Path", path, sentinel_path, "/var/run/reboot-required", 0, 0,
              "an absolute path"),
+        ITEM("Sentinel", "SettleSec", timespan, sentinel_settle_usec, "10s", 0, USEC_PER_HOUR,
+             "a time span of at most 1h, such as 10s"),
 
         ITEM("Lock", "Namespace", dns_label, lock_namespace, "kube-system", 0, 0,
              "a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters)"),
@@ -359,6 +408,8 @@ static const ConfigItem config_items[] = {
 
         ITEM("Blockers", "PodSelector", selector_list, blocking_pod_selectors, NULL, 0, 0,
              "a label selector such as app=web,tier!=db"),
+        ITEM("Blockers", "PackageManagerLocks", path_list, package_manager_locks,
+             "/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock", 0, 0, "space-separated absolute paths"),
 
         ITEM("Marks", "AnnotateNodes", bool, annotate_nodes, "yes", 0, 0, "a boolean (yes or no)"),
         ITEM("Marks", "PreRebootLabels", labels, pre_reboot_labels, NULL, 0, 0,
@@ -418,6 +469,10 @@ Config *config_free(Config *c) {
         free(c->node_name);
         free(c->kubeconfig);
         free(c->context);
+        if (c->proxy)   /* may hold the proxy's password */
+                explicit_bzero(c->proxy, strlen(c->proxy));
+        free(c->proxy);
+        free(c->no_proxy);
         free(c->sentinel_path);
         free(c->lock_namespace);
         free(c->lock_name);
@@ -427,6 +482,7 @@ Config *config_free(Config *c) {
         free(c->window_time_zone);
         free(c->drain_pod_selector);
         strv_free(c->blocking_pod_selectors);
+        strv_free(c->package_manager_locks);
         strv_free(c->pre_reboot_labels);
         strv_free(c->post_reboot_labels);
         free(c->prefer_no_schedule_taint);
@@ -524,6 +580,10 @@ static int config_handler(void *user, const char *section, const char *name, con
         if (r == -E2BIG)
                 return config_parser_fail(p, "%s:%u: [%s] %s=: too many entries (at most %u)",
                                           p->path, p->line, section, name, CONFIG_DROPINS_MAX);
+        if (r < 0 && item->parse == config_parse_proxy)
+                /* The value may hold a password: not in the journal. */
+                return config_parser_fail(p, "%s:%u: [%s] %s=: expected %s",
+                                          p->path, p->line, section, name, item->expected);
         if (r < 0)
                 return config_parser_fail(p, "%s:%u: [%s] %s=%s: expected %s",
                                           p->path, p->line, section, name, value, item->expected);

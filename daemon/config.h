@@ -16,9 +16,12 @@ typedef struct Config {
         /* [Kubernetes] */
         char *kubeconfig;                       /* Kubeconfig=, default /etc/nodereboot/kubeconfig */
         char *context;                          /* Context=, default: the kubeconfig's current-context */
+        char *proxy;                            /* Proxy=, default unset: HTTPS_PROXY from the environment */
+        char *no_proxy;                         /* NoProxy=, default unset: NO_PROXY from the environment */
 
         /* [Sentinel] */
         char *sentinel_path;                    /* Path=, default /var/run/reboot-required */
+        usec_t sentinel_settle_usec;            /* SettleSec=, default 10s: how long it must exist */
 
         /* [Lock] */
         char *lock_namespace;                   /* Namespace=, default kube-system */
@@ -50,6 +53,7 @@ typedef struct Config {
 
         /* [Blockers] */
         char **blocking_pod_selectors;          /* PodSelector=, repeatable; any match on this node blocks */
+        char **package_manager_locks;           /* PackageManagerLocks=, absolute paths; any locked blocks */
 
         /* [Marks] */
         bool annotate_nodes;                    /* AnnotateNodes=, default yes */

@@ -178,6 +178,7 @@ struct KubeClient {
         size_t max_body_size;
         unsigned watch_timeout_sec;     /* 0: random in 290..310 */
         char *user_agent;               /* NULL: DEFAULT_USER_AGENT */
+        char *proxy;                    /* NULL: direct; may hold credentials */
 
         int64_t clock_offset_usec;      /* server clock minus local CLOCK_REALTIME */
 
@@ -510,15 +511,17 @@ static void kube_client_unref(KubeClient *c) {
 
 /* ---- tokens ---------------------------------------------------------------------------------- */
 
+/* Mode and owner count too: a chmod or chown alone changes whether the file may be used. */
 static bool stat_same(const struct stat *a, const struct stat *b) {
         return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+                a->st_mode == b->st_mode && a->st_uid == b->st_uid && a->st_gid == b->st_gid &&
                 a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
 /* Re-reads the token file when it changed (or always, with force). Returns 1 when the token in use
  * changed. A file that cannot be read keeps the last token: a rotation in progress, or a 401. */
 static int client_refresh_token(KubeClient *c, bool force) {
-        _cleanup_free_ char *data = NULL;
+        _cleanup_free_ char *data = NULL, *what = NULL;
         struct stat st;
         size_t size = 0;
         char *t;
@@ -531,12 +534,17 @@ static int client_refresh_token(KubeClient *c, bool force) {
         if (!force && c->token_file_read && stat_same(&st, &c->token_file_stat))
                 return 0;
 
-        r = read_full_file(c->token_file, TOKEN_FILE_MAX_SIZE, &data, &size);
-        if (r < 0)
-                return r;
-
+        /* The same check as at start: a token file someone made world-readable since is refused. */
+        what = strjoin("token file ", c->token_file);
+        if (!what)
+                return -ENOMEM;
+        r = kubeconfig_read_credential(c->token_file, what, TOKEN_FILE_MAX_SIZE, &data, &size);
+        /* Looked at, whatever the answer: a file refused once (it was made world-readable, say) is
+         * read again, and complained about again, only when it changes. */
         c->token_file_stat = st;
         c->token_file_read = true;
+        if (r < 0)
+                return r;
 
         t = strstrip(data);
         if (isempty(t) || streq_ptr(t, c->token_file_value)) {
@@ -560,6 +568,14 @@ static const char *client_token(KubeClient *c) {
 
 /* ---- calls ----------------------------------------------------------------------------------- */
 
+/* Header lists carry "Authorization: Bearer ...": wiped before they are freed. */
+static void header_list_erase_and_free(struct curl_slist *l) {
+        for (struct curl_slist *i = l; i; i = i->next)
+                if (i->data)
+                        explicit_bzero(i->data, strlen(i->data));
+        curl_slist_free_all(l);
+}
+
 static void call_release(KubeCall *call) {
         /* Everything but the struct itself; the caller has removed the easy handle already. */
         call->retry_source = sd_event_source_disable_unref(call->retry_source);
@@ -567,7 +583,7 @@ static void call_release(KubeCall *call) {
                 curl_easy_cleanup(call->easy);
                 call->easy = NULL;
         }
-        curl_slist_free_all(call->headers);
+        header_list_erase_and_free(call->headers);
         call->headers = NULL;
         call->response.data = mfree(call->response.data);
         call->response.size = call->response.allocated = 0;
@@ -731,6 +747,11 @@ static int call_setup(KubeCall *call) {
 
         if (c->connect_to)
                 SETOPT(CURLOPT_CONNECT_TO, c->connect_to);
+        /* Always set, so that libcurl reads neither *_proxy nor NO_PROXY from the environment: "" is
+         * a direct connection. Through an HTTP proxy the CONNECT names the CONNECT_TO address, the
+         * server's real one. */
+        SETOPT(CURLOPT_PROXY, c->proxy ?: "");
+        SETOPT(CURLOPT_NOPROXY, "");
 
         /* TLS */
         SETOPT(CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L);
@@ -749,7 +770,7 @@ static int call_setup(KubeCall *call) {
         }
         if (c->cert_data) {
                 struct curl_blob blob = {
-                        .data = c->cert_data, .len = c->cert_data_size, .flags = CURL_BLOB_COPY,
+                        .data = c->cert_data, .len = c->cert_data_size, .flags = CURL_BLOB_NOCOPY,
                 };
                 SETOPT(CURLOPT_SSLCERT_BLOB, &blob);
                 SETOPT(CURLOPT_SSLCERTTYPE, "PEM");
@@ -759,7 +780,7 @@ static int call_setup(KubeCall *call) {
         }
         if (c->key_data) {
                 struct curl_blob blob = {
-                        .data = c->key_data, .len = c->key_data_size, .flags = CURL_BLOB_COPY,
+                        .data = c->key_data, .len = c->key_data_size, .flags = CURL_BLOB_NOCOPY,
                 };
                 SETOPT(CURLOPT_SSLKEY_BLOB, &blob);
                 SETOPT(CURLOPT_SSLKEYTYPE, "PEM");
@@ -825,15 +846,15 @@ static int call_build_headers(KubeCall *call) {
 #undef APPEND
 
         if (curl_easy_setopt(call->easy, CURLOPT_HTTPHEADER, l) != CURLE_OK) {
-                curl_slist_free_all(l);
+                header_list_erase_and_free(l);
                 return -ENOMEM;
         }
-        curl_slist_free_all(call->headers);
+        header_list_erase_and_free(call->headers);
         call->headers = l;
         return 0;
 
 oom:
-        curl_slist_free_all(l);
+        header_list_erase_and_free(l);
         return -ENOMEM;
 }
 
@@ -1443,12 +1464,15 @@ static void client_destroy(KubeClient *c) {
         c->event = sd_event_unref(c->event);
 
         curl_slist_free_all(c->connect_to);
-        free(c->base_url);
+        erase_and_free(c->base_url);    /* may carry user info */
         free(c->host_header);
         free(c->ca_file);
         free(c->ca_data);
         free(c->cert_file);
-        free(c->cert_data);
+        if (c->cert_data) {
+                explicit_bzero(c->cert_data, c->cert_data_size);
+                free(c->cert_data);
+        }
         free(c->key_file);
         if (c->key_data) {
                 explicit_bzero(c->key_data, c->key_data_size);
@@ -1458,6 +1482,7 @@ static void client_destroy(KubeClient *c) {
         erase_and_free(c->token_file_value);
         free(c->token_file);
         free(c->user_agent);
+        erase_and_free(c->proxy);
         free(c);
 }
 
@@ -1518,6 +1543,19 @@ int kube_client_set_user_agent(KubeClient *c, const char *program, const char *n
                 return -ENOMEM;
         free(c->user_agent);
         c->user_agent = ua;
+        return 0;
+}
+
+int kube_client_set_proxy(KubeClient *c, const char *proxy) {
+        char *p = NULL;
+
+        if (!isempty(proxy)) {
+                p = strdup(proxy);
+                if (!p)
+                        return -ENOMEM;
+        }
+        erase_and_free(c->proxy);
+        c->proxy = p;
         return 0;
 }
 

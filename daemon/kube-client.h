@@ -63,6 +63,11 @@ void kube_client_set_watch_timeout(KubeClient *c, unsigned seconds);
  * one ServiceAccount, so this is what tells them apart in the API server's audit log. -EINVAL for
  * empty parts, or parts with spaces, control characters, '/', '(' or ')'. */
 int kube_client_set_user_agent(KubeClient *c, const char *program, const char *node_name);
+/* The proxy for every later connection, as returned by proxy_for_server(); NULL or "" connects
+ * directly (the default). libcurl never picks a proxy from the environment on its own, and does not
+ * apply NO_PROXY itself: the caller matched it against the server's real host (libcurl would see the
+ * tls-server-name). Credentials in the URL are used for the proxy and wiped on free. */
+int kube_client_set_proxy(KubeClient *c, const char *proxy);
 
 /* Starts METHOD on path ("/api/v1/nodes/n1?x=y"), relative to the server URL. body may be NULL;
  * content_type defaults to application/json (use application/merge-patch+json,

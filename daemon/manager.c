@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-id128.h>
 
@@ -18,6 +19,8 @@
 #include "logind.h"
 #include "manager.h"
 #include "node.h"
+#include "package-lock.h"
+#include "proxy.h"
 #include "reboot-machine.h"
 #include "sentinel.h"
 #include "state-file.h"
@@ -30,7 +33,11 @@
 #define INHIBITOR_RECHECK_USEC (10 * USEC_PER_SEC)
 #define READY_RECHECK_USEC (2 * USEC_PER_SEC)
 #define KUBELET_LATE_USEC (10 * USEC_PER_MINUTE)
+#define KUBECONFIG_SETTLE_USEC (2 * USEC_PER_SEC)
 #define LOCK_KICK_JITTER_USEC (100 * USEC_PER_MSEC)
+/* How often the package manager's lock is looked at, only while we wait for it: the cycle goes on
+ * within this (plus one API call) of the release. */
+#define PACKAGE_LOCK_POLL_USEC (500 * USEC_PER_MSEC)
 /* The clock of the lock's local deadline: it runs on while the machine is suspended (or the VM
  * paused), as the lease's expiry on the API server does. */
 #define HOLD_CLOCK CLOCK_BOOTTIME
@@ -52,12 +59,16 @@ struct Manager {
         KubeClient *client;
         Logind *logind;
         Sentinel *sentinel;
+        Sentinel *kubeconfig_watch;     /* until the kubeconfig exists (a node not joined yet) */
         Lock *lock;
         Window *window;
         Drain *drain;
         BlockersCheck *blockers;
         bool blockers_clear;            /* the last check found nothing; consumed by the next acquire */
         bool taint_set;                 /* we set the PreferNoSchedule taint while waiting */
+        bool package_manager_busy;      /* the last look found a package manager lock held */
+        bool package_lock_warned;       /* a lock file that cannot be checked was logged */
+        bool sentinel_seen;             /* the handler last said "present" */
 
         RebootState state;
         RebootPolicy policy;
@@ -563,6 +574,37 @@ static void on_lock_acquired(Lock *l, int error, const char *slot, const char *h
         manager_set_waiting(m, "cannot reach the lock (%s), retrying", strerror(ERRNO_VALUE(error)));
 }
 
+/* Whether dpkg or apt is at work ([Blockers] PackageManagerLocks=): a reboot now could leave it
+ * half done. Says so in STATUS= and looks again shortly; only while it waits, so an idle node
+ * never wakes up for this. */
+static bool manager_package_manager_busy(Manager *m, const char *prefix) {
+        const char *path = NULL;
+        char holder[32];
+        pid_t pid = 0;
+        int r, error = 0;
+
+        r = package_locks_test(m->config->package_manager_locks, &path, &pid, &error);
+        if (error < 0 && !m->package_lock_warned) {
+                m->package_lock_warned = true;
+                log_warning_errno(error, "Failed to check one of [Blockers] PackageManagerLocks=, ignoring it: %m");
+        }
+        if (r <= 0) {
+                if (m->package_manager_busy)
+                        log_info("The package manager is done; going on.");
+                m->package_manager_busy = false;
+                return false;
+        }
+
+        m->package_manager_busy = true;
+        if (pid > 0)
+                snprintf(holder, sizeof holder, "pid %i", (int) pid);
+        else
+                snprintf(holder, sizeof holder, "pid unknown");
+        manager_set_waiting(m, "%swaiting for the package manager (%s) to release %s", prefix, holder, path);
+        manager_arm_action_timer(m, PACKAGE_LOCK_POLL_USEC);
+        return true;
+}
+
 static void manager_acquire(Manager *m);
 
 static void on_blockers_checked(int error, const char *blocker, void *userdata) {
@@ -625,6 +667,9 @@ static void manager_acquire(Manager *m) {
                         manager_arm_action_timer(m, next > now ? next - now : USEC_PER_SEC);
                 return;
         }
+        /* Looked at again after the blocker check, right before the lock is taken. */
+        if (manager_package_manager_busy(m, ""))
+                return;
         if (m->config->blocking_pod_selectors && !m->blockers_clear) {
                 if (m->blockers)
                         return;
@@ -867,6 +912,10 @@ static void on_inhibitors_checked(Logind *l, int error, bool blocked, const char
                 manager_arm_action_timer(m, INHIBITOR_RECHECK_USEC);
                 return;
         }
+        /* The last look before the reboot: dpkg may have started since the one before the
+         * confirmation (apt takes no inhibitor). */
+        if (manager_package_manager_busy(m, "drained; "))
+                return;
         if (!manager_hold_valid(m)) {
                 /* logind took longer than the lease has left: confirm the slot again first. */
                 manager_arm_action_timer(m, 0);
@@ -932,6 +981,9 @@ static void manager_check_inhibitors(Manager *m) {
                 manager_arm_action_timer(m, m->drained_at + m->config->reboot_delay_usec - mono);
                 return;
         }
+        /* Waiting for dpkg costs no API calls: the slot is confirmed once it is done. */
+        if (manager_package_manager_busy(m, "drained; "))
+                return;
         /* Before going down, make sure the slot is still ours: a node that lost its lease (its
          * renewals failed for a whole TTL) must not reboot alongside the node that took it. */
         if (m->renew_busy) {
@@ -1372,6 +1424,15 @@ static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData
                 /* Write-ahead: the new state is on disk before anything acts on it. If it cannot
                  * be written, stop: systemd restarts us and we resume from the last saved state. */
                 r = state_file_save(m->state_dir, &next);
+                if (r == -EINVAL || r == -ERANGE || r == -EBADMSG || r == -EFBIG) {
+                        /* A state the next start would reject as corrupt: never written. Keep the
+                         * one we have, on disk and here; the event is dropped. */
+                        reboot_state_done(&next);
+                        log_error_errno(r, "Refusing to save a state %s/state could not be read back from (event %s), "
+                                        "keeping state %s: %m", m->state_dir, reboot_event_to_string(event),
+                                        reboot_phase_to_string(m->state.phase));
+                        return r;
+                }
                 if (r < 0) {
                         reboot_state_done(&next);
                         log_error_errno(r, "Failed to save the state to %s/state, stopping: %m", m->state_dir);
@@ -1428,13 +1489,35 @@ static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData
 
 /* ---- start-up -------------------------------------------------------------------------- */
 
+/* The packages behind the sentinel; only names that pass Debian's grammar, so the reason is
+ * printable ASCII wherever it goes (journal, STATUS=, state file, Node annotation). */
+static char *manager_read_reason(Manager *m) {
+        _cleanup_free_ char *reason = NULL;
+        unsigned n_invalid = 0;
+        int r;
+
+        r = sentinel_read_reason(m->config->sentinel_path, &reason, &n_invalid);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to read %s.pkgs, ignoring: %m", m->config->sentinel_path);
+                return NULL;
+        }
+        if (n_invalid > 0)
+                log_warning("Ignored %u lines of %s.pkgs that are not package names.", n_invalid,
+                            m->config->sentinel_path);
+        return TAKE_PTR(reason);
+}
+
 static void on_sentinel(Sentinel *s, bool present, void *userdata) {
         Manager *m = userdata;
         _cleanup_free_ char *reason = NULL;
 
         if (present)
-                (void) sentinel_read_reason(m->config->sentinel_path, &reason);
-        log_info("Sentinel %s %s.", m->config->sentinel_path, present ? "appeared" : "disappeared");
+                reason = manager_read_reason(m);
+        if (present && m->sentinel_seen)
+                log_info("Package list %s.pkgs changed.", m->config->sentinel_path);
+        else
+                log_info("Sentinel %s %s.", m->config->sentinel_path, present ? "appeared" : "disappeared");
+        m->sentinel_seen = present;
         (void) manager_dispatch(m, REBOOT_EVENT_SENTINEL,
                                 &(RebootEventData) { .sentinel_present = present, .reason = reason });
 }
@@ -1445,7 +1528,8 @@ static void manager_resume(Manager *m) {
         bool same_boot = m->state.boot_id[0] && streq(m->state.boot_id, m->boot_id);
 
         if (present)
-                (void) sentinel_read_reason(m->config->sentinel_path, &reason);
+                reason = manager_read_reason(m);
+        m->sentinel_seen = present;
         log_info("Resuming in state %s (%s boot, sentinel %s).", reboot_phase_to_string(m->state.phase),
                  m->state.boot_id[0] ? (same_boot ? "same" : "new") : "no recorded",
                  present ? "present" : "absent");
@@ -1595,6 +1679,7 @@ Manager *manager_free(Manager *m) {
         lock_free(m->lock);
         window_free(m->window);
         sentinel_free(m->sentinel);
+        sentinel_free(m->kubeconfig_watch);
         logind_free(m->logind);
         kube_client_free(m->client);
         kubeconfig_free(m->kubeconfig);
@@ -1626,6 +1711,119 @@ static int manager_set_machine_id(Manager *m) {
         return 0;
 }
 
+/* [Kubernetes] Proxy=/NoProxy=, or the environment's HTTPS_PROXY/NO_PROXY, matched against the
+ * server's real host. The proxy is logged without its credentials. */
+static int manager_setup_proxy(Manager *m) {
+        _cleanup_free_ char *proxy = NULL, *shown = NULL;
+        ProxySource source;
+        int r;
+
+        r = proxy_for_server(m->config->proxy, m->config->no_proxy, m->kubeconfig->server, &proxy, &source);
+        if (r == -EINVAL)
+                return log_error_errno(r, "%s is not a usable proxy URL (expected e.g. http://proxy:3128)",
+                                       m->config->proxy ? "[Kubernetes] Proxy=" : "HTTPS_PROXY");
+        if (r < 0)
+                return log_error_errno(r, "Failed to pick the proxy for the API server: %m");
+        if (r == 0) {
+                if (source != PROXY_SOURCE_NONE)
+                        log_info("Connecting to the API server directly: %s matches its host.",
+                                 m->config->no_proxy ? "[Kubernetes] NoProxy=" : "NO_PROXY");
+        } else {
+                r = proxy_url_redact(proxy, &shown);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to format the proxy URL: %m");
+                log_info("Connecting to the API server through proxy %s (from %s).", shown,
+                         source == PROXY_SOURCE_CONFIG ? "[Kubernetes] Proxy=" : "the environment");
+        }
+        r = kube_client_set_proxy(m->client, proxy);
+        if (proxy)
+                explicit_bzero(proxy, strlen(proxy));
+        if (r < 0)
+                return log_error_errno(r, "Failed to set the proxy: %m");
+        return 0;
+}
+
+/* Everything that needs the cluster: the kubeconfig, the client, the lock, logind, the sentinel;
+ * then resume the cycle. */
+static int manager_start_cluster(Manager *m) {
+        int r;
+
+        r = kubeconfig_load(m->config->kubeconfig, m->config->context, &m->kubeconfig);
+        if (r < 0)
+                return r;   /* logged by the loader, naming file and field */
+        if (m->kubeconfig->insecure_skip_tls_verify)
+                log_warning("kubeconfig %s: insecure-skip-tls-verify is set; the API server's identity is NOT verified.",
+                            m->kubeconfig->path);
+
+        r = kube_client_new(&m->client, m->event, m->kubeconfig);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the Kubernetes client: %m");
+        r = kube_client_set_user_agent(m->client, "noderebootd", m->config->node_name);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set the User-Agent: %m");
+        r = manager_setup_proxy(m);
+        if (r < 0)
+                return r;
+
+        r = lock_new(&m->lock, m->client, m->config->lock_namespace, m->config->lock_name,
+                     m->config->concurrency, m->config->lock_ttl_usec, m->config->node_name);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the lock: %m");
+        r = manager_set_machine_id(m);
+        if (r < 0)
+                return r;
+        /* A renewal that takes longer than the margin would outlive our local deadline. */
+        r = lock_set_renew_timeout(m->lock, m->event, manager_hold_margin(m));
+        if (r < 0)
+                return log_error_errno(r, "Failed to bound the lock renewals: %m");
+
+        r = logind_new(&m->logind, m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the logind client: %m");
+
+        r = sentinel_new(&m->sentinel, m->event, m->config->sentinel_path, m->config->sentinel_settle_usec,
+                         on_sentinel, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch %s: %m", m->config->sentinel_path);
+
+        log_info("nodereboot %s starting on node %s: sentinel %s, lock %s/%s-[0..%u), API %s, state %s/state.",
+                 PACKAGE_VERSION, m->config->node_name, m->config->sentinel_path,
+                 m->config->lock_namespace, m->config->lock_name, m->config->concurrency,
+                 m->kubeconfig->server_display, m->state_dir);
+
+        if (m->state_was_corrupt) {
+                r = node_get(m->client, m->config->node_name, on_reconcile_node, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to start reconciling with the cluster: %m");
+                m->node_busy = true;
+        } else {
+                manager_resume(m);
+                /* Adopts (or gives back) a slot won just before a crash that lost that fact. */
+                if (!m->lock_busy && lock_find_own(m->lock, on_own_lease_found, m) >= 0)
+                        m->lock_busy = true;
+        }
+
+        return 0;
+}
+
+static void on_kubeconfig_appeared(Sentinel *s, bool present, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        /* The watch stays until the manager is freed: this is its own handler. */
+        if (!present || m->client)
+                return;
+        log_notice("Kubeconfig %s appeared; joining the cluster.", m->config->kubeconfig);
+        manager_set_waiting(m, NULL);
+        r = manager_start_cluster(m);
+        if (r < 0) {
+                /* What a start with it would have said: a restart cannot fix a bad kubeconfig. */
+                (void) sd_event_exit(m->event, r);
+                return;
+        }
+        manager_update_status(m);
+}
+
 int manager_start(Manager *m) {
         _cleanup_free_ char *window_error = NULL;
         sigset_t mask;
@@ -1652,40 +1850,6 @@ int manager_start(Manager *m) {
                 return log_error_errno(r, "Failed to load the state from %s: %m", m->state_dir);
         log_set_context(NULL, reboot_phase_to_string(m->state.phase));
 
-        r = kubeconfig_load(m->config->kubeconfig, m->config->context, &m->kubeconfig);
-        if (r < 0)
-                return r;   /* logged by the loader, naming file and field */
-        if (m->kubeconfig->insecure_skip_tls_verify)
-                log_warning("kubeconfig %s: insecure-skip-tls-verify is set; the API server's identity is NOT verified.",
-                            m->kubeconfig->path);
-
-        r = kube_client_new(&m->client, m->event, m->kubeconfig);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the Kubernetes client: %m");
-        r = kube_client_set_user_agent(m->client, "noderebootd", m->config->node_name);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set the User-Agent: %m");
-
-        r = lock_new(&m->lock, m->client, m->config->lock_namespace, m->config->lock_name,
-                     m->config->concurrency, m->config->lock_ttl_usec, m->config->node_name);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the lock: %m");
-        r = manager_set_machine_id(m);
-        if (r < 0)
-                return r;
-        /* A renewal that takes longer than the margin would outlive our local deadline. */
-        r = lock_set_renew_timeout(m->lock, m->event, manager_hold_margin(m));
-        if (r < 0)
-                return log_error_errno(r, "Failed to bound the lock renewals: %m");
-
-        r = logind_new(&m->logind, m->event);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the logind client: %m");
-
-        r = sentinel_new(&m->sentinel, m->event, m->config->sentinel_path, on_sentinel, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch %s: %m", m->config->sentinel_path);
-
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
@@ -1701,23 +1865,25 @@ int manager_start(Manager *m) {
         if (r < 0)
                 log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
 
-        log_info("nodereboot %s starting on node %s: sentinel %s, lock %s/%s-[0..%u), API %s, state %s/state.",
-                 PACKAGE_VERSION, m->config->node_name, m->config->sentinel_path,
-                 m->config->lock_namespace, m->config->lock_name, m->config->concurrency,
-                 m->kubeconfig->server, m->state_dir);
-
-        if (m->state_was_corrupt) {
-                r = node_get(m->client, m->config->node_name, on_reconcile_node, m);
+        /* A node image carries the package before it joins a cluster: until the kubeconfig is there
+         * (wherever Kubeconfig= says), wait for it, up and idle, rather than fail or be skipped by a
+         * unit condition that could only name the default path. */
+        if (access(m->config->kubeconfig, F_OK) < 0 && errno == ENOENT) {
+                /* Settled, so a file that provisioning is still writing is not read half done. */
+                r = sentinel_new(&m->kubeconfig_watch, m->event, m->config->kubeconfig, KUBECONFIG_SETTLE_USEC,
+                                 on_kubeconfig_appeared, m);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to start reconciling with the cluster: %m");
-                m->node_busy = true;
-        } else {
-                manager_resume(m);
-                /* Adopts (or gives back) a slot won just before a crash that lost that fact. */
-                if (!m->lock_busy && lock_find_own(m->lock, on_own_lease_found, m) >= 0)
-                        m->lock_busy = true;
+                        return log_error_errno(r, "Failed to watch for %s: %m", m->config->kubeconfig);
+                log_notice("Kubeconfig %s does not exist yet (this node has not joined a cluster): waiting for it.",
+                           m->config->kubeconfig);
+                (void) sd_notify(false, "READY=1");
+                manager_set_waiting(m, "waiting for the kubeconfig %s (not joined to a cluster yet)",
+                                    m->config->kubeconfig);
+                return 0;
         }
-
+        r = manager_start_cluster(m);
+        if (r < 0)
+                return r;
         (void) sd_notify(false, "READY=1");
         manager_update_status(m);
         return 0;

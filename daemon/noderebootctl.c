@@ -7,7 +7,9 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -21,6 +23,7 @@
 #include "lock.h"
 #include "log.h"
 #include "node.h"
+#include "proxy.h"
 #include "reboot-machine.h"
 #include "state-file.h"
 #include "string-util.h"
@@ -89,6 +92,7 @@ static int ctl_wait(Ctl *c, const bool *done, usec_t deadline) {
 
 /* Reads the kubeconfig and sets up the client and the lock. The loaders log what is wrong. */
 static int ctl_connect(Ctl *c) {
+        _cleanup_free_ char *proxy = NULL;
         int r;
 
         r = kubeconfig_load(c->config->kubeconfig, c->config->context, &c->kubeconfig);
@@ -105,6 +109,18 @@ static int ctl_connect(Ctl *c) {
         r = kube_client_set_user_agent(c->client, "noderebootctl", c->config->node_name);
         if (r < 0)
                 return log_error_errno(r, "Failed to set the User-Agent: %m");
+        /* The daemon's proxy: [Kubernetes] Proxy=/NoProxy=, else HTTPS_PROXY/NO_PROXY of this shell. */
+        r = proxy_for_server(c->config->proxy, c->config->no_proxy, c->kubeconfig->server, &proxy, NULL);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_error_errno(r, "%s is not a usable proxy URL (expected e.g. http://proxy:3128)",
+                                       c->config->proxy ? "[Kubernetes] Proxy=" : "HTTPS_PROXY");
+        r = kube_client_set_proxy(c->client, proxy);
+        if (proxy)
+                explicit_bzero(proxy, strlen(proxy));
+        if (r < 0)
+                return log_error_errno(r, "Failed to set the proxy: %m");
         /* One quick retry: an administrator at a terminal wants an answer, not a back-off. */
         kube_client_set_timeouts(c->client, CTL_CONNECT_TIMEOUT_USEC, CTL_REQUEST_TIMEOUT_USEC);
         kube_client_set_retry(c->client, 1, 200 * USEC_PER_MSEC, USEC_PER_SEC);
@@ -477,13 +493,13 @@ static void status_gather_cluster(Ctl *c, Status *s) {
 
         if (s->slots_error < 0)
                 status_add_cluster_error(s, "cannot list the lock slots %s/%s-* at %s: %s",
-                                         c->config->lock_namespace, c->config->lock_name, c->kubeconfig->server,
-                                         strerror(ERRNO_VALUE(s->slots_error)));
+                                         c->config->lock_namespace, c->config->lock_name,
+                                         c->kubeconfig->server_display, strerror(ERRNO_VALUE(s->slots_error)));
         if (s->node_error == -ENOENT)
                 status_add_cluster_error(s, "Node %s does not exist", c->config->node_name);
         else if (s->node_error < 0)
                 status_add_cluster_error(s, "cannot read Node %s at %s: %s", c->config->node_name,
-                                         c->kubeconfig->server, strerror(ERRNO_VALUE(s->node_error)));
+                                         c->kubeconfig->server_display, strerror(ERRNO_VALUE(s->node_error)));
 }
 
 /* ---- status: the one-line summary ------------------------------------------------------- */
@@ -830,7 +846,7 @@ static int status_to_json(const Ctl *c, const Status *s, json_object **ret) {
 
         if ((r = json_put_new(cluster, "available", json_object_new_boolean(!s->cluster_error))) < 0 ||
             (r = json_put_string(cluster, "error", s->cluster_error)) < 0 ||
-            (r = json_put_string(cluster, "server", c->kubeconfig ? c->kubeconfig->server : NULL)) < 0 ||
+            (r = json_put_string(cluster, "server", c->kubeconfig ? c->kubeconfig->server_display : NULL)) < 0 ||
             (r = json_put_time(cluster, "server_time", s->slots && s->slots_error >= 0 ? s->server_now : 0)) < 0)
                 return r;
         if (s->slots && s->slots_error >= 0) {
@@ -1060,7 +1076,7 @@ static int command_unlock(Ctl *c) {
                         r = li.error;
                 if (r < 0) {
                         log_error_errno(r, "Failed to list the lock slots %s/%s-* at %s: %m", cfg->lock_namespace,
-                                        cfg->lock_name, c->kubeconfig->server);
+                                        cfg->lock_name, c->kubeconfig->server_display);
                         ret = EXIT_FAILURE;
                         goto finish;
                 }
@@ -1246,6 +1262,10 @@ int main(int argc, char *argv[]) {
         _cleanup_free_ char *window_error = NULL;
         const char *state_dir;
         int r;
+
+        /* It holds the same token and key as the daemon: no core dump of them, no key log. */
+        (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        (void) unsetenv("SSLKEYLOGFILE");
 
         log_open();
         /* The library's progress messages are for the daemon's journal; this tool prints its own. */

@@ -12,6 +12,10 @@
 #define SENTINEL_RECHECK_USEC (10 * USEC_PER_SEC)
 #define SENTINEL_REASON_FILE_MAX (64U * 1024U)
 #define SENTINEL_REASON_PACKAGES_MAX 50
+/* Longer names exist in no archive; a longer line is junk, not a package to name in full. */
+#define PACKAGE_NAME_MAX 255U
+#define PACKAGE_ARCH_MAX 32U
+#define SENTINEL_SETTLE_ACCURACY_USEC (10 * USEC_PER_MSEC)
 
 /* Everything that can make the file appear or vanish (dpkg and apt write a temp file and rename it),
  * and the folder itself going away. */
@@ -24,12 +28,16 @@ struct Sentinel {
         char *path;
         char *dir;              /* as given; resolved again each time a watch is set up */
         char *name;
+        char *pkgs_name;        /* <name>.pkgs, the reason beside it */
         sd_event_source *inotify_source;
         /* Polls while the folder is missing (or inotify cannot be used), and sets the watch up
          * again after the folder went away. */
         sd_event_source *timer_source;
         usec_t recheck_usec;
-        bool present;
+        /* A new sentinel counts once it has existed this long; runs while it settles. */
+        usec_t settle_usec;
+        sd_event_source *settle_source;
+        bool present;           /* what the handler was told: there and settled */
         SentinelHandler handler;
         void *userdata;
 };
@@ -42,15 +50,54 @@ static bool sentinel_check(Sentinel *s) {
         return false;
 }
 
-/* Runs the handler last: it may free the Sentinel. */
-static void sentinel_update(Sentinel *s) {
-        bool present = sentinel_check(s);
-
-        if (present == s->present)
-                return;
+static void sentinel_notify(Sentinel *s, bool present) {
         s->present = present;
         if (s->handler)
                 s->handler(s, present, s->userdata);
+}
+
+static int on_settled(sd_event_source *source, uint64_t usec, void *userdata) {
+        Sentinel *s = userdata;
+
+        s->settle_source = sd_event_source_disable_unref(s->settle_source);
+        if (!s->present && sentinel_check(s))
+                sentinel_notify(s, true);
+        return 0;
+}
+
+/* Runs the handler last: it may free the Sentinel. */
+static void sentinel_update(Sentinel *s) {
+        int r;
+
+        if (!sentinel_check(s)) {
+                /* Gone while settling: it never counted. */
+                s->settle_source = sd_event_source_disable_unref(s->settle_source);
+                if (s->present)
+                        sentinel_notify(s, false);
+                return;
+        }
+        if (s->present || s->settle_source)
+                return;
+        if (s->settle_usec > 0) {
+                /* A timer from the first sight of it, not a poll: touching it again changes nothing. */
+                r = sd_event_add_time_relative(s->event, &s->settle_source, CLOCK_MONOTONIC, s->settle_usec,
+                                               SENTINEL_SETTLE_ACCURACY_USEC, on_settled, s);
+                if (r >= 0) {
+                        (void) sd_event_source_set_description(s->settle_source, "sentinel-settle");
+                        return;
+                }
+                log_debug_errno(r, "Failed to arm the settle timer for %s, taking it as settled: %m", s->path);
+        }
+        sentinel_notify(s, true);
+}
+
+/* The reason changed: only worth telling while the sentinel counts (it is read when it does). */
+static void sentinel_reason_changed(Sentinel *s, uint32_t mask) {
+        if (!s->present || !s->handler)
+                return;
+        if (!(mask & (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE)))
+                return;
+        s->handler(s, true, s->userdata);
 }
 
 static int sentinel_arm_timer(Sentinel *s, usec_t usec);
@@ -73,6 +120,8 @@ static int on_inotify(sd_event_source *source, const struct inotify_event *ev, v
          * happened). */
         if (ev->len == 0 || streq(ev->name, s->name))
                 sentinel_update(s);
+        else if (streq(ev->name, s->pkgs_name))
+                sentinel_reason_changed(s, ev->mask);
         return 0;
 }
 
@@ -162,8 +211,8 @@ static int split_path(const char *path, char **ret_dir, char **ret_name) {
         return 0;
 }
 
-int sentinel_new(Sentinel **ret, sd_event *event, const char *path, SentinelHandler handler,
-                 void *userdata) {
+int sentinel_new(Sentinel **ret, sd_event *event, const char *path, usec_t settle_usec,
+                 SentinelHandler handler, void *userdata) {
         _cleanup_(sentinel_freep) Sentinel *s = NULL;
         int r;
 
@@ -177,6 +226,7 @@ int sentinel_new(Sentinel **ret, sd_event *event, const char *path, SentinelHand
         s->handler = handler;
         s->userdata = userdata;
         s->recheck_usec = SENTINEL_RECHECK_USEC;
+        s->settle_usec = settle_usec == USEC_INFINITY ? 0 : settle_usec;
 
         s->path = strdup(path);
         if (!s->path)
@@ -184,6 +234,9 @@ int sentinel_new(Sentinel **ret, sd_event *event, const char *path, SentinelHand
         r = split_path(path, &s->dir, &s->name);
         if (r < 0)
                 return r;
+        s->pkgs_name = strjoin(s->name, ".pkgs");
+        if (!s->pkgs_name)
+                return -ENOMEM;
 
         /* Watch first, then look: a file created in between is then seen by one or the other. */
         r = sentinel_watch(s);
@@ -206,10 +259,12 @@ Sentinel *sentinel_free(Sentinel *s) {
 
         sd_event_source_disable_unref(s->inotify_source);
         sd_event_source_disable_unref(s->timer_source);
+        sd_event_source_disable_unref(s->settle_source);
         sd_event_unref(s->event);
         free(s->path);
         free(s->dir);
         free(s->name);
+        free(s->pkgs_name);
         return mfree(s);
 }
 
@@ -231,7 +286,7 @@ void sentinel_set_recheck_interval(Sentinel *s, usec_t usec) {
 
 /* Reads at most max bytes of a regular file (a FIFO or device there must not block or flood us);
  * *ret_truncated tells whether there was more. */
-static int read_file_head(const char *path, size_t max, char **ret, bool *ret_truncated) {
+static int read_file_head(const char *path, size_t max, char **ret, size_t *ret_size, bool *ret_truncated) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         struct stat st;
@@ -264,6 +319,7 @@ static int read_file_head(const char *path, size_t max, char **ret, bool *ret_tr
 
         *ret_truncated = n > max;
         buf[MIN(n, max)] = 0;
+        *ret_size = MIN(n, max);
         *ret = TAKE_PTR(buf);
         return 0;
 }
@@ -289,11 +345,45 @@ static int package_compare_index(const void *a, const void *b) {
         return x->index < y->index ? -1 : x->index > y->index;
 }
 
-int sentinel_read_reason(const char *path, char **ret) {
+static bool char_is_lower_or_digit(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+bool sentinel_package_name_is_valid(const char *name) {
+        const char *colon;
+        size_t n;
+
+        if (!name)
+                return false;
+        colon = strchr(name, ':');
+        n = colon ? (size_t) (colon - name) : strlen(name);
+
+        /* deb-control(5): at least two characters, lower case letters, digits, '+', '-' and '.',
+         * starting with an alphanumeric character. */
+        if (n < 2 || n > PACKAGE_NAME_MAX || !char_is_lower_or_digit(name[0]))
+                return false;
+        for (size_t i = 1; i < n; i++)
+                if (!char_is_lower_or_digit(name[i]) && !strchr("+-.", name[i]))
+                        return false;
+        if (!colon)
+                return true;
+
+        /* An architecture: amd64, arm64, i386, x32, … */
+        n = strlen(colon + 1);
+        if (n == 0 || n > PACKAGE_ARCH_MAX || !char_is_lower_or_digit(colon[1]))
+                return false;
+        for (const char *p = colon + 1; *p; p++)
+                if (!char_is_lower_or_digit(*p) && *p != '-')
+                        return false;
+        return true;
+}
+
+int sentinel_read_reason(const char *path, char **ret, unsigned *ret_n_invalid) {
         _cleanup_free_ char *pkgs_path = NULL, *data = NULL, *result = NULL;
         _cleanup_free_ Package *packages = NULL;
-        size_t n_packages = 0, n_unique = 0, n_shown = 0, size = 0;
-        bool truncated = false;
+        size_t n_packages = 0, n_unique = 0, n_shown = 0, size = 0, data_size = 0;
+        unsigned n_invalid = 0;
+        bool truncated = false, full = false;
         char *p, *line;
         int r;
 
@@ -304,13 +394,20 @@ int sentinel_read_reason(const char *path, char **ret) {
         if (!pkgs_path)
                 return -ENOMEM;
 
-        r = read_file_head(pkgs_path, SENTINEL_REASON_FILE_MAX, &data, &truncated);
+        r = read_file_head(pkgs_path, SENTINEL_REASON_FILE_MAX, &data, &data_size, &truncated);
         if (r == -ENOENT) {
                 *ret = NULL;
+                if (ret_n_invalid)
+                        *ret_n_invalid = 0;
                 return 0;
         }
         if (r < 0)
                 return r;
+
+        /* A NUL in junk must not hide the lines after it: it ends a line like a newline. */
+        for (size_t i = 0; i < data_size; i++)
+                if (data[i] == 0)
+                        data[i] = '\n';
 
         /* A line cut off at the cap is not a package name. */
         if (truncated) {
@@ -326,17 +423,24 @@ int sentinel_read_reason(const char *path, char **ret) {
         if (!packages)
                 return -ENOMEM;
 
+        /* The reason goes into STATUS=, the journal, the state file and a node annotation: only
+         * package names pass, which are printable ASCII. */
         for (p = data; (line = strsep(&p, "\n"));) {
                 line = strstrip(line);
                 if (isempty(line))
                         continue;
-                /* The reason goes into STATUS=, the journal and a node annotation: one line. */
-                for (char *c = line; *c; c++)
-                        if ((unsigned char) *c < 0x20 || *c == 0x7f)
-                                *c = ' ';
+                if (!sentinel_package_name_is_valid(line)) {
+                        n_invalid++;
+                        continue;
+                }
                 packages[n_packages] = (Package) { .name = line, .index = n_packages };
                 n_packages++;
         }
+
+        if (n_invalid > 0)
+                log_debug("%s: skipped %u lines that are not package names.", pkgs_path, n_invalid);
+        if (ret_n_invalid)
+                *ret_n_invalid = n_invalid;
 
         if (n_packages == 0) {
                 *ret = NULL;
@@ -350,31 +454,33 @@ int sentinel_read_reason(const char *path, char **ret) {
                 packages[i].duplicate = streq(packages[i].name, packages[i - 1].name);
         qsort(packages, n_packages, sizeof(Package), package_compare_index);
 
-        for (size_t i = 0; i < n_packages; i++) {
-                if (packages[i].duplicate)
-                        continue;
-                n_unique++;
-                if (n_shown >= SENTINEL_REASON_PACKAGES_MAX)
-                        continue;
-                n_shown++;
-                size += strlen(packages[i].name) + 2;
-        }
-
-        result = malloc(size + 64);
+        /* Names in file order while they fit, leaving room for ", and N more" and the NUL. */
+        result = malloc(SENTINEL_REASON_MAX);
         if (!result)
                 return -ENOMEM;
         p = result;
         *p = 0;
-        n_shown = 0;
-        for (size_t i = 0; i < n_packages && n_shown < SENTINEL_REASON_PACKAGES_MAX; i++) {
+        for (size_t i = 0; i < n_packages; i++) {
+                size_t len;
+
                 if (packages[i].duplicate)
                         continue;
+                n_unique++;
+                if (full)
+                        continue;
+                len = strlen(packages[i].name) + (n_shown > 0 ? 2 : 0);
+                if (n_shown >= SENTINEL_REASON_PACKAGES_MAX ||
+                    size + len > SENTINEL_REASON_MAX - sizeof(", and 18446744073709551615 more")) {
+                        full = true;
+                        continue;
+                }
                 if (n_shown++ > 0)
                         p = stpcpy(p, ", ");
                 p = stpcpy(p, packages[i].name);
+                size += len;
         }
         if (n_unique > n_shown)
-                (void) sprintf(p, ", and %zu more", n_unique - n_shown);
+                (void) snprintf(p, SENTINEL_REASON_MAX - size, ", and %zu more", n_unique - n_shown);
 
         *ret = TAKE_PTR(result);
         return 0;

@@ -109,6 +109,11 @@ int state_to_json(const RebootState *s, char **ret) {
             !boot_id_is_valid(s->boot_id, strnlen(s->boot_id, sizeof s->boot_id)) ||
             (s->lease_machine_id && !machine_id_is_valid(s->lease_machine_id)))
                 return -EINVAL;
+        /* The reader refuses strings that are not UTF-8 (they would reach the journal and the
+         * Node's annotations from there). */
+        if ((s->lease && !utf8_is_valid(s->lease)) || (s->reason && !utf8_is_valid(s->reason)) ||
+            (s->last_error && !utf8_is_valid(s->last_error)))
+                return -EBADMSG;
 
         o = json_object_new_object();
         if (!o)
@@ -189,6 +194,12 @@ static int get_string(json_object *o, const char *field, const char *expected, c
         s = json_object_get_string(v);
         if (strlen(s) != (size_t) json_object_get_string_len(v))
                 return field_error(ret_error, field, v, "a string without NUL characters");
+        if (!utf8_is_valid(s)) {
+                /* Not quoted: the bytes themselves must not reach the journal. */
+                if (ret_error)
+                        *ret_error = strdup_printf("field \"%s\": expected a string of valid UTF-8", field);
+                return -EBADMSG;
+        }
         *ret = s;
         return 0;
 }
@@ -483,6 +494,9 @@ int state_file_save(const char *dir, const RebootState *s) {
         r = state_to_json(s, &text);
         if (r < 0)
                 return r;
+        /* state_file_load() would move a larger file aside as corrupt. */
+        if (strlen(text) > STATE_FILE_SIZE_MAX)
+                return -EFBIG;
         path = strjoin(dir, "/" STATE_FILE_NAME);
         if (!path)
                 return -ENOMEM;

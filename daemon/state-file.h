@@ -11,6 +11,9 @@
  * aside and logging which field was wrong) with an idle state when it is corrupt; other -errno
  * when it cannot be read. ret must be initialised with reboot_state_init(). */
 int state_file_load(const char *dir, RebootState *ret);
+/* Never writes what state_file_load() would reject: -EINVAL or -ERANGE for a value out of its
+ * range, -EBADMSG for a string that is not UTF-8, -EFBIG for a file larger than the loader reads;
+ * the file on disk is then left as it was. Other -errno: it could not be written. */
 int state_file_save(const char *dir, const RebootState *s);
 
 /* The JSON form, shared with noderebootctl status --json. */

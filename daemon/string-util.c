@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -131,4 +132,41 @@ char *url_escape(const char *s) {
         }
         *p = 0;
         return r;
+}
+
+bool utf8_is_valid(const char *s) {
+        const unsigned char *p = (const unsigned char *) s;
+
+        if (!s)
+                return false;
+        while (*p) {
+                unsigned n;
+                uint32_t c;
+
+                if (*p < 0x80) {
+                        p++;
+                        continue;
+                }
+                if (*p >= 0xc2 && *p <= 0xdf) {
+                        n = 1;
+                        c = *p & 0x1f;
+                } else if (*p >= 0xe0 && *p <= 0xef) {
+                        n = 2;
+                        c = *p & 0x0f;
+                } else if (*p >= 0xf0 && *p <= 0xf4) {
+                        n = 3;
+                        c = *p & 0x07;
+                } else
+                        return false;   /* a continuation byte, 0xc0, 0xc1 or 0xf5.. */
+                for (unsigned i = 1; i <= n; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;   /* also stops at the NUL */
+                        c = (c << 6) | (p[i] & 0x3f);
+                }
+                if ((n == 2 && c < 0x800) || (n == 3 && c < 0x10000) || c > 0x10ffff ||
+                    (c >= 0xd800 && c <= 0xdfff))
+                        return false;
+                p += n + 1;
+        }
+        return true;
 }

@@ -21,5 +21,9 @@ int strv_push(char ***l, char *value);   /* takes ownership of value, even on fa
 int strv_extend(char ***l, const char *value);
 bool strv_contains(char * const *l, const char *value);
 
+/* Whether s is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF):
+ * what may go into the journal, STATUS= and JSON. */
+bool utf8_is_valid(const char *s);
+
 /* Percent-encodes for a URL query value (RFC 3986 unreserved characters stay). */
 char *url_escape(const char *s);

@@ -413,6 +413,7 @@ class NodeDaemon:
         for d in (self.run_dir, self.state_dir):
             os.makedirs(d, exist_ok=True)
         self.sentinel = os.path.join(self.run_dir, "reboot-required")
+        self.dpkg_dir = os.path.join(self.dir, "dpkg")   # PackageManagerLocks= point here
         self.boot_id_file = os.path.join(self.dir, "boot_id")
         self.boot_time_file = os.path.join(self.dir, "boot_time")
         self._kubelet_timer = None
@@ -454,6 +455,7 @@ contexts:
     user: {name}
 current-context: test
 """)
+        os.chmod(self.kubeconfig, 0o600)  # the daemon refuses a credential others may read
         self.config_path = os.path.join(self.dir, "nodereboot.conf")
         self.write_config(config or {})
 
@@ -461,7 +463,10 @@ current-context: test
         sections = {
             "Node": {"Name": self.name},
             "Kubernetes": {"Kubeconfig": self.kubeconfig},
-            "Sentinel": {"Path": self.sentinel},
+            # SettleSec=0: the scenario tests time the cycle from the sentinel (test-host.py sets it).
+            "Sentinel": {"Path": self.sentinel, "SettleSec": "0"},
+            # The node's own dpkg locks: the host's apt, running or not, must not steer a test.
+            "Blockers": {"PackageManagerLocks": f"{self.dpkg_dir}/lock-frontend {self.dpkg_dir}/lock"},
             "Lock": {"TTLSec": "30s", "RecheckSec": "30s"},
             "Drain": {"TimeoutSec": "60s"},
             "Reboot": {"TimeoutSec": "20s", "RetrySec": "1h"},

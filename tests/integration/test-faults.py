@@ -2,6 +2,8 @@
 """Drains blocked by PodDisruptionBudgets, bad input of every kind, and the cost of idling."""
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -52,9 +54,11 @@ class BadInput(unittest.TestCase):
                            env=dict(os.environ, **(env or {})))
         return r.returncode, r.stdout + r.stderr
 
-    def write(self, path, text):
+    def write(self, path, text, mode=None):
         with open(path, "w") as f:
             f.write(text)
+        if mode is not None:
+            os.chmod(path, mode)
         return path
 
     def test_l_bad_config_values(self):
@@ -75,10 +79,13 @@ class BadInput(unittest.TestCase):
                 rc, out = self.run_daemon(["--config", path, "--check-config"])
                 self.assertEqual(rc, 78, out)
                 self.assertRegex(out, pattern)
-        path = self.write(os.path.join(d, "nodereboot.conf"), "[Lock]\nFrobnicate=1\n")
+        # --check-config also loads the kubeconfig: give it a good one
+        kc = self.write(os.path.join(d, "kubeconfig"), self.kubeconfig_text("https://127.0.0.1:1"), 0o600)
+        path = self.write(os.path.join(d, "nodereboot.conf"), f"[Kubernetes]\nKubeconfig={kc}\n[Lock]\nFrobnicate=1\n")
         rc, out = self.run_daemon(["--config", path, "--check-config"])
         self.assertEqual(rc, 0, out)
-        self.assertRegex(out, r"nodereboot.conf:2: .*Frobnicate")
+        self.assertRegex(out, r"nodereboot.conf:4: .*Frobnicate")
+        self.assertIn("Configuration OK.", out)
 
     def test_l_bad_command_line(self):
         """Unknown options and stray arguments are usage errors."""
@@ -94,23 +101,172 @@ class BadInput(unittest.TestCase):
         self.addCleanup(lambda: subprocess.run(["rm", "-rf", d]))
         return d
 
-    def daemon_with_kubeconfig(self, kubeconfig_text, expect_rc=78):
-        d = self.tmp()
-        kc = self.write(os.path.join(d, "kubeconfig"), kubeconfig_text) if kubeconfig_text is not None \
+    def daemon_with_kubeconfig(self, kubeconfig_text, expect_rc=78, mode=0o600, files=None, d=None,
+                               prefix=()):
+        """Runs the real daemon on a kubeconfig (mode: its access mode) and the files it names
+        (files: {name: (text, mode)}, in the same folder); prefix runs it through another command."""
+        d = d or self.tmp()
+        for name, (text, file_mode) in (files or {}).items():
+            self.write(os.path.join(d, name), text, file_mode)
+        kc = self.write(os.path.join(d, "kubeconfig"), kubeconfig_text, mode) if kubeconfig_text is not None \
             else os.path.join(d, "missing-kubeconfig")
         conf = self.write(os.path.join(d, "nodereboot.conf"),
                           f"[Node]\nName=n1\n[Kubernetes]\nKubeconfig={kc}\n[Sentinel]\nPath={d}/reboot-required\n")
-        os.makedirs(os.path.join(d, "state"))
-        r = subprocess.run([daemon_binary(), "--config", conf, "--state-dir", os.path.join(d, "state")],
+        os.makedirs(os.path.join(d, "state"), exist_ok=True)
+        r = subprocess.run([*prefix, daemon_binary(), "--config", conf, "--state-dir", os.path.join(d, "state")],
                            capture_output=True, text=True, timeout=10)
-        self.assertEqual(r.returncode, expect_rc, r.stderr)
+        self.assertEqual(r.returncode, expect_rc, r.stdout + r.stderr)
         return r.stdout + r.stderr
 
+    @staticmethod
+    def kubeconfig_text(server, user="{token: tok-never-logged}"):
+        return f"""apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {{server: "{server}"}}
+users:
+- name: u
+  user: {user}
+contexts:
+- name: x
+  context: {{cluster: c, user: u}}
+current-context: x
+"""
+
+    def test_l_credentials_open_to_others_are_refused(self):
+        """An admin who copied the kubeconfig with the default umask (0644), or left the token file
+        or client key world-readable: the daemon does not start (78, so systemd does not restart it),
+        naming the file, its mode and the fix, as ssh does for a key; the secret is never logged."""
+        kc = self.kubeconfig_text("https://127.0.0.1:1")
+        out = self.daemon_with_kubeconfig(kc, mode=0o644)
+        self.assertRegex(out, r"kubeconfig (/\S+/kubeconfig): mode 0644 .*Fix: chmod 0640 \1; chgrp nodereboot \1")
+        self.assertNotIn("tok-never-logged", out)
+
+        out = self.daemon_with_kubeconfig(self.kubeconfig_text("https://127.0.0.1:1", "{tokenFile: token}"),
+                                          files={"token": ("tok-never-logged\n", 0o644)})
+        self.assertRegex(out, r"tokenFile (/\S+/token): mode 0644 .*Fix: chmod 0640 \1; chgrp nodereboot \1")
+        self.assertNotIn("tok-never-logged", out)
+
+        out = self.daemon_with_kubeconfig(
+            self.kubeconfig_text("https://127.0.0.1:1", "{client-certificate: client.crt, client-key: client.key}"),
+            files={"client.crt": ("not read here\n", 0o644), "client.key": ("key-never-logged\n", 0o604)})
+        self.assertRegex(out, r"client-key (/\S+/client\.key): mode 0604 .*Fix: chmod 0640 \1; chgrp nodereboot \1")
+        self.assertNotIn("key-never-logged", out)
+
+    def test_l_unreadable_kubeconfig_exits_78(self):
+        """The kubeconfig installed 0600 root:root (without -g nodereboot) for a daemon that runs as
+        its own user: the daemon cannot open it (EACCES) and stops with 78 and the fix, rather than
+        being restarted every 5 s forever. Modelled by running the daemon as nobody (tests run as
+        root, who may read anything). A folder given as the kubeconfig is refused with 78 too."""
+        if os.geteuid() != 0 or not shutil.which("setpriv"):
+            self.skipTest("needs root and setpriv to run the daemon as another user")
+        d = self.tmp()
+        os.chmod(d, 0o755)
+        os.makedirs(os.path.join(d, "state"))
+        os.chmod(os.path.join(d, "state"), 0o777)
+        out = self.daemon_with_kubeconfig(self.kubeconfig_text("https://127.0.0.1:1"), d=d,
+                                          prefix=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        self.assertRegex(out, r"kubeconfig (/\S+/kubeconfig): Permission denied.*chmod 0640 \1; chgrp nodereboot \1")
+
+        d = self.tmp()
+        os.makedirs(os.path.join(d, "kubeconfig"))
+        conf = self.write(os.path.join(d, "nodereboot.conf"),
+                          f"[Node]\nName=n1\n[Kubernetes]\nKubeconfig={d}/kubeconfig\n[Sentinel]\nPath={d}/rr\n")
+        r = subprocess.run([daemon_binary(), "--config", conf, "--state-dir", d], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertIn("not a regular file", r.stderr)
+
+    def test_l_http_with_a_token_is_refused(self):
+        """A kubeconfig that would send the token in clear text (http://) is refused with 78; the log
+        shows the server as scheme://host:port only, never its user information or path."""
+        out = self.daemon_with_kubeconfig(self.kubeconfig_text("http://admin:pw-never-logged@127.0.0.1:8080/k8s"))
+        self.assertIn("server http://127.0.0.1:8080 is plain http://", out)
+        self.assertNotIn("pw-never-logged", out)
+        self.assertNotIn("tok-never-logged", out)
+        self.assertNotIn("/k8s", out)
+
+    def test_l_check_config_lists_every_error(self):
+        """--check-config reports every error in one run, not only the first: a bad configuration
+        value, a world-readable kubeconfig, an http:// server with a token and an open token file,
+        then exits 78."""
+        d = self.tmp()
+        self.write(os.path.join(d, "token"), "tok-never-logged\n", 0o644)
+        kc = self.write(os.path.join(d, "kubeconfig"),
+                        self.kubeconfig_text("http://127.0.0.1:8080", "{token: tok-never-logged, tokenFile: token}"),
+                        0o644)
+        conf = self.write(os.path.join(d, "nodereboot.conf"),
+                          f"[Kubernetes]\nKubeconfig={kc}\n[Lock]\nConcurrency=abc\n")
+        rc, out = self.run_daemon(["--config", conf, "--check-config"])
+        self.assertEqual(rc, 78, out)
+        self.assertRegex(out, r"nodereboot.conf:4: .*Concurrency=abc")
+        self.assertRegex(out, r"kubeconfig \S+/kubeconfig: mode 0644")
+        self.assertIn("is plain http://", out)
+        self.assertRegex(out, r"tokenFile \S+/token: mode 0644")
+        self.assertNotIn("Configuration OK", out)
+        self.assertNotIn("tok-never-logged", out)
+
+        # fixed, the same files pass
+        os.chmod(kc, 0o640)
+        os.chmod(os.path.join(d, "token"), 0o600)
+        self.write(kc, self.kubeconfig_text("https://127.0.0.1:1", "{tokenFile: token}"))
+        self.write(conf, f"[Kubernetes]\nKubeconfig={kc}\n")
+        rc, out = self.run_daemon(["--config", conf, "--check-config"])
+        self.assertEqual(rc, 0, out)
+        self.assertIn("Configuration OK.", out)
+
+    def test_l_missing_kubeconfig_is_waited_for(self):
+        """A node image boots before provisioning drops the kubeconfig in place (at whatever path
+        Kubeconfig= names): the daemon starts, says READY=1 and what it waits for, and neither
+        fails nor crash-loops; a kubeconfig that then appears broken stops it with exit 78 (no
+        restart can fix it); one that appears whole is joined without a restart."""
+        for broken in (True, False):
+            with self.subTest(broken=broken):
+                d = self.tmp()
+                kc = os.path.join(d, "elsewhere", "node.kubeconfig")
+                conf = self.write(os.path.join(d, "nodereboot.conf"),
+                                  f"[Node]\nName=n1\n[Kubernetes]\nKubeconfig={kc}\n"
+                                  f"[Sentinel]\nPath={d}/reboot-required\n")
+                os.makedirs(os.path.join(d, "state"))
+                notify = os.path.join(d, "notify")
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sock.bind(notify)
+                sock.settimeout(5)
+                env = dict(os.environ, NOTIFY_SOCKET=notify)
+                env.pop("JOURNAL_STREAM", None)
+                p = subprocess.Popen([daemon_binary(), "--config", conf, "--state-dir", os.path.join(d, "state")],
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                try:
+                    messages = ""
+                    while "waiting for the kubeconfig" not in messages:
+                        messages += sock.recv(4096).decode()
+                    self.assertIn("READY=1", messages)
+                    self.assertIn(kc, messages)
+                    time.sleep(1)
+                    self.assertIsNone(p.poll(), "the daemon gave up without a kubeconfig")
+                    os.makedirs(os.path.dirname(kc))
+                    if broken:
+                        self.write(kc, "clusters:\n  - name: a\n   cluster: [\n", 0o600)
+                        self.assertEqual(p.wait(15), 78)
+                        self.assertRegex(p.stdout.read(), r"kubeconfig .*:\d+:\d+")
+                    else:
+                        self.write(kc, self.kubeconfig_text("https://127.0.0.1:1"), 0o600)
+                        out = ""
+                        while "joining the cluster" not in out:
+                            line = p.stdout.readline()
+                            self.assertTrue(line, "the daemon stopped: " + out)
+                            out += line
+                        self.assertIsNone(p.poll())
+                finally:
+                    if p.poll() is None:
+                        p.terminate()
+                        p.wait(15)
+                    sock.close()
+
     def test_l_bad_kubeconfigs(self):
-        """A missing kubeconfig, invalid YAML and an exec user each stop the daemon with a message
-        naming the file and what is wrong."""
-        out = self.daemon_with_kubeconfig(None)
-        self.assertIn("missing-kubeconfig", out)
+        """Invalid YAML and an exec user each stop the daemon with a message naming the file and
+        what is wrong (a missing one is waited for: see above)."""
         out = self.daemon_with_kubeconfig("clusters:\n  - name: a\n   cluster: [\n")
         self.assertRegex(out, r"kubeconfig .*:\d+:\d+")
         out = self.daemon_with_kubeconfig("""apiVersion: v1

@@ -527,10 +527,10 @@ def prepare(c, tarball, deb, api, checks, conf, with_kubeconfig=True):
     os.symlink("/dev/null", c.path("/etc/systemd/system/console-getty.service"))
 
 
-def install_kubeconfig(c):
+def install_kubeconfig(c, path="/etc/nodereboot/kubeconfig"):
     """What first-boot provisioning does (README, "Install on a node image"): the kubeconfig,
-    mode 0640, group nodereboot."""
-    c.write("/etc/nodereboot/kubeconfig", c.kubeconfig_text, 0o640, c.kubeconfig_gid)
+    mode 0640, group nodereboot, at path ([Kubernetes] Kubeconfig=)."""
+    c.write(path, c.kubeconfig_text, 0o640, c.kubeconfig_gid)
 
 
 def wait_booted(c, n, timeout=90):

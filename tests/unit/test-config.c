@@ -123,6 +123,10 @@ TEST(defaults) {
         ASSERT_EQ(c->reboot_delay_usec, 0);
         ASSERT_EQ(c->retry_usec, USEC_PER_HOUR);
         ASSERT_TRUE(c->blocking_pod_selectors == NULL);
+        ASSERT_EQ(strv_len(c->package_manager_locks), 2);
+        ASSERT_STREQ(c->package_manager_locks[0], "/var/lib/dpkg/lock-frontend");
+        ASSERT_STREQ(c->package_manager_locks[1], "/var/lib/dpkg/lock");
+        ASSERT_EQ(c->sentinel_settle_usec, 10 * USEC_PER_SEC);
         ASSERT_TRUE(c->annotate_nodes);
         ASSERT_TRUE(c->pre_reboot_labels == NULL);
         ASSERT_TRUE(c->post_reboot_labels == NULL);
@@ -260,6 +264,7 @@ TEST(every_key) {
                 "Context=prod\n"
                 "[Sentinel]\n"
                 "Path=/run/reboot-needed\n"
+                "SettleSec=2s\n"
                 "[Lock]\n"
                 "Namespace=nodereboot-system\n"
                 "Name=pool-a\n"
@@ -287,6 +292,7 @@ TEST(every_key) {
                 "[Blockers]\n"
                 "PodSelector=app=backup\n"
                 "PodSelector=job-name, !skip\n"
+                "PackageManagerLocks=/var/lib/rpm/.rpm.lock  /run/lock/x\n"
                 "[Marks]\n"
                 "AnnotateNodes=false\n"
                 "PreRebootLabels=nodereboot.io/rebooting=true example.com/x=\n"
@@ -324,6 +330,10 @@ TEST(every_key) {
         ASSERT_EQ(strv_len(c->blocking_pod_selectors), 2);
         ASSERT_STREQ(c->blocking_pod_selectors[0], "app=backup");
         ASSERT_STREQ(c->blocking_pod_selectors[1], "job-name, !skip");
+        ASSERT_EQ(c->sentinel_settle_usec, 2 * USEC_PER_SEC);
+        ASSERT_EQ(strv_len(c->package_manager_locks), 2);
+        ASSERT_STREQ(c->package_manager_locks[0], "/var/lib/rpm/.rpm.lock");
+        ASSERT_STREQ(c->package_manager_locks[1], "/run/lock/x");
         ASSERT_FALSE(c->annotate_nodes);
         ASSERT_EQ(strv_len(c->pre_reboot_labels), 2);
         ASSERT_STREQ(c->pre_reboot_labels[0], "nodereboot.io/rebooting=true");
@@ -440,6 +450,8 @@ TEST(bad_values) {
                 { "Reboot", "RetrySec", "1y", "expected a time span" },
                 { "Reboot", "DelaySec", "-1s", "expected a time span" },
                 { "Blockers", "PodSelector", "=x", "expected a label selector" },
+                { "Blockers", "PackageManagerLocks", "/ok relative/lock", "space-separated absolute paths" },
+                { "Sentinel", "SettleSec", "2h", "at most 1h" },
                 { "Marks", "AnnotateNodes", "2", "expected a boolean" },
                 { "Marks", "PreRebootLabels", "novalue", "key=value labels" },
                 { "Marks", "PreRebootLabels", "a=1 -bad=2", "key=value labels" },
@@ -690,6 +702,30 @@ TEST(lock_name_length_across_files) {
         ASSERT_ERROR(config_verify(c), EINVAL);
 }
 
+TEST(proxy) {
+        _cleanup_(config_freep) Config *c = NULL, *d = NULL, *e = NULL;
+        _cleanup_free_ char *log = NULL, *log2 = NULL, *log3 = NULL;
+
+        /* unset by default: the environment decides */
+        ASSERT_OK(config_new(&c));
+        ASSERT_TRUE(!c->proxy && !c->no_proxy);
+        c = config_free(c);
+
+        ASSERT_OK(load_text("[Kubernetes]\nProxy=http://u:pw@proxy.example.com:3128\n"
+                            "NoProxy=localhost, 127.0.0.0/8,.cluster.local\n", &c, &log, NULL));
+        ASSERT_STREQ(c->proxy, "http://u:pw@proxy.example.com:3128");
+        ASSERT_STREQ(c->no_proxy, "localhost, 127.0.0.0/8,.cluster.local");
+
+        /* an empty assignment resets to unset */
+        ASSERT_OK(load_text("[Kubernetes]\nProxy=http://p:1\nProxy=\nNoProxy=*\nNoProxy=\n", &d, &log2, NULL));
+        ASSERT_TRUE(!d->proxy && !d->no_proxy);
+
+        /* a bad URL is refused without repeating it: it may hold a password */
+        ASSERT_ERROR(load_text("[Kubernetes]\nProxy=ftp://u:secret-pw@proxy:21\n", &e, &log3, NULL), EINVAL);
+        ASSERT_TRUE(strstr(log3, "[Kubernetes] Proxy=: expected a proxy URL"));
+        ASSERT_TRUE(!strstr(log3, "secret-pw"));
+}
+
 int main(void) {
         RUN(defaults);
         RUN(empty_root_keeps_defaults);
@@ -707,5 +743,6 @@ int main(void) {
         RUN(scalar_reset);
         RUN(verify);
         RUN(lock_name_length_across_files);
+        RUN(proxy);
         return 0;
 }

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include "base64.h"
 #include "fileio.h"
@@ -104,6 +108,7 @@ TEST(token) {
         ASSERT_STREQ(k->user, "node-a");
         ASSERT_STREQ(k->namespace, "kube-system");
         ASSERT_STREQ(k->server, "https://api.example.com:6443");
+        ASSERT_STREQ(k->server_display, "https://api.example.com:6443");
         ASSERT_STREQ(k->token, "s3cr3t-token");
         ASSERT_TRUE(k->token_file == NULL);
         ASSERT_FALSE(k->insecure_skip_tls_verify);
@@ -247,14 +252,16 @@ TEST(named_context_insecure_tls_server_name) {
 TEST(http_server_and_nulls) {
         _cleanup_(kubeconfig_freep) Kubeconfig *k = NULL;
 
-        /* http:// is accepted here (the daemon warns); null fields read as absent. */
+        /* http:// without credentials is accepted (a local proxy); null fields read as absent. */
         k = load_ok("current-context: c\n"
                     "clusters: [{name: cl, cluster: {server: 'http://127.0.0.1:8080', certificate-authority: ~,"
                     " insecure-skip-tls-verify: null}}]\n"
                     "contexts: [{name: c, context: {cluster: cl, user: u, namespace: }}]\n"
-                    "users: [{name: u, user: {token: t, exec: null}}]\n",
+                    "users: [{name: u, user: {token: , exec: null}}]\n",
                     NULL);
         ASSERT_STREQ(k->server, "http://127.0.0.1:8080");
+        ASSERT_STREQ(k->server_display, "http://127.0.0.1:8080");
+        ASSERT_TRUE(k->token == NULL);
         ASSERT_TRUE(k->ca_file == NULL);
         ASSERT_TRUE(k->namespace == NULL);
         ASSERT_FALSE(k->insecure_skip_tls_verify);
@@ -498,6 +505,242 @@ TEST(token_and_client_certificate_together) {
         ASSERT_EQ(k->client_key_data_size, 3);
 }
 
+/* --- the credential is guarded ----------------------------------------------------------------- */
+
+#define GOOD "current-context: c\n" CL CTX "users: [{name: u, user: {token: tok-secret}}]\n"
+
+/* Loads path; checks the errno and that the log contains every needle (NULL-terminated). */
+static char *load_error(const char *path, int expected, ...) {
+        _cleanup_(kubeconfig_freep) Kubeconfig *k = NULL;
+        Capture cap;
+        char *log;
+        va_list ap;
+        int r;
+
+        capture_begin(&cap);
+        r = kubeconfig_load(path, NULL, &k);
+        log = capture_end(&cap);
+        if (r != -expected) {
+                fprintf(stderr, "kubeconfig_load(%s) returned %d, expected %d; log:\n%s\n", path, r, -expected, log);
+                abort();
+        }
+        ASSERT_TRUE(k == NULL);
+        va_start(ap, expected);
+        for (const char *n = va_arg(ap, const char *); n; n = va_arg(ap, const char *))
+                ASSERT_CONTAINS(log, n);
+        va_end(ap);
+        ASSERT_FALSE(strstr(log, "tok-secret"));
+        return log;
+}
+
+static void load_passes(const char *path) {
+        _cleanup_(kubeconfig_freep) Kubeconfig *k = NULL;
+
+        ASSERT_OK(kubeconfig_load(path, NULL, &k));
+        ASSERT_TRUE(k);
+}
+
+static char *write_file_mode(const char *name, const char *text, mode_t mode) {
+        char *path = write_yaml(name, text);
+
+        ASSERT_OK(chmod(path, mode));
+        return path;
+}
+
+TEST(kubeconfig_mode) {
+        static const mode_t bad[] = { 0644, 0604, 0602, 0601, 0666, 0647 };
+        static const mode_t good[] = { 0600, 0640, 0660, 0400, 0440 };
+        _cleanup_free_ char *path = write_yaml("kubeconfig", GOOD);
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *log = NULL, *mode = strdup_printf("mode %04o", (unsigned) bad[i]),
+                        *fix = strdup_printf("Fix: chmod 0640 %s; chgrp nodereboot %s", path, path),
+                        *prefix = strdup_printf("kubeconfig %s: ", path);
+
+                ASSERT_TRUE(mode && fix && prefix);
+                ASSERT_OK(chmod(path, bad[i]));
+                log = load_error(path, EPERM, mode, fix, "every user", NULL);
+                ASSERT_TRUE(startswith(log, prefix));
+                ASSERT_EQ(strchr(log, '\n') - log + 1, (long) strlen(log));     /* one line */
+        }
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                ASSERT_OK(chmod(path, good[i]));
+                load_passes(path);
+        }
+}
+
+TEST(kubeconfig_mode_reports_the_content_too) {
+        _cleanup_free_ char *path = NULL, *log = NULL;
+        const char *second;
+
+        /* An open mode and an error in the content: both in one run, the mode's errno returned. */
+        path = write_file_mode("kubeconfig", "current-context: c\n" CL CTX
+                               "users: [{name: u, user: {exec: {command: aws}}}]\n", 0644);
+        log = load_error(path, EPERM, "mode 0644", "exec credential plugins are not supported", NULL);
+        second = strchr(log, '\n');
+        ASSERT_TRUE(second && strstr(second, "not supported"));
+}
+
+TEST(kubeconfig_owner_and_group) {
+        _cleanup_free_ char *path = write_yaml("kubeconfig", GOOD), *log = NULL;
+
+        if (geteuid() != 0) {
+                fprintf(stderr, "    (skipped: needs root to give the file away)\n");
+                return;
+        }
+        /* group bits for a group other than root or nodereboot */
+        ASSERT_OK(chown(path, 0, 65534));
+        ASSERT_OK(chmod(path, 0640));
+        log = load_error(path, EPERM, "mode 0640", "gid 65534", "chgrp nodereboot", NULL);
+        /* ... while without group bits the group does not matter */
+        ASSERT_OK(chmod(path, 0600));
+        load_passes(path);
+
+        /* owned by another user */
+        free(log);
+        ASSERT_OK(chown(path, 65534, 0));
+        log = load_error(path, EPERM, "owned by uid 65534", "chown root", NULL);
+        ASSERT_OK(chown(path, 0, 0));
+        load_passes(path);
+}
+
+/* A POSIX ACL (its xattr as the kernel stores it) that gives the user 65534 read access. */
+TEST(kubeconfig_acl) {
+        _cleanup_free_ char *path = write_yaml("kubeconfig", GOOD), *log = NULL;
+        struct { uint16_t tag, perm; uint32_t id; } entries[] = {
+                { 0x01, 06, UINT32_MAX },       /* owner rw- */
+                { 0x02, 04, 65534 },            /* user 65534 r-- */
+                { 0x04, 00, UINT32_MAX },       /* owning group --- */
+                { 0x10, 04, UINT32_MAX },       /* mask r-- */
+                { 0x20, 00, UINT32_MAX },       /* other --- */
+        };
+        uint8_t buf[4 + sizeof entries];
+        uint32_t version = 2;
+
+        memcpy(buf, &version, 4);               /* little endian, as the tests run on x86-64 and arm64 */
+        memcpy(buf + 4, entries, sizeof entries);
+        if (setxattr(path, "system.posix_acl_access", buf, sizeof buf, 0) < 0) {
+                ASSERT_TRUE(errno == EOPNOTSUPP || errno == EPERM);
+                fprintf(stderr, "    (skipped: no POSIX ACLs in %s)\n", tmpdir);
+                return;
+        }
+        log = load_error(path, EPERM, "access ACL", "setfacl -b", NULL);
+        ASSERT_OK(removexattr(path, "system.posix_acl_access"));
+        ASSERT_OK(chmod(path, 0640));
+        load_passes(path);
+}
+
+TEST(kubeconfig_not_a_file) {
+        _cleanup_free_ char *dir = strjoin(tmpdir, "/a-folder"), *log = NULL;
+
+        ASSERT_TRUE(dir);
+        ASSERT_OK(mkdir(dir, 0700));
+        log = load_error(dir, EINVAL, "not a regular file", NULL);
+}
+
+TEST(token_file_and_key_modes) {
+        static const char crt64[] = "Zm9v";
+        _cleanup_free_ char *tok = write_file_mode("token", "tok-secret\n", 0644),
+                *key = write_file_mode("client.key", "-----BEGIN EC PRIVATE KEY-----\n", 0604),
+                *text = NULL, *path = NULL, *log = NULL, *tok_msg = NULL, *key_msg = NULL;
+        const char *second;
+
+        /* Both, each named with its mode and the fix; the tokenFile's error comes first. */
+        text = strdup_printf("current-context: c\n" CL CTX
+                             "users: [{name: u, user: {tokenFile: token, client-certificate-data: %s, "
+                             "client-key: client.key}}]\n", crt64);
+        ASSERT_TRUE(text);
+        path = write_yaml("kubeconfig", text);
+        tok_msg = strdup_printf("user \"u\": tokenFile %s: mode 0644 gives every user access to the cluster "
+                                "credential; refusing to use it. Fix: chmod 0640 %s; chgrp nodereboot %s",
+                                tok, tok, tok);
+        key_msg = strdup_printf("user \"u\": client-key %s: mode 0604", key);
+        ASSERT_TRUE(tok_msg && key_msg);
+        log = load_error(path, EPERM, tok_msg, key_msg, NULL);
+        second = strchr(log, '\n');
+        ASSERT_TRUE(second && strstr(second, key_msg));
+
+        ASSERT_OK(chmod(tok, 0640));
+        free(log);
+        log = load_error(path, EPERM, key_msg, NULL);
+        ASSERT_FALSE(strstr(log, "tokenFile"));
+        ASSERT_OK(chmod(key, 0600));
+        load_passes(path);
+}
+
+TEST(http_with_credentials_refused) {
+        static const char *const users[] = {
+                "{token: tok-secret}",
+                "{tokenFile: /nonexistent/token}",
+                "{client-certificate-data: Zm9v, client-key-data: YmFy}",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(users); i++) {
+                _cleanup_free_ char *text = strdup_printf(
+                        "current-context: c\n"
+                        "clusters: [{name: cl, cluster: {server: 'http://admin:hunter2@10.0.0.1:8080/api?x=1'}}]\n"
+                        CTX "users: [{name: u, user: %s}]\n", users[i]);
+                _cleanup_free_ char *path = NULL, *log = NULL;
+
+                ASSERT_TRUE(text);
+                path = write_yaml("kubeconfig", text);
+                log = load_error(path, EINVAL, "cluster \"cl\": server http://10.0.0.1:8080 is plain http://",
+                                 "user \"u\"", "Use https://", NULL);
+                ASSERT_FALSE(strstr(log, "hunter2"));
+                ASSERT_FALSE(strstr(log, "/api"));
+        }
+}
+
+TEST(server_display) {
+        static const struct {
+                const char *server, *display;
+        } cases[] = {
+                { "https://api.example.com:6443/", "https://api.example.com:6443" },
+                { "https://api.example.com", "https://api.example.com:443" },
+                { "HTTPS://user:pass@h:6443/prefix?q=1#f", "https://h:6443" },
+                { "https://a@b@h/x", "https://h:443" },
+                { "https://[fd00::1]:6443/x", "https://[fd00::1]:6443" },
+                { "https://[fd00::1]", "https://[fd00::1]:443" },
+                { "http://10.0.0.1", "http://10.0.0.1:80" },
+                { "https://h:/x", "https://h:443" },
+                { "https://h?token=secret", "https://h:443" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *text = strdup_printf(
+                        "current-context: c\n"
+                        "clusters: [{name: cl, cluster: {server: '%s'}}]\n"
+                        CTX "users: [{name: u, user: {}}]\n", cases[i].server);
+                _cleanup_(kubeconfig_freep) Kubeconfig *k = NULL;
+
+                ASSERT_TRUE(text);
+                k = load_ok(text, NULL);
+                ASSERT_STREQ(k->server_display, cases[i].display);
+        }
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'https://user:pw@/x'}}]\n" CTX,
+                    NULL, EINVAL, "pw", "server has no host", NULL);
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'ftp://user:pw@h'}}]\n" CTX,
+                    NULL, EINVAL, "pw", "must start with https://", NULL);
+}
+
+TEST(read_credential) {
+        _cleanup_free_ char *tok = write_file_mode("token2", "tok-secret\n", 0640), *data = NULL, *log = NULL;
+        size_t size;
+        Capture cap;
+
+        ASSERT_OK(kubeconfig_read_credential(tok, "token file", 4096, &data, &size));
+        ASSERT_STREQ(data, "tok-secret\n");
+        ASSERT_EQ(size, strlen("tok-secret\n"));
+        ASSERT_ERROR(kubeconfig_read_credential(tok, "token file", 4, &data, &size), EFBIG);
+
+        ASSERT_OK(chmod(tok, 0644));
+        capture_begin(&cap);
+        ASSERT_ERROR(kubeconfig_read_credential(tok, "token file", 4096, &data, &size), EPERM);
+        log = capture_end(&cap);
+        ASSERT_CONTAINS(log, "token file: mode 0644");
+        ASSERT_STREQ(data, "tok-secret\n");     /* untouched on failure */
+}
+
 int main(void) {
         tmpdir = strdup("/tmp/test-kubeconfig-XXXXXX");
         ASSERT_TRUE(tmpdir);
@@ -517,6 +760,15 @@ int main(void) {
         RUN(errors_cluster);
         RUN(errors_user);
         RUN(token_and_client_certificate_together);
+        RUN(kubeconfig_mode);
+        RUN(kubeconfig_mode_reports_the_content_too);
+        RUN(kubeconfig_owner_and_group);
+        RUN(kubeconfig_acl);
+        RUN(kubeconfig_not_a_file);
+        RUN(token_file_and_key_modes);
+        RUN(http_with_credentials_refused);
+        RUN(server_display);
+        RUN(read_credential);
 
         rm_rf(tmpdir);
         free(tmpdir);

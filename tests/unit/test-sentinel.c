@@ -74,16 +74,24 @@ static void write_file(const char *path, const char *content) {
         ASSERT_OK(close(fd));
 }
 
+static void write_raw(const char *path, const char *content, size_t size) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_EQ(write(fd, content, size), (long long) size);
+        ASSERT_OK(close(fd));
+}
+
 TEST(created_and_removed) {
         _cleanup_free_ char *dir = make_tmpdir(), *path = strjoin(dir, "/reboot-required"),
-                *other = strjoin(dir, "/reboot-required.pkgs");
+                *other = strjoin(dir, "/reboot-required.dpkg-tmp"), *pkgs = strjoin(dir, "/reboot-required.pkgs");
         _cleanup_(sentinel_freep) Sentinel *s = NULL;
         sd_event *e = NULL;
         Record rec = {};
         usec_t t0;
 
         ASSERT_OK(sd_event_new(&e));
-        ASSERT_OK(sentinel_new(&s, e, path, on_change, &rec));
+        ASSERT_OK(sentinel_new(&s, e, path, 0, on_change, &rec));
         ASSERT_FALSE(sentinel_present(s));
 
         /* Created the way update-notifier's hook does it: a plain write. One loop iteration is
@@ -109,10 +117,18 @@ TEST(created_and_removed) {
         run_idle(e, 50 * USEC_PER_MSEC);
         ASSERT_EQ(rec.calls, 1);
 
-        t0 = now_usec(CLOCK_MONOTONIC);
-        ASSERT_OK(unlink(path));
+        /* The package list beside it changed: the handler is told, to read the reason again. */
+        write_file(pkgs, "linux-image-6.1.0-28-amd64\n");
         run_until(e, &rec, 2, 2 * USEC_PER_SEC);
         ASSERT_EQ(rec.calls, 2);
+        ASSERT_TRUE(rec.present);
+        run_idle(e, 50 * USEC_PER_MSEC);
+        unsigned before = rec.calls;
+
+        t0 = now_usec(CLOCK_MONOTONIC);
+        ASSERT_OK(unlink(path));
+        run_until(e, &rec, before + 1, 2 * USEC_PER_SEC);
+        ASSERT_EQ(rec.calls, before + 1);
         ASSERT_FALSE(rec.present);
         ASSERT_FALSE(sentinel_present(s));
         fprintf(stderr, "    latency from removing the file to the handler: %llu us\n",
@@ -132,7 +148,7 @@ TEST(renamed_into_place) {
         usec_t t0;
 
         ASSERT_OK(sd_event_new(&e));
-        ASSERT_OK(sentinel_new(&s, e, path, on_change, &rec));
+        ASSERT_OK(sentinel_new(&s, e, path, 0, on_change, &rec));
         ASSERT_FALSE(sentinel_present(s));
 
         /* dpkg and apt write a temp file and rename it over the name: only IN_MOVED_TO names it. */
@@ -173,7 +189,7 @@ TEST(present_at_start) {
 
         write_file(path, "x");
         ASSERT_OK(sd_event_new(&e));
-        ASSERT_OK(sentinel_new(&s, e, path, on_change, &rec));
+        ASSERT_OK(sentinel_new(&s, e, path, 0, on_change, &rec));
         /* The first look is the starting state, not a change. */
         ASSERT_TRUE(sentinel_present(s));
         run_idle(e, 50 * USEC_PER_MSEC);
@@ -202,7 +218,7 @@ TEST(symlinked_folder) {
         ASSERT_OK(symlink("run", link));
 
         ASSERT_OK(sd_event_new(&e));
-        ASSERT_OK(sentinel_new(&s, e, path, on_change, &rec));
+        ASSERT_OK(sentinel_new(&s, e, path, 0, on_change, &rec));
         ASSERT_FALSE(sentinel_present(s));
 
         write_file(real_path, "x");
@@ -229,7 +245,7 @@ TEST(folder_created_later_and_removed) {
         usec_t t0;
 
         ASSERT_OK(sd_event_new(&e));
-        ASSERT_OK(sentinel_new(&s, e, path, on_change, &rec));
+        ASSERT_OK(sentinel_new(&s, e, path, 0, on_change, &rec));
         ASSERT_FALSE(sentinel_present(s));
         sentinel_set_recheck_interval(s, 50 * USEC_PER_MSEC);
 
@@ -287,7 +303,7 @@ TEST(folder_renamed_away) {
 
         ASSERT_OK(mkdir(sub, 0755));
         ASSERT_OK(sd_event_new(&e));
-        ASSERT_OK(sentinel_new(&s, e, path, on_change, &rec));
+        ASSERT_OK(sentinel_new(&s, e, path, 0, on_change, &rec));
         sentinel_set_recheck_interval(s, 50 * USEC_PER_MSEC);
 
         /* The watched folder moves (IN_MOVE_SELF): what happens in it no longer matters... */
@@ -317,7 +333,7 @@ TEST(free_from_handler) {
         Record rec = { .free_in_handler = true };
 
         ASSERT_OK(sd_event_new(&e));
-        ASSERT_OK(sentinel_new(&s, e, path, on_change, &rec));
+        ASSERT_OK(sentinel_new(&s, e, path, 0, on_change, &rec));
 
         /* The handler frees the watcher while later events for it are still queued. */
         write_file(path, "x");
@@ -336,9 +352,9 @@ TEST(invalid_paths) {
         Record rec = {};
 
         ASSERT_OK(sd_event_new(&e));
-        ASSERT_ERROR(sentinel_new(&s, e, "", on_change, &rec), EINVAL);
-        ASSERT_ERROR(sentinel_new(&s, e, "/run/", on_change, &rec), EINVAL);
-        ASSERT_ERROR(sentinel_new(&s, e, "/run/..", on_change, &rec), EINVAL);
+        ASSERT_ERROR(sentinel_new(&s, e, "", 0, on_change, &rec), EINVAL);
+        ASSERT_ERROR(sentinel_new(&s, e, "/run/", 0, on_change, &rec), EINVAL);
+        ASSERT_ERROR(sentinel_new(&s, e, "/run/..", 0, on_change, &rec), EINVAL);
         ASSERT_TRUE(s == NULL);
         sd_event_unref(e);
 }
@@ -349,40 +365,114 @@ TEST(read_reason) {
         char *reason = (char *) 1;
 
         /* No list: no reason, not an error. */
-        ASSERT_OK(sentinel_read_reason(path, &reason));
+        ASSERT_OK(sentinel_read_reason(path, &reason, NULL));
         ASSERT_TRUE(reason == NULL);
 
         /* As update-notifier appends: one package a line, duplicates, blank lines, spaces. */
         write_file(pkgs, "linux-image-6.1.0-28-amd64\n\nlibc6\n  linux-image-6.1.0-28-amd64  \r\n"
                          "libc6\n\t\ndbus\n");
-        ASSERT_OK(sentinel_read_reason(path, &reason));
+        ASSERT_OK(sentinel_read_reason(path, &reason, NULL));
         ASSERT_STREQ(reason, "linux-image-6.1.0-28-amd64, libc6, dbus");
         reason = mfree(reason);
 
         /* No newline at the end. */
         write_file(pkgs, "libssl3");
-        ASSERT_OK(sentinel_read_reason(path, &reason));
+        ASSERT_OK(sentinel_read_reason(path, &reason, NULL));
         ASSERT_STREQ(reason, "libssl3");
         reason = mfree(reason);
 
         /* Only blank lines: no package named, no reason. */
         write_file(pkgs, "\n \n\n");
         reason = (char *) 1;
-        ASSERT_OK(sentinel_read_reason(path, &reason));
+        ASSERT_OK(sentinel_read_reason(path, &reason, NULL));
         ASSERT_TRUE(reason == NULL);
 
-        /* A control character cannot break the status line. */
-        write_file(pkgs, "evil\033[2Jname\n");
-        ASSERT_OK(sentinel_read_reason(path, &reason));
-        ASSERT_STREQ(reason, "evil [2Jname");
+        /* A control character, binary junk or invalid UTF-8 never reaches the reason: such lines
+         * are not package names, and are counted. */
+        write_file(pkgs, "evil\033[2Jname\nlibc6:amd64\n\xff\xfe\x80junk\nCaps\nx\n-dash\nlibstdc++6\n"
+                         "python3.11\nlib\xc3\xa9\nfoo:\nfoo:AMD64\n");
+        unsigned n_invalid = 0;
+        ASSERT_OK(sentinel_read_reason(path, &reason, &n_invalid));
+        ASSERT_STREQ(reason, "libc6:amd64, libstdc++6, python3.11");
+        ASSERT_EQ(n_invalid, 8);
         reason = mfree(reason);
 
         /* A folder under the name is refused, not read. */
         ASSERT_OK(unlink(pkgs));
         ASSERT_OK(mkdir(pkgs, 0755));
-        ASSERT_TRUE(sentinel_read_reason(path, &reason) < 0);
+        ASSERT_TRUE(sentinel_read_reason(path, &reason, NULL) < 0);
         ASSERT_OK(rmdir(pkgs));
 
+        rm_rf(dir);
+}
+
+TEST(package_names) {
+        ASSERT_TRUE(sentinel_package_name_is_valid("libc6"));
+        ASSERT_TRUE(sentinel_package_name_is_valid("g++"));
+        ASSERT_TRUE(sentinel_package_name_is_valid("0ad"));
+        ASSERT_TRUE(sentinel_package_name_is_valid("linux-image-6.1.0-28-amd64"));
+        ASSERT_TRUE(sentinel_package_name_is_valid("libc6:i386"));
+        ASSERT_TRUE(sentinel_package_name_is_valid("libgcc-s1:arm64"));
+        ASSERT_FALSE(sentinel_package_name_is_valid(NULL));
+        ASSERT_FALSE(sentinel_package_name_is_valid(""));
+        ASSERT_FALSE(sentinel_package_name_is_valid("a"));
+        ASSERT_FALSE(sentinel_package_name_is_valid("-a"));
+        ASSERT_FALSE(sentinel_package_name_is_valid("+a"));
+        ASSERT_FALSE(sentinel_package_name_is_valid("Libc6"));
+        ASSERT_FALSE(sentinel_package_name_is_valid("lib c6"));
+        ASSERT_FALSE(sentinel_package_name_is_valid("libc6_2.36"));
+        ASSERT_FALSE(sentinel_package_name_is_valid("libc6:"));
+        ASSERT_FALSE(sentinel_package_name_is_valid("libc6:-x"));
+        ASSERT_FALSE(sentinel_package_name_is_valid("libc6:amd64:x"));
+        ASSERT_FALSE(sentinel_package_name_is_valid("caf\xc3\xa9"));
+}
+
+/* unattended-upgrades' kernel hook touches the sentinel, then appends the package: the sentinel
+ * counts only once it has existed for the settle time, and a touch meanwhile changes nothing. */
+TEST(settles) {
+        _cleanup_free_ char *dir = make_tmpdir(), *path = strjoin(dir, "/reboot-required");
+        _cleanup_(sentinel_freep) Sentinel *s = NULL;
+        sd_event *e = NULL;
+        Record rec = {};
+        usec_t t0;
+
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(sentinel_new(&s, e, path, 300 * USEC_PER_MSEC, on_change, &rec));
+
+        t0 = now_usec(CLOCK_MONOTONIC);
+        write_file(path, "");
+        run_idle(e, 150 * USEC_PER_MSEC);
+        ASSERT_EQ(rec.calls, 0);
+        ASSERT_FALSE(sentinel_present(s));
+        write_file(path, "touched again\n");
+        run_until(e, &rec, 1, 2 * USEC_PER_SEC);
+        ASSERT_EQ(rec.calls, 1);
+        ASSERT_TRUE(rec.present);
+        ASSERT_TRUE(rec.at_usec - t0 >= 300 * USEC_PER_MSEC);
+        ASSERT_TRUE(rec.at_usec - t0 < 1000 * USEC_PER_MSEC);
+
+        ASSERT_OK(unlink(path));
+        run_until(e, &rec, 2, 2 * USEC_PER_SEC);
+        ASSERT_EQ(rec.calls, 2);
+        ASSERT_FALSE(rec.present);
+
+        /* Gone again before it settled: it never counted, no call at all. */
+        write_file(path, "");
+        run_idle(e, 100 * USEC_PER_MSEC);
+        ASSERT_OK(unlink(path));
+        run_idle(e, 500 * USEC_PER_MSEC);
+        ASSERT_EQ(rec.calls, 2);
+        ASSERT_FALSE(sentinel_present(s));
+
+        s = sentinel_free(s);
+
+        /* Already there at start: counts at once (see sentinel_new()). */
+        write_file(path, "");
+        ASSERT_OK(sentinel_new(&s, e, path, 10 * USEC_PER_SEC, on_change, &rec));
+        ASSERT_TRUE(sentinel_present(s));
+
+        s = sentinel_free(s);
+        sd_event_unref(e);
         rm_rf(dir);
 }
 
@@ -400,7 +490,7 @@ TEST(read_reason_caps) {
                         fprintf(f, "pkg%02d\n", i);
         ASSERT_OK(fclose(f));
         write_file(pkgs, content);
-        ASSERT_OK(sentinel_read_reason(path, &reason));
+        ASSERT_OK(sentinel_read_reason(path, &reason, NULL));
         ASSERT_TRUE(startswith(reason, "pkg00, pkg01, "));
         ASSERT_TRUE(endswith(reason, ", pkg49, and 10 more"));
         ASSERT_TRUE(strstr(reason, "pkg50") == NULL);
@@ -414,9 +504,43 @@ TEST(read_reason_caps) {
                 fprintf(f, "package-%05d\n", i);   /* 14 bytes a line: 280 000 bytes */
         ASSERT_OK(fclose(f));
         write_file(pkgs, content);
-        ASSERT_OK(sentinel_read_reason(path, &reason));
+        ASSERT_OK(sentinel_read_reason(path, &reason, NULL));
         /* 65536 / 14 = 4681 whole lines, the 4682nd is cut. */
         ASSERT_TRUE(endswith(reason, ", and 4631 more"));
+        content = mfree(content);
+        reason = mfree(reason);
+
+        /* Long names: the reason stops at 1 KiB, whole names only, and counts the rest. */
+        f = open_memstream(&content, &n);
+        ASSERT_TRUE(f);
+        for (int i = 0; i < 40; i++)
+                fprintf(f, "linux-headers-6.1.0-28-cloud-amd64-with-a-long-suffix-%02d\n", i);
+        ASSERT_OK(fclose(f));
+        write_file(pkgs, content);
+        ASSERT_OK(sentinel_read_reason(path, &reason, NULL));
+        ASSERT_TRUE(strlen(reason) < SENTINEL_REASON_MAX);
+        ASSERT_TRUE(strlen(reason) > SENTINEL_REASON_MAX - 100);
+        ASSERT_TRUE(startswith(reason, "linux-headers-6.1.0-28-cloud-amd64-with-a-long-suffix-00, "));
+        ASSERT_TRUE(endswith(reason, " more"));
+        ASSERT_TRUE(strstr(reason, "suffix-39") == NULL);
+        content = mfree(content);
+        reason = mfree(reason);
+
+        /* A NUL in junk does not hide the names after it. */
+        write_raw(pkgs, "libc6\n\0\0junk\0dbus\n", 17);
+        ASSERT_OK(sentinel_read_reason(path, &reason, NULL));
+        ASSERT_STREQ(reason, "libc6, junk, dbus");
+        reason = mfree(reason);
+
+        /* One 1 MiB line: not a package name (too long), and nothing else is read. */
+        content = malloc(1024 * 1024 + 1);
+        ASSERT_TRUE(content);
+        memset(content, 'a', 1024 * 1024);
+        content[1024 * 1024] = 0;
+        write_file(pkgs, content);
+        reason = (char *) 1;
+        ASSERT_OK(sentinel_read_reason(path, &reason, NULL));
+        ASSERT_TRUE(reason == NULL);
 
         rm_rf(dir);
 }
@@ -432,5 +556,7 @@ int main(void) {
         RUN(invalid_paths);
         RUN(read_reason);
         RUN(read_reason_caps);
+        RUN(package_names);
+        RUN(settles);
         return 0;
 }

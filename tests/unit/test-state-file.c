@@ -715,6 +715,64 @@ TEST(refuses_to_write_what_it_cannot_read) {
         s.retry_after = USEC_INFINITY - 1;
         ASSERT_ERROR(state_to_json(&s, &text), ERANGE);
         ASSERT_TRUE(!text);
+
+        /* Strings that are not UTF-8: the reader refuses them (below), so the writer does. */
+        reboot_state_init(&s);
+        s.reason = strdup("libc6, caf\xe9");
+        ASSERT_ERROR(state_to_json(&s, &text), EBADMSG);
+        reboot_state_done(&s);
+        reboot_state_init(&s);
+        s.last_error = strdup("\xc0\xaf overlong");
+        ASSERT_ERROR(state_to_json(&s, &text), EBADMSG);
+        reboot_state_done(&s);
+        reboot_state_init(&s);
+        s.lease = strdup("\xed\xa0\x80 surrogate");
+        ASSERT_ERROR(state_to_json(&s, &text), EBADMSG);
+        reboot_state_done(&s);
+        ASSERT_TRUE(!text);
+}
+
+/* A state the loader would move aside as corrupt is never written: the file on disk stays as it
+ * was, and loads. */
+TEST(save_refuses_and_keeps_the_previous_file) {
+        _cleanup_(reboot_state_done) RebootState s, back;
+        _cleanup_free_ char *big = NULL;
+        char *dir = make_dir();
+
+        reboot_state_init(&s);
+        reboot_state_init(&back);
+        s.phase = REBOOT_PHASE_PENDING;
+        s.reason = strdup("linux-image-6.1.0-28-amd64");
+        ASSERT_OK(state_file_save(dir, &s));
+
+        /* Larger than the 64 KiB the loader reads. */
+        big = malloc(65 * 1024);
+        ASSERT_TRUE(big);
+        memset(big, 'x', 65 * 1024 - 1);
+        big[65 * 1024 - 1] = 0;
+        free(s.reason);
+        s.reason = TAKE_PTR(big);
+        s.phase = REBOOT_PHASE_LOCKED;
+        ASSERT_ERROR(state_file_save(dir, &s), EFBIG);
+
+        /* Invalid UTF-8. */
+        free(s.reason);
+        s.reason = strdup("pkg \xff\xfe");
+        ASSERT_ERROR(state_file_save(dir, &s), EBADMSG);
+
+        ASSERT_EQ(count_entries(dir), 1);
+        ASSERT_OK(state_file_load(dir, &back));
+        ASSERT_EQ(back.phase, REBOOT_PHASE_PENDING);
+        ASSERT_STREQ(back.reason, "linux-image-6.1.0-28-amd64");
+        remove_dir(dir);
+}
+
+TEST(corrupt_invalid_utf8) {
+        char *dir = make_dir();
+        static const char text[] = "{\"version\": 1, \"phase\": \"pending\", \"reason\": \"caf\xe9\"}";
+
+        check_corrupt(dir, text, strlen(text), "field \"reason\": expected a string of valid UTF-8");
+        remove_dir(dir);
 }
 
 int main(void) {
@@ -740,6 +798,8 @@ int main(void) {
         RUN(leftover_temporary_file_ignored);
         RUN(unreadable_is_not_corrupt);
         RUN(refuses_to_write_what_it_cannot_read);
+        RUN(save_refuses_and_keeps_the_previous_file);
+        RUN(corrupt_invalid_utf8);
 
         ASSERT_OK(rmdir(test_root));
         return 0;
