@@ -624,7 +624,7 @@ static int kubeconfig_find_entry(KubeconfigReader *kr, const char *list, const c
 
 /* "scheme://host:port" of a server URL that starts with a valid scheme of scheme_len characters:
  * without user information (it may hold a password), path, query or fragment, with the default port
- * when none is given. -EINVAL when the host is empty. */
+ * when none is given. -EINVAL when the host is empty, -ERANGE when the port is not 1..65535. */
 static int server_display_new(const char *server, size_t scheme_len, char **ret) {
         const char *auth = server + scheme_len, *end, *host, *host_end, *port = NULL;
         size_t port_len;
@@ -645,9 +645,23 @@ static int server_display_new(const char *server, size_t scheme_len, char **ret)
         }
         if (host_end == host)
                 return -EINVAL;
-        if (host_end < end && *host_end == ':' && host_end + 1 < end) {
+        if (host_end < end && *host_end != ':')
+                return -ERANGE;                 /* "[::1]x" */
+        if (host_end < end && host_end + 1 < end) {
+                unsigned long v = 0;
+
                 port = host_end + 1;
                 port_len = (size_t) (end - port);
+                /* Checked here, where the kubeconfig is named, not later by whoever parses it next. */
+                if (port_len > 5)
+                        return -ERANGE;
+                for (size_t i = 0; i < port_len; i++) {
+                        if (port[i] < '0' || port[i] > '9')
+                                return -ERANGE;
+                        v = v * 10 + (unsigned long) (port[i] - '0');
+                }
+                if (v < 1 || v > 65535)
+                        return -ERANGE;
         } else {
                 port = scheme_len == 8 ? "443" : "80";
                 port_len = strlen(port);
@@ -711,6 +725,9 @@ static int kubeconfig_read_server(KubeconfigReader *kr, const Entry *e, Kubeconf
                 erase_and_free(s);
                 if (r == -ENOMEM)
                         return log_oom();
+                if (r == -ERANGE)
+                        return log_error_errno(EINVAL, "kubeconfig %s: cluster \"%s\": server's port must be a "
+                                               "number from 1 to 65535", kr->path, e->name);
                 return log_error_errno(EINVAL, "kubeconfig %s: cluster \"%s\": server has no host",
                                        kr->path, e->name);
         }
@@ -856,8 +873,9 @@ static int kubeconfig_check_credential_file(const Kubeconfig *k, const char *fie
                 return 0;
         }
         if (fd == -EACCES || fd == -EPERM)
-                return log_error_errno(fd, "%s: %m. The daemon's user (" NODEREBOOT_USER ") must be able to "
-                                       "read it: " CREDENTIAL_FIX, what, file, file);
+                return log_error_errno(fd, "%s: %m. Whoever uses it (the daemon runs as " NODEREBOOT_USER ") "
+                                       "must be able to read it and search every folder above it: "
+                                       CREDENTIAL_FIX, what, file, file);
         if (fd < 0)
                 return log_error_errno(fd, "%s: %m", what);
         return kubeconfig_check_access(fd, what, file);
@@ -988,8 +1006,9 @@ int kubeconfig_load(const char *path, const char *context, Kubeconfig **ret) {
         fd = open_credential(path);
         if (fd == -EACCES || fd == -EPERM)
                 /* Installed 0600 root:root, say, for a daemon that runs as nodereboot. */
-                return log_error_errno(fd, "kubeconfig %s: %m. The daemon's user (" NODEREBOOT_USER ") must be "
-                                       "able to read it: " CREDENTIAL_FIX, path, path, path);
+                return log_error_errno(fd, "kubeconfig %s: %m. Whoever uses it (the daemon runs as "
+                                       NODEREBOOT_USER ") must be able to read it and search every folder "
+                                       "above it: " CREDENTIAL_FIX, path, path, path);
         if (fd < 0)
                 return log_error_errno(fd, "kubeconfig %s: %m", path);
 

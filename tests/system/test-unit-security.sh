@@ -37,13 +37,17 @@ required=(
         'StateDirectory=nodereboot'            # $STATE_DIRECTORY, writable under ProtectSystem=strict
         'User=nodereboot'
         'CapabilityBoundingSet=$'              # no capabilities at all (polkit authorises the reboot)
-        'ConditionPathExists=/etc/nodereboot/kubeconfig'
+        'LimitCORE=0'                          # no core dumps: the process holds the credential
         'Documentation=.*man:noderebootd\(8\)'
         'ProtectSystem=strict'
 )
 for r in "${required[@]}"; do
         grep -Eq "^${r}" "$unit" || fail "the unit has no line matching '^$r'"
 done
+# No start condition on the kubeconfig: it could only name the default path, and a node whose
+# Kubeconfig= points elsewhere would be skipped for ever; the daemon waits for the file itself.
+! grep -Eq '^Condition(PathExists|FileNotEmpty)=' "$unit" ||
+        fail "the unit has a start condition on a file; the daemon waits for its kubeconfig itself"
 # The capability set must be empty: one CapabilityBoundingSet= line and it empty (a later non-empty
 # one would add to the set), no AmbientCapabilities= at all. logind authorises the reboot through
 # polkit, never by a capability of the caller (dbus-daemon vouches for none).

@@ -721,6 +721,13 @@ TEST(server_display) {
                     NULL, EINVAL, "pw", "server has no host", NULL);
         check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'ftp://user:pw@h'}}]\n" CTX,
                     NULL, EINVAL, "pw", "must start with https://", NULL);
+        /* a bad port is the kubeconfig's fault, said where the kubeconfig is named */
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'https://127.0.0.1:6443abc'}}]\n"
+                    CTX, NULL, EINVAL, NULL, "port must be a number from 1 to 65535", NULL);
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'https://h:70000'}}]\n" CTX,
+                    NULL, EINVAL, NULL, "port must be", NULL);
+        check_error("current-context: c\nclusters: [{name: cl, cluster: {server: 'https://[::1]x:1'}}]\n" CTX,
+                    NULL, EINVAL, NULL, "port must be", NULL);
 }
 
 TEST(read_credential) {
