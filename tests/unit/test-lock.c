@@ -642,7 +642,7 @@ TEST(labels_and_marks) {
 
 TEST(already_exists) {
         /* The body a real API server (1.28) sends for a create of an existing Lease
-         * (/work/shared/reference/kube-apiserver-1.28/12-lease-create-already-exists.json). */
+         * (the captured kube-apiserver 1.28 reference, case 12-lease-create-already-exists). */
         _cleanup_json_ json_object *real = J(
                 "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
                 "\"message\":\"leases.coordination.k8s.io \\\"lease11\\\" already exists\","
