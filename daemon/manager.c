@@ -34,6 +34,7 @@
 #define READY_RECHECK_USEC (2 * USEC_PER_SEC)
 #define KUBELET_LATE_USEC (10 * USEC_PER_MINUTE)
 #define KUBECONFIG_SETTLE_USEC (2 * USEC_PER_SEC)
+#define KUBECONFIG_RETRY_USEC (5 * USEC_PER_SEC)
 #define LOCK_KICK_JITTER_USEC (100 * USEC_PER_MSEC)
 /* How often the package manager's lock is looked at, only while we wait for it: the cycle goes on
  * within this (plus one API call) of the release. */
@@ -60,6 +61,7 @@ struct Manager {
         Logind *logind;
         Sentinel *sentinel;
         Sentinel *kubeconfig_watch;     /* until the kubeconfig exists (a node not joined yet) */
+        sd_event_source *kubeconfig_retry;      /* it exists but cannot be used yet */
         Lock *lock;
         Window *window;
         Drain *drain;
@@ -1680,6 +1682,7 @@ Manager *manager_free(Manager *m) {
         window_free(m->window);
         sentinel_free(m->sentinel);
         sentinel_free(m->kubeconfig_watch);
+        sd_event_source_disable_unref(m->kubeconfig_retry);
         logind_free(m->logind);
         kube_client_free(m->client);
         kubeconfig_free(m->kubeconfig);
@@ -1806,22 +1809,53 @@ static int manager_start_cluster(Manager *m) {
         return 0;
 }
 
-static void on_kubeconfig_appeared(Sentinel *s, bool present, void *userdata) {
+static void manager_join(Manager *m);
+
+static int on_kubeconfig_retry(sd_event_source *source, uint64_t usec, void *userdata) {
         Manager *m = userdata;
+
+        m->kubeconfig_retry = sd_event_source_disable_unref(m->kubeconfig_retry);
+        manager_join(m);
+        return 0;
+}
+
+/* The kubeconfig is there: join the cluster. A file provisioning is still writing, or whose mode
+ * or group it fixes a moment later, is not usable yet: say why and try again shortly, rather than
+ * exit for good (exit 78 would keep systemd from ever restarting us). */
+static void manager_join(Manager *m) {
         int r;
 
+        if (m->client)
+                return;
+        r = manager_start_cluster(m);
+        if (r >= 0) {
+                log_notice("Joined the cluster with kubeconfig %s.", m->config->kubeconfig);
+                manager_update_status(m);
+                return;
+        }
+        /* Undo what got set up, so the next try starts clean. */
+        m->sentinel = sentinel_free(m->sentinel);
+        m->logind = logind_free(m->logind);
+        m->lock = lock_free(m->lock);
+        m->client = kube_client_free(m->client);
+        m->kubeconfig = kubeconfig_free(m->kubeconfig);
+        manager_set_waiting(m, "kubeconfig %s is not usable yet (%s; see the journal), trying again every %s",
+                            m->config->kubeconfig, strerror(ERRNO_VALUE(r)), "5s");
+        r = sd_event_add_time_relative(m->event, &m->kubeconfig_retry, CLOCK_MONOTONIC, KUBECONFIG_RETRY_USEC,
+                                       USEC_PER_SEC, on_kubeconfig_retry, m);
+        if (r < 0)
+                (void) sd_event_exit(m->event, r);
+}
+
+static void on_kubeconfig_appeared(Sentinel *s, bool present, void *userdata) {
+        Manager *m = userdata;
+
         /* The watch stays until the manager is freed: this is its own handler. */
-        if (!present || m->client)
+        if (!present || m->client || m->kubeconfig_retry)
                 return;
         log_notice("Kubeconfig %s appeared; joining the cluster.", m->config->kubeconfig);
         manager_set_waiting(m, NULL);
-        r = manager_start_cluster(m);
-        if (r < 0) {
-                /* What a start with it would have said: a restart cannot fix a bad kubeconfig. */
-                (void) sd_event_exit(m->event, r);
-                return;
-        }
-        manager_update_status(m);
+        manager_join(m);
 }
 
 int manager_start(Manager *m) {

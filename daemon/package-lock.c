@@ -1,10 +1,66 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "macro.h"
 #include "package-lock.h"
+
+#define PROC_LOCKS_MAX (4U * 1024U * 1024U)
+
+int package_lock_find_in_proc_locks(const char *text, dev_t dev, ino_t ino, pid_t *ret_pid) {
+        if (!text || !ret_pid)
+                return -EINVAL;
+
+        for (const char *line = text; line && *line; ) {
+                const char *nl = strchr(line, '\n');
+                size_t n = nl ? (size_t) (nl - line) : strlen(line);
+                char buf[256], kind[16], mode[16], access[16];
+                unsigned maj, min;
+                uintmax_t inode;
+                long pid;
+
+                if (n < sizeof buf) {
+                        memcpy(buf, line, n);
+                        buf[n] = 0;
+                        /* "1: POSIX  ADVISORY  WRITE 1234 08:01:131074 0 EOF"; waiters ("1: -> POSIX ...")
+                         * hold nothing and do not match this format. */
+                        if (sscanf(buf, "%*u: %15s %15s %15s %ld %x:%x:%ju", kind, mode, access, &pid, &maj,
+                                   &min, &inode) == 7 &&
+                            makedev(maj, min) == dev && (ino_t) inode == ino) {
+                                /* OFD locks show pid -1; a holder in another PID namespace 0. */
+                                *ret_pid = pid > 0 ? (pid_t) pid : 0;
+                                return 1;
+                        }
+                }
+                line = nl ? nl + 1 : NULL;
+        }
+        *ret_pid = 0;
+        return 0;
+}
+
+/* For a file we may not open (dpkg's locks are 0640 root:root, the daemon runs as an ordinary
+ * user): the kernel's table of every lock, world-readable, by the file's device and inode. */
+static int package_lock_test_proc(const char *path, pid_t *ret_pid) {
+        _cleanup_free_ char *text = NULL;
+        struct stat st;
+        size_t size;
+        int r;
+
+        if (stat(path, &st) < 0)
+                return -errno;
+        r = read_full_file("/proc/locks", PROC_LOCKS_MAX, &text, &size);
+        if (r < 0)
+                return r;
+        return package_lock_find_in_proc_locks(text, st.st_dev, st.st_ino, ret_pid);
+}
 
 int package_lock_test(const char *path, pid_t *ret_pid) {
         _cleanup_close_ int fd = -EBADF;
@@ -25,6 +81,8 @@ int package_lock_test(const char *path, pid_t *ret_pid) {
                         *ret_pid = 0;
                         return 0;
                 }
+                if (errno == EACCES || errno == EPERM)
+                        return package_lock_test_proc(path, ret_pid);
                 return -errno;
         }
 

@@ -4,6 +4,8 @@
  * PID), a read lock, a missing file, and a lock released. */
 #include <fcntl.h>
 #include <signal.h>
+#include <string.h>
+#include <sys/sysmacros.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -146,9 +148,85 @@ TEST(ofd_lock_has_no_pid) {
         ASSERT_OK(rmdir(dir));
 }
 
+/* Lines of /proc/locks as the kernel prints them (fs/locks.c lock_get_status): device as hex
+ * major:minor, inode in decimal; waiters behind "->". */
+TEST(proc_locks_parsing) {
+        const char *text =
+                "1: OFDLCK ADVISORY  READ  -1 00:19:77 0 EOF\n"
+                "2: POSIX  ADVISORY  WRITE 4242 fd:01:131074 0 EOF\n"
+                "2: -> POSIX  ADVISORY  WRITE 4300 fd:01:131074 0 EOF\n"
+                "3: FLOCK  ADVISORY  WRITE 77 08:02:5 0 EOF\n"
+                "garbage\n"
+                "4: OFDLCK ADVISORY  WRITE -1 08:02:131075 0 EOF\n";
+        pid_t pid = -5;
+
+        ASSERT_EQ(package_lock_find_in_proc_locks(text, makedev(0xfd, 0x01), 131074, &pid), 1);
+        ASSERT_EQ(pid, 4242);
+        ASSERT_EQ(package_lock_find_in_proc_locks(text, makedev(0x08, 0x02), 131075, &pid), 1);
+        ASSERT_EQ(pid, 0);                      /* an OFD lock: no process */
+        ASSERT_EQ(package_lock_find_in_proc_locks(text, makedev(0x08, 0x02), 131076, &pid), 0);
+        ASSERT_EQ(package_lock_find_in_proc_locks(text, makedev(0xfd, 0x02), 131074, &pid), 0);
+        ASSERT_EQ(package_lock_find_in_proc_locks("", makedev(1, 1), 1, &pid), 0);
+}
+
+/* dpkg's lock files are 0640 root:root and the daemon runs as an ordinary user: it cannot open
+ * them, and must still see dpkg's lock (through /proc/locks). Run as root, a child drops to
+ * nobody to be that user. */
+TEST(lock_file_the_user_cannot_open) {
+        char dir[] = "/tmp/test-package-lock-XXXXXX";
+        _cleanup_free_ char *path = NULL;
+        pid_t holder, child;
+        int status;
+
+        if (geteuid() != 0) {
+                fprintf(stderr, "    (not root: skipped)\n");
+                return;
+        }
+        ASSERT_TRUE(mkdtemp(dir));
+        ASSERT_OK(chmod(dir, 0755));
+        path = make_file(dir, "/lock");           /* 0640 root:root, as dpkg leaves it */
+        holder = hold_lock(path, F_WRLCK);
+
+        child = fork();
+        ASSERT_TRUE(child >= 0);
+        if (child == 0) {
+                pid_t pid = 0;
+                int r;
+
+                if (setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(10);
+                if (open(path, O_RDONLY | O_CLOEXEC) >= 0)
+                        _exit(11);              /* the premise: this user cannot open it */
+                r = package_lock_test(path, &pid);
+                _exit(r == 1 && pid == holder ? 0 : 12);
+        }
+        ASSERT_EQ(waitpid(child, &status, 0), child);
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+
+        stop(holder);
+        child = fork();
+        ASSERT_TRUE(child >= 0);
+        if (child == 0) {
+                pid_t pid = 1;
+
+                if (setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(10);
+                _exit(package_lock_test(path, &pid) == 0 && pid == 0 ? 0 : 12);
+        }
+        ASSERT_EQ(waitpid(child, &status, 0), child);
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+
+        ASSERT_OK(unlink(path));
+        ASSERT_OK(rmdir(dir));
+}
+
 int main(void) {
         RUN(missing_and_unlocked);
         RUN(classic_lock_names_the_holder);
         RUN(ofd_lock_has_no_pid);
+        RUN(proc_locks_parsing);
+        RUN(lock_file_the_user_cannot_open);
         return 0;
 }
