@@ -110,7 +110,11 @@ class Crashes(unittest.TestCase):
                 return n1.reboots == 1 and n1.phase() == "idle"
 
             wait_for(step, 90, "the cycle to complete across stops")
-            self.assertGreaterEqual(stops, 3, seen)
+            # The phases are sampled every 50 ms: "pending" and "rebooting" can pass between two
+            # samples; the long ones, draining and recovering (kubelet of the new boot not up
+            # yet), are always stopped in.
+            self.assertTrue({"draining", "recovering"} <= seen, seen)
+            self.assertGreaterEqual(stops, 2, seen)
             self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
             self.assertFalse(b.api.lease_holders().get("nodereboot-0"))
 
