@@ -283,7 +283,8 @@ finish:
         return 0;
 }
 
-int proxy_url_normalize(const char *url, char **ret) {
+/* The proxy URL re-written with its port made explicit, with or without its credentials. */
+static int proxy_url_format(const char *url, bool credentials, char **ret) {
         _cleanup_(proxy_url_done) ProxyUrl u = {};
         char *s;
         int r;
@@ -291,30 +292,26 @@ int proxy_url_normalize(const char *url, char **ret) {
         r = proxy_url_parse(url, &u);
         if (r < 0)
                 return r;
-        if (ret) {
+        if (!ret)
+                return 0;
+        if (credentials)
                 s = strjoin(u.scheme, "://",
                             u.user ?: "", u.password ? ":" : "", u.password ?: "", u.user ? "@" : "",
                             u.host, ":", u.port ?: proxy_default_port(u.scheme));
-                if (!s)
-                        return -ENOMEM;
-                *ret = s;
-        }
-        return 0;
-}
-
-int proxy_url_redact(const char *url, char **ret) {
-        _cleanup_(proxy_url_done) ProxyUrl u = {};
-        char *s;
-        int r;
-
-        r = proxy_url_parse(url, &u);
-        if (r < 0)
-                return r;
-        s = strjoin(u.scheme, "://", u.host, ":", u.port ?: proxy_default_port(u.scheme));
+        else
+                s = strjoin(u.scheme, "://", u.host, ":", u.port ?: proxy_default_port(u.scheme));
         if (!s)
                 return -ENOMEM;
         *ret = s;
         return 0;
+}
+
+int proxy_url_normalize(const char *url, char **ret) {
+        return proxy_url_format(url, true, ret);
+}
+
+int proxy_url_redact(const char *url, char **ret) {
+        return proxy_url_format(url, false, ret);
 }
 
 static const char *getenv_any(const char *upper, const char *lower) {
