@@ -11,6 +11,10 @@ packages=(meson ninja-build pkg-config gcc clang libc6-dev
 if [[ $level != build ]]; then
         # python3-yaml: the test API server reads packaging/kubernetes/rbac.yaml (--rbac-manifests).
         packages+=(dbus python3-dbusmock python3-dbus python3-yaml openssl systemd curl)
+        # The test API server evaluates ValidatingAdmissionPolicies' CEL with @bufbuild/cel under
+        # Node.js (tests/integration/cel); a machine that has node and npm already keeps its own.
+        command -v node >/dev/null || packages+=(nodejs)
+        command -v npm >/dev/null || packages+=(npm)
 fi
 if [[ $level == system ]]; then
         # build-essential: dpkg-buildpackage runs debian/rules with make (packaging/build-deb.sh).
@@ -30,5 +34,17 @@ if ((${#missing[@]})); then
         if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
                 apt-get update -q
                 apt-get install -y -q --no-install-recommends "${missing[@]}"
+        fi
+fi
+
+if [[ $level != build ]]; then
+        # The CEL evaluator's npm packages, exactly as package-lock.json pins them (npm ci), again
+        # only when the lock file changed since the last install.
+        cel="$(cd "$(dirname "$0")" && pwd)/integration/cel"
+        if ! cmp -s "$cel/package-lock.json" "$cel/node_modules/.installed-lock.json"; then
+                echo "Installing the CEL evaluator's npm packages in $cel"
+                (cd "$cel" && npm ci --no-audit --no-fund --loglevel=error) ||
+                        { echo "npm ci in $cel failed: the npm registry must be reachable" >&2; exit 1; }
+                cp "$cel/package-lock.json" "$cel/node_modules/.installed-lock.json"
         fi
 fi

@@ -11,7 +11,9 @@ the server's --node-monitor-grace-period, the node lifecycle controller marks th
 
 Every daemon authenticates as the ServiceAccount of packaging/kubernetes/rbac.yaml, and the server
 enforces that very file: a request it does not allow is a 403, and a bench that saw one fails its
-test when it closes. All nodes share that one user, so requests are told apart by the daemon's
+test when it closes. The bench also applies packaging/kubernetes/admission-policy.yaml through the
+API, its ConfigMap naming the labels and taint of the bench's [Marks], and the server evaluates the
+policy's CEL on every Node write: a write of the daemon's that the policy refuses fails the test too. All nodes share that one user, so requests are told apart by the daemon's
 User-Agent, "noderebootd/<version> (node <name>)": use node_requests(log, name).
 """
 
@@ -34,6 +36,8 @@ SOURCE_ROOT = os.environ.get("SOURCE_ROOT") or os.path.abspath(os.path.join(os.p
 BUILD_ROOT = os.environ.get("BUILD_ROOT") or os.path.join(SOURCE_ROOT, "build")
 PYTHON = "/usr/bin/python3"
 RBAC_MANIFESTS = os.path.join(SOURCE_ROOT, "packaging", "kubernetes", "rbac.yaml")
+ADMISSION_MANIFESTS = os.path.join(SOURCE_ROOT, "packaging", "kubernetes", "admission-policy.yaml")
+ADMISSION_PARAMS = "nodereboot-admission"
 SERVICE_ACCOUNT = "system:serviceaccount:kube-system:nodereboot"
 _NODE_IN_USER_AGENT = re.compile(r"\(node ([^()]+)\)")
 
@@ -150,6 +154,24 @@ class ApiServer:
     def get(self, path):
         return self.api("GET", path, expect=200)[1]
 
+    def create_or_replace(self, obj):
+        """What `kubectl apply` does for a new object, and a replace for an existing one."""
+        group, _, version = obj["apiVersion"].rpartition("/")
+        plural = MANIFEST_PLURALS[obj["kind"]]
+        md = obj["metadata"]
+        base = (f"/apis/{group}/{version}" if group else "/api/v1") + \
+            (f"/namespaces/{md['namespace']}" if md.get("namespace") else "") + "/" + plural
+        status, cur = self.api("GET", f"{base}/{md['name']}")
+        if status == 404:
+            return self.api("POST", base, obj, expect=201)[1]
+        obj = dict(obj, metadata=dict(md, resourceVersion=cur["metadata"]["resourceVersion"]))
+        return self.api("PUT", f"{base}/{md['name']}", obj, expect=200)[1]
+
+    def apply_admission_policy(self, labels=(), taint=""):
+        """Applies ADMISSION_MANIFESTS, its ConfigMap naming these label keys and taint key."""
+        for doc in admission_manifests(labels, taint):
+            self.create_or_replace(doc)
+
     def node(self, name):
         return self.get(f"/api/v1/nodes/{name}")
 
@@ -247,6 +269,33 @@ class ApiServer:
 
     def outage(self, seconds):
         self.control("POST", "/outage", {"seconds": seconds})
+
+
+MANIFEST_PLURALS = {"ConfigMap": "configmaps", "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+                    "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings"}
+
+
+def admission_manifests(labels=(), taint=""):
+    """The documents of ADMISSION_MANIFESTS with the ConfigMap's data set as an operator would."""
+    import yaml
+    with open(ADMISSION_MANIFESTS) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    for d in docs:
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == ADMISSION_PARAMS:
+            d["data"] = {"labels": " ".join(labels), "preferNoScheduleTaint": taint}
+    return docs
+
+
+def marks_of(config):
+    """The label keys and the taint key a nodereboot.conf override dict makes the daemon write."""
+    config = config or {}
+    labels = []
+    for key in ("Marks.PreRebootLabels", "Marks.PostRebootLabels"):
+        for item in (config.get(key) or "").split():
+            k = item.split("=", 1)[0]
+            if k not in labels:
+                labels.append(k)
+    return labels, config.get("Marks.PreferNoScheduleTaint", "")
 
 
 def max_cordoned_at_once(timeline, nodes):
@@ -707,13 +756,14 @@ def seed_cluster(nodes, replicas_per_node=2, pdb_min_available=None, namespace="
 
 class Bench:
     """A cluster of simulated nodes. Use as a context manager; the folder is kept on failure when
-    NODEREBOOT_KEEP_BENCH=1. With rbac (the default) the server enforces RBAC_MANIFESTS, and
-    leaving the context fails the test if any daemon request was forbidden. kubelet_delay: how
+    NODEREBOOT_KEEP_BENCH=1. With rbac (the default) the server enforces RBAC_MANIFESTS; with
+    admission (the default) the bench applies ADMISSION_MANIFESTS for the labels and taint of config;
+    leaving the context fails the test if any daemon request was forbidden by either. kubelet_delay: how
     long after a rebooted node's daemon starts its kubelet posts the new boot (NodeDaemon.reboot);
     server_args reach kube-apiserver.py (e.g. --node-monitor-grace-period)."""
 
     def __init__(self, nodes, config=None, seed=None, server_args=(), rbac=True, kubelet_delay=2.0,
-                 **seed_args):
+                 admission=True, **seed_args):
         self.dir = tempfile.mkdtemp(prefix="nodereboot-bench-")
         # How long after the daemon of a new boot starts its kubelet posts (NodeDaemon.reboot).
         self.kubelet_delay = kubelet_delay
@@ -722,6 +772,8 @@ class Bench:
         self.api = ApiServer(self.dir, seed if seed is not None else seed_cluster(nodes, **seed_args), server_args)
         self.nodes = {}
         try:
+            if admission:
+                self.api.apply_admission_policy(*marks_of(config))
             for n in nodes:
                 self.nodes[n] = NodeDaemon(self, n, config)
         except Exception:
@@ -761,7 +813,9 @@ class Bench:
         seen = {(d["time"], d["path"]) for d in denials}
         out += [f"{e['method']} {e['path']} ({e.get('user_agent')}): HTTP 403" for e in log
                 if e["status"] == 403 and e["user"] == SERVICE_ACCOUNT and not e.get("fault")
-                and (e["time"], e["path"]) not in seen]
+                and (e["time"], e["path"]) not in seen and not (e.get("admission") or {}).get("denied")]
+        out += [f"{e['method']} {e['path']} ({e.get('user_agent')}): HTTP {e['status']}: {e['admission']['denied']}"
+                for e in log if e["user"] == SERVICE_ACCOUNT and (e.get("admission") or {}).get("denied")]
         return out
 
     def dump(self):

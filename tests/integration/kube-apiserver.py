@@ -21,7 +21,8 @@ come from --token TOKEN=system:serviceaccount:NS:NAME, from a token Secret, or f
 (apiserver/tokens.py), as make-kubeconfig.sh gets them.
 
 apiserver/ holds the parts; test-apiserver.py and test-kubectl-fidelity.sh show what it
-guarantees.
+guarantees. ValidatingAdmissionPolicies and their bindings, created through the API, are enforced
+on every write (apiserver/admission.py), their CEL evaluated by @bufbuild/cel under Node.js.
 
 The cluster around the API is as unkind as a real one, with the real periods divided by ten
 (apiserver/nodes.py, apiserver/controllers.py): every Node has a kubelet that heartbeats and posts
@@ -44,7 +45,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from apiserver import resources  # noqa: E402
 from apiserver.access import ADMIN, RBAC, Authenticator, Authorizer  # noqa: E402
+from apiserver.admission import PolicyAdmission  # noqa: E402
 from apiserver.api import ApiListener, RequestLog  # noqa: E402
+from apiserver.cel import Cel  # noqa: E402
 from apiserver.clock import Clock  # noqa: E402
 from apiserver.control import ControlServer  # noqa: E402
 from apiserver.controllers import Cluster, running_status  # noqa: E402
@@ -92,6 +95,9 @@ class Context:
             manifests = ManifestRBAC(docs, ", ".join(args.rbac_manifests))
             self.service_accounts = [d for d in docs if isinstance(d, dict) and d.get("kind") == "ServiceAccount"]
         self.authz = Authorizer(self.rbac, manifests)
+        # ValidatingAdmissionPolicies are API objects: any client may create them (kubectl apply);
+        # CEL runs in a Node.js process started at the first policy (apiserver/cel.py).
+        self.admission = PolicyAdmission(self.store, Cel())
         self.tls = None
         self.listener = None
 

@@ -22,20 +22,34 @@ class Authenticator:
         self._lock = threading.Lock()
         self._tokens = {}
         self._expiry = {}
+        self._extra = {}
         self._clock = clock
 
-    def add_token(self, token, user, expires_at=None):
-        """expires_at: server-clock epoch seconds after which the token is refused (bound tokens)."""
+    def add_token(self, token, user, expires_at=None, extra=None):
+        """expires_at: server-clock epoch seconds after which the token is refused (bound tokens);
+        extra: the user's extra info ({key: [values]}), e.g. the Node a token is bound to."""
         with self._lock:
             self._tokens[token] = user
             self._expiry.pop(token, None)
+            self._extra.pop(token, None)
             if expires_at is not None:
                 self._expiry[token] = expires_at
+            if extra:
+                self._extra[token] = extra
 
     def remove_token(self, token):
         with self._lock:
             self._tokens.pop(token, None)
             self._expiry.pop(token, None)
+            self._extra.pop(token, None)
+
+    def extra_of(self, headers):
+        """The extra info of the request's bearer token ({} for other credentials)."""
+        parts = headers.get("Authorization", "").split(" ", 1)
+        if len(parts) != 2 or parts[0].lower() != "bearer":
+            return {}
+        with self._lock:
+            return dict(self._extra.get(parts[1].strip()) or {})
 
     def tokens(self):
         with self._lock:

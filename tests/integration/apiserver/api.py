@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from . import errors, resources, tables
+from .admission import request_object
 from .errors import ApiError
 from .objects import check_preconditions
 from .patches import APPLY_PATCH
@@ -317,6 +318,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         self.send_header("Audit-Id", str(uuid.uuid4()))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
+        for w in getattr(self, "_warnings", ()):
+            self.send_header("Warning", '299 - "%s"' % w.replace('"', "'"))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -370,6 +373,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                  "verb": verb, "status": None, "content_type": self.headers.get("Content-Type"), "body": None,
                  "user_agent": self.headers.get("User-Agent")}
         self._entry = entry
+        self._warnings = []
         if route.kind == "resource":
             entry["resource"] = route.plural + ("/" + route.sub if route.sub else "")
             entry["namespace"] = route.namespace
@@ -505,13 +509,15 @@ class ApiHandler(BaseHTTPRequestHandler):
             if body is None:
                 raise errors.bad_request("the body of the request was empty")
             self._check_kind(res, body)
-            obj = ctx.objects.create(res, ns, body, dry=dry)
+            obj = ctx.objects.create(res, ns, body, dry=dry,
+                                     admit=self._admitter(ctx, res, sub, ns, "CREATE", dry, user))
             return self._reply_object(201, res, obj)
         if verb == "update":
             if body is None:
                 raise errors.bad_request("the body of the request was empty")
             self._check_kind(res, body)
-            obj = ctx.objects.update(res, ns, route.name, body, subresource=sub, dry=dry)
+            obj = ctx.objects.update(res, ns, route.name, body, subresource=sub, dry=dry,
+                                     admit=self._admitter(ctx, res, sub, ns, "UPDATE", dry, user))
             return self._reply_object(200, res, obj)
         if verb == "patch":
             ct = self.headers.get("Content-Type", "")
@@ -520,7 +526,8 @@ class ApiHandler(BaseHTTPRequestHandler):
                                "UnsupportedMediaType")
             if body is None:
                 raise errors.bad_request("the body of the request was empty")
-            obj = ctx.objects.patch(res, ns, route.name, ct, body, subresource=sub, dry=dry)
+            obj = ctx.objects.patch(res, ns, route.name, ct, body, subresource=sub, dry=dry,
+                                    admit=self._admitter(ctx, res, sub, ns, "UPDATE", dry, user))
             return self._reply_object(200, res, obj)
         if verb == "delete":
             opts = dict(body or {})
@@ -529,7 +536,8 @@ class ApiHandler(BaseHTTPRequestHandler):
                     opts["gracePeriodSeconds"] = int(query["gracePeriodSeconds"])
                 except ValueError:
                     raise errors.bad_request("gracePeriodSeconds must be an integer")
-            obj, finished = ctx.objects.delete(res, ns, route.name, opts, dry=dry)
+            obj, finished = ctx.objects.delete(res, ns, route.name, opts, dry=dry,
+                                               admit=self._admitter(ctx, res, sub, ns, "DELETE", dry, user))
             if resources.STORAGE_RESOURCE[res.storage].kind == "Pod" or not finished:
                 return self._reply_object(200, res, obj)
             details = {"name": route.name, "kind": res.plural, "uid": obj["metadata"].get("uid")}
@@ -552,6 +560,31 @@ class ApiHandler(BaseHTTPRequestHandler):
                         pass
             return self._reply_list(res, deleted, ctx.store.current_rv())
         raise errors.method_not_allowed()
+
+    def _admitter(self, ctx, res, sub, ns, operation, dry, user):
+        """The validating admission stage for one write: admit(old, new) with the stored forms,
+        called by Objects once the object is final; it checks policy objects themselves too."""
+        def admit(old, new):
+            wire_new = res.to_wire(copy.deepcopy(new)) if new is not None else None
+            wire_old = res.to_wire(copy.deepcopy(old)) if old is not None else None
+            if wire_new is not None:
+                ctx.admission.check_policy(res, wire_new)
+            name = ((new or old or {}).get("metadata") or {}).get("name", "")
+            a = {"group": res.group, "version": res.version, "kind": res.kind, "resource": res.plural,
+                 "subresource": sub or "", "namespace": ns or "", "namespaced": res.namespaced,
+                 "name": name, "operation": operation, "object": wire_new, "oldObject": wire_old}
+            ns_obj = ctx.store.get("namespaces", "", ns) if res.namespaced and ns else None
+            a["namespaceObject"] = resources.by_kind("Namespace").to_wire(copy.deepcopy(ns_obj)) if ns_obj else None
+            a["request"] = request_object(a, user, self._groups, ctx.auth.extra_of(self.headers), dry)
+            try:
+                warnings, applied = ctx.admission.admit(a)
+            except ApiError as e:
+                self._entry["admission"] = {"denied": e.status["message"]}
+                raise
+            if applied:
+                self._entry["admission"] = {"admitted": applied}
+            self._warnings += warnings
+        return admit
 
     def _check_kind(self, res, body):
         if not isinstance(body, dict):

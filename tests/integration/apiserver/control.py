@@ -3,7 +3,9 @@ change the world around it. JSON in and out; the endpoints are the ROUTES table 
 
   GET/DELETE /log [?since=SEQ]    API requests: seq, time (epoch s, real clock), method, path, query,
                                   user, user_agent, verb, resource, namespace, name, status
-                                  (0 = dropped), content_type, body, fault; watches logged when
+                                  (0 = dropped), content_type, body, fault, admission
+                                  ({"admitted": ["policy/binding"]} or {"denied": message}: the
+                                  ValidatingAdmissionPolicies that applied); watches logged when
                                   they start
   GET /denials                    every request the authorizer forbade (403): time, method, path,
                                   user_agent, user, verb, group, resource, namespace, name,

@@ -40,7 +40,7 @@ class Objects:
         return self.store.list(res.storage, ns if res.namespaced else None)
 
     # -- create ----------------------------------------------------------------------------------
-    def create(self, res, ns, body, from_api=True, dry=False):
+    def create(self, res, ns, body, from_api=True, dry=False, admit=None):
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was not a JSON object")
         obj = copy.deepcopy(body)
@@ -81,6 +81,8 @@ class Objects:
             if res.generation:
                 md["generation"] = 1
             self._default(res, obj, from_api)
+            if admit:
+                admit(None, obj)
             if dry:
                 return obj
             return self.store.put(res.storage, obj, ADDED)
@@ -98,6 +100,7 @@ class Objects:
                 # The real server drops a client's pod status on create; the kubelet fills it in.
                 obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         elif kind == "Node":
+            obj.setdefault("spec", {})   # a Go struct: always serialized, even when empty
             st = obj.setdefault("status", {})
             if not st.get("conditions"):
                 st["conditions"] = [ready_condition(True, self.clock)]
@@ -109,7 +112,7 @@ class Objects:
             obj.setdefault("count", 1) if "series" not in obj else None
 
     # -- update ----------------------------------------------------------------------------------
-    def update(self, res, ns, name, body, subresource=None, dry=False):
+    def update(self, res, ns, name, body, subresource=None, dry=False, admit=None):
         """PUT semantics: a stale metadata.resourceVersion is a 409; a missing one is unconditional."""
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was not a JSON object")
@@ -126,9 +129,9 @@ class Objects:
             rv = md.get("resourceVersion")
             if rv and rv != old["metadata"]["resourceVersion"]:
                 raise errors.conflict(res, name)
-            return self._commit(res, old, new, subresource, dry)
+            return self._commit(res, old, new, subresource, dry, admit)
 
-    def patch(self, res, ns, name, content_type, patch, subresource=None, dry=False):
+    def patch(self, res, ns, name, content_type, patch, subresource=None, dry=False, admit=None):
         with self.store.lock:
             old = self.get(res, ns, name)
             wire_old = res.to_wire(copy.deepcopy(old))
@@ -144,9 +147,11 @@ class Objects:
             # A patch that carries a resourceVersion is a precondition, as in the real server.
             if rv and rv != old["metadata"]["resourceVersion"]:
                 raise errors.conflict(res, name)
-            return self._commit(res, old, new, subresource, dry)
+            return self._commit(res, old, new, subresource, dry, admit)
 
-    def _commit(self, res, old, new, subresource, dry=False):
+    def _commit(self, res, old, new, subresource, dry=False, admit=None):
+        """Stores new over old; admit(old, new), when given, sees the final object first (the
+        validating admission stage of the real server) and may raise."""
         md = new.setdefault("metadata", {})
         omd = old["metadata"]
         if subresource == "status":
@@ -177,6 +182,8 @@ class Objects:
             else:
                 md.pop("generation", None)
         md.pop("resourceVersion", None)
+        if admit:
+            admit(old, new)
         if dry:
             md["resourceVersion"] = omd["resourceVersion"]
             return new
@@ -206,13 +213,15 @@ class Objects:
             return self.store.put(res.storage, obj, MODIFIED)
 
     # -- delete ----------------------------------------------------------------------------------
-    def delete(self, res, ns, name, options=None, dry=False):
+    def delete(self, res, ns, name, options=None, dry=False, admit=None):
         """Returns (object, finished). Pods on a node get a deletionTimestamp and wait for their
         kubelet; other objects go at once unless finalizers hold them."""
         options = options or {}
         with self.store.lock:
             old = self.get(res, ns, name)
             check_preconditions(res, old, options)
+            if admit:
+                admit(old, None)
             if dry:
                 return old, False
             kind = STORAGE_RESOURCE[res.storage].kind

@@ -5,7 +5,10 @@
     ServiceAccount exists (the long-lived token of clusters before 1.24, and of kubectl 1.20);
     the token stops working when the Secret is deleted;
   - TokenRequest, POST /api/v1/namespaces/NS/serviceaccounts/NAME/token (`kubectl create token`):
-    a bound token that expires after spec.expirationSeconds (at least 600, default 3600).
+    a bound token that expires after spec.expirationSeconds (at least 600, default 3600); with
+    spec.boundObjectRef naming a Node (`kubectl create token --bound-object-kind Node`, 1.31+) the
+    token's user carries the extra info authentication.kubernetes.io/node-name and node-uid, as
+    with ServiceAccountTokenNodeBinding, which admission policies can compare with the object.
 
 Either token authenticates as system:serviceaccount:NS:NAME."""
 
@@ -93,10 +96,27 @@ class ServiceAccountTokens:
                                  "specify a duration less than 10 minutes" % (seconds,))
         spec["expirationSeconds"] = seconds
         spec.setdefault("audiences", ["https://kubernetes.default.svc"])
+        extra = {"authentication.kubernetes.io/credential-id": ["JTI=" + secrets.token_hex(16)]}
+        bound = spec.get("boundObjectRef")
+        if bound:
+            if bound.get("kind") != "Node" or bound.get("apiVersion", "v1") != "v1":
+                raise errors.invalid(self.res_sa, name, "spec.boundObjectRef.kind: Unsupported value: %r: "
+                                     "this test server binds tokens to Nodes only" % (bound.get("kind"),))
+            res_node = by_kind("Node")
+            node = self.store.get(res_node.storage, "", bound.get("name", ""))
+            if node is None:
+                raise errors.not_found(res_node, bound.get("name", ""))
+            if bound.get("uid") and bound["uid"] != node["metadata"]["uid"]:
+                raise errors.conflict(res_node, bound["name"], "the UID in the bound object reference (%s) "
+                                      "does not match the UID in record. The object might have been "
+                                      "deleted and then recreated" % bound["uid"])
+            extra["authentication.kubernetes.io/node-name"] = [node["metadata"]["name"]]
+            extra["authentication.kubernetes.io/node-uid"] = [node["metadata"]["uid"]]
         token = secrets.token_urlsafe(32)
         expires = self.clock.now() + seconds
         if not dry:
-            self.auth.add_token(token, "system:serviceaccount:%s:%s" % (ns, name), expires_at=expires)
+            self.auth.add_token(token, "system:serviceaccount:%s:%s" % (ns, name), expires_at=expires,
+                                extra=extra)
         ts = self.clock.rfc3339(expires)
         return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
                 "metadata": {"name": name, "namespace": ns, "creationTimestamp": None},
