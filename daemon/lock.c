@@ -73,7 +73,7 @@ struct LockOp {
 
 typedef struct LockSeen {
         char *name;
-        char *resource_version;
+        char *holder;                   /* spec.holderIdentity as last seen, "" for a free slot */
         bool listed;                    /* ADDED since the last SYNCED */
 } LockSeen;
 
@@ -94,7 +94,7 @@ struct Lock {
         void *changed_userdata;
         bool synced;                    /* the watch finished its first list */
         usec_t next_expiry;             /* server clock: earliest expiry of a held slot at the last -EBUSY */
-        LockSeen *seen;                 /* resourceVersion of every lease the watch saw */
+        LockSeen *seen;                 /* the holder of every lease the watch saw */
         size_t n_seen;
 
         char *machine_id;               /* NULL: not recorded, not checked */
@@ -1289,9 +1289,10 @@ bool lock_status_is_node_not_found(json_object *status, const char *node) {
                 streq_ptr(json_get_string(status, "details.name"), node);
 }
 
-static void lock_on_stuck_event_posted(KubeClient *c, int error, void *userdata) {
+static void lock_on_stuck_event_posted(KubeClient *c, int error, const char *message, void *userdata) {
         if (error < 0)
-                log_debug_errno(error, "Failed to post the %s Event, ignoring: %m", LOCK_EVENT_REASON_STUCK);
+                log_debug_errno(error, "Failed to post the %s Event, ignoring: %s", LOCK_EVENT_REASON_STUCK,
+                                message ?: strerror(ERRNO_VALUE(error)));
 }
 
 /* A refused takeover is worth one warning and one Event on the holder's Node per holder and
@@ -2025,7 +2026,7 @@ int lock_force_release(Lock *l, const char *slot, LockForceReleaseHandler handle
 static void lock_seen_clear(Lock *l) {
         for (size_t i = 0; i < l->n_seen; i++) {
                 free(l->seen[i].name);
-                free(l->seen[i].resource_version);
+                free(l->seen[i].holder);
         }
         l->seen = mfree(l->seen);
         l->n_seen = 0;
@@ -2040,12 +2041,16 @@ static LockSeen *lock_seen_find(Lock *l, const char *name) {
 
 static void lock_seen_remove_at(Lock *l, size_t i) {
         free(l->seen[i].name);
-        free(l->seen[i].resource_version);
+        free(l->seen[i].holder);
         l->seen[i] = l->seen[--l->n_seen];
 }
 
-/* Records a lease's resourceVersion; true when it is new or differs from what we saw. */
-static bool lock_seen_update(Lock *l, const char *name, const char *rv, bool listed) {
+/* Records a lease's holder; true when the lease is new or its holder differs from what we saw.
+ * Only that can free a slot for a waiting node: a renewal (the same holder, a new renewTime) says
+ * the slot is still held, so it wakes no waiting node and costs the API server no request — with
+ * thousands of nodes waiting, every renewal used to send each of them to list the leases. A slot
+ * that expires without any write is found by the periodic recheck, as before. */
+static bool lock_seen_update(Lock *l, const char *name, const char *holder, bool listed) {
         LockSeen *s = lock_seen_find(l, name);
         bool changed;
 
@@ -2064,9 +2069,9 @@ static bool lock_seen_update(Lock *l, const char *name, const char *rv, bool lis
                         return true;
                 l->n_seen++;
         }
-        changed = !s->resource_version || !rv || !streq(s->resource_version, rv);
-        if (changed && free_and_strdup(&s->resource_version, rv) < 0)
-                s->resource_version = mfree(s->resource_version);
+        changed = !s->holder || !streq(s->holder, strempty(holder));
+        if (changed && free_and_strdup(&s->holder, strempty(holder)) < 0)
+                s->holder = mfree(s->holder);
         s->listed = s->listed || listed;
         return changed;
 }
@@ -2098,9 +2103,8 @@ static void lock_on_watch_event(KubeWatch *w, KubeWatchEvent event, json_object 
         case KUBE_WATCH_MODIFIED:
                 if (!name)
                         break;
-                /* A re-list repeats every lease as ADDED: only the ones that changed count. */
-                fire = lock_seen_update(l, name, json_get_string(object, "metadata.resourceVersion"),
-                                        event == KUBE_WATCH_ADDED) || event == KUBE_WATCH_MODIFIED;
+                /* A re-list repeats every lease as ADDED: only a new lease or a new holder counts. */
+                fire = lock_seen_update(l, name, lock_lease_holder(object), event == KUBE_WATCH_ADDED);
                 fire = fire && l->synced;
                 break;
         case KUBE_WATCH_DELETED:

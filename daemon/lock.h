@@ -66,7 +66,7 @@ int lock_find_own(Lock *l, LockHandler handler, void *userdata);
  * Slots that already expired but were refused for takeover (their holder is NotReady, cordoned by
  * us or mid-cycle, or its Node could not be read) do not count, so a waiting node does not retry
  * them in a tight loop: they are looked at again by the slow periodic re-check, or at once when the
- * watch sees their lease change (the holder renews, or an administrator releases it). */
+ * watch sees their holder change (released by its holder or an administrator, taken by another). */
 usec_t lock_next_expiry(Lock *l);
 
 /* Watches the group's leases; changed() runs when any slot changes (e.g. one was released), so a

@@ -85,6 +85,7 @@ struct Manager {
         unsigned action_failures;       /* consecutive failures of that action, for the back-off */
         sd_event_source *action_timer;  /* re-runs the action (back-off, waits) */
         RestoreStep restore_step;
+        char *restore_refusal;          /* the API server's message when it refused our uncordon */
         usec_t reboot_deadline;         /* CLOCK_MONOTONIC: logind accepted, the machine must be gone by then */
         usec_t drained_at;              /* CLOCK_MONOTONIC, for [Reboot] DelaySec= */
         usec_t drain_deadline;          /* CLOCK_MONOTONIC, of the drain under way (kept across pauses);
@@ -123,7 +124,7 @@ struct Manager {
 static void manager_run_action(Manager *m);
 static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData *data);
 static void manager_set_taint(Manager *m, bool present);
-static void on_best_effort_done(KubeClient *c, int error, void *userdata);
+static void on_best_effort_done(KubeClient *c, int error, const char *message, void *userdata);
 
 /* For the crash tests only: $NODEREBOOT_TEST_CRASH_AT names a point ("saved:draining",
  * "lock-acquired", "reboot-requested", "uncordoned", "released") where the daemon kills itself
@@ -741,9 +742,19 @@ static void manager_read_node(Manager *m) {
         manager_set_waiting(m, "holding lock slot %s, reading Node %s", m->state.lease, m->config->node_name);
 }
 
-static void on_best_effort_done(KubeClient *c, int error, void *userdata) {
-        if (error < 0)
-                log_debug_errno(error, "Best-effort update of the Node failed, ignoring: %m");
+/* Marks, labels, the taint and Events: the cycle goes on without them, but a refusal by the API
+ * server (an admission policy whose ConfigMap does not list a configured label, RBAC) is the
+ * operator's to fix, so it is a warning with the server's own words. */
+static void on_best_effort_done(KubeClient *c, int error, const char *message, void *userdata) {
+        Manager *m = userdata;
+
+        if (error >= 0)
+                return;
+        if (message)
+                log_warning_errno(error, "The API server refused an update of Node %s (its marks, labels, taint or "
+                                  "an Event), going on without it: %s", m->config->node_name, message);
+        else
+                log_debug_errno(error, "Best-effort update of Node %s failed, ignoring: %m", m->config->node_name);
 }
 
 static void manager_post_event(Manager *m, const char *type, const char *reason, const char *message) {
@@ -1172,35 +1183,76 @@ static void manager_wait_ready(Manager *m) {
 
 static void manager_restore(Manager *m);
 
-static void manager_restore_step_failed(Manager *m, int error, const char *what) {
+static void manager_restore_step_failed(Manager *m, int error, const char *message, const char *what) {
         usec_t b = manager_retry_action(m);
         char t[FORMAT_TIMESPAN_MAX];
 
-        log_warning_errno(error, "Failed to %s, retrying in %s: %m", what, format_timespan(t, sizeof t, b));
-        manager_set_waiting(m, "cannot %s (%s), retrying", what, strerror(ERRNO_VALUE(error)));
+        log_warning_errno(error, "Failed to %s, retrying in %s: %s", what, format_timespan(t, sizeof t, b),
+                          message ?: strerror(ERRNO_VALUE(error)));
+        manager_set_waiting(m, "cannot %s (%s), retrying", what, message ?: strerror(ERRNO_VALUE(error)));
 }
 
-static void on_restore_step_done(KubeClient *c, int error, void *userdata) {
+static void manager_restore_step_done(Manager *m) {
+        m->action_failures = 0;
+        m->restore_step++;
+        manager_restore(m);
+}
+
+/* The API server refused our uncordon (RBAC, an admission policy): if the Node is schedulable
+ * anyway, the cordon it would undo never happened (it was refused the same way) or was undone by
+ * someone else, and there is nothing left to undo. A Node that is unschedulable keeps the slot
+ * held: it is out of service, and releasing would let one more node go. */
+static void on_uncordon_refused_checked(KubeClient *c, int error, json_object *node, void *userdata) {
+        Manager *m = userdata;
+
+        m->node_busy = false;
+        if (m->action != REBOOT_ACTION_RESTORE || m->restore_step != RESTORE_UNCORDON)
+                return;
+        if (error >= 0 && !node_is_unschedulable(node)) {
+                log_notice("Node %s is schedulable already; nothing to uncordon.", m->config->node_name);
+                manager_restore_step_done(m);
+                return;
+        }
+        manager_restore_step_failed(m, error < 0 ? error : -EACCES,
+                                    error < 0 ? NULL : m->restore_refusal, "uncordon the node");
+}
+
+static void on_restore_step_done(KubeClient *c, int error, const char *message, void *userdata) {
         Manager *m = userdata;
         static const char *const what[] = {
                 [RESTORE_UNCORDON] = "uncordon the node",
                 [RESTORE_MARKS] = "remove our marks from the node",
         };
+        bool refused = (error == -EACCES || error == -EINVAL) && message;
+        int r;
 
         m->node_busy = false;
         if (m->action != REBOOT_ACTION_RESTORE)
                 return;
         if (error < 0 && error != -ENOENT) {
-                manager_restore_step_failed(m, error, what[m->restore_step]);
+                if (refused && m->restore_step == RESTORE_UNCORDON) {
+                        (void) free_and_strdup(&m->restore_refusal, message);
+                        r = node_get(m->client, m->config->node_name, on_uncordon_refused_checked, m);
+                        if (r >= 0) {
+                                m->node_busy = true;
+                                return;
+                        }
+                }
+                if (refused && m->restore_step == RESTORE_MARKS) {
+                        /* Annotations only: not worth holding a slot the fleet waits for. */
+                        log_warning("The API server refused to remove our marks from Node %s, leaving them: %s",
+                                    m->config->node_name, message);
+                        manager_restore_step_done(m);
+                        return;
+                }
+                manager_restore_step_failed(m, error, message, what[m->restore_step]);
                 return;
         }
         if (m->restore_step == RESTORE_UNCORDON) {
                 crash_point("uncordoned");
                 log_info("Uncordoned node %s.", m->config->node_name);
         }
-        m->action_failures = 0;
-        m->restore_step++;
-        manager_restore(m);
+        manager_restore_step_done(m);
 }
 
 static void on_lock_released(Lock *l, int error, const char *slot, const char *holders, void *userdata) {
@@ -1210,15 +1262,13 @@ static void on_lock_released(Lock *l, int error, const char *slot, const char *h
         if (m->action != REBOOT_ACTION_RESTORE)
                 return;
         if (error < 0) {
-                manager_restore_step_failed(m, error, "release the lock");
+                manager_restore_step_failed(m, error, NULL, "release the lock");
                 return;
         }
         crash_point("released");
         log_event(LOG_NOTICE, MESSAGE_LOCK_RELEASED, "Released lock slot %s/%s.", m->config->lock_namespace,
                   strna(m->state.lease));
-        m->action_failures = 0;
-        m->restore_step++;
-        manager_restore(m);
+        manager_restore_step_done(m);
 }
 
 static void manager_restore(Manager *m) {
@@ -1238,7 +1288,7 @@ static void manager_restore(Manager *m) {
                 manager_set_waiting(m, "uncordoning node %s", m->config->node_name);
                 r = node_set_unschedulable(m->client, m->config->node_name, false, on_restore_step_done, m);
                 if (r < 0) {
-                        manager_restore_step_failed(m, r, "uncordon the node");
+                        manager_restore_step_failed(m, r, NULL, "uncordon the node");
                         return;
                 }
                 m->node_busy = true;
@@ -1268,7 +1318,7 @@ static void manager_restore(Manager *m) {
                 r = node_patch_annotations(m->client, m->config->node_name, recovered ? pairs : pairs + 2,
                                            on_restore_step_done, m);
                 if (r < 0) {
-                        manager_restore_step_failed(m, r, "remove our marks from the node");
+                        manager_restore_step_failed(m, r, NULL, "remove our marks from the node");
                         return;
                 }
                 m->node_busy = true;
@@ -1301,7 +1351,7 @@ static void manager_restore(Manager *m) {
                 manager_unwatch_held(m);   /* our own release is no loss */
                 r = lock_release(m->lock, m->state.lease, on_lock_released, m);
                 if (r < 0) {
-                        manager_restore_step_failed(m, r, "release the lock");
+                        manager_restore_step_failed(m, r, NULL, "release the lock");
                         return;
                 }
                 m->lock_busy = true;
@@ -1673,6 +1723,7 @@ Manager *manager_free(Manager *m) {
         free(m->held_watched);
         free(m->lost_slot);
         free(m->lock_machine_id);
+        free(m->restore_refusal);
         free(m->renew_slot);
         sd_event_source_disable_unref(m->recheck_timer);
         sd_event_source_disable_unref(m->kick_timer);

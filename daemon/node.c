@@ -67,14 +67,16 @@ static char *node_path(const char *name) {
 }
 
 /* Hands the result to the user and frees the context. */
-static void node_call_finish(KubeClient *c, NodeCall *nc, int error) {
+static void node_call_finish(KubeClient *c, NodeCall *nc, int error, const KubeResponse *response) {
+        const char *message = error < 0 && response ? json_get_string(response->body, "message") : NULL;
+
         if (nc->done_handler)
-                nc->done_handler(c, error, nc->userdata);
+                nc->done_handler(c, error, message, nc->userdata);
         node_call_free(nc);
 }
 
 static void on_node_done(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
-        node_call_finish(c, userdata, error);
+        node_call_finish(c, userdata, error, response);
 }
 
 static int node_call_start(KubeClient *c, const char *method, const char *path, const char *content_type,
@@ -512,7 +514,7 @@ static void on_taint_read(KubeClient *c, int error, const KubeResponse *response
         if (r >= 0)
                 r = taint_write(c, nc, response->body);
         if (r <= 0) /* an error, or nothing to change: no write */
-                node_call_finish(c, nc, r);
+                node_call_finish(c, nc, r, r == error ? response : NULL);
 }
 
 static int taint_read(KubeClient *c, NodeCall *nc) {
@@ -533,10 +535,10 @@ static void on_taint_patched(KubeClient *c, int error, const KubeResponse *respo
                                 nc->key, nc->name, response->status);
                 r = taint_read(c, nc);
                 if (r < 0)
-                        node_call_finish(c, nc, r);
+                        node_call_finish(c, nc, r, NULL);
                 return;
         }
-        node_call_finish(c, nc, error);
+        node_call_finish(c, nc, error, response);
 }
 
 int node_set_taint(KubeClient *c, const char *name, const char *key, bool present, NodeDoneHandler handler,
@@ -570,7 +572,7 @@ static void on_event_posted(KubeClient *c, int error, const KubeResponse *respon
          * was lost, or (with a key) another node reported the same thing first. */
         if (error == -ESTALE)
                 error = 0;
-        node_call_finish(c, userdata, error);
+        node_call_finish(c, userdata, error, response);
 }
 
 static int json_add_string(json_object *o, const char *key, const char *value) {

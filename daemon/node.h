@@ -15,7 +15,9 @@
 
 /* node is borrowed: valid during the call only (take a reference to keep it); NULL on error. */
 typedef void (*NodeHandler)(KubeClient *c, int error, json_object *node, void *userdata);
-typedef void (*NodeDoneHandler)(KubeClient *c, int error, void *userdata);
+/* message: when the API server refused the request, the message of its Status (for logs and
+ * STATUS=: an admission policy or RBAC names there what it refused); NULL otherwise. */
+typedef void (*NodeDoneHandler)(KubeClient *c, int error, const char *message, void *userdata);
 
 int node_get(KubeClient *c, const char *name, NodeHandler handler, void *userdata);
 

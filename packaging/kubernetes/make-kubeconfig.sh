@@ -16,6 +16,8 @@
 #   --context NAME           the kubectl context to read (default: the current one)
 #   --namespace NS           the ServiceAccount's namespace (default kube-system)
 #   --service-account NAME   (default nodereboot); the Secret is NAME-token
+#   --node NAME              with --duration: bind the token to the Node NAME (Kubernetes 1.31 or
+#                            later); admission-policy.yaml then lets it change that Node only
 # The kubectl used is $KUBECTL, else "kubectl" from PATH.
 set -euo pipefail
 
@@ -29,6 +31,7 @@ output=
 server=
 ca_file=
 context=()
+bound_node=
 
 die() {
         echo "$prog: $*" >&2
@@ -60,11 +63,14 @@ while [[ $# -gt 0 ]]; do
         --namespace=*) namespace="${1#*=}"; shift ;;
         --service-account) need_arg "$@"; sa="$2"; shift 2 ;;
         --service-account=*) sa="${1#*=}"; shift ;;
+        --node) need_arg "$@"; bound_node="$2"; shift 2 ;;
+        --node=*) bound_node="${1#*=}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "$prog: unknown argument: $1" >&2; usage >&2; exit 2 ;;
         esac
 done
 [[ -n "$mode" ]] || die "choose --duration D (a bound token) or --secret (a long-lived token); see --help"
+[[ -z "$bound_node" || "$mode" == bound ]] || die "--node binds a TokenRequest token: use it with --duration"
 [[ -z "$duration" || "$duration" =~ ^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$ ]] ||
         die "--duration wants a Go duration such as 8760h or 720h30m, not '$duration'"
 
@@ -109,8 +115,10 @@ if [[ "$mode" == bound ]]; then
         # ("kubectl create token --help" succeeds on old kubectls too: it shows create's help.)
         kc create --help 2>/dev/null | grep -qE '^[[:space:]]+token[[:space:]]' ||
                 die "this kubectl has no 'create token' (needs 1.24 or later): use --secret"
-        token="$(kc create token "$sa" -n "$namespace" --duration "$duration")" ||
-                die "the API server refused the token request"
+        bind=()
+        [[ -z "$bound_node" ]] || bind=(--bound-object-kind Node --bound-object-name "$bound_node")
+        token="$(kc create token "$sa" -n "$namespace" --duration "$duration" "${bind[@]}")" ||
+                die "the API server refused the token request${bound_node:+ (a token bound to Node $bound_node needs Kubernetes 1.31 or later and that Node to exist)}"
         # A JWT's payload says when it expires; the server may have shortened the duration
         # (--service-account-max-token-expiration).
         payload="$(cut -d. -f2 <<<"$token" | tr '_-' '/+')"

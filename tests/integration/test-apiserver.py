@@ -1584,5 +1584,136 @@ class PackagedRbacTest(unittest.TestCase):
         self.check_kubeconfig(out)
 
 
+VAP = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies"
+VAPB = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings"
+
+
+class ValidatingAdmissionPolicyTest(unittest.TestCase):
+    """ValidatingAdmissionPolicy as kube-apiserver 1.30 runs it (apiserver/admission.py), its CEL
+    evaluated by @bufbuild/cel: matching, params, matchConditions, variables, messages, actions,
+    failure policy, and the shape of a denial (validating/dispatcher.go, validator.go)."""
+
+    def setUp(self):
+        self.s = Server("--token", "u-token=someone", "--token", "v-token=other")
+        self.s.ok("POST", "/api/v1/nodes", node("n1"))
+        self.s.ok("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                 "metadata": {"name": "team", "labels": {"guarded": "yes"}}})
+
+    def tearDown(self):
+        self.s.close()
+
+    def policy(self, name, validations, **spec):
+        spec.setdefault("matchConstraints", {"resourceRules": [
+            {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+             "resources": ["configmaps", "nodes"]}]})
+        self.s.ok("POST", VAP, {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                                "metadata": {"name": name}, "spec": dict(spec, validations=validations)})
+
+    def bind(self, name, policy, actions=("Deny",), **spec):
+        self.s.ok("POST", VAPB, {"apiVersion": "admissionregistration.k8s.io/v1",
+                                 "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name},
+                                 "spec": dict(spec, policyName=policy, validationActions=list(actions))})
+
+    def cm(self, name, data=None, ns="default", token="u-token", labels=None, dry=False):
+        body = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": ns, **({"labels": labels} if labels else {})},
+                "data": data or {}}
+        return self.s.api("POST", "/api/v1/namespaces/%s/configmaps%s" % (ns, "?dryRun=All" if dry else ""),
+                          body, token=token)
+
+    def test_a_denial_is_shaped_like_the_real_one(self):
+        self.policy("small", [{"expression": "size(object.data) < 2"}])
+        self.bind("small-b", "small")
+        st, obj, _ = self.cm("big", {"a": "1", "b": "2"})
+        msg = ("ValidatingAdmissionPolicy 'small' with binding 'small-b' denied request: failed expression: "
+               "size(object.data) < 2")
+        self.assertEqual(st, 422, "no reason given: Invalid")
+        self.assertEqual(obj["reason"], "Invalid")
+        self.assertEqual(obj["message"], 'configmaps "big" is forbidden: ' + msg)
+        self.assertEqual(obj["details"], {"name": "big", "kind": "configmaps", "causes": [{"message": msg}]})
+        self.assertEqual(self.cm("small", {"a": "1"})[0], 201)
+        self.assertEqual(self.cm("big2", {"a": "1", "b": "2"}, dry=True)[0], 422, "dry runs are admitted too")
+
+    def test_message_reason_and_message_expression(self):
+        self.policy("p", [{"expression": "!('x' in object.data)", "message": "no x", "reason": "Forbidden"},
+                          {"expression": "!('y' in object.data)", "messageExpression": "'y is ' + object.data.y"}])
+        self.bind("b", "p")
+        st, obj, _ = self.cm("c1", {"x": "1"})
+        self.assertEqual((st, obj["reason"]), (403, "Forbidden"))
+        self.assertTrue(obj["message"].endswith("denied request: no x"), obj["message"])
+        st, obj, _ = self.cm("c2", {"y": "7"})
+        self.assertEqual(st, 422)
+        self.assertTrue(obj["message"].endswith("denied request: y is 7"), obj["message"])
+
+    def test_an_expression_that_does_not_parse_is_refused(self):
+        st, obj, _ = self.s.api("POST", VAP, {
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": "broken"},
+            "spec": {"matchConstraints": {"resourceRules": []}, "validations": [{"expression": "object.data +"}]}})
+        self.assertEqual(st, 422, obj)
+        self.assertIn("spec.validations[0].expression", obj["message"])
+
+    def test_match_conditions_variables_and_params(self):
+        self.s.ok("POST", "/api/v1/namespaces/default/configmaps", {
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "limits", "namespace": "default"},
+            "data": {"forbidden": "x y"}})
+        self.policy("p", [{"expression": "variables.bad.size() == 0",
+                           "messageExpression": "'not allowed: ' + variables.bad.join(', ')"}],
+                    paramKind={"apiVersion": "v1", "kind": "ConfigMap"},
+                    matchConditions=[{"name": "only-u", "expression": "request.userInfo.username == 'someone'"}],
+                    variables=[{"name": "keys", "expression": "params.data.forbidden.split(' ')"},
+                               {"name": "bad", "expression": "object.data.filter(k, k in variables.keys)"}])
+        self.bind("b", "p", paramRef={"name": "limits", "namespace": "default", "parameterNotFoundAction": "Deny"})
+        st, obj, _ = self.cm("c1", {"y": "1", "z": "2"})
+        self.assertEqual(st, 422)
+        self.assertTrue(obj["message"].endswith("denied request: not allowed: y"), obj["message"])
+        self.assertEqual(self.cm("c2", {"y": "1"}, token="v-token")[0], 201, "matchConditions false: not applied")
+        self.assertEqual(self.cm("c3", {"z": "1"})[0], 201)
+        self.s.ok("DELETE", "/api/v1/namespaces/default/configmaps/limits")
+        st, obj, _ = self.cm("c4", {"z": "1"})
+        self.assertEqual(st, 422)
+        self.assertIn("no params found for policy binding with `Deny` parameterNotFoundAction", obj["message"])
+
+    def test_selectors_warn_action_and_failure_policy(self):
+        self.policy("p", [{"expression": "object.data.ok == 'yes'"}])
+        self.bind("b", "p", actions=("Warn",), matchResources={"namespaceSelector": {"matchLabels": {"guarded": "yes"}}})
+        st, _, headers = self.cm("c1", {"ok": "no"}, ns="team")
+        self.assertEqual(st, 201, "Warn does not deny")
+        self.assertIn("Validation failed for ValidatingAdmissionPolicy 'p' with binding 'b'", headers.get("Warning", ""))
+        st, _, headers = self.cm("c2", {"ok": "no"})
+        self.assertIsNone(headers.get("Warning"), "namespace not selected")
+        # object.data.ok missing: an error, which Fail turns into a denial and Ignore lets pass
+        self.policy("strict", [{"expression": "object.data.ok == 'yes'"}])
+        self.bind("strict-b", "strict", matchResources={"objectSelector": {"matchLabels": {"strict": "1"}}})
+        st, obj, _ = self.cm("c3", {}, labels={"strict": "1"})
+        self.assertEqual(st, 422)
+        self.assertIn("resulted in error", obj["message"])
+        self.assertEqual(self.cm("c4", {})[0], 201, "objectSelector does not match")
+        self.policy("lenient", [{"expression": "object.data.ok == 'yes'"}], failurePolicy="Ignore")
+        self.bind("lenient-b", "lenient", matchResources={"objectSelector": {"matchLabels": {"lenient": "1"}}})
+        self.assertEqual(self.cm("c5", {}, labels={"lenient": "1"})[0], 201)
+
+    def test_node_bound_token_carries_its_node(self):
+        self.s.ok("POST", "/api/v1/namespaces/kube-system/serviceaccounts", {
+            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "agent", "namespace": "kube-system"}})
+        self.s.ok("POST", "/api/v1/nodes", node("n2"))
+        tr = self.s.ok("POST", "/api/v1/namespaces/kube-system/serviceaccounts/agent/token", {
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"boundObjectRef": {"kind": "Node", "apiVersion": "v1", "name": "n1"}}})
+        self.policy("own-node", [{"expression": "request.userInfo.extra['authentication.kubernetes.io/node-name']"
+                                                "[0] == object.metadata.name"}],
+                    matchConditions=[{"name": "bound", "expression": "has(request.userInfo.extra) && "
+                                      "'authentication.kubernetes.io/node-name' in request.userInfo.extra"}])
+        self.bind("own-node-b", "own-node")
+        token = tr["status"]["token"]
+        patch = {"metadata": {"labels": {"seen": "1"}}}
+        self.assertEqual(self.s.api("PATCH", "/api/v1/nodes/n1", patch, "application/merge-patch+json", token=token)[0], 200)
+        self.assertEqual(self.s.api("PATCH", "/api/v1/nodes/n2", patch, "application/merge-patch+json", token=token)[0], 422)
+        st, obj, _ = self.s.api("POST", "/api/v1/namespaces/kube-system/serviceaccounts/agent/token", {
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"boundObjectRef": {"kind": "Node", "apiVersion": "v1", "name": "gone"}}})
+        self.assertEqual(st, 404, obj)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -148,6 +148,37 @@ class Fleet(unittest.TestCase):
             "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration_s,
                      "acquireTime": renew, "renewTime": renew}}, expect=201)
 
+    def test_a_renewal_wakes_no_waiting_node(self):
+        """A holder renews its slot every TTL/3; a renewal frees nothing, so the nodes waiting for
+        the slot send no request for it (they used to list the leases and read the holders' Nodes
+        after every renewal: with thousands of waiting nodes, thousands of requests each time)."""
+        with Bench(["n1", "n2", "n3"], config={"Lock.TTLSec": "30s"}) as b:
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.touch_sentinel()
+            # n1 drains and asks logind to reboot; the machine is not rebooted: it holds the slot
+            wait_for(lambda: n1.logind.reboot_calls() > 0, 30, "n1 asking to reboot")
+            for n in ("n2", "n3"):
+                b.nodes[n].start()
+                b.nodes[n].touch_sentinel()
+            for n in ("n2", "n3"):
+                wait_for(lambda: any("waiting for the lock" in s for s in b.nodes[n].statuses()), 15,
+                         f"{n} waiting for the lock")
+            time.sleep(1)
+            since = b.api.request_log()[-1]["seq"]
+
+            def renewals():
+                return [e for e in node_requests(b.api.control("GET", f"/log?since={since}"), "n1")
+                        if e["method"] == "PUT" and "/leases/" in e["path"]]
+            wait_for(lambda: len(renewals()) >= 2, 30, "two renewals by the holder", interval=0.5)
+            log = b.api.control("GET", f"/log?since={since}")
+            waiting = [f"{e['method']} {e['path']}" for e in log if request_node(e) in ("n2", "n3")
+                       and e["verb"] != "watch"]
+            print(f"{len(renewals())} renewals by the holder; requests by the 2 waiting nodes meanwhile: "
+                  f"{len(waiting)}")
+            self.assertEqual(waiting, [], "a renewal woke a waiting node")
+            self.assertEqual(b.api.lease_holders().get("nodereboot-0"), "n1")
+
     def test_j_expired_lease_is_taken_over(self):
         """A lease whose holder stopped renewing past its TTL is taken over."""
         with Bench(["n1", "n2"]) as b:
