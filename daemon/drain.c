@@ -560,10 +560,10 @@ static char *pod_blocked_text(const DrainPod *p) {
         return strdup("blocked by a PodDisruptionBudget");
 }
 
-static void on_event_posted(KubeClient *c, int error, const char *message, void *userdata) {
+static void on_event_posted(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         if (error < 0)
                 log_debug_errno(error, "Failed to post an Event about a blocked eviction, ignoring: %s",
-                                message ?: strerror(ERRNO_VALUE(error)));
+                                node_refusal(response) ?: strerror(ERRNO_VALUE(error)));
 }
 
 /* A budget whose state needs a human (a negative disruptionsAllowed, two budgets for one pod): say

@@ -1289,10 +1289,11 @@ bool lock_status_is_node_not_found(json_object *status, const char *node) {
                 streq_ptr(json_get_string(status, "details.name"), node);
 }
 
-static void lock_on_stuck_event_posted(KubeClient *c, int error, const char *message, void *userdata) {
+static void lock_on_stuck_event_posted(KubeClient *c, int error, const KubeResponse *response,
+                                       void *userdata) {
         if (error < 0)
                 log_debug_errno(error, "Failed to post the %s Event, ignoring: %s", LOCK_EVENT_REASON_STUCK,
-                                message ?: strerror(ERRNO_VALUE(error)));
+                                node_refusal(response) ?: strerror(ERRNO_VALUE(error)));
 }
 
 /* A refused takeover is worth one warning and one Event on the holder's Node per holder and

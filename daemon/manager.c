@@ -124,7 +124,7 @@ struct Manager {
 static void manager_run_action(Manager *m);
 static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData *data);
 static void manager_set_taint(Manager *m, bool present);
-static void on_best_effort_done(KubeClient *c, int error, const char *message, void *userdata);
+static void on_best_effort_done(KubeClient *c, int error, const KubeResponse *response, void *userdata);
 
 /* For the crash tests only: $NODEREBOOT_TEST_CRASH_AT names a point ("saved:draining",
  * "lock-acquired", "reboot-requested", "uncordoned", "released") where the daemon kills itself
@@ -745,8 +745,9 @@ static void manager_read_node(Manager *m) {
 /* Marks, labels, the taint and Events: the cycle goes on without them, but a refusal by the API
  * server (an admission policy whose ConfigMap does not list a configured label, RBAC) is the
  * operator's to fix, so it is a warning with the server's own words. */
-static void on_best_effort_done(KubeClient *c, int error, const char *message, void *userdata) {
+static void on_best_effort_done(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         Manager *m = userdata;
+        const char *message = node_refusal(response);
 
         if (error >= 0)
                 return;
@@ -1217,13 +1218,14 @@ static void on_uncordon_refused_checked(KubeClient *c, int error, json_object *n
                                     error < 0 ? NULL : m->restore_refusal, "uncordon the node");
 }
 
-static void on_restore_step_done(KubeClient *c, int error, const char *message, void *userdata) {
+static void on_restore_step_done(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         Manager *m = userdata;
         static const char *const what[] = {
                 [RESTORE_UNCORDON] = "uncordon the node",
                 [RESTORE_MARKS] = "remove our marks from the node",
         };
-        bool refused = (error == -EACCES || error == -EINVAL) && message;
+        const char *message = error < 0 ? node_refusal(response) : NULL;
+        bool refused = message;
         int r;
 
         m->node_busy = false;

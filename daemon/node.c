@@ -67,11 +67,15 @@ static char *node_path(const char *name) {
 }
 
 /* Hands the result to the user and frees the context. */
-static void node_call_finish(KubeClient *c, NodeCall *nc, int error, const KubeResponse *response) {
-        const char *message = error < 0 && response ? json_get_string(response->body, "message") : NULL;
+const char *node_refusal(const KubeResponse *response) {
+        if (!response || (response->status != 403 && response->status != 422))
+                return NULL;
+        return json_get_string(response->body, "message") ?: "refused";
+}
 
+static void node_call_finish(KubeClient *c, NodeCall *nc, int error, const KubeResponse *response) {
         if (nc->done_handler)
-                nc->done_handler(c, error, message, nc->userdata);
+                nc->done_handler(c, error, response, nc->userdata);
         node_call_free(nc);
 }
 
@@ -527,9 +531,13 @@ static int taint_read(KubeClient *c, NodeCall *nc) {
 
 static void on_taint_patched(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         NodeCall *nc = userdata;
+        const char *message = json_get_string(response->body, "message");
         int r;
 
+        /* 422 is also how an admission policy's evaluation error or reasonless denial answers:
+         * that is a refusal, not a lost race. */
         if (error < 0 && (response->status == 409 || response->status == 422) &&
+            !(message && strstr(message, "ValidatingAdmissionPolicy")) &&
             nc->attempts < NODE_TAINT_ATTEMPTS_MAX) {
                 log_debug_errno(error, "Taint %s on node %s lost a race (HTTP %ld), reading the node again.",
                                 nc->key, nc->name, response->status);

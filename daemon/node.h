@@ -15,9 +15,14 @@
 
 /* node is borrowed: valid during the call only (take a reference to keep it); NULL on error. */
 typedef void (*NodeHandler)(KubeClient *c, int error, json_object *node, void *userdata);
-/* message: when the API server refused the request, the message of its Status (for logs and
- * STATUS=: an admission policy or RBAC names there what it refused); NULL otherwise. */
-typedef void (*NodeDoneHandler)(KubeClient *c, int error, const char *message, void *userdata);
+/* response: the API server's last answer (status 0 when none arrived); NULL when the call ended
+ * before any request was made. */
+typedef void (*NodeDoneHandler)(KubeClient *c, int error, const KubeResponse *response, void *userdata);
+
+/* When the API server refused a request for what it asked (403 Forbidden from RBAC or an
+ * admission policy, 422 Invalid), the message of its Status, which names what it refused; NULL
+ * for anything else (success, no answer, 401, 409, 429, 5xx). */
+const char *node_refusal(const KubeResponse *response);
 
 int node_get(KubeClient *c, const char *name, NodeHandler handler, void *userdata);
 

@@ -12,8 +12,8 @@ the server's --node-monitor-grace-period, the node lifecycle controller marks th
 Every daemon authenticates as the ServiceAccount of packaging/kubernetes/rbac.yaml, and the server
 enforces that very file: a request it does not allow is a 403, and a bench that saw one fails its
 test when it closes. The bench also applies packaging/kubernetes/admission-policy.yaml through the
-API, its ConfigMap naming the labels and taint of the bench's [Marks], and the server evaluates the
-policy's CEL on every Node write: a write of the daemon's that the policy refuses fails the test too. All nodes share that one user, so requests are told apart by the daemon's
+API, its variables naming the labels and taint of the bench's [Marks], and the server evaluates
+the policy's CEL on every Node write: a write of the daemon's that the policy refuses fails the test too. All nodes share that one user, so requests are told apart by the daemon's
 User-Agent, "noderebootd/<version> (node <name>)": use node_requests(log, name).
 """
 
@@ -37,7 +37,7 @@ BUILD_ROOT = os.environ.get("BUILD_ROOT") or os.path.join(SOURCE_ROOT, "build")
 PYTHON = "/usr/bin/python3"
 RBAC_MANIFESTS = os.path.join(SOURCE_ROOT, "packaging", "kubernetes", "rbac.yaml")
 ADMISSION_MANIFESTS = os.path.join(SOURCE_ROOT, "packaging", "kubernetes", "admission-policy.yaml")
-ADMISSION_PARAMS = "nodereboot-admission"
+ADMISSION_POLICY = "nodereboot-node-writes"
 SERVICE_ACCOUNT = "system:serviceaccount:kube-system:nodereboot"
 _NODE_IN_USER_AGENT = re.compile(r"\(node ([^()]+)\)")
 
@@ -168,7 +168,7 @@ class ApiServer:
         return self.api("PUT", f"{base}/{md['name']}", obj, expect=200)[1]
 
     def apply_admission_policy(self, labels=(), taint=""):
-        """Applies ADMISSION_MANIFESTS, its ConfigMap naming these label keys and taint key."""
+        """Applies ADMISSION_MANIFESTS, its variables naming these label keys and taint key."""
         for doc in admission_manifests(labels, taint):
             self.create_or_replace(doc)
 
@@ -275,14 +275,26 @@ MANIFEST_PLURALS = {"ConfigMap": "configmaps", "ValidatingAdmissionPolicy": "val
                     "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings"}
 
 
+def cel_string(s):
+    """A CEL string literal (JSON's escapes are CEL's)."""
+    return json.dumps(s)
+
+
 def admission_manifests(labels=(), taint=""):
-    """The documents of ADMISSION_MANIFESTS with the ConfigMap's data set as an operator would."""
+    """The documents of ADMISSION_MANIFESTS with the two variables marked EDIT set as an operator
+    would: allowedLabels and taintKey."""
     import yaml
     with open(ADMISSION_MANIFESTS) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
+    edits = {"allowedLabels": "[" + ", ".join(cel_string(k) for k in labels) + "]",
+             "taintKey": cel_string(taint)}
     for d in docs:
-        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == ADMISSION_PARAMS:
-            d["data"] = {"labels": " ".join(labels), "preferNoScheduleTaint": taint}
+        if d["kind"] == "ValidatingAdmissionPolicy" and d["metadata"]["name"] == ADMISSION_POLICY:
+            for v in d["spec"]["variables"]:
+                if v["name"] in edits:
+                    v["expression"] = edits.pop(v["name"])
+    if edits:
+        raise AssertionError(f"{ADMISSION_MANIFESTS} has no variable(s) {', '.join(edits)} to edit")
     return docs
 
 

@@ -4,10 +4,11 @@
 kubectl to the test API server, which evaluates the policy's own CEL text the way kube-apiserver
 1.30's ValidatingAdmissionPolicy plugin does (apiserver/admission.py, @bufbuild/cel).
 
-What the real world does that these tests model: a cluster admin applies the file with kubectl; the
-API server runs the policy on every Node write of nodereboot's ServiceAccount, after RBAC allowed
-it; a node's credential that leaks is used to relabel or taint Nodes (or, with a token bound to a
-Node, another Node); an admin forgets the policy's ConfigMap."""
+What the real world does that these tests model: a cluster admin edits the policy's two variables
+and applies the file with kubectl; the API server runs the policy on every Node write of
+nodereboot's ServiceAccount, after RBAC allowed it; a node's credential that leaks is used to
+relabel or taint Nodes (or, with a token bound to a Node, another Node); an admin forgets to list a
+configured label; a stricter policy of the cluster's own refuses nodereboot's cordon."""
 
 import json
 import os
@@ -22,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import yaml  # noqa: E402
 
-from bench import (ADMISSION_MANIFESTS, SERVICE_ACCOUNT, SOURCE_ROOT, Bench,  # noqa: E402
-                   admission_manifests, node_requests, wait_for)
+from bench import (SERVICE_ACCOUNT, SOURCE_ROOT, Bench, admission_manifests, node_requests,  # noqa: E402
+                   wait_for)
 
 POLICY = "nodereboot-node-writes/nodereboot-node-writes"
 MARKS = {"Marks.PreRebootLabels": "example.com/rebooting=true",
@@ -63,7 +64,7 @@ def node_bound_token(api, node):
 
 class AdmissionPolicyTest(unittest.TestCase):
     def apply_with_kubectl(self, bench, labels, taint):
-        """The operator's step: the packaged file, its ConfigMap filled in, through kubectl apply."""
+        """The operator's step: the packaged file, its two variables edited, through kubectl apply."""
         path = os.path.join(bench.dir, "admission-policy.yaml")
         with open(path, "w") as f:
             yaml.safe_dump_all(admission_manifests(labels, taint), f)
@@ -135,6 +136,8 @@ class AdmissionPolicyTest(unittest.TestCase):
                    why="not node-role.kubernetes.io/control-plane")
             denied({"metadata": {"labels": {"kubernetes.io/hostname": None}}}, why="not kubernetes.io/hostname")
             denied({"metadata": {"annotations": {"example.com/owner": "me"}}}, why="not example.com/owner")
+            denied({"metadata": {"annotations": {"nodereboot.io/padding": "x" * 1000}}},
+                   why="not nodereboot.io/padding")
             denied(taints_patch(lambda t: t + [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]), JSON,
                    why="no other taint")
             denied(taints_patch(lambda t: t + [dict(ours, effect="NoExecute")]), JSON, why="no other taint")
@@ -170,29 +173,55 @@ class AdmissionPolicyTest(unittest.TestCase):
             self.assertEqual(call(b.api, "token-n1", "PATCH", "/api/v1/nodes/n2", cordon)[0], 200)
             b.api.control("DELETE", "/log")
 
-    def test_without_its_configmap_the_policy_fails_closed_and_no_node_reboots(self):
-        """The admin applied the policy but deleted (or never created) its ConfigMap: the policy
-        refuses every Node write of nodereboot's; the daemon's cordon is refused, so it does not
-        drain or reboot, says why, gives the slot back, and goes on once the ConfigMap is back."""
+    def test_a_configured_label_the_policy_does_not_list_is_refused_and_reported(self):
+        """The admin listed no labels in the policy, the nodes set PreRebootLabels=: the label write
+        is refused; the cycle goes on without it, and the daemon warns with the server's words."""
+        with Bench(["n1"], config={"Marks.PreRebootLabels": "example.com/rebooting=true"}, admission=False) as b:
+            b.api.apply_admission_policy(labels=[])
+            b.roll_all()
+            self.assertNotIn("example.com/rebooting", b.api.node("n1")["metadata"].get("labels") or {})
+            self.assertIn("The API server refused an update of Node n1 (its marks, labels, taint or an Event), "
+                          "going on without it: nodes \"n1\" is forbidden: ValidatingAdmissionPolicy "
+                          "'nodereboot-node-writes' with binding 'nodereboot-node-writes' denied request: nodereboot "
+                          "may change only the labels its admission policy lists (allowedLabels), not "
+                          "example.com/rebooting", b.nodes["n1"].log_text())
+            b.api.control("DELETE", "/log")
+
+    def test_a_refused_cordon_reboots_no_node_and_gives_the_slot_back(self):
+        """A policy of the cluster's own (a change freeze) refuses every Node write of nodereboot's:
+        the cordon is refused, so the node does not drain or reboot; the uncordon of the roll-back
+        is refused too, but the Node is schedulable, so there is nothing to undo and the slot is
+        given back; once the freeze is lifted the next try goes through."""
         with Bench(["n1"], config={"Reboot.RetrySec": "2s"}) as b:
             n1 = b.nodes["n1"]
-            b.api.api("DELETE", "/api/v1/namespaces/kube-system/configmaps/nodereboot-admission", expect=200)
+            group = "/apis/admissionregistration.k8s.io/v1"
+            b.api.create_or_replace({
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                "metadata": {"name": "change-freeze"},
+                "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                                 "operations": ["UPDATE"], "resources": ["nodes"]}]},
+                         "matchConditions": [{"name": "nodereboot", "expression":
+                                              f"request.userInfo.username == '{SERVICE_ACCOUNT}'"}],
+                         "validations": [{"expression": "false", "message": "change freeze until Monday",
+                                          "reason": "Forbidden"}]}})
+            b.api.create_or_replace({
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                "metadata": {"name": "change-freeze"},
+                "spec": {"policyName": "change-freeze", "validationActions": ["Deny"]}})
             n1.start()
             n1.wait_phase("idle", 10)
             n1.touch_sentinel()
-            wait_for(lambda: "no params found for policy binding" in n1.log_text(), 20,
+            wait_for(lambda: "change freeze until Monday" in n1.log_text(), 20,
                      "the policy's refusal in the daemon's log")
+            wait_for(lambda: not b.api.lease_holders().get("nodereboot-0"), 20, "the slot given back")
             self.assertEqual(n1.logind.reboot_calls(), 0, "rebooted although the cordon was refused")
             self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
-            wait_for(lambda: not b.api.lease_holders().get("nodereboot-0"), 20, "the slot given back")
-            # the ConfigMap is back: the next try goes through
-            b.api.apply_admission_policy()
-            b.run_reboots(lambda: n1.reboots == 1 and n1.phase() == "idle", timeout=60)
             log = n1.log_text()
             self.assertIn("Node n1 is schedulable already; nothing to uncordon.", log)
             self.assertIn("The API server refused to remove our marks from Node n1, leaving them", log)
+            b.api.api("DELETE", group + "/validatingadmissionpolicybindings/change-freeze", expect=200)
+            b.run_reboots(lambda: n1.reboots == 1 and n1.phase() == "idle", timeout=60)
             b.api.control("DELETE", "/log")
-
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

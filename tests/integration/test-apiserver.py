@@ -1645,6 +1645,15 @@ class ValidatingAdmissionPolicyTest(unittest.TestCase):
         self.assertEqual(st, 422)
         self.assertTrue(obj["message"].endswith("denied request: y is 7"), obj["message"])
 
+    def test_a_validation_that_is_not_bool_is_an_error(self):
+        """The real server refuses such a policy when it is written (type checking); here it is an
+        evaluation error, which failurePolicy Fail turns into a denial, never an admission."""
+        self.policy("p", [{"expression": "object.data"}])
+        self.bind("b", "p")
+        st, obj, _ = self.cm("c1", {"a": "1"})
+        self.assertEqual(st, 422, obj)
+        self.assertIn("must evaluate to bool", obj["message"])
+
     def test_an_expression_that_does_not_parse_is_refused(self):
         st, obj, _ = self.s.api("POST", VAP, {
             "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",

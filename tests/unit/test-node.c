@@ -176,7 +176,7 @@ typedef struct Result {
         json_object *node;
 } Result;
 
-static void on_done(KubeClient *c, int error, const char *message, void *userdata) {
+static void on_done(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         Result *r = userdata;
 
         ASSERT_FALSE(r->done);          /* exactly once */

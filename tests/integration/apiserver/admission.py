@@ -19,8 +19,11 @@ What is modelled, with the real plugin's behaviour:
     request: <message>`, code and reason from the validation's reason (Invalid, 422, by default),
     the message repeated in details.causes;
   - creating or updating a policy whose expressions do not parse is a 422 naming the field.
-Not modelled: type checking against the object's OpenAPI schema (status.typeChecking), the
-authorizer variable, cost budgets, auditAnnotations."""
+Not modelled: type checking when a policy is written (here a validation that is not bool, or a
+misspelt field, is found only when evaluated, as an error), the object's OpenAPI schema
+(status.typeChecking), the authorizer variable, cost budgets, auditAnnotations. Like the real
+plugin, params are looked up before matchConditions run, so a missing parameter object denies
+requests the matchConditions would have excluded."""
 
 import copy
 import uuid
@@ -241,6 +244,10 @@ class PolicyAdmission:
             messages = iter(results[len(texts):])
             for v, (kind, value), mtext in zip(validations, results, msg_texts):
                 mresult = next(messages) if mtext else None
+                if kind == "value" and not isinstance(value, bool):
+                    # The real server type-checks a validation as bool when the policy is written;
+                    # this one finds out at run time and treats it as an evaluation error.
+                    kind, value = "error", "the expression must evaluate to bool, not %r" % (value,)
                 if kind == "error":
                     if fail_closed:
                         out.append({"message": "expression '%s' resulted in error: %s" % (
