@@ -1661,6 +1661,16 @@ class ValidatingAdmissionPolicyTest(unittest.TestCase):
             "spec": {"matchConstraints": {"resourceRules": []}, "validations": [{"expression": "object.data +"}]}})
         self.assertEqual(st, 422, obj)
         self.assertIn("spec.validations[0].expression", obj["message"])
+        # what the real compiler finds without the object's schema: names and request's fields
+        for text, why in (("request.userinfo.username == 'x'", "undefined field 'userinfo'"),
+                          ("variables.nope == 1", "undefined field 'nope'"),
+                          ("objekt.data == {}", "undeclared reference to 'objekt'")):
+            st, obj, _ = self.s.api("POST", VAP, {
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                "metadata": {"name": "typo"},
+                "spec": {"matchConstraints": {"resourceRules": []}, "validations": [{"expression": text}]}})
+            self.assertEqual(st, 422, obj)
+            self.assertIn(why, obj["message"])
 
     def test_match_conditions_variables_and_params(self):
         self.s.ok("POST", "/api/v1/namespaces/default/configmaps", {

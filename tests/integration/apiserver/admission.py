@@ -18,7 +18,9 @@ What is modelled, with the real plugin's behaviour:
     `<resource> "<name>" is forbidden: ValidatingAdmissionPolicy '<p>' with binding '<b>' denied
     request: <message>`, code and reason from the validation's reason (Invalid, 422, by default),
     the message repeated in details.causes;
-  - creating or updating a policy whose expressions do not parse is a 422 naming the field.
+  - creating or updating a policy whose expressions do not compile is a 422 naming the field: a
+    syntax error, an undeclared name, variables.X for a variable the policy lacks, request.X for
+    a field AdmissionRequest lacks (what the real compiler checks without the object's schema).
 Not modelled: type checking when a policy is written (here a validation that is not bool, or a
 misspelt field, is found only when evaluated, as an error), the object's OpenAPI schema
 (status.typeChecking), the authorizer variable, cost budgets, auditAnnotations. Like the real
@@ -104,7 +106,8 @@ class PolicyAdmission:
             problems.append(("spec.validations", "Required value: validations or auditAnnotations "
                                                  "must contain at least one item"))
         texts = [(p, t) for p, t in fields if isinstance(t, str) and t.strip()]
-        for (path, text), err in zip(texts, self.cel.parse_errors([t for _, t in texts])):
+        names = [v.get("name") for v in spec.get("variables") or []]
+        for (path, text), err in zip(texts, self.cel.parse_errors([t for _, t in texts], names)):
             if err:
                 problems.append((path, "Invalid value: %r: compilation failed: ERROR: %s" % (text, err)))
         if problems:

@@ -52,9 +52,11 @@ class Cel:
                 raise ApiError(500, "the test server's CEL evaluator failed: %s" % answer["error"])
             return answer["results"]
 
-    def parse_errors(self, expressions):
-        """The syntax error of each expression, or None."""
-        return [r.get("error") for r in self._call({"op": "parse", "expressions": list(expressions)})]
+    def parse_errors(self, expressions, variables=()):
+        """The compile error of each expression (syntax, an undeclared name, a variable the policy
+        does not have, a field AdmissionRequest does not have), or None."""
+        return [r.get("error") for r in self._call({"op": "parse", "expressions": list(expressions),
+                                                     "variables": list(variables)})]
 
     def evaluate(self, variables, expressions, activation):
         """variables: [(name, text)], evaluated in order into variables.NAME; returns, for each

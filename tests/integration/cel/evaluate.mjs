@@ -2,8 +2,12 @@
 // The CEL side of the test API server's ValidatingAdmissionPolicy plugin (apiserver/cel.py):
 // one JSON request per line on stdin, one JSON answer per line on stdout.
 //
-//   {"op": "parse", "expressions": [TEXT, ...]}
+//   {"op": "parse", "expressions": [TEXT, ...], "variables": [NAME, ...]}
 //       -> {"results": [{"ok": true} | {"error": MESSAGE}, ...]}
+//      The part of kube-apiserver's compile-time check that needs no object schema: the text
+//      parses, every name is declared (object, oldObject, request, params, namespaceObject,
+//      authorizer, variables, and the macros' own), variables.NAME names a variable of the
+//      policy, and request.FIELD is a field of admission.k8s.io/v1 AdmissionRequest.
 //   {"op": "eval", "variables": [[NAME, TEXT], ...], "expressions": [TEXT, ...],
 //    "activation": {"object": ..., "oldObject": ..., "request": ..., "params": ...}}
 //       -> {"results": [{"value": JSON} | {"error": MESSAGE}, ...]}
@@ -64,13 +68,72 @@ function evaluate(text, bindings) {
   }
 }
 
+const GVK = { group: null, version: null, kind: null };
+const GVR = { group: null, version: null, resource: null };
+const REQUEST = {
+  uid: null, kind: GVK, resource: GVR, subResource: null, requestKind: GVK, requestResource: GVR,
+  requestSubResource: null, name: null, namespace: null, operation: null,
+  userInfo: { username: null, uid: null, groups: null, extra: null },
+  object: null, oldObject: null, dryRun: null, options: null,
+};
+const TOP = ["object", "oldObject", "request", "params", "namespaceObject", "authorizer", "variables"];
+
+// Walks a parsed expression; returns the first declaration error, as cel-go words it.
+function undeclared(expr, scope, variables) {
+  const k = expr.exprKind;
+  switch (k.case) {
+    case "identExpr":
+      return TOP.includes(k.value.name) || scope.has(k.value.name) ? null
+        : `undeclared reference to '${k.value.name}' (in container '')`;
+    case "selectExpr": {
+      const path = [];
+      let e = expr;
+      while (e.exprKind.case === "selectExpr") {
+        path.unshift(e.exprKind.value.field);
+        e = e.exprKind.value.operand;
+      }
+      if (e.exprKind.case === "identExpr" && !scope.has(e.exprKind.value.name)) {
+        const root = e.exprKind.value.name;
+        if (root === "variables" && !variables.includes(path[0])) return `undefined field '${path[0]}'`;
+        if (root === "request") {
+          let shape = REQUEST;
+          for (const f of path) {
+            if (shape === null) break;
+            if (!(f in shape)) return `undefined field '${f}'`;
+            shape = shape[f];
+          }
+        }
+      }
+      return undeclared(e, scope, variables);
+    }
+    case "callExpr":
+      return (k.value.target && undeclared(k.value.target, scope, variables)) ||
+        k.value.args.map((a) => undeclared(a, scope, variables)).find((x) => x) || null;
+    case "listExpr":
+      return k.value.elements.map((a) => undeclared(a, scope, variables)).find((x) => x) || null;
+    case "structExpr":
+      return k.value.entries.map((en) => (en.keyKind.case === "mapKey" && undeclared(en.keyKind.value, scope, variables))
+        || undeclared(en.value, scope, variables)).find((x) => x) || null;
+    case "comprehensionExpr": {
+      const c = k.value;
+      const inner = new Set([...scope, c.iterVar, c.accuVar, ...(c.iterVar2 ? [c.iterVar2] : [])]);
+      return undeclared(c.iterRange, scope, variables) || undeclared(c.accuInit, scope, variables) ||
+        undeclared(c.loopCondition, inner, variables) || undeclared(c.loopStep, inner, variables) ||
+        undeclared(c.result, inner, variables);
+    }
+    default:
+      return null;
+  }
+}
+
 function handle(req) {
   if (req.op === "parse") {
     return {
       results: req.expressions.map((text) => {
         try {
           compile(text);
-          return { ok: true };
+          const why = undeclared(parse(text).expr, new Set(), req.variables || []);
+          return why ? { error: why } : { ok: true };
         } catch (e) {
           return { error: message(e) };
         }
