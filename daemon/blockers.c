@@ -42,6 +42,7 @@ char *blockers_first_blocking_pod(json_object *pod_list) {
 }
 
 static int blockers_next(BlockersCheck *b);
+static int blockers_list(BlockersCheck *b, const char *selector, const char *continue_token);
 
 static void blockers_done(BlockersCheck *b, int error, const char *blocker) {
         BlockersHandler handler = b->handler;
@@ -54,6 +55,7 @@ static void blockers_done(BlockersCheck *b, int error, const char *blocker) {
 static void on_pods_listed(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         BlockersCheck *b = userdata;
         _cleanup_free_ char *pod = NULL, *text = NULL;
+        const char *next;
         int r;
 
         b->call = NULL;
@@ -67,27 +69,50 @@ static void on_pods_listed(KubeClient *c, int error, const KubeResponse *respons
                 blockers_done(b, text ? 0 : -ENOMEM, text);
                 return;
         }
+        next = json_get_string(response->body, "metadata.continue");
+        if (!isempty(next)) {
+                /* this selector's next page */
+                r = blockers_list(b, b->selectors[b->next - 1], next);
+                if (r < 0)
+                        blockers_done(b, r, NULL);
+                return;
+        }
         r = blockers_next(b);
         if (r <= 0)
                 blockers_done(b, r, NULL);
 }
 
-/* Starts the next LIST; 0 when every selector has been checked. */
+/* One page of the pods on this node matching selector. The first comes from the API server's
+ * cache (resourceVersion=0: a point check, and one a large cluster serves without reading every
+ * pod from etcd); pages after it follow the server's continue token. */
+static int blockers_list(BlockersCheck *b, const char *selector, const char *continue_token) {
+        _cleanup_free_ char *node = NULL, *sel = NULL, *token = NULL, *path = NULL;
+        unsigned limit = kube_client_get_list_page_size(b->client);
+
+        node = url_escape(b->node);
+        sel = url_escape(selector);
+        token = continue_token ? url_escape(continue_token) : NULL;
+        if (!node || !sel || (continue_token && !token))
+                return -ENOMEM;
+        if (token)
+                path = strdup_printf("/api/v1/pods?fieldSelector=spec.nodeName%%3D%s&labelSelector=%s&limit=%u"
+                                     "&continue=%s", node, sel, limit, token);
+        else
+                path = strdup_printf("/api/v1/pods?fieldSelector=spec.nodeName%%3D%s&labelSelector=%s&limit=%u"
+                                     "&resourceVersion=0", node, sel, limit);
+        if (!path)
+                return -ENOMEM;
+        return kube_client_call(b->client, "GET", path, NULL, NULL, KUBE_CALL_IDEMPOTENT, on_pods_listed, b,
+                                &b->call);
+}
+
+/* Starts the next selector's LIST; 0 when every selector has been checked. */
 static int blockers_next(BlockersCheck *b) {
-        _cleanup_free_ char *node = NULL, *sel = NULL, *path = NULL;
         int r;
 
         if (!b->selectors || !b->selectors[b->next])
                 return 0;
-        node = url_escape(b->node);
-        sel = url_escape(b->selectors[b->next]);
-        if (!node || !sel)
-                return -ENOMEM;
-        path = strdup_printf("/api/v1/pods?fieldSelector=spec.nodeName%%3D%s&labelSelector=%s", node, sel);
-        if (!path)
-                return -ENOMEM;
-        r = kube_client_call(b->client, "GET", path, NULL, NULL, KUBE_CALL_IDEMPOTENT, on_pods_listed, b,
-                             &b->call);
+        r = blockers_list(b, b->selectors[b->next], NULL);
         if (r < 0)
                 return r;
         b->next++;

@@ -131,6 +131,9 @@ struct KubeWatch {
         void *userdata;
 
         char *resource_version;         /* last seen */
+        KubeWatchFlags flags;
+        bool listed;                    /* a list completed once */
+        char *continue_token;           /* of the list's next page, NULL on its first */
         bool need_list;
         KubeCall *call;                 /* the list or the stream in flight */
         bool streaming;
@@ -177,6 +180,7 @@ struct KubeClient {
         usec_t backoff_max_usec;
         size_t max_body_size;
         unsigned watch_timeout_sec;     /* 0: random in 290..310 */
+        unsigned list_page_size;
         char *user_agent;               /* NULL: DEFAULT_USER_AGENT */
         char *proxy;                    /* NULL: direct; may hold credentials */
 
@@ -1384,6 +1388,7 @@ int kube_client_new(KubeClient **ret, sd_event *event, const Kubeconfig *kubecon
         c->n_ref = 1;
         c->connect_timeout_usec = DEFAULT_CONNECT_TIMEOUT_USEC;
         c->request_timeout_usec = DEFAULT_REQUEST_TIMEOUT_USEC;
+        c->list_page_size = KUBE_LIST_PAGE_SIZE;
         c->max_retries = DEFAULT_MAX_RETRIES;
         c->backoff_initial_usec = DEFAULT_BACKOFF_INITIAL_USEC;
         c->backoff_max_usec = DEFAULT_BACKOFF_MAX_USEC;
@@ -1513,6 +1518,14 @@ void kube_client_set_watch_timeout(KubeClient *c, unsigned seconds) {
         c->watch_timeout_sec = seconds;
 }
 
+void kube_client_set_list_page_size(KubeClient *c, unsigned n) {
+        c->list_page_size = n > 0 ? n : KUBE_LIST_PAGE_SIZE;
+}
+
+unsigned kube_client_get_list_page_size(KubeClient *c) {
+        return c ? c->list_page_size : KUBE_LIST_PAGE_SIZE;
+}
+
 /* A header value: printable ASCII only, and no parentheses or slash that would blur the fields. */
 static bool user_agent_part_is_valid(const char *s) {
         size_t n = strlen(s);
@@ -1581,6 +1594,7 @@ static void kube_watch_unref(KubeWatch *w) {
         sd_event_source_disable_unref(w->timer);
         free(w->path);
         free(w->resource_version);
+        free(w->continue_token);
         free(w);
 }
 
@@ -1670,6 +1684,7 @@ static void watch_schedule_backoff(KubeWatch *w) {
 /* Reports the error, then tries again after a back-off. The caller holds a ref. */
 static void watch_fail(KubeWatch *w, int error) {
         watch_stop(w);
+        w->continue_token = mfree(w->continue_token);   /* a list starts over from its first page */
         log_debug_errno(error, "Watch %s failed, retrying: %m", w->path);
         if (!watch_emit(w, KUBE_WATCH_ERROR, NULL, error))
                 return;
@@ -1694,7 +1709,7 @@ static void watch_restart(KubeWatch *w) {
 static void watch_on_list(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         KubeWatch *w = userdata;
         _cleanup_free_ char *item_kind = NULL;
-        const char *rv, *kind, *api_version;
+        const char *rv, *next, *kind, *api_version;
         json_object *items;
         int r;
 
@@ -1708,17 +1723,24 @@ static void watch_on_list(KubeClient *c, int error, const KubeResponse *response
 
         items = json_get(response->body, "items");
         rv = json_get_string(response->body, "metadata.resourceVersion");
+        next = json_get_string(response->body, "metadata.continue");
         if (!items || !json_object_is_type(items, json_type_array) || isempty(rv)) {
                 watch_fail(w, -EBADMSG);
                 goto finish;
         }
+        /* Every page of one list is the same snapshot, at the same resourceVersion. */
         r = free_and_strdup(&w->resource_version, rv);
+        if (r >= 0)
+                r = free_and_strdup(&w->continue_token, isempty(next) ? NULL : next);
         if (r < 0) {
                 watch_fail(w, r);
                 goto finish;
         }
-        w->need_list = false;
-        w->attempt = 0;
+        if (!w->continue_token) {
+                w->need_list = false;
+                w->listed = true;
+                w->attempt = 0;
+        }
 
         /* Items of a list carry no kind; give them the one their watch events carry. */
         kind = json_get_string(response->body, "kind");
@@ -1739,7 +1761,8 @@ static void watch_on_list(KubeClient *c, int error, const KubeResponse *response
                 if (!watch_emit(w, KUBE_WATCH_ADDED, item, 0))
                         goto finish;
         }
-        if (!watch_emit(w, KUBE_WATCH_SYNCED, NULL, 0))
+        /* more pages: the next one; SYNCED once the last arrived */
+        if (!w->continue_token && !watch_emit(w, KUBE_WATCH_SYNCED, NULL, 0))
                 goto finish;
 
         r = watch_start(w);
@@ -1752,9 +1775,23 @@ finish:
 
 static int watch_start_list(KubeWatch *w) {
         KubeClient *c = w->client;
+        _cleanup_free_ char *path = NULL, *token = NULL;
+        const char *sep = strchr(w->path, '?') ? "&" : "?";
         int r;
 
-        r = call_new(c, "GET", w->path, NULL, NULL, KUBE_CALL_IDEMPOTENT, watch_on_list, w, NULL,
+        if (w->continue_token) {
+                /* a page after the first: the token carries the snapshot; no resourceVersion */
+                token = url_escape(w->continue_token);
+                if (!token)
+                        return -ENOMEM;
+                path = strdup_printf("%s%slimit=%u&continue=%s", w->path, sep, c->list_page_size, token);
+        } else
+                path = strdup_printf("%s%slimit=%u%s", w->path, sep, c->list_page_size,
+                                     (w->flags & KUBE_WATCH_LIST_FROM_CACHE) && !w->listed ?
+                                     "&resourceVersion=0" : "");
+        if (!path)
+                return -ENOMEM;
+        r = call_new(c, "GET", path, NULL, NULL, KUBE_CALL_IDEMPOTENT, watch_on_list, w, NULL,
                      c->request_timeout_usec, &w->call);
         if (r < 0)
                 return r;
@@ -1930,6 +1967,11 @@ finish:
 
 int kube_client_watch(KubeClient *c, const char *collection_path, KubeWatchHandler handler,
                       void *userdata, KubeWatch **ret) {
+        return kube_client_watch_full(c, collection_path, 0, handler, userdata, ret);
+}
+
+int kube_client_watch_full(KubeClient *c, const char *collection_path, KubeWatchFlags flags,
+                           KubeWatchHandler handler, void *userdata, KubeWatch **ret) {
         KubeWatch *w;
         int r;
 
@@ -1945,6 +1987,7 @@ int kube_client_watch(KubeClient *c, const char *collection_path, KubeWatchHandl
         w->client = c;
         w->handler = handler;
         w->userdata = userdata;
+        w->flags = flags;
         w->need_list = true;
         w->path = strdup(collection_path);
         if (!w->path) {

@@ -106,11 +106,29 @@ typedef enum KubeWatchEvent {
 typedef void (*KubeWatchHandler)(KubeWatch *w, KubeWatchEvent event, json_object *object, int error,
                                  void *userdata);
 
-/* Lists collection_path (may carry labelSelector/fieldSelector in its query), then streams
- * ?watch=1&resourceVersion=<last seen>&allowWatchBookmarks=true; when the stream ends it resumes
- * from the last resourceVersion; on 410 Gone it lists again. Runs until freed. */
+/* Lists collection_path (may carry labelSelector/fieldSelector in its query) in pages
+ * (limit=<page size>, then continue=<token> until the server gives none; the items of every page
+ * are ADDED, then SYNCED once), then streams ?watch=1&resourceVersion=<last seen>&
+ * allowWatchBookmarks=true; when the stream ends it resumes from the last resourceVersion; on 410
+ * Gone (also of a page's continue token) it lists again from the first page. Runs until freed. */
 int kube_client_watch(KubeClient *c, const char *collection_path, KubeWatchHandler handler,
                       void *userdata, KubeWatch **ret);
+
+typedef enum KubeWatchFlags {
+        /* The first list may be served from the API server's watch cache (resourceVersion=0), as
+         * client-go's informers list: possibly a moment old, and the watch from its
+         * resourceVersion brings the rest. For callers whose writes are fenced by resourceVersion
+         * preconditions anyway; an API server of thousands of nodes then reads nothing from
+         * etcd. A list after 410 Gone reads the current state. */
+        KUBE_WATCH_LIST_FROM_CACHE = 1 << 0,
+} KubeWatchFlags;
+int kube_client_watch_full(KubeClient *c, const char *collection_path, KubeWatchFlags flags,
+                           KubeWatchHandler handler, void *userdata, KubeWatch **ret);
+
+/* How many items a list asks for per page (limit=): KUBE_LIST_PAGE_SIZE unless set (tests). */
+#define KUBE_LIST_PAGE_SIZE 500U
+void kube_client_set_list_page_size(KubeClient *c, unsigned n);
+unsigned kube_client_get_list_page_size(KubeClient *c);
 KubeWatch *kube_watch_free(KubeWatch *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(KubeWatch *, kube_watch_free);
 

@@ -86,6 +86,7 @@ struct Lock {
         usec_t ttl_usec;
         char *collection_path;          /* .../namespaces/<ns>/leases */
         char *list_path;                /* collection_path?labelSelector=nodereboot.io/lock=<name> */
+        char *cache_list_path;          /* the same from the API server's cache: resourceVersion=0 */
         char **slot_names;              /* concurrency entries, NULL-terminated */
         LockOp *ops;
 
@@ -1547,7 +1548,10 @@ int lock_acquire(Lock *l, LockHandler handler, void *userdata) {
         r = lock_op_new(l, LOCK_OP_ACQUIRE, NULL, handler, userdata, &op);
         if (r < 0)
                 return r;
-        r = lock_op_call(op, "GET", l->list_path, NULL, lock_on_acquire_listed);
+        /* A waiting node's look at the slots may come from the API server's cache: every write
+         * that acts on it carries the resourceVersion it read, so a stale view costs a 409, and
+         * the retry after one reads the current state (lock_acquire_list()). */
+        r = lock_op_call(op, "GET", l->cache_list_path, NULL, lock_on_acquire_listed);
         if (r < 0) {
                 lock_op_free(op);
                 return r;
@@ -2093,6 +2097,18 @@ static bool lock_seen_sweep(Lock *l) {
         return removed;
 }
 
+bool lock_watch_sees_free_slot(Lock *l) {
+        if (!l || !l->watch || !l->synced)
+                return true;
+        for (unsigned i = 0; i < l->concurrency; i++) {
+                LockSeen *s = lock_seen_find(l, l->slot_names[i]);
+
+                if (!s || isempty(s->holder))
+                        return true;
+        }
+        return false;
+}
+
 static void lock_on_watch_event(KubeWatch *w, KubeWatchEvent event, json_object *object, int error,
                                 void *userdata) {
         Lock *l = userdata;
@@ -2150,7 +2166,8 @@ int lock_watch(Lock *l, LockChangedHandler changed, void *userdata) {
                 return 0;
 
         l->synced = false;
-        r = kube_client_watch(l->client, l->list_path, lock_on_watch_event, l, &l->watch);
+        r = kube_client_watch_full(l->client, l->list_path, KUBE_WATCH_LIST_FROM_CACHE, lock_on_watch_event, l,
+                                   &l->watch);
         if (r < 0) {
                 l->changed = NULL;
                 l->changed_userdata = NULL;
@@ -2338,6 +2355,9 @@ int lock_new(Lock **ret, KubeClient *client, const char *namespace, const char *
         l->list_path = strjoin(l->collection_path, "?labelSelector=", eselector);
         if (!l->list_path)
                 return -ENOMEM;
+        l->cache_list_path = strjoin(l->list_path, "&resourceVersion=0");
+        if (!l->cache_list_path)
+                return -ENOMEM;
 
         l->slot_names = calloc(concurrency + 1, sizeof *l->slot_names);
         l->stuck_reported = calloc(concurrency, sizeof *l->stuck_reported);
@@ -2373,6 +2393,7 @@ Lock *lock_free(Lock *l) {
         free(l->machine_id);
         strv_free(l->slot_names);
         free(l->list_path);
+        free(l->cache_list_path);
         free(l->collection_path);
         free(l->identity);
         free(l->name);

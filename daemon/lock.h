@@ -74,6 +74,11 @@ usec_t lock_next_expiry(Lock *l);
  * freed before the watch began). Calling lock_watch() again while watching replaces the handler. */
 typedef void (*LockChangedHandler)(Lock *l, void *userdata);
 int lock_watch(Lock *l, LockChangedHandler changed, void *userdata);
+/* What the watch shows, without a request: false only when it is in sync and every slot's Lease
+ * exists with a holder, so a waiting node woken by another node's release need not look once the
+ * slot was taken (expired slots are not seen here: lock_next_expiry() times those). True when the
+ * watch cannot tell. */
+bool lock_watch_sees_free_slot(Lock *l);
 void lock_unwatch(Lock *l);
 
 /* While holding slot: watches that one Lease by name (fieldSelector metadata.name=<slot>, so a

@@ -438,8 +438,16 @@ static int on_kick_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
 
         m->kick_timer = sd_event_source_disable_unref(m->kick_timer);
-        if (m->state.phase == REBOOT_PHASE_PENDING)
-                (void) manager_dispatch(m, REBOOT_EVENT_TICK, NULL);
+        if (m->state.phase != REBOOT_PHASE_PENDING)
+                return 0;
+        /* Woken by a release, and another waiting node took the slot during our random delay:
+         * the watch shows it, so nothing to ask the API server (a release used to cost a list and
+         * a losing write from every waiting node). */
+        if (!lock_watch_sees_free_slot(m->lock)) {
+                log_debug("Every lock slot is held again; not looking.");
+                return 0;
+        }
+        (void) manager_dispatch(m, REBOOT_EVENT_TICK, NULL);
         return 0;
 }
 

@@ -92,9 +92,14 @@ class AdmissionPolicyTest(unittest.TestCase):
                       and e["path"].startswith("/api/v1/nodes/")]
             self.assertTrue(writes, "the daemons wrote their Nodes")
             for e in writes:
-                self.assertEqual((e.get("admission") or {}).get("admitted"), [POLICY],
-                                 f"{e['method']} {e['path']} -> {e['status']}: not checked by the policy: {e}")
-                self.assertEqual(e["status"], 200, e)
+                self.assertFalse((e.get("admission") or {}).get("denied"), e)
+                if e["status"] == 200:
+                    self.assertEqual((e.get("admission") or {}).get("admitted"), [POLICY],
+                                     f"{e['method']} {e['path']}: stored without the policy: {e}")
+                else:
+                    # a taint patch whose resourceVersion test lost a race with the node lifecycle
+                    # controller: refused before admission, and retried
+                    self.assertIn(e["status"], (409, 422), e)
             taints = [e for e in writes if e["content_type"] == "application/json-patch+json"]
             self.assertTrue(taints, "the waiting node set its PreferNoSchedule taint through the policy")
             self.assertTrue(node_requests(writes, "n1") and node_requests(writes, "n2"))

@@ -53,7 +53,7 @@ class Fleet(unittest.TestCase):
                 self.assertFalse(b.api.node(name)["spec"].get("unschedulable"), name)
             self.assertFalse(any(b.api.lease_holders().values()))
 
-    def roll(self, nodes, concurrency):
+    def roll(self, nodes, concurrency, log=None):
         config = {"Lock.Concurrency": str(concurrency)}
         with Bench(nodes, config=config) as b:
             b.roll_all()
@@ -64,7 +64,30 @@ class Fleet(unittest.TestCase):
             for n in b.nodes.values():
                 self.assertFalse(b.api.node(n.name)["spec"].get("unschedulable"), n.name)
             self.assertFalse(any(b.api.lease_holders().values()))
-            return lease_events(b.api.request_log())
+            full = b.api.request_log()
+            if log is not None:
+                log.extend(full)
+            return lease_events(full)
+
+    def test_b_six_nodes_a_release_wakes_few(self):
+        """Six nodes, Concurrency=1, all sentinels at once: each release wakes the five, four, ...
+        waiting nodes, but the first to take the slot is seen by the others' watches, so they do
+        not all list the leases and write the slot (a thundering herd that grows with the fleet)."""
+        log = []
+        self.roll([f"n{i}" for i in range(1, 7)], 1, log)
+        lease = [e for e in log if request_node(e) and "/leases" in e["path"] and e["verb"] != "watch"]
+        by_verb = {}
+        for e in lease:
+            by_verb[e["verb"]] = by_verb.get(e["verb"], 0) + 1
+        lost = sum(1 for e in lease if e["verb"] == "update" and e["status"] == 409)
+        per_cycle = len(lease) / 6
+        print(f"lease requests per node cycle, 6 nodes one at a time: {per_cycle:.1f} {by_verb}, "
+              f"{lost} lost writes (409)")
+        # Measured on the ASan build: 13.3-13.8 per cycle (50-51 lists) when every waiting node
+        # looked after every release, 10.8-11.0 (35-36 lists) now. The figure depends on timing, so
+        # the bound only guards against the herds coming back (renewals waking every waiting node
+        # add about 10 here); the scale benchmark (tests/scale) measures the rest.
+        self.assertLess(per_cycle, 16, by_verb)
 
     def test_b_three_nodes_one_at_a_time_and_fast_handoff(self):
         """Three nodes, Concurrency=1, all sentinels at once: never two nodes cordoned at the same
@@ -165,7 +188,14 @@ class Fleet(unittest.TestCase):
                 wait_for(lambda: any("waiting for the lock" in s for s in b.nodes[n].statuses()), 15,
                          f"{n} waiting for the lock")
             time.sleep(1)
-            since = b.api.request_log()[-1]["seq"]
+            full = b.api.request_log()
+            since = full[-1]["seq"]
+            # their looks at the slots came from the API server's cache, a page at a time
+            lists = [e for e in node_requests(full, "n2") if e["path"].endswith("/leases") and e["verb"] == "list"]
+            self.assertTrue(lists and all(e["query"].get("resourceVersion") == "0" for e in lists),
+                            [e["query"] for e in lists])
+            drain = [e for e in node_requests(full, "n1") if e["path"] == "/api/v1/pods" and e["verb"] == "list"]
+            self.assertTrue(drain and all(e["query"].get("limit") == "500" for e in drain), drain)
 
             def renewals():
                 return [e for e in node_requests(b.api.control("GET", f"/log?since={since}"), "n1")

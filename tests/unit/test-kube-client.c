@@ -1112,6 +1112,73 @@ TEST(watch) {
         result_clear(&res);
 }
 
+/* A list in pages: limit=, then continue= until the server gives no token; every page's items are
+ * ADDED, SYNCED comes once. With KUBE_WATCH_LIST_FROM_CACHE the first list asks for the cache
+ * (resourceVersion=0), a list after 410 Gone for the current state. */
+TEST(watch_pages) {
+        _cleanup_(kube_client_freep) KubeClient *c = new_admin_client();
+        _cleanup_(kube_watch_freep) KubeWatch *w = NULL;
+        _cleanup_json_ json_object *log = NULL;
+        WatchLog l = { .wait_event = KUBE_WATCH_SYNCED };
+        unsigned pages = 0, continued = 0, from_cache = 0, first_rv_zero = 0;
+        Result res = {};
+
+        reset_server();
+        kube_client_set_list_page_size(c, 2);
+        ASSERT_EQ(kube_client_get_list_page_size(c), 2U);
+        for (int i = 0; i < 5; i++) {
+                _cleanup_free_ char *body = strdup_printf(
+                        "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"page-%d\","
+                        "\"namespace\":\"default\",\"labels\":{\"test\":\"pages\"}}}", i);
+                ASSERT_OK(run_call(c, "POST", "/api/v1/namespaces/default/configmaps", NULL, body, 0, &res));
+        }
+
+        ASSERT_OK(kube_client_watch_full(c, "/api/v1/namespaces/default/configmaps?labelSelector=test%3Dpages",
+                                         KUBE_WATCH_LIST_FROM_CACHE, on_watch, &l, &w));
+        ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
+        ASSERT_EQ(l.added, 5);
+        ASSERT_EQ(l.synced, 1);
+
+        /* 410 Gone: the list starts over, from the current state */
+        watch_log_expect(&l, KUBE_WATCH_SYNCED, NULL);
+        add_fault("^/api/v1/namespaces/default/configmaps$", "\"method\":\"GET\",\"action\":\"status\",\"status\":410,\"count\":1");
+        ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
+        ASSERT_EQ(l.added, 10);
+        ASSERT_EQ(l.synced, 2);
+
+        ASSERT_OK(kube_test_control_json(server, "GET", "/log", NULL, &log));
+        for (size_t i = 0; i < json_array_length(log); i++) {
+                json_object *e = json_object_array_get_idx(log, i);
+
+                if (!streq_ptr(json_get_string(e, "path"), "/api/v1/namespaces/default/configmaps") ||
+                    json_get_string(e, "query.watch") || !streq_ptr(json_get_string(e, "method"), "GET") ||
+                    json_get_string(e, "fault"))
+                        continue;
+                ASSERT_STREQ(json_get_string(e, "query.limit"), "2");
+                pages++;
+                if (json_get_string(e, "query.continue")) {
+                        continued++;
+                        ASSERT_TRUE(json_get_string(e, "query.resourceVersion") == NULL);
+                } else if (streq_ptr(json_get_string(e, "query.resourceVersion"), "0")) {
+                        from_cache++;
+                        if (pages == 1)
+                                first_rv_zero++;
+                }
+        }
+        ASSERT_EQ(pages, 6U);           /* 2 + 2 + 1, twice */
+        ASSERT_EQ(continued, 4U);
+        ASSERT_EQ(from_cache, 1U);      /* the first list only */
+        ASSERT_EQ(first_rv_zero, 1U);
+
+        w = kube_watch_free(w);
+        for (int i = 0; i < 5; i++) {
+                _cleanup_free_ char *path = strdup_printf("/api/v1/namespaces/default/configmaps/page-%d", i);
+                ASSERT_OK(run_call(c, "DELETE", path, NULL, NULL, 0, &res));
+        }
+        free(l.last_name);
+        result_clear(&res);
+}
+
 /* ---- handlers that free things --------------------------------------------------------------- */
 
 typedef struct FreeCtx {
@@ -1314,6 +1381,7 @@ int main(void) {
         RUN(outage);
         RUN(free_from_handlers);
         RUN(watch);
+        RUN(watch_pages);
         RUN(server_clock);
 
         server = kube_test_server_stop(server);
