@@ -74,6 +74,7 @@ struct LockOp {
 typedef struct LockSeen {
         char *name;
         char *holder;                   /* spec.holderIdentity as last seen, "" for a free slot */
+        usec_t expiry;                  /* lock_lease_expiry() of what was last seen */
         bool listed;                    /* ADDED since the last SYNCED */
 } LockSeen;
 
@@ -95,6 +96,7 @@ struct Lock {
         void *changed_userdata;
         bool synced;                    /* the watch finished its first list */
         usec_t next_expiry;             /* server clock: earliest expiry of a held slot at the last -EBUSY */
+        bool refused_expired;           /* the last -EBUSY refused to take over an expired slot */
         LockSeen *seen;                 /* the holder of every lease the watch saw */
         size_t n_seen;
 
@@ -1099,9 +1101,13 @@ static void lock_acquire_busy(LockOp *op, const char *why) {
         /* Refused slots already expired: counting them would have the caller retry at once, in a
          * loop. They are looked at again by the periodic re-check, or when their lease changes. */
         l->next_expiry = USEC_INFINITY;
-        for (unsigned i = 0; i < l->concurrency; i++)
+        l->refused_expired = false;
+        for (unsigned i = 0; i < l->concurrency; i++) {
                 if (lock_lease_holder(op->slots[i]) && !op->refused[i] && !op->notes[i])
                         l->next_expiry = MIN(l->next_expiry, lock_lease_expiry(op->slots[i]));
+                if (op->refused[i] || op->notes[i])
+                        l->refused_expired = true;
+        }
 
         holders = lock_format_holders_noted(op->slots, l->slot_names, op->notes, l->concurrency,
                                             kube_client_server_now(l->client));
@@ -2055,7 +2061,7 @@ static void lock_seen_remove_at(Lock *l, size_t i) {
  * the slot is still held, so it wakes no waiting node and costs the API server no request — with
  * thousands of nodes waiting, every renewal used to send each of them to list the leases. A slot
  * that expires without any write is found by the periodic recheck, as before. */
-static bool lock_seen_update(Lock *l, const char *name, const char *holder, bool listed) {
+static bool lock_seen_update(Lock *l, const char *name, const char *holder, usec_t expiry, bool listed) {
         LockSeen *s = lock_seen_find(l, name);
         bool changed;
 
@@ -2077,6 +2083,7 @@ static bool lock_seen_update(Lock *l, const char *name, const char *holder, bool
         changed = !s->holder || !streq(s->holder, strempty(holder));
         if (changed && free_and_strdup(&s->holder, strempty(holder)) < 0)
                 s->holder = mfree(s->holder);
+        s->expiry = expiry;
         s->listed = s->listed || listed;
         return changed;
 }
@@ -2095,6 +2102,21 @@ static bool lock_seen_sweep(Lock *l) {
                 i++;
         }
         return removed;
+}
+
+usec_t lock_watch_next_expiry(Lock *l) {
+        usec_t e = USEC_INFINITY;
+
+        if (!l || !l->watch || !l->synced || l->refused_expired)
+                return 0;
+        for (unsigned i = 0; i < l->concurrency; i++) {
+                LockSeen *s = lock_seen_find(l, l->slot_names[i]);
+
+                if (!s || isempty(s->holder))
+                        return 0;
+                e = MIN(e, s->expiry);
+        }
+        return e;
 }
 
 bool lock_watch_sees_free_slot(Lock *l) {
@@ -2121,7 +2143,8 @@ static void lock_on_watch_event(KubeWatch *w, KubeWatchEvent event, json_object 
                 if (!name)
                         break;
                 /* A re-list repeats every lease as ADDED: only a new lease or a new holder counts. */
-                fire = lock_seen_update(l, name, lock_lease_holder(object), event == KUBE_WATCH_ADDED);
+                fire = lock_seen_update(l, name, lock_lease_holder(object), lock_lease_expiry(object),
+                                        event == KUBE_WATCH_ADDED);
                 fire = fire && l->synced;
                 break;
         case KUBE_WATCH_DELETED:

@@ -79,6 +79,11 @@ int lock_watch(Lock *l, LockChangedHandler changed, void *userdata);
  * slot was taken (expired slots are not seen here: lock_next_expiry() times those). True when the
  * watch cannot tell. */
 bool lock_watch_sees_free_slot(Lock *l);
+/* The earliest expiry (API server's clock) of the slots as the watch shows them, every one held:
+ * renewals keep moving it, and no request is needed to follow them. 0 when the watch cannot tell
+ * (not in sync, a slot free or missing) or the last look refused to take over an expired slot (a
+ * holder mid-cycle or NotReady: only a look at its Node tells when it may be taken). */
+usec_t lock_watch_next_expiry(Lock *l);
 void lock_unwatch(Lock *l);
 
 /* While holding slot: watches that one Lease by name (fieldSelector metadata.name=<slot>, so a

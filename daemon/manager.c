@@ -493,9 +493,22 @@ static void manager_arm_recheck(Manager *m, usec_t delay) {
 
 static int on_recheck_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
+        usec_t expiry, now;
 
         if (m->state.phase != REBOOT_PHASE_PENDING)
                 return 0;
+        /* Every slot held, and renewed since we last looked, as the lease watch shows: nothing can
+         * have freed, so look again at the new earliest expiry rather than asking the API server
+         * now. Thousands of waiting nodes through a roll of days would otherwise each list the
+         * slots every RecheckSec= and at every holder's expiry. */
+        expiry = lock_watch_next_expiry(m->lock);
+        now = kube_client_server_now(m->client);
+        if (expiry != 0 && expiry != USEC_INFINITY && expiry > now) {
+                log_debug("Every lock slot is held and renewed in time; looking again at its expiry.");
+                manager_arm_recheck(m, MIN(expiry - now + 500 * USEC_PER_MSEC + random_jitter(500 * USEC_PER_MSEC),
+                                           m->config->lock_recheck_usec));
+                return 0;
+        }
         /* The safety net keeps going for as long as we wait. */
         manager_arm_recheck(m, m->config->lock_recheck_usec);
         (void) manager_dispatch(m, REBOOT_EVENT_TICK, NULL);

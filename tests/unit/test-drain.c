@@ -501,9 +501,18 @@ TEST(drain_blocked_by_pdb_times_out) {
 
                 ASSERT_TRUE(json_get_int64(e, "status", &status));
                 ASSERT_EQ(status, 429);
+                /* the server's arrival times: one request held up on a loaded machine arrives late
+                 * and the next one on time, so single gaps may be shorter, never a tight loop */
                 if (i > 0)
                         ASSERT_TRUE(json_get_double(e, "time") -
-                                    json_get_double(json_object_array_get_idx(log, i - 1), "time") >= 0.18);
+                                    json_get_double(json_object_array_get_idx(log, i - 1), "time") >= 0.05);
+        }
+        {
+                size_t k = json_array_length(log);
+                double span = json_get_double(json_object_array_get_idx(log, k - 1), "time") -
+                              json_get_double(json_object_array_get_idx(log, 0), "time");
+
+                ASSERT_TRUE(span / (double) (k - 1) >= 0.18);   /* about pdb_retry_usec apart */
         }
 
         /* nothing more happens after the end */
