@@ -42,6 +42,94 @@ SERVICE_ACCOUNT = "system:serviceaccount:kube-system:nodereboot"
 _NODE_IN_USER_AGENT = re.compile(r"\(node ([^()]+)\)")
 
 
+def make_node_folders(node, workdir, name):
+    """A simulated node's folders and files, as attributes of node: dir, run_dir (its /run),
+    state_dir, sentinel, dpkg_dir (PackageManagerLocks= point there), boot_id_file, boot_time_file."""
+    node.dir = os.path.join(workdir, "nodes", name)
+    node.run_dir = os.path.join(node.dir, "run")
+    node.state_dir = os.path.join(node.dir, "state")
+    for d in (node.run_dir, node.state_dir):
+        os.makedirs(d, exist_ok=True)
+    node.sentinel = os.path.join(node.run_dir, "reboot-required")
+    node.dpkg_dir = os.path.join(node.dir, "dpkg")
+    node.boot_id_file = os.path.join(node.dir, "boot_id")
+    node.boot_time_file = os.path.join(node.dir, "boot_time")
+
+
+def write_bus_config(path, address, limits=""):
+    """A private system bus that lets anyone own and call anything (the daemons and the logind
+    stand-in run as one user); limits: <limit> elements, as text."""
+    with open(path, "w") as f:
+        f.write(BUS_CONFIG.format(address=address, limits=limits))
+
+
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>{address}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+    <allow user="*"/>
+  </policy>
+{limits}</busconfig>
+"""
+
+
+def write_token_kubeconfig(path, api, user, token):
+    """A node's kubeconfig: the test API server (an ApiServer) and a bearer token, mode 0600 (the
+    daemon refuses a credential others may read)."""
+    with open(path, "w") as f:
+        f.write(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: {api.url}
+    certificate-authority: {api.ca}
+users:
+- name: {user}
+  user:
+    token: {token}
+contexts:
+- name: test
+  context:
+    cluster: test
+    user: {user}
+current-context: test
+""")
+    os.chmod(path, 0o600)
+
+
+def write_node_config(path, name, kubeconfig, sentinel, dpkg_dir, overrides, log_level="debug"):
+    """A simulated node's nodereboot.conf: the bench's defaults, then overrides ({"Section.Key":
+    value})."""
+    sections = {
+        "Node": {"Name": name},
+        "Kubernetes": {"Kubeconfig": kubeconfig},
+        # SettleSec=0: the scenario tests time the cycle from the sentinel (test-host.py sets it).
+        "Sentinel": {"Path": sentinel, "SettleSec": "0"},
+        # The node's own dpkg locks: the host's apt, running or not, must not steer a test.
+        "Blockers": {"PackageManagerLocks": f"{dpkg_dir}/lock-frontend {dpkg_dir}/lock"},
+        "Lock": {"TTLSec": "30s", "RecheckSec": "30s"},
+        "Drain": {"TimeoutSec": "60s"},
+        "Reboot": {"TimeoutSec": "20s", "RetrySec": "1h"},
+        "Daemon": {"LogLevel": log_level},
+    }
+    for key, value in (overrides or {}).items():
+        section, k = key.split(".", 1)
+        sections.setdefault(section, {})[k] = value
+    with open(path, "w") as f:
+        for section, items in sections.items():
+            f.write(f"[{section}]\n")
+            for k, v in items.items():
+                f.write(f"{k}={v}\n")
+            f.write("\n")
+
+
 def request_node(entry):
     """The node a logged request came from, by its User-Agent; None for other clients."""
     m = _NODE_IN_USER_AGENT.search(entry.get("user_agent") or "")
@@ -374,21 +462,7 @@ class LogindMock:
         self.socket = os.path.join(self.dir, "system_bus_socket")
         self.address = "unix:path=" + self.socket
         conf = os.path.join(self.dir, "bus.conf")
-        with open(conf, "w") as f:
-            f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>{self.address}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-    <allow user="*"/>
-  </policy>
-</busconfig>
-""")
+        write_bus_config(conf, self.address)
         self.bus = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork", "--nopidfile"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(self.socket), 10, "the private bus")
@@ -468,15 +542,7 @@ class NodeDaemon:
     def __init__(self, bench, name, config=None):
         self.bench = bench
         self.name = name
-        self.dir = os.path.join(bench.dir, "nodes", name)
-        self.run_dir = os.path.join(self.dir, "run")
-        self.state_dir = os.path.join(self.dir, "state")
-        for d in (self.run_dir, self.state_dir):
-            os.makedirs(d, exist_ok=True)
-        self.sentinel = os.path.join(self.run_dir, "reboot-required")
-        self.dpkg_dir = os.path.join(self.dir, "dpkg")   # PackageManagerLocks= point here
-        self.boot_id_file = os.path.join(self.dir, "boot_id")
-        self.boot_time_file = os.path.join(self.dir, "boot_time")
+        make_node_folders(self, bench.dir, name)
         self._kubelet_timer = None
         self._adopt_boot()
         self.logind = LogindMock(self.dir)
@@ -497,51 +563,12 @@ class NodeDaemon:
         token = "token-" + name
         bench.api.add_token(token, SERVICE_ACCOUNT)
         self.kubeconfig = os.path.join(self.dir, "kubeconfig")
-        with open(self.kubeconfig, "w") as f:
-            f.write(f"""apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster:
-    server: {bench.api.url}
-    certificate-authority: {bench.api.ca}
-users:
-- name: {name}
-  user:
-    token: {token}
-contexts:
-- name: test
-  context:
-    cluster: test
-    user: {name}
-current-context: test
-""")
-        os.chmod(self.kubeconfig, 0o600)  # the daemon refuses a credential others may read
+        write_token_kubeconfig(self.kubeconfig, bench.api, name, token)
         self.config_path = os.path.join(self.dir, "nodereboot.conf")
         self.write_config(config or {})
 
     def write_config(self, overrides):
-        sections = {
-            "Node": {"Name": self.name},
-            "Kubernetes": {"Kubeconfig": self.kubeconfig},
-            # SettleSec=0: the scenario tests time the cycle from the sentinel (test-host.py sets it).
-            "Sentinel": {"Path": self.sentinel, "SettleSec": "0"},
-            # The node's own dpkg locks: the host's apt, running or not, must not steer a test.
-            "Blockers": {"PackageManagerLocks": f"{self.dpkg_dir}/lock-frontend {self.dpkg_dir}/lock"},
-            "Lock": {"TTLSec": "30s", "RecheckSec": "30s"},
-            "Drain": {"TimeoutSec": "60s"},
-            "Reboot": {"TimeoutSec": "20s", "RetrySec": "1h"},
-            "Daemon": {"LogLevel": "debug"},
-        }
-        for key, value in overrides.items():
-            section, k = key.split(".", 1)
-            sections.setdefault(section, {})[k] = value
-        with open(self.config_path, "w") as f:
-            for section, items in sections.items():
-                f.write(f"[{section}]\n")
-                for k, v in items.items():
-                    f.write(f"{k}={v}\n")
-                f.write("\n")
+        write_node_config(self.config_path, self.name, self.kubeconfig, self.sentinel, self.dpkg_dir, overrides)
 
     def _adopt_boot(self):
         """The machine is in the boot its kubelet reports (a seeded Node has a running kubelet in
