@@ -1193,6 +1193,45 @@ static void lock_on_acquire_fetched(KubeClient *c, int error, const KubeResponse
         lock_acquire_decide(op);
 }
 
+/* The end of a write of ours that failed: a conflict (409) or a deleted slot (404) is a lost
+ * round, anything else ends the operation. False when there was no error. */
+static bool lock_acquire_write_failed(LockOp *op, int error) {
+        if (error == -ESTALE || error == -ENOENT) {
+                lock_acquire_lost(op, error == -ESTALE ? "conflict" : "gone");
+                return true;
+        }
+        if (error < 0) {
+                lock_op_finish(op, error, NULL, NULL);
+                return true;
+        }
+        return false;
+}
+
+static void lock_acquire_won(LockOp *op) {
+        lock_label_restored(op->lock, op->slot);      /* our write carried it */
+        lock_op_finish(op, 0, op->slot, NULL);
+}
+
+/* The slot we created renewed once: proof that we may write it. RBAC can limit update to the slot
+ * names it lists, but not create: with Concurrency= above those names, a node could create a slot,
+ * cordon and drain, and then never renew or confirm it again, stranded. */
+static void lock_on_created_verified(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        LockOp *op = userdata;
+
+        op->call = NULL;
+        if (error == -EACCES) {
+                log_error("Created lock slot %s/%s, but the API server does not let us update it (%s). RBAC "
+                          "grants update only on the slot names it lists: list %s in rbac.yaml's Role, or lower "
+                          "[Lock] Concurrency=. Not using it; it expires unused.",
+                          op->lock->namespace, op->slot,
+                          strna(json_get_string(response->body, "message")), op->slot);
+                lock_op_finish(op, -EACCES, NULL, NULL);
+                return;
+        }
+        if (!lock_acquire_write_failed(op, error))
+                lock_acquire_won(op);
+}
+
 static void lock_on_acquire_written(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         LockOp *op = userdata;
         int r;
@@ -1207,13 +1246,26 @@ static void lock_on_acquire_written(KubeClient *c, int error, const KubeResponse
                         lock_op_finish(op, r, NULL, NULL);
                 return;
         }
-        if (error == -ESTALE || error == -ENOENT) {
-                /* 409: someone else wrote the slot first (or created it first); 404: it was deleted. */
-                lock_acquire_lost(op, error == -ESTALE ? "conflict" : "gone");
+        /* 409: someone else wrote the slot first (or created it first); 404: it was deleted. */
+        if (lock_acquire_write_failed(op, error))
                 return;
-        }
-        if (error < 0) {
-                lock_op_finish(op, error, NULL, NULL);
+
+        if (op->created) {
+                _cleanup_json_ json_object *body = NULL;
+                _cleanup_free_ char *path = NULL;
+
+                log_info("Created lock slot %s and took it.", op->slot);
+                r = lock_build_renew(response->body, op->lock->ttl_usec, kube_client_server_now(op->lock->client),
+                                     &body);
+                if (r >= 0)
+                        r = lock_mark_lease(body, op->lock->name, op->lock->machine_id);
+                path = r >= 0 ? lock_slot_path(op->lock, op->slot) : NULL;
+                if (r >= 0 && !path)
+                        r = -ENOMEM;
+                if (r >= 0)
+                        r = lock_op_call(op, "PUT", path, body, lock_on_created_verified);
+                if (r < 0)
+                        lock_op_finish(op, r, NULL, NULL);
                 return;
         }
 
@@ -1225,13 +1277,9 @@ static void lock_on_acquire_written(KubeClient *c, int error, const KubeResponse
                 log_debug("Lock slot %s already names us, renewed it.", op->slot);
         else if (op->previous_holder)
                 log_info("Took over lock slot %s from %s: %s.", op->slot, op->previous_holder, op->reason);
-        else if (op->created)
-                log_info("Created lock slot %s and took it.", op->slot);
         else
                 log_info("Took lock slot %s (%s).", op->slot, op->reason);
-
-        lock_label_restored(op->lock, op->slot);      /* our write carried it */
-        lock_op_finish(op, 0, op->slot, NULL);
+        lock_acquire_won(op);
 }
 
 /* Writes slot index: a takeover (PUT with the resourceVersion read) or a create (POST). Either

@@ -802,8 +802,10 @@ class Bench:
     server_args reach kube-apiserver.py (e.g. --node-monitor-grace-period)."""
 
     def __init__(self, nodes, config=None, seed=None, server_args=(), rbac=True, kubelet_delay=2.0,
-                 admission=True, **seed_args):
+                 admission=True, expect_forbidden=(), **seed_args):
         self.dir = tempfile.mkdtemp(prefix="nodereboot-bench-")
+        # Paths (regular expressions) whose refusals the test provokes on purpose.
+        self.expect_forbidden = [re.compile(p) for p in expect_forbidden]
         # How long after the daemon of a new boot starts its kubelet posts (NodeDaemon.reboot).
         self.kubelet_delay = kubelet_delay
         if rbac:
@@ -847,6 +849,8 @@ class Bench:
         test clears the request log) and any 403 in the log that no fault rule injected."""
         denials = self.api.denials()
         log = self.api.request_log()
+        denials = [d for d in denials if not any(p.search(d["path"]) for p in self.expect_forbidden)]
+        log = [e for e in log if not any(p.search(e["path"]) for p in self.expect_forbidden)]
         out = [f"{d['method']} {d['path']} ({d.get('user_agent')}): {d['message']}"
                for d in denials if d["user"] == SERVICE_ACCOUNT]
         seen = {(d["time"], d["path"]) for d in denials}

@@ -214,6 +214,33 @@ class Fleet(unittest.TestCase):
             self.assertEqual(waiting, [], "a renewal woke a waiting node")
             self.assertEqual(b.api.lease_holders().get("nodereboot-0"), "n1")
 
+    def test_a_slot_rbac_does_not_name_strands_no_node(self):
+        """Concurrency=11 with the packaged rbac.yaml, which names ten slots: RBAC cannot limit
+        create, so the node creates nodereboot-10, but may not update it. It finds that out with
+        its first renewal, before it touches its Node: it does not cordon, drain or reboot, and
+        says what to fix (the scale harness found nodes stranded cordoned this way)."""
+        others = [f"busy-{i}" for i in range(10)]
+        from bench import seed_cluster
+        with Bench(["n1"], config={"Lock.Concurrency": "11"}, seed=seed_cluster(["n1"] + others),
+                   expect_forbidden=[r"/leases/nodereboot-10$"]) as b:
+            for i, holder in enumerate(others):
+                b.api.api("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases", {
+                    "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": f"nodereboot-{i}", "namespace": "kube-system",
+                                 "labels": {"nodereboot.io/lock": "nodereboot"}},
+                    "spec": {"holderIdentity": holder, "leaseDurationSeconds": 3600,
+                             "renewTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())}},
+                    expect=201)
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.touch_sentinel()
+            wait_for(lambda: "does not let us update it" in n1.log_text(), 20, "the refusal explained")
+            self.assertIn("list nodereboot-10 in rbac.yaml's Role, or lower [Lock] Concurrency=", n1.log_text())
+            time.sleep(2)
+            self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"), "cordoned a node it cannot hold")
+            self.assertEqual(n1.logind.reboot_calls(), 0)
+            self.assertEqual(n1.phase(), "pending")
+
     def test_j_expired_lease_is_taken_over(self):
         """A lease whose holder stopped renewing past its TTL is taken over."""
         with Bench(["n1", "n2"]) as b:
