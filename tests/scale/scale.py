@@ -448,6 +448,37 @@ class Harness:
         print(f"scale: {self.n} daemons started in {started:.1f} s, all reached the server "
               f"{time.monotonic() - t:.1f} s after the first start", flush=True)
 
+    # -- an idle fleet --
+    def idle(self, seconds):
+        """No reboot required anywhere: for seconds, what the daemons ask the API server and how
+        often their processes wake up (context switches, from /proc/PID/status)."""
+        def switches(pid):
+            n = 0
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                            n += int(line.split()[1])
+            except OSError:
+                return None
+            return n
+
+        self.pull_log()
+        seq = self.log_seq
+        before = {name: switches(node.proc.pid) for name, node in self.nodes.items()}
+        time.sleep(seconds)
+        self.pull_log()
+        self.check_exits()
+        after = {name: switches(node.proc.pid) for name, node in self.nodes.items()}
+        requests = [e for e in self.log if e["seq"] > seq and e["node"]]
+        woke = {n: after[n] - before[n] for n in self.nodes
+                if before[n] is not None and after[n] is not None and after[n] != before[n]}
+        return {"nodes": self.n, "seconds": seconds, "requests": len(requests),
+                "requests_by_verb": dict(collections.Counter(e["verb"] for e in requests)),
+                "daemons_that_woke": len(woke), "wakeups": sum(woke.values()),
+                "wakeups_max": max(woke.values(), default=0),
+                "crashed": sum(1 for n in self.nodes.values() if n.crashes)}
+
     # -- the machines --
     def check_exits(self):
         for node in self.nodes.values():
@@ -823,6 +854,9 @@ def main():
     ap.add_argument("--raise-inotify", action="store_true",
                     help=f"raise {INOTIFY_INSTANCES} for the run if it is below N + 64 (root only)")
     ap.add_argument("--workdir", help="default: a new folder under $TMPDIR")
+    ap.add_argument("--idle", type=float, metavar="SECONDS",
+                    help="touch no sentinel: count the daemons' requests and wake-ups for SECONDS once they "
+                         "all started (with --check: fail unless both are 0)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (always kept on failure "
                     "when NODEREBOOT_KEEP_BENCH=1)")
     args = ap.parse_args()
@@ -839,6 +873,18 @@ def main():
     try:
         h.setup()
         h.start_daemons()
+        if args.idle is not None:
+            f = h.idle(args.idle)
+            print(f"idle fleet: {f['nodes']} daemons, {f['seconds']:g} s: {f['requests']} requests "
+                  f"{f['requests_by_verb']}, {f['daemons_that_woke']} daemons woke up "
+                  f"({f['wakeups']} context switches in all, at most {f['wakeups_max']}), "
+                  f"{f['crashed']} crashed", flush=True)
+            if args.out:
+                with open(args.out, "w") as out:
+                    json.dump(f, out, indent=1)
+                    out.write("\n")
+            failed = args.check and (f["requests"] or f["wakeups"] or f["crashed"])
+            return 1 if failed else 0
         h.roll()
         h.collect()
         f = h.figures()
