@@ -56,6 +56,15 @@ def make_node_folders(node, workdir, name):
     node.boot_time_file = os.path.join(node.dir, "boot_time")
 
 
+def write_boot_files(node, boot_id, boot_time):
+    """The files the daemon reads instead of /proc/sys/kernel/random/boot_id and the boot time
+    (NODEREBOOT_BOOT_ID_FILE, NODEREBOOT_BOOT_TIME_FILE), in node's folders (make_node_folders)."""
+    with open(node.boot_id_file, "w") as f:
+        f.write(boot_id + "\n")
+    with open(node.boot_time_file, "w") as f:
+        f.write(f"{boot_time:.6f}\n")
+
+
 def write_bus_config(path, address, limits=""):
     """A private system bus that lets anyone own and call anything (the daemons and the logind
     stand-in run as one user); limits: <limit> elements, as text."""
@@ -593,10 +602,7 @@ class NodeDaemon:
 
     def _write_boot(self, boot_id, boot_time):
         self.boot_time = boot_time
-        with open(self.boot_id_file, "w") as f:
-            f.write(boot_id + "\n")
-        with open(self.boot_time_file, "w") as f:
-            f.write(f"{boot_time:.6f}\n")
+        write_boot_files(self, boot_id, boot_time)
 
     def boot_id(self):
         """The boot ID as the daemon records and prints it: 32 lowercase hex digits, no dashes."""

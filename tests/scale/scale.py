@@ -216,10 +216,7 @@ class Node:
 
     def write_boot(self, boot_id, boot_time):
         self.boot_id = boot_id
-        with open(self.boot_id_file, "w") as f:
-            f.write(boot_id + "\n")
-        with open(self.boot_time_file, "w") as f:
-            f.write(f"{boot_time:.6f}\n")
+        bench.write_boot_files(self, boot_id, boot_time)
 
     def start(self):
         self.starts += 1
