@@ -382,6 +382,9 @@ static const ConfigItem config_items[] = {
              timespan_expected),
         ITEM("Lock", "RecheckSec", timespan, lock_recheck_usec, "5min", USEC_PER_SEC, USEC_INFINITY - 1,
              "a time span of at least 1s, such as 5min"),
+        ITEM("Lock", "Queue", bool, lock_queue, "yes", 0, 0, "a boolean (yes or no)"),
+        ITEM("Lock", "QueueNamespace", dns_label, lock_queue_namespace, "nodereboot", 0, 0,
+             "a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters)"),
 
         ITEM("Window", "Days", string, window_days, "mon,tue,wed,thu,fri,sat,sun", 0, 0, "a list of days"),
         ITEM("Window", "StartTime", string, window_start, "00:00", 0, 0, "a time of day"),
@@ -475,6 +478,7 @@ Config *config_free(Config *c) {
         free(c->no_proxy);
         free(c->sentinel_path);
         free(c->lock_namespace);
+        free(c->lock_queue_namespace);
         free(c->lock_name);
         free(c->window_days);
         free(c->window_start);

@@ -30,6 +30,8 @@ typedef struct Config {
         usec_t lock_ttl_usec;                   /* TTLSec=, default 30min; leaseDurationSeconds */
         usec_t lock_release_delay_usec;         /* ReleaseDelaySec=, default 0: hold after recovery */
         usec_t lock_recheck_usec;               /* RecheckSec=, default 5min: safety-net re-check */
+        bool lock_queue;                        /* Queue=, default yes: first come, first served */
+        char *lock_queue_namespace;             /* QueueNamespace=, default nodereboot: the tickets */
 
         /* [Window] */
         char *window_days;                      /* Days=, default "mon,tue,wed,thu,fri,sat,sun" */

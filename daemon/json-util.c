@@ -119,3 +119,19 @@ int json_parse_with_error(const char *text, size_t size, json_object **ret, char
 int json_parse(const char *text, size_t size, json_object **ret) {
         return json_parse_with_error(text, size, ret, NULL);
 }
+
+int json_set(json_object *o, const char *key, json_object *v) {
+        if (!v)
+                return -ENOMEM;
+        if (json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+int json_set_time(json_object *o, const char *key, usec_t t) {
+        char buf[FORMAT_RFC3339_MAX];
+
+        return json_set(o, key, json_object_new_string(format_rfc3339(buf, sizeof buf, t, true)));
+}

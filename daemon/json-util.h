@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "macro.h"
+#include "time-util.h"
 
 static inline json_object *json_object_put_and_null(json_object *o) {
         json_object_put(o);
@@ -19,6 +20,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put_and_null);
 /* The member at a dotted path, or NULL. Keys containing dots cannot be reached this way: use
  * json_get_member() for annotation keys. */
 json_object *json_get(json_object *o, const char *path);
+/* Adds v (owned: freed on failure; NULL, a failed allocation, gives -ENOMEM) under key. */
+int json_set(json_object *o, const char *key, json_object *v);
+/* Adds t as an RFC 3339 time with microseconds (a Kubernetes MicroTime). */
+int json_set_time(json_object *o, const char *key, usec_t t);
 json_object *json_get_member(json_object *o, const char *key);
 const char *json_get_string(json_object *o, const char *path);
 /* Returns false when absent or not an integer. */

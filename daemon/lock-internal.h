@@ -82,6 +82,14 @@ char *lock_format_stuck(const char *slot, const char *holder, usec_t expired_use
 char *lock_format_twin(const char *slot, const char *identity, const char *their_machine_id,
                        const char *our_machine_id);
 
+/* Whether the holder of a held lease renews on time, as a running daemon does every third of the
+ * lease's duration: renewTime + leaseDurationSeconds/3 + a margin (a tenth of the duration, at
+ * least LOCK_RENEWAL_MARGIN_MIN_USEC) is not past server_now. False when the times cannot be read.
+ * A waiting node reads the Node of a held slot's holder (to take the slot of a Node deleted under
+ * it) only when this is false. */
+bool lock_holder_renews_on_time(json_object *lease, usec_t server_now);
+#define LOCK_RENEWAL_MARGIN_MIN_USEC (5 * USEC_PER_SEC)
+
 /* leaseDurationSeconds for a TTL: whole seconds, rounded up, at least 1. */
 int64_t lock_ttl_to_seconds(usec_t ttl_usec);
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <limits.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -117,6 +118,8 @@ struct Lock {
 };
 
 /* ---- pure decisions ---------------------------------------------------------------------- */
+
+static usec_t lease_time(json_object *lease, const char *field);
 
 static const char * const lock_slot_state_table[_LOCK_SLOT_STATE_MAX] = {
         [LOCK_SLOT_MISSING] = "missing",
@@ -291,26 +294,21 @@ int lock_slot_index(const char *name, const char *slot) {
         return (int) v;
 }
 
+bool lock_holder_renews_on_time(json_object *lease, usec_t server_now) {
+        int64_t duration = 0;
+        usec_t renew = lease_time(lease, "spec.renewTime"), d, margin;
+
+        if (renew == 0 || !json_get_int64(lease, "spec.leaseDurationSeconds", &duration) || duration <= 0)
+                return false;
+        d = (usec_t) duration * USEC_PER_SEC;
+        margin = MAX(d / 10, LOCK_RENEWAL_MARGIN_MIN_USEC);
+        return server_now <= renew + d / 3 + margin;
+}
+
 int64_t lock_ttl_to_seconds(usec_t ttl_usec) {
         usec_t s = ttl_usec / USEC_PER_SEC + (ttl_usec % USEC_PER_SEC > 0);
 
         return (int64_t) CLAMP(s, (usec_t) 1, (usec_t) INT32_MAX);
-}
-
-static int json_set(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int json_set_time(json_object *o, const char *key, usec_t t) {
-        char buf[FORMAT_RFC3339_MAX];
-
-        return json_set(o, key, json_object_new_string(format_rfc3339(buf, sizeof buf, t, true)));
 }
 
 /* A deep copy of lease with its spec object, refusing leases we could not write conditionally. */
@@ -1547,8 +1545,22 @@ static void lock_acquire_decide(LockOp *op) {
                 return;
         }
 
-        /* Nothing unclaimed: only now pay for looking up the holders' Nodes. */
+        /* Nothing unclaimed: only now pay for looking up the holders' Nodes, and only of those
+         * that expired or missed a renewal: a holder that renews on time runs, and a Node deleted
+         * under it is found once it stops (reading every holder's Node at every look cost each
+         * node Concurrency= requests per cycle). */
         op->n_order = lock_check_order(op->states, l->concurrency, rnd, op->order);
+        {
+                unsigned j = 0;
+
+                for (unsigned k = 0; k < op->n_order; k++) {
+                        unsigned i = op->order[k];
+
+                        if (op->states[i] != LOCK_SLOT_HELD || !lock_holder_renews_on_time(op->slots[i], now))
+                                op->order[j++] = i;
+                }
+                op->n_order = j;
+        }
         op->check_next = 0;
         lock_acquire_check_holders(op);
 }
@@ -2165,6 +2177,60 @@ usec_t lock_watch_next_expiry(Lock *l) {
                 e = MIN(e, s->expiry);
         }
         return e;
+}
+
+unsigned lock_watch_free_slots(Lock *l) {
+        unsigned n = 0;
+
+        if (!l || !l->watch || !l->synced)
+                return UINT_MAX;
+        for (unsigned i = 0; i < l->concurrency; i++) {
+                LockSeen *s = lock_seen_find(l, l->slot_names[i]);
+
+                if (!s || isempty(s->holder))
+                        n++;
+        }
+        return n;
+}
+
+unsigned lock_watch_expired_slots(Lock *l, usec_t server_now) {
+        unsigned n = 0;
+
+        if (!l || !l->watch || !l->synced)
+                return 0;
+        for (unsigned i = 0; i < l->concurrency; i++) {
+                LockSeen *s = lock_seen_find(l, l->slot_names[i]);
+
+                if (s && !isempty(s->holder) && s->expiry != USEC_INFINITY && s->expiry < server_now)
+                        n++;
+        }
+        return n;
+}
+
+size_t lock_watch_holders(Lock *l, const char **ret, size_t max) {
+        size_t n = 0;
+
+        if (!l || !l->watch || !l->synced)
+                return 0;
+        for (unsigned i = 0; i < l->concurrency && n < max; i++) {
+                LockSeen *s = lock_seen_find(l, l->slot_names[i]);
+
+                if (s && !isempty(s->holder))
+                        ret[n++] = s->holder;
+        }
+        return n;
+}
+
+bool lock_watch_shows_holder(Lock *l, const char *identity) {
+        if (!l || !l->watch || !l->synced || isempty(identity))
+                return false;
+        for (unsigned i = 0; i < l->concurrency; i++) {
+                LockSeen *s = lock_seen_find(l, l->slot_names[i]);
+
+                if (s && streq_ptr(s->holder, identity))
+                        return true;
+        }
+        return false;
 }
 
 bool lock_watch_sees_free_slot(Lock *l) {

@@ -79,6 +79,15 @@ int lock_watch(Lock *l, LockChangedHandler changed, void *userdata);
  * slot was taken (expired slots are not seen here: lock_next_expiry() times those). True when the
  * watch cannot tell. */
 bool lock_watch_sees_free_slot(Lock *l);
+/* How many slots the watch shows free (no Lease, or no holder); UINT_MAX when it cannot tell. */
+unsigned lock_watch_free_slots(Lock *l);
+/* How many held slots the watch shows expired by server_now (0 when it cannot tell). */
+unsigned lock_watch_expired_slots(Lock *l, usec_t server_now);
+/* The holders of the slots as the watch shows them (borrowed, valid until the next event), at most
+ * max; 0 when it cannot tell. */
+size_t lock_watch_holders(Lock *l, const char **ret, size_t max);
+/* Whether the watch shows identity holding a slot (false when it cannot tell). */
+bool lock_watch_shows_holder(Lock *l, const char *identity);
 /* The earliest expiry (API server's clock) of the slots as the watch shows them, every one held:
  * renewals keep moving it, and no request is needed to follow them. 0 when the watch cannot tell
  * (not in sync, a slot free or missing) or the last look refused to take over an expired slot (a

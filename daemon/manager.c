@@ -7,6 +7,8 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-id128.h>
 
+#include <limits.h>
+
 #include "build-config.h"
 #include "blockers.h"
 #include "boot-id.h"
@@ -15,6 +17,7 @@
 #include "kube-client.h"
 #include "kubeconfig.h"
 #include "lock.h"
+#include "queue.h"
 #include "log.h"
 #include "logind.h"
 #include "manager.h"
@@ -63,10 +66,12 @@ struct Manager {
         Sentinel *kubeconfig_watch;     /* until the kubeconfig exists (a node not joined yet) */
         sd_event_source *kubeconfig_retry;      /* it exists but cannot be used yet */
         Lock *lock;
+        Queue *queue;                   /* NULL: [Lock] Queue=no, or no ticket name fits */
         Window *window;
         Drain *drain;
         BlockersCheck *blockers;
         bool blockers_clear;            /* the last check found nothing; consumed by the next acquire */
+        bool blocked_by_pods;           /* the last check found a blocker */
         bool taint_set;                 /* we set the PreferNoSchedule taint while waiting */
         bool package_manager_busy;      /* the last look found a package manager lock held */
         bool package_lock_warned;       /* a lock file that cannot be checked was logged */
@@ -116,6 +121,7 @@ struct Manager {
         sd_event_source *recheck_timer; /* pending: safety net besides the lease watch */
         sd_event_source *kick_timer;    /* pending: a jittered re-try after a slot freed */
         bool lock_watching;
+        QueueVerdict queue_verdict;     /* what the queue said last */
 
         char *waiting;                  /* what the current step waits for, for STATUS= */
         char *status;                   /* last STATUS= sent */
@@ -231,8 +237,14 @@ static void manager_arm_action_timer(Manager *m, usec_t delay) {
 }
 
 /* Retries the current action after a capped exponential back-off with jitter. */
+static void manager_leave_queue(Manager *m);
+
 static usec_t manager_retry_action(Manager *m) {
         usec_t b = ACTION_BACKOFF_MIN_USEC;
+
+        /* Backing off, a node waiting for a slot steps out of line: the next in line goes. */
+        if (m->action == REBOOT_ACTION_ACQUIRE)
+                manager_leave_queue(m);
 
         for (unsigned i = 0; i < m->action_failures && b < ACTION_BACKOFF_MAX_USEC; i++)
                 b *= 2;
@@ -451,25 +463,154 @@ static int on_kick_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void manager_kick(Manager *m, usec_t jitter) {
+static void manager_kick_after(Manager *m, usec_t delay) {
         if (m->kick_timer)
                 return;
-        if (sd_event_add_time_relative(m->event, &m->kick_timer, CLOCK_MONOTONIC, random_jitter(jitter), 1,
-                                       on_kick_timer, m) < 0)
+        if (sd_event_add_time_relative(m->event, &m->kick_timer, CLOCK_MONOTONIC, delay, 1, on_kick_timer, m) < 0)
                 log_warning("Failed to arm the lock retry timer, waiting for the periodic re-check.");
+}
+
+static void manager_kick(Manager *m, usec_t jitter) {
+        manager_kick_after(m, random_jitter(jitter));
+}
+
+/* With several slots free, the nodes whose turn it is go one after the other, in line order, a
+ * moment apart: they do not race for the same slot, and the slots go in order. */
+#define QUEUE_STAGGER_USEC (50 * USEC_PER_MSEC)
+
+static void manager_kick_in_turn(Manager *m, const QueuePlace *p) {
+        manager_kick_after(m, p->verdict == QUEUE_TURN ? p->ahead * QUEUE_STAGGER_USEC :
+                           random_jitter(LOCK_KICK_JITTER_USEC));
+}
+
+typedef struct SlotHolders {
+        const char **names;
+        size_t n;
+} SlotHolders;
+
+static bool queue_holds_slot(const char *holder, void *userdata) {
+        const SlotHolders *h = userdata;
+
+        for (size_t i = 0; i < h->n; i++)
+                if (streq(h->names[i], holder))
+                        return true;
+        return false;
+}
+
+/* Where we are in the queue for the lock, from what the two watches show (no request). */
+static QueueVerdict manager_queue_place(Manager *m, QueuePlace *ret) {
+        QueuePlace p;
+
+        if (!m->queue) {
+                if (ret)
+                        *ret = (QueuePlace) { .verdict = QUEUE_OFF };
+                return QUEUE_OFF;
+        }
+        unsigned free_slots = lock_watch_free_slots(m->lock);
+
+        /* Until the lease watch has listed, only the head may look: a waiting node whose queue
+         * watch was quicker must not go for a slot out of turn. */
+        if (free_slots == UINT_MAX)
+                free_slots = 0;
+        /* Read once: the queue asks about every ticket, a thousand of them in a large fleet. */
+        const char *names[m->config->concurrency];
+        SlotHolders holders = { .names = names, .n = lock_watch_holders(m->lock, names, m->config->concurrency) };
+
+        (void) queue_place(m->queue, free_slots, lock_watch_expired_slots(m->lock, kube_client_server_now(m->client)),
+                           queue_holds_slot, &holders, &p);
+        if (ret)
+                *ret = p;
+        return p.verdict;
 }
 
 static void on_lock_changed(Lock *l, void *userdata) {
         Manager *m = userdata;
+        QueuePlace p;
+        QueueVerdict v;
 
         if (m->state.phase != REBOOT_PHASE_PENDING)
+                return;
+        v = manager_queue_place(m, &p);
+        /* Not our turn: the head of the queue looks, no one else (a release used to send every
+         * waiting node to list the slots). */
+        if (v == QUEUE_WAITING || v == QUEUE_JOINING)
                 return;
         if (m->lock_busy) {
                 m->lock_again = true;
                 return;
         }
-        /* A small random delay keeps waiting nodes from all writing the same slot at once. */
-        manager_kick(m, LOCK_KICK_JITTER_USEC);
+        /* With the queue, only the nodes whose turn it is look, one per free slot: no need to
+         * spread them out. Without it, a small random delay keeps waiting nodes from all writing
+         * the same slot at once. */
+        manager_kick_in_turn(m, &p);
+}
+
+static void manager_arm_recheck(Manager *m, usec_t delay);
+
+#define QUEUE_PLACE_TEXT "waiting in the queue for a lock slot: place"
+
+static void manager_say_queue_place(Manager *m, const QueuePlace *p) {
+        _cleanup_free_ char *s = NULL;
+
+        if (p->verdict == QUEUE_JOINING) {
+                manager_set_waiting(m, "waiting in the queue for a lock slot: joining it");
+                return;
+        }
+        s = strdup_printf(QUEUE_PLACE_TEXT " %u of %u (%u ahead)", p->ahead + 1, p->total, p->ahead);
+        if (!s || !m->waiting || !startswith(m->waiting, QUEUE_PLACE_TEXT)) {
+                manager_set_waiting(m, "%s", strna(s));
+                return;
+        }
+        /* Moving up the line: STATUS= follows, the journal gets the first place only (a node at
+         * the back of a line of thousands would log every step). */
+        if (!streq(s, m->waiting)) {
+                log_debug("%s", s);
+                free(m->waiting);
+                m->waiting = TAKE_PTR(s);
+                manager_update_status(m);
+        }
+}
+
+static void on_queue_changed(Queue *q, void *userdata) {
+        Manager *m = userdata;
+        QueueVerdict old = m->queue_verdict, v;
+        QueuePlace p;
+
+        if (m->state.phase != REBOOT_PHASE_PENDING)
+                return;
+        v = manager_queue_place(m, &p);
+        m->queue_verdict = v;
+        if (v == QUEUE_WAITING || v == QUEUE_JOINING) {
+                /* The status follows our place in line, without a request. */
+                if (m->action == REBOOT_ACTION_ACQUIRE)
+                        manager_say_queue_place(m, &p);
+                return;
+        }
+        if (v == old && v == QUEUE_TURN)
+                return;
+        if (old == QUEUE_WAITING || old == QUEUE_JOINING) {
+                /* First in line now: one full look, as every waiting node used to take when it
+                 * began to wait. It finds a slot whose holder's Node is gone (taken at once) and
+                 * times the expiry of the others; from then on the watches tell. */
+                if (m->lock_busy)
+                        m->lock_again = true;
+                else if (lock_watch_sees_free_slot(m->lock) && p.ahead > 0)
+                        manager_kick_in_turn(m, &p);
+                else
+                        (void) manager_dispatch(m, REBOOT_EVENT_TICK, NULL);
+                return;
+        }
+        /* Our turn came (or the queue is off): look at once. A slot that is free is taken; when
+         * all are held, the re-check follows their expiry as the watch shows it. */
+        if (m->lock_busy) {
+                m->lock_again = true;
+                return;
+        }
+        if (lock_watch_sees_free_slot(m->lock))
+                manager_kick_in_turn(m, &p);
+        else
+                /* Every slot held: look at the earliest expiry the watch shows (or at once). */
+                manager_arm_recheck(m, 0);
 }
 
 static int on_recheck_timer(sd_event_source *s, uint64_t usec, void *userdata);
@@ -515,6 +656,16 @@ static int on_recheck_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* A node in line keeps a ticket only while it may take a slot now: outside its window, blocked by
+ * a pod or the package manager, or backing off, it steps out of line and keeps nobody waiting; it
+ * comes back at its place (the ticket is dated when the reboot became required). */
+static void manager_leave_queue(Manager *m) {
+        if (!m->queue)
+                return;
+        queue_leave(m->queue);
+        m->queue_verdict = QUEUE_OFF;
+}
+
 static void manager_update_pending_watchers(Manager *m) {
         int r;
 
@@ -535,6 +686,8 @@ static void manager_update_pending_watchers(Manager *m) {
                 }
                 m->recheck_timer = sd_event_source_disable_unref(m->recheck_timer);
                 m->kick_timer = sd_event_source_disable_unref(m->kick_timer);
+                m->blocked_by_pods = false;
+                manager_leave_queue(m);
         }
 }
 
@@ -553,6 +706,7 @@ static void on_lock_acquired(Lock *l, int error, const char *slot, const char *h
                 m->action_failures = 0;
                 m->lost_slot = mfree(m->lost_slot);
                 manager_hold_proven(m, m->acquire_started);
+                manager_leave_queue(m);
                 crash_point("lock-acquired");
                 log_event(LOG_NOTICE, MESSAGE_LOCK_ACQUIRED, "Acquired lock slot %s/%s.",
                           m->config->lock_namespace, slot);
@@ -568,6 +722,7 @@ static void on_lock_acquired(Lock *l, int error, const char *slot, const char *h
                 /* Another host runs under our node name: an image cloned with its configuration.
                  * No restart fixes that; wait for the periodic re-check and say why. */
                 m->action_failures = 0;
+                manager_leave_queue(m);
                 manager_set_waiting(m, "refusing the lock: %s", strna(holders));
                 return;
         }
@@ -645,8 +800,10 @@ static void on_blockers_checked(int error, const char *blocker, void *userdata) 
                 manager_set_waiting(m, "cannot check for blocking pods (%s), retrying", strerror(ERRNO_VALUE(error)));
                 return;
         }
+        m->blocked_by_pods = !!blocker;
         if (blocker) {
                 char t[FORMAT_TIMESPAN_MAX];
+                manager_leave_queue(m);
                 manager_set_waiting(m, "reboot blocked: %s; checking again in %s", blocker,
                                     format_timespan(t, sizeof t, m->config->lock_recheck_usec));
                 manager_arm_action_timer(m, m->config->lock_recheck_usec);
@@ -670,12 +827,33 @@ static void manager_set_taint(Manager *m, bool present) {
                 m->taint_set = present;
 }
 
+/* [Blockers] PodSelector=: true while a check is under way or found a blocker (the caller stops
+ * there); false when none is configured or the last check found nothing. */
+static bool manager_check_blockers(Manager *m) {
+        int r;
+
+        if (!m->config->blocking_pod_selectors || m->blockers_clear)
+                return false;
+        if (m->blockers)
+                return true;
+        r = blockers_check(&m->blockers, m->client, m->config->node_name, m->config->blocking_pod_selectors,
+                           on_blockers_checked, m);
+        if (r == -ENODATA)
+                return false;
+        if (r < 0) {
+                log_error_errno(r, "Failed to check for blocking pods: %m");
+                (void) manager_retry_action(m);
+        }
+        return true;
+}
+
 static void manager_acquire(Manager *m) {
         usec_t now = now_realtime();
         char buf[64];
         int r;
 
         if (m->state.retry_after > now) {
+                manager_leave_queue(m);
                 manager_set_waiting(m, "backing off after a failed attempt until %s",
                                     format_clock(buf, sizeof buf, m->state.retry_after));
                 manager_arm_action_timer(m, m->state.retry_after - now);
@@ -685,6 +863,7 @@ static void manager_acquire(Manager *m) {
                 usec_t next = window_next_open(m->window, now);
                 _cleanup_free_ char *w = window_describe(m->window);
 
+                manager_leave_queue(m);
                 manager_set_waiting(m, "outside the maintenance window %s, opens %s", strna(w),
                                     format_clock(buf, sizeof buf, next));
                 if (next != USEC_INFINITY)
@@ -692,21 +871,35 @@ static void manager_acquire(Manager *m) {
                 return;
         }
         /* Looked at again after the blocker check, right before the lock is taken. */
-        if (manager_package_manager_busy(m, ""))
+        if (manager_package_manager_busy(m, "")) {
+                manager_leave_queue(m);
                 return;
-        if (m->config->blocking_pod_selectors && !m->blockers_clear) {
-                if (m->blockers)
-                        return;
-                r = blockers_check(&m->blockers, m->client, m->config->node_name,
-                                   m->config->blocking_pod_selectors, on_blockers_checked, m);
-                if (r != -ENODATA) {
-                        if (r < 0) {
-                                log_error_errno(r, "Failed to check for blocking pods: %m");
-                                (void) manager_retry_action(m);
-                        }
+        }
+        /* A node that a pod blocked looks again before it gets back in line: in line, it would
+         * come first at its old place and keep the nodes behind it waiting at every look. */
+        if (m->blocked_by_pods && manager_check_blockers(m))
+                return;
+        if (m->queue) {
+                QueuePlace p;
+
+                /* Dated by this node's clock: the API server's is known only to the second (the
+                 * Date header), and nodes whose reboots became required within the same second
+                 * must keep their order. Node clocks are kept by NTP; one that is off by minutes
+                 * jumps or loses its place, and nothing else (slots are judged by the server's). */
+                r = queue_join(m->queue, m->state.pending_since > 0 ? m->state.pending_since :
+                               m->state.phase_since > 0 ? m->state.phase_since : now, on_queue_changed, m);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to join the lock queue, trying for a slot without it: %m");
+                else if (manager_queue_place(m, &p) == QUEUE_WAITING || p.verdict == QUEUE_JOINING) {
+                        m->queue_verdict = p.verdict;
+                        manager_say_queue_place(m, &p);
+                        /* Pods are looked at again when our turn comes, right before the slot. */
+                        m->blockers_clear = false;
                         return;
                 }
         }
+        if (manager_check_blockers(m))
+                return;
         m->blockers_clear = false;
         if (m->lock_busy) {
                 m->lock_again = true;
@@ -1752,6 +1945,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->kick_timer);
         drain_free(m->drain);
         blockers_check_free(m->blockers);
+        queue_free(m->queue);
         lock_free(m->lock);
         window_free(m->window);
         sentinel_free(m->sentinel);
@@ -1849,6 +2043,27 @@ static int manager_start_cluster(Manager *m) {
         r = manager_set_machine_id(m);
         if (r < 0)
                 return r;
+        if (m->config->lock_queue) {
+                r = queue_new(&m->queue, m->client, m->event, m->config->lock_queue_namespace, m->config->lock_name,
+                              m->config->node_name);
+                if (r == -ENAMETOOLONG)
+                        log_warning("Node name %s is too long for a ticket %s-q-%s in the lock queue; this node "
+                                    "tries for a slot without the queue.", m->config->node_name,
+                                    m->config->lock_name, m->config->node_name);
+                else if (r < 0)
+                        return log_error_errno(r, "Failed to set up the lock queue: %m");
+                else {
+                        /* A slot that expired stays untaken while its holder may be coming back;
+                         * the head of the line is passed over for it only as slowly. */
+                        queue_set_expired_pass_over(m->queue, m->config->lock_ttl_usec);
+                        /* Stopped while waiting, or right after taking a slot (the ticket goes
+                         * then, in the background): a ticket may be left; it goes when we next
+                         * leave the line. */
+                        if (m->state.phase == REBOOT_PHASE_PENDING || m->state.phase == REBOOT_PHASE_LOCKED ||
+                            m->state.phase == REBOOT_PHASE_DRAINING)
+                                queue_suspect_ticket(m->queue);
+                }
+        }
         /* A renewal that takes longer than the margin would outlive our local deadline. */
         r = lock_set_renew_timeout(m->lock, m->event, manager_hold_margin(m));
         if (r < 0)
@@ -1875,8 +2090,12 @@ static int manager_start_cluster(Manager *m) {
                 m->node_busy = true;
         } else {
                 manager_resume(m);
-                /* Adopts (or gives back) a slot won just before a crash that lost that fact. */
-                if (!m->lock_busy && lock_find_own(m->lock, on_own_lease_found, m) >= 0)
+                /* Adopts (or gives back) a slot won just before a crash that lost that fact: only
+                 * idle or pending can have lost it; later states name their slot, and renewing it
+                 * checks it (a look at every start of a new boot cost each cycle a list and a read
+                 * per slot missing from it). */
+                if ((m->state.phase == REBOOT_PHASE_IDLE || m->state.phase == REBOOT_PHASE_PENDING) &&
+                    !m->lock_busy && lock_find_own(m->lock, on_own_lease_found, m) >= 0)
                         m->lock_busy = true;
         }
 
@@ -1910,6 +2129,7 @@ static void manager_join(Manager *m) {
         /* Undo what got set up, so the next try starts clean. */
         m->sentinel = sentinel_free(m->sentinel);
         m->logind = logind_free(m->logind);
+        m->queue = queue_free(m->queue);
         m->lock = lock_free(m->lock);
         m->client = kube_client_free(m->client);
         m->kubeconfig = kubeconfig_free(m->kubeconfig);

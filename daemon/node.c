@@ -584,15 +584,7 @@ static void on_event_posted(KubeClient *c, int error, const KubeResponse *respon
 }
 
 static int json_add_string(json_object *o, const char *key, const char *value) {
-        json_object *v = json_object_new_string(value);
-
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
+        return json_set(o, key, json_object_new_string(value));
 }
 
 static int json_add_object(json_object *o, const char *key, json_object **ret) {

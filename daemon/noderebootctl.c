@@ -21,6 +21,7 @@
 #include "kube-client.h"
 #include "kubeconfig.h"
 #include "lock.h"
+#include "queue.h"
 #include "log.h"
 #include "node.h"
 #include "proxy.h"
@@ -309,6 +310,12 @@ typedef struct Status {
         unsigned verdicts_pending;
         bool verdicts_done;
 
+        /* the lock queue ([Lock] Queue=yes) */
+        const char *node_name;          /* borrowed from the config */
+        bool queue_done;
+        int queue_error;                /* -ENOENT: no ticket list (the namespace is missing) */
+        QueueStanding queue;
+
         char *waiting_for;
 } Status;
 
@@ -325,6 +332,7 @@ static void status_done(Status *s) {
         free(s->holder_checks);
         lock_slot_infos_free(s->slots, s->n_slots);
         json_object_put(s->node);
+        queue_standing_done(&s->queue);
         free(s->waiting_for);
 }
 
@@ -456,6 +464,44 @@ static void status_judge_expired(Ctl *c, Status *s, usec_t deadline) {
         (void) ctl_wait(c, &s->verdicts_done, deadline);
 }
 
+static bool status_holds_slot(const char *holder, void *userdata) {
+        const Status *s = userdata;
+
+        for (size_t i = 0; s->slots && i < s->n_slots; i++)
+                if (streq_ptr(s->slots[i].holder, holder))
+                        return true;
+        return false;
+}
+
+static void on_status_queue(KubeClient *client, int error, const KubeResponse *response, void *userdata) {
+        Status *s = userdata;
+
+        s->queue_done = true;
+        s->queue_error = error;
+        if (error >= 0)
+                s->queue_error = queue_standing_from_list(response->body, s->node_name, status_holds_slot, s,
+                                                          &s->queue);
+}
+
+/* Our place in the lock queue: one list of the tickets, judged as the daemon judges them. */
+static void status_gather_queue(Ctl *c, Status *s, usec_t deadline) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        if (!c->config->lock_queue || s->slots_error < 0)
+                return;
+        s->node_name = c->config->node_name;
+        path = queue_list_path(c->config->lock_queue_namespace, c->config->lock_name);
+        r = path ? kube_client_call(c->client, "GET", path, NULL, NULL, KUBE_CALL_IDEMPOTENT, on_status_queue, s, NULL) :
+                -ENOMEM;
+        if (r >= 0)
+                r = ctl_wait(c, &s->queue_done, deadline);
+        if (r < 0) {
+                s->queue_done = true;
+                s->queue_error = r;
+        }
+}
+
 static void status_gather_cluster(Ctl *c, Status *s) {
         usec_t deadline;
         int r;
@@ -486,8 +532,10 @@ static void status_gather_cluster(Ctl *c, Status *s) {
                         s->slots_error = r;
                 if (!s->node_done)
                         s->node_error = r;
-        } else
+        } else {
                 status_judge_expired(c, s, deadline);
+                status_gather_queue(c, s, deadline);
+        }
         /* Whatever is still in flight is cancelled here, before the loop goes. */
         c->lock = lock_free(c->lock);
 
@@ -522,6 +570,16 @@ static char *waiting_for_lock(const Ctl *c, const Status *s) {
                 if (streq_ptr(s->slots[i].holder, node))
                         return strdup_printf("noderebootd to take up lock slot %s, which names this node already",
                                              s->slots[i].name);
+        unsigned free_slots = 0;
+        for (size_t i = 0; i < s->n_slots && i < c->config->concurrency; i++)
+                if (s->slots[i].state == LOCK_SLOT_MISSING || s->slots[i].state == LOCK_SLOT_VACANT)
+                        free_slots++;
+        /* The daemon's rule: its turn when nobody is ahead, or fewer than the free slots. */
+        if (s->queue_done && s->queue_error >= 0 && s->queue.in_line && s->queue.ahead > 0 &&
+            s->queue.ahead >= free_slots)
+                return strdup_printf("its turn in the lock queue: place %u of %u, %u node%s ahead (first: %s)",
+                                     s->queue.ahead + 1, s->queue.total, s->queue.ahead,
+                                     s->queue.ahead == 1 ? "" : "s", strna(s->queue.head));
         for (size_t i = 0; i < s->n_slots && i < c->config->concurrency; i++)
                 if (s->slots[i].state != LOCK_SLOT_HELD && !slot_is_stuck(s, i))
                         return strdup_printf("noderebootd to take lock slot %s, which is free "
@@ -696,6 +754,18 @@ static void status_print_text(const Ctl *c, const Status *s) {
                 }
                 print_field("Server time:", "%s", format_abs(t1, sizeof t1, s->server_now));
         }
+        if (!cfg->lock_queue)
+                print_field("Queue:", "off ([Lock] Queue=no)");
+        else if (s->queue_done && s->queue_error < 0)
+                print_field("Queue:", "%s: cannot be read: %s", cfg->lock_queue_namespace,
+                            strerror(ERRNO_VALUE(s->queue_error)));
+        else if (s->queue_done && s->queue.in_line)
+                print_field("Queue:", "%s: place %u of %u (%u ahead%s%s)", cfg->lock_queue_namespace,
+                            s->queue.ahead + 1, s->queue.total, s->queue.ahead,
+                            s->queue.ahead > 0 ? ", first " : "", s->queue.ahead > 0 ? strna(s->queue.head) : "");
+        else if (s->queue_done)
+                print_field("Queue:", "%s: this node is not in line (%u node%s waiting)", cfg->lock_queue_namespace,
+                            s->queue.total, s->queue.total == 1 ? "" : "s");
         if (s->node) {
                 json_object *annotations = json_get(s->node, "metadata.annotations");
                 bool any = false;
@@ -840,8 +910,25 @@ static int status_to_json(const Ctl *c, const Status *s, json_object **ret) {
 
         if ((r = json_put_string(lock, "namespace", cfg->lock_namespace)) < 0 ||
             (r = json_put_string(lock, "name", cfg->lock_name)) < 0 ||
-            (r = json_put_new(lock, "concurrency", json_object_new_int64(cfg->concurrency))) < 0 ||
-            (r = json_put(o, "lock", TAKE_PTR(lock))) < 0)
+            (r = json_put_new(lock, "concurrency", json_object_new_int64(cfg->concurrency))) < 0)
+                return r;
+        {
+                _cleanup_json_ json_object *q = json_object_new_object();
+                bool known = cfg->lock_queue && s->queue_done && s->queue_error >= 0;
+
+                if (!q)
+                        return -ENOMEM;
+                if ((r = json_put_new(q, "enabled", json_object_new_boolean(cfg->lock_queue))) < 0 ||
+                    (r = json_put_string(q, "namespace", cfg->lock_queue_namespace)) < 0 ||
+                    (r = json_put(q, "in_line", known ? json_object_new_boolean(s->queue.in_line) : NULL)) < 0 ||
+                    (r = json_put(q, "place", known && s->queue.in_line ?
+                                      json_object_new_int64(s->queue.ahead + 1) : NULL)) < 0 ||
+                    (r = json_put(q, "waiting", known ? json_object_new_int64(s->queue.total) : NULL)) < 0 ||
+                    (r = json_put_string(q, "first", known ? s->queue.head : NULL)) < 0 ||
+                    (r = json_put(lock, "queue", TAKE_PTR(q))) < 0)
+                        return r;
+        }
+        if ((r = json_put(o, "lock", TAKE_PTR(lock))) < 0)
                 return r;
 
         if ((r = json_put_new(cluster, "available", json_object_new_boolean(!s->cluster_error))) < 0 ||

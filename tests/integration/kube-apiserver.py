@@ -93,7 +93,9 @@ class Context:
             for path in args.rbac_manifests:
                 docs += _load_yaml(path)
             manifests = ManifestRBAC(docs, ", ".join(args.rbac_manifests))
-            self.service_accounts = [d for d in docs if isinstance(d, dict) and d.get("kind") == "ServiceAccount"]
+            # Namespaces first: the ServiceAccounts may live in one of them.
+            self.service_accounts = [d for kind in ("Namespace", "ServiceAccount") for d in docs
+                                     if isinstance(d, dict) and d.get("kind") == kind]
         self.authz = Authorizer(self.rbac, manifests)
         # ValidatingAdmissionPolicies are API objects: any client may create them (kubectl apply);
         # CEL runs in a Node.js process started at the first policy (apiserver/cel.py).
@@ -201,9 +203,10 @@ def main():
     for ns in DEFAULT_NAMESPACES:
         ctx.objects.create(ns_res, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
                            from_api=False)
-    # The manifests' ServiceAccounts exist, as after `kubectl apply`: tokens can be made for them.
-    for sa in ctx.service_accounts:
-        ctx.seed_object(resources.by_kind("ServiceAccount"), sa)
+    # The manifests' Namespaces and ServiceAccounts exist, as after `kubectl apply`: tokens can be
+    # made for the accounts, and objects created in the namespaces.
+    for obj in ctx.service_accounts:
+        ctx.seed_object(resources.by_kind(obj["kind"]), obj)
     if args.seed:
         seed = _load_json(args.seed)
         if isinstance(seed, dict):

@@ -78,7 +78,9 @@ class Status(unittest.TestCase):
             self.assertIsNone(st["boot_id"]["recorded"])
             self.assertEqual(st["sentinel"], {"path": a.sentinel, "present": False})
             self.assertTrue(st["window"]["open"])
-            self.assertEqual(st["lock"], {"namespace": "kube-system", "name": "nodereboot", "concurrency": 1})
+            self.assertEqual(st["lock"], {"namespace": "kube-system", "name": "nodereboot", "concurrency": 1,
+                                          "queue": {"enabled": True, "namespace": "nodereboot", "in_line": False,
+                                                    "place": None, "waiting": 0, "first": None}})
             cluster = st["cluster"]
             self.assertTrue(cluster["available"])
             self.assertIsNone(cluster["error"])
@@ -131,6 +133,39 @@ class Status(unittest.TestCase):
             self.assertEqual(slot["lease_duration_sec"], 30)
             self.assertTrue(slot["resource_version"])
             self.assertIn("nodereboot-0 held by node-b", st["waiting_for"])
+
+    def test_status_shows_the_place_in_the_lock_queue(self):
+        """Three nodes wait behind a holder, in the order their reboots became required: status
+        shows each one's place in the lock queue and who is first; the first in line waits for
+        the lock itself."""
+        with Bench(["node-a", "node-b", "node-c", "node-d"]) as b:
+            for n in b.nodes.values():
+                n.start()
+            for n in b.nodes.values():
+                n.wait_phase("idle", 15)
+            b.nodes["node-d"].touch_sentinel()
+            b.nodes["node-d"].wait_phase(["draining", "rebooting"], 15)   # holds the only slot
+            for n in ("node-c", "node-a", "node-b"):
+                b.nodes[n].touch_sentinel()
+                b.nodes[n].wait_phase("pending", 10)
+                time.sleep(0.3)
+            wait_for(lambda: any("place 3 of 3" in s for s in b.nodes["node-b"].statuses()), 15,
+                     "node-b third in line")
+
+            r = ctl(b.nodes["node-a"], "status")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stdout, r"(?m)^Queue:\s+nodereboot: place 2 of 3 \(1 ahead, first node-c\)$")
+            self.assertRegex(r.stdout, r"(?m)^Waiting for:\s+its turn in the lock queue: place 2 of 3, 1 node ahead "
+                                       r"\(first: node-c\)$")
+            r = ctl(b.nodes["node-c"], "status")
+            self.assertRegex(r.stdout, r"(?m)^Queue:\s+nodereboot: place 1 of 3 \(0 ahead\)$")
+            self.assertRegex(r.stdout, r"(?m)^Waiting for:\s+the lock: nodereboot-0 held by node-d since ")
+            st = json.loads(ctl(b.nodes["node-b"], "status", "--json").stdout)
+            self.assertEqual(st["lock"]["queue"], {"enabled": True, "namespace": "nodereboot", "in_line": True,
+                                                   "place": 3, "waiting": 3, "first": "node-c"})
+            # the holder is out of line
+            st = json.loads(ctl(b.nodes["node-d"], "status", "--json").stdout)
+            self.assertEqual((st["lock"]["queue"]["in_line"], st["lock"]["queue"]["waiting"]), (False, 3))
 
     def test_status_says_why_an_expired_slot_is_stuck(self):
         """node-b rebooted into a bad kernel and never came back: its lease expired, but its Node

@@ -30,6 +30,7 @@ copied into the work folder first, so a rebuild during a run does not change it 
 """
 
 import argparse
+import calendar
 import collections
 import hashlib
 import heapq
@@ -55,6 +56,7 @@ from bench import (PYTHON, RBAC_MANIFESTS, SERVICE_ACCOUNT, ApiServer, marks_of,
                    max_out_of_service_at_once, out_of_service_intervals, request_node, seed_cluster, wait_for)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+QUEUE_NAMESPACE = "nodereboot"     # [Lock] QueueNamespace= default: the lock queue's tickets
 INOTIFY_INSTANCES = "/proc/sys/fs/inotify/max_user_instances"
 
 
@@ -277,7 +279,40 @@ def reduce_entry(e):
         r["unschedulable"] = spec["unschedulable"]
     if r["resource"] == "leases" and e["method"] in ("PUT", "POST"):
         r["holder"] = spec.get("holderIdentity") or ""
+        if r["namespace"] == QUEUE_NAMESPACE:
+            # a ticket in the lock queue: dated when the node's daemon saw its reboot required
+            r["since"] = spec.get("acquireTime")
     return r
+
+
+def parse_time(s):
+    """An RFC 3339 time with or without fractions, as seconds since the epoch; None when unreadable."""
+    try:
+        head, _, frac = s.rstrip("Z").partition(".")
+        return calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S")) + (float("0." + frac) if frac else 0.0)
+    except (AttributeError, ValueError):
+        return None
+
+
+def overtaken_counts(asked, got):
+    """For each node that got a slot: how many nodes that asked after it got theirs before it.
+    asked and got map node -> a sortable time; O(n log n) with a Fenwick tree over slot ranks."""
+    nodes = [n for n in got if n in asked]
+    rank = {n: i for i, n in enumerate(sorted(nodes, key=lambda n: got[n]))}
+    tree = [0] * (len(nodes) + 1)
+    out = {}
+    # walk from the latest asker back: count those already seen (asked later) with a lower slot rank
+    for n in sorted(nodes, key=lambda n: asked[n], reverse=True):
+        i, c = rank[n], 0
+        while i > 0:
+            c += tree[i]
+            i -= i & -i
+        out[n] = c
+        i = rank[n] + 1
+        while i <= len(nodes):
+            tree[i] += 1
+            i += i & -i
+    return out
 
 
 # ---- the harness ----------------------------------------------------------------------------------
@@ -637,6 +672,8 @@ class Harness:
         # "nodes (own)": a node's requests about its own Node; "nodes": about other Nodes.
         by_kind = collections.Counter(f"{e['verb']} {e['resource']}"
                                       + (" (own)" if e["resource"] == "nodes" and e["name"] == e["node"] else "")
+                                      + (" (queue)" if e["resource"] == "leases" and e["namespace"] == QUEUE_NAMESPACE
+                                         else "")
                                       for e in cycle)
         by_status = collections.Counter(str(e["status"]) for e in cycle)
         per_node = collections.Counter(e["node"] for e in calls)
@@ -705,25 +742,36 @@ class Harness:
                 mem[when]["n"] = len(ss)
         f["daemon_memory"] = mem
 
-        # Fairness: the order nodes got a slot against the order their sentinels were touched.
+        # Fairness: the order nodes got a slot against the order their reboots became required. A
+        # daemon dates its ticket in the lock queue with the moment it saw its sentinel; without a
+        # ticket (the queue off) the harness's own touch order stands in.
         got = {}
         for e in cycle:
-            if (e["resource"] == "leases" and e["method"] in ("PUT", "POST") and (e["status"] or 0) < 300
-                    and e.get("holder") == e["node"] and e["node"] not in got):
+            if (e["resource"] == "leases" and e["namespace"] != QUEUE_NAMESPACE and e["method"] in ("PUT", "POST")
+                    and (e["status"] or 0) < 300 and e.get("holder") == e["node"] and e["node"] not in got):
                 got[e["node"]] = e["time"]
         for t, node in cordons:
             got.setdefault(node, t)
-        slot_order = {n: i for i, n in enumerate(sorted(got, key=lambda n: got[n]))}
-        overtaken = {}
-        for n in got:
-            overtaken[n] = sum(1 for m in got if self.touch_order[m] > self.touch_order[n]
-                               and slot_order[m] < slot_order[n])
-        worst = max(overtaken, key=overtaken.get) if overtaken else None
-        f["fairness"] = {"max_overtaken_by": overtaken.get(worst, 0), "worst_node": worst,
-                         "mean_overtaken_by": round(statistics.fmean(overtaken.values()), 1) if overtaken else None,
-                         "inverted_pairs": round(sum(overtaken.values()) / max(1, self.n * (self.n - 1) / 2), 3),
+        required = {}
+        for e in cycle:
+            if e.get("since") and e["node"] not in required and (e["status"] or 0) < 300:
+                t = parse_time(e["since"])
+                if t is not None:
+                    required[e["node"]] = t
+        by_touch = overtaken_counts(self.touch_order, got)
+        by_required = overtaken_counts(required, got) if len(required) == len(got) else None
+        judged = by_required if by_required is not None else by_touch
+        worst = max(judged, key=judged.get) if judged else None
+        pairs = max(1, len(judged) * (len(judged) - 1) / 2)
+        f["fairness"] = {"judged_by": "ticket" if by_required is not None else "touch",
+                         "max_overtaken_by": judged.get(worst, 0), "worst_node": worst,
+                         "nodes_overtaken": sum(1 for v in judged.values() if v),
+                         "mean_overtaken_by": round(statistics.fmean(judged.values()), 2) if judged else None,
+                         "inverted_pairs": round(sum(judged.values()) / pairs, 4),
+                         "by_touch_order": {"max_overtaken_by": max(by_touch.values(), default=0),
+                                            "inverted_pairs": round(sum(by_touch.values()) / pairs, 4)},
                          # [node, touch rank, slot rank] in touch order
-                         "order": [[n, self.touch_order[n], slot_order.get(n)]
+                         "order": [[n, self.touch_order[n], sorted(got, key=got.get).index(n) if n in got else None]
                                    for n in sorted(self.touch_order, key=self.touch_order.get)]}
 
         # Safety.
@@ -820,8 +868,11 @@ def print_figures(f):
         print(f"daemon memory ({when}, {m['n']} daemons): RSS p50 {m['rss']['p50_kb']} kB max {m['rss']['max_kb']} kB; "
               f"Private_Dirty p50 {m['private_dirty']['p50_kb']} kB max {m['private_dirty']['max_kb']} kB")
     fa = f["fairness"]
-    print(f"fairness: at most {fa['max_overtaken_by']} nodes touched later got a slot earlier ({fa['worst_node']}); "
-          f"mean {fa['mean_overtaken_by']}; {fa['inverted_pairs']} of all pairs inverted")
+    asked = "whose reboot became required later" if fa["judged_by"] == "ticket" else "touched later"
+    print(f"fairness: at most {fa['max_overtaken_by']} nodes {asked} got a slot earlier ({fa['worst_node']}); "
+          f"{fa['nodes_overtaken']} nodes overtaken at all; {fa['inverted_pairs']} of all pairs inverted "
+          f"(against the harness's touch order: at most {fa['by_touch_order']['max_overtaken_by']}, "
+          f"{fa['by_touch_order']['inverted_pairs']} of pairs)")
     s = f["safety"]
     print(f"safety: reboots per node {s['reboots_per_node']}; cordoned at end {len(s['cordoned_at_end'])}; "
           f"forbidden {s['forbidden_count']}; crashes {len(s['daemon_crashes'])}; lease holders at end "

@@ -25,16 +25,10 @@
 #include "json-util.h"
 #include "kube-test-server.h"
 #include "string-util.h"
+#include "fixtures.h"
 #include "tests.h"
 
 /* The pure decision: which pods the drain leaves alone. */
-
-static json_object *J(const char *text) {
-        json_object *o = NULL;
-
-        ASSERT_OK(json_parse(text, strlen(text), &o));
-        return o;
-}
 
 #define POD_HEAD "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\",\"namespace\":\"ns\",\"uid\":\"u1\""
 

@@ -10,21 +10,8 @@
 #include "lock-internal.h"
 #include "node.h"
 #include "string-util.h"
+#include "fixtures.h"
 #include "tests.h"
-
-static usec_t T(const char *s) {
-        usec_t t;
-
-        ASSERT_OK(parse_rfc3339(s, &t));
-        return t;
-}
-
-static json_object *J(const char *text) {
-        json_object *o;
-
-        ASSERT_OK(json_parse(text, strlen(text), &o));
-        return o;
-}
 
 /* A lease as the API server returns it; NULL arguments leave the field out. */
 static json_object *lease(const char *slot, const char *holder, const char *acquire, const char *renew,
@@ -491,6 +478,23 @@ TEST(holder_is_idle) {
         }
         /* nothing known is nothing demonstrated */
         ASSERT_FALSE(lock_holder_is_idle(NULL, NULL));
+}
+
+TEST(holder_renews_on_time) {
+        /* renewed at 10:00:00 for 300 s: due again at 10:01:40, margin 30 s (a tenth) */
+        _cleanup_json_ json_object *a = lease("nodereboot-0", "n2", NULL, "2026-11-27T10:00:00Z", "300");
+        /* 30 s: due after 10 s, margin 5 s (the floor) */
+        _cleanup_json_ json_object *b = lease("nodereboot-0", "n2", NULL, "2026-11-27T10:00:00Z", "30");
+        _cleanup_json_ json_object *c = lease("nodereboot-0", "n2", NULL, "garbage", "30");
+        _cleanup_json_ json_object *d = lease("nodereboot-0", "n2", NULL, "2026-11-27T10:00:00Z", NULL);
+
+        ASSERT_TRUE(lock_holder_renews_on_time(a, T("2026-11-27T10:02:10Z")));
+        ASSERT_FALSE(lock_holder_renews_on_time(a, T("2026-11-27T10:02:11Z")));
+        ASSERT_TRUE(lock_holder_renews_on_time(b, T("2026-11-27T10:00:15Z")));
+        ASSERT_FALSE(lock_holder_renews_on_time(b, T("2026-11-27T10:00:16Z")));
+        /* times that cannot be read: its Node is looked up */
+        ASSERT_FALSE(lock_holder_renews_on_time(c, T("2026-11-27T10:00:01Z")));
+        ASSERT_FALSE(lock_holder_renews_on_time(d, T("2026-11-27T10:00:01Z")));
 }
 
 TEST(check_order) {
@@ -1079,8 +1083,8 @@ TEST(server_release_hands_off) {
 
 TEST(server_takeover_expired_and_ghost) {
         /* User stories: a lease whose holder stopped renewing long ago is taken over; a lease held
-         * by a Node that no longer exists (autoscaler scale-in) is taken over at once, without
-         * waiting for its TTL (kured #137, #400, #847). */
+         * by a Node that no longer exists (autoscaler scale-in) is taken over as soon as its
+         * holder misses a renewal, without waiting for its TTL (kured #137, #400, #847). */
         Env e;
         Result r = {};
         usec_t now = now_usec(CLOCK_REALTIME);
@@ -1090,13 +1094,23 @@ TEST(server_takeover_expired_and_ghost) {
         make_node(&e, "node-a");
         make_node(&e, "node-x");
 
-        /* node-x exists and renewed 10 s ago (TTL 60 s): busy, and no Node was looked up since a
-         * live holder... is only looked up when nothing else is free */
+        /* node-x exists and renewed 10 s ago (TTL 60 s, so due every 20 s): busy, and its Node is
+         * not looked up: a holder that renews on time runs */
         make_lease(&e, "nodereboot-0", "node-x", now - 10 * USEC_PER_SEC, 60);
         ASSERT_OK(lock_acquire(env_node(&e, 0, "node-a", 1, USEC_PER_HOUR), on_result, &r));
         wait_result(&e, &r);
         ASSERT_ERROR(r.error, EBUSY);
         ASSERT_TRUE(strstr(r.holders, "nodereboot-0 held by node-x since "));
+        ASSERT_EQ(count_log(&e, "GET", "/api/v1/nodes/", 0), 0);
+        result_clear(&r);
+
+        /* renewed 40 s ago: it missed one (due at 20 s, margin 6 s), not expired yet: its Node is
+         * looked up, exists, and the slot stays its */
+        make_lease(&e, "nodereboot-0", "node-x", now - 40 * USEC_PER_SEC, 60);
+        control(&e, "DELETE", "/log", NULL);
+        ASSERT_OK(lock_acquire(e.locks[0], on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, EBUSY);
         ASSERT_EQ(count_log(&e, "GET", "/api/v1/nodes/node-x", 200), 1);
         result_clear(&r);
 
@@ -1120,8 +1134,18 @@ TEST(server_takeover_expired_and_ghost) {
         }
         result_clear(&r);
 
-        /* a ghost: node-gone renewed a second ago, but its Node is gone */
-        make_lease(&e, "nodereboot-0", "node-gone", now - USEC_PER_SEC, 3600);
+        /* a ghost: node-gone renewed 25 min ago (TTL 1 h: due every 20 min, margin 6 min: not
+         * missed yet): not looked up, busy */
+        make_lease(&e, "nodereboot-0", "node-gone", now - 25 * 60 * USEC_PER_SEC, 3600);
+        control(&e, "DELETE", "/log", NULL);
+        ASSERT_OK(lock_acquire(e.locks[0], on_result, &r));
+        wait_result(&e, &r);
+        ASSERT_ERROR(r.error, EBUSY);
+        ASSERT_EQ(count_log(&e, "GET", "/api/v1/nodes/", 0), 0);
+        result_clear(&r);
+
+        /* 27 min ago: a renewal missed, its Node is gone: taken over, 33 min before it expires */
+        make_lease(&e, "nodereboot-0", "node-gone", now - 27 * 60 * USEC_PER_SEC, 3600);
         control(&e, "DELETE", "/log", NULL);
         ASSERT_OK(lock_acquire(e.locks[0], on_result, &r));
         wait_result(&e, &r);
@@ -2283,6 +2307,7 @@ int main(void) {
         RUN(state_names);
         RUN(holder_is_idle);
         RUN(check_order);
+        RUN(holder_renews_on_time);
         RUN(lease_owner);
         RUN(find_own_lease);
         RUN(labels_and_marks);

@@ -10,14 +10,8 @@
 #include "kubeconfig.h"
 #include "node.h"
 #include "string-util.h"
+#include "fixtures.h"
 #include "tests.h"
-
-static json_object *J(const char *text) {
-        json_object *o = NULL;
-
-        ASSERT_OK(json_parse(text, strlen(text), &o));
-        return o;
-}
 
 static bool json_equal(json_object *a, const char *text) {
         _cleanup_json_ json_object *b = J(text);

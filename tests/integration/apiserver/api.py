@@ -31,6 +31,29 @@ MAX_BODY = 3 * 1024 * 1024
 BOOKMARK_INTERVAL = 5.0
 
 
+_WIRE_LOCK = threading.Lock()
+_WIRE = {}
+_WIRE_MAX = 8192
+
+
+def _wire_event(kind, obj, res):
+    """A watch event's line, encoded once for every watch that sends the same stored object the
+    same way (the real server's watch cache serializes an event once for all its watchers; a
+    thousand nodes watching the same Leases would otherwise cost a thousand encodings each)."""
+    # the resourceVersion too: a stored object written again in place gets a new one
+    key = (id(obj), (obj.get("metadata") or {}).get("resourceVersion"), kind, res.api_version, res.kind)
+    with _WIRE_LOCK:
+        hit = _WIRE.get(key)
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    data = json.dumps({"type": kind, "object": res.to_wire(obj)}, separators=(",", ":")).encode() + b"\n"
+    with _WIRE_LOCK:
+        if len(_WIRE) >= _WIRE_MAX:
+            _WIRE.clear()
+        _WIRE[key] = (obj, data)   # holding obj keeps its id from being reused
+    return data
+
+
 def watch_lifetime(min_request_timeout):
     """How long the server keeps a watch open when the client sets no timeoutSeconds: like the real
     one (apiserver/pkg/endpoints/handlers/get.go, ListResource), a random time in
@@ -724,9 +747,9 @@ class ApiHandler(BaseHTTPRequestHandler):
                 if kind == "BOOKMARK":
                     ev = {"type": "BOOKMARK", "object": {"kind": res.kind, "apiVersion": res.api_version,
                                                          "metadata": {"resourceVersion": str(obj)}}}
+                    self._chunk(ev)
                 else:
-                    ev = {"type": kind, "object": res.to_wire(obj)}
-                self._chunk(ev)
+                    self._write_chunk(_wire_event(kind, obj, res))
                 last_write = time.monotonic()
         finally:
             ctx.store.unsubscribe(watcher)
@@ -738,7 +761,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         return 200
 
     def _chunk(self, ev):
-        data = json.dumps(ev, separators=(",", ":")).encode() + b"\n"
+        self._write_chunk(json.dumps(ev, separators=(",", ":")).encode() + b"\n")
+
+    def _write_chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 

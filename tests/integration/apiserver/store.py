@@ -97,6 +97,10 @@ class Store:
         self.history_size = history_size
         self.floors = {}  # storage -> a watch may resume from any rv >= floor
         self.watchers = collections.defaultdict(set)
+        # storage -> namespace ("" for every namespace) -> watchers: an event is offered only to
+        # the watches of its namespace and the cluster-wide ones (a thousand nodes each watching
+        # their lease group must not each be asked about every other namespace's events).
+        self.watchers_by_ns = collections.defaultdict(lambda: collections.defaultdict(set))
         self.hooks = []
 
     # -- reads -----------------------------------------------------------------------------------
@@ -150,8 +154,11 @@ class Store:
         hist.append(ev)
         while len(hist) > self.history_size:
             self.floors[ev.storage] = hist.popleft().rv
-        for w in list(self.watchers.get(ev.storage, ())):
-            w.offer(ev)
+        by_ns = self.watchers_by_ns.get(ev.storage)
+        if by_ns:
+            ns = (ev.obj.get("metadata") or {}).get("namespace") or ""
+            for w in list(by_ns.get("", ())) + (list(by_ns.get(ns, ())) if ns else []):
+                w.offer(ev)
         for hook in self.hooks:
             hook(ev)
 
@@ -174,11 +181,13 @@ class Store:
                     if ev.rv > since:
                         watcher.offer(ev)
             self.watchers[storage].add(watcher)
+            self.watchers_by_ns[storage][watcher.namespace or ""].add(watcher)
             return True
 
     def unsubscribe(self, watcher):
         with self.lock:
             self.watchers[watcher.resource.storage].discard(watcher)
+            self.watchers_by_ns[watcher.resource.storage][watcher.namespace or ""].discard(watcher)
 
     def bookmark(self, watcher):
         """Queue a BOOKMARK behind every event already queued, so its rv never skips one."""

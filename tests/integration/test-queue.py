@@ -1,0 +1,135 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The lock queue: slots in the order the reboots became required, a head that leaves a free slot
+untaken (a stopped daemon) passed over, a blocked node stepping out of line, and the queue off
+when its namespace is missing (a cluster that applied an older rbac.yaml)."""
+
+import os
+import random
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import Bench, request_node, wait_for  # noqa: E402
+
+QUEUE = "/apis/coordination.k8s.io/v1/namespaces/nodereboot/leases"
+
+
+def takes(log):
+    """(time, node) of every successful write that made a node the holder of a slot."""
+    out = []
+    for e in log:
+        if "/namespaces/kube-system/leases" not in e["path"] or e["method"] not in ("PUT", "POST"):
+            continue
+        if e["status"] >= 300:
+            continue
+        holder = ((e.get("body") or {}).get("spec") or {}).get("holderIdentity")
+        if holder and holder == request_node(e) and (e["method"] == "POST" or "acquireTime" in e["body"]["spec"]):
+            out.append((e["time"], holder))
+    # a renewal rewrites the same holder: keep the first write of each holding
+    seen, first = set(), []
+    for t, n in sorted(out):
+        if n not in seen:
+            seen.add(n)
+            first.append((t, n))
+    return first
+
+
+def ticket(holder, since):
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": f"nodereboot-q-{holder}", "namespace": "nodereboot",
+                         "labels": {"nodereboot.io/queue": "nodereboot"}},
+            "spec": {"holderIdentity": holder, "acquireTime": since}}
+
+
+class Queue(unittest.TestCase):
+    def test_slots_go_in_the_order_reboots_became_required(self):
+        """Six nodes, Concurrency=1, their sentinels appearing in a random order half a second
+        apart: the slot goes to them in exactly that order (without the queue, whoever's random
+        delay was shortest after each release took it), and every ticket is gone at the end."""
+        nodes = [f"n{i}" for i in range(1, 7)]
+        order = nodes[:]
+        random.Random(7).shuffle(order)
+        with Bench(nodes, config={"Lock.Concurrency": "1"}) as b:
+            for n in nodes:
+                b.nodes[n].start()
+            for n in nodes:
+                b.nodes[n].wait_phase("idle", 15)
+            for n in order:
+                b.nodes[n].touch_sentinel()
+                time.sleep(0.5)
+            b.run_reboots(lambda: all(n.reboots == 1 and n.phase() == "idle" for n in b.nodes.values()), 180)
+            got = [n for _, n in takes(b.api.request_log())]
+            print(f"sentinels in the order {order}; slots taken in the order {got}")
+            self.assertEqual(got, order)
+            self.assertEqual(b.api.get(QUEUE)["items"], [])
+
+    def test_a_stopped_head_is_passed_over(self):
+        """A ticket of a node whose daemon stopped while it waited (created here dated an hour ago,
+        so it is first in line): the slot is free and it does not take it. The next in line
+        deletes that ticket after the pass-over period and takes the slot; a live node at the head
+        keeps its place."""
+        with Bench(["n1", "n2"]) as b:
+            since = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() - 3600))
+            b.api.api("POST", QUEUE, ticket("n2", since), expect=201)
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.touch_sentinel()
+            wait_for(lambda: any("place 2 of 2" in s for s in n1.statuses()), 15, "n1 second in line")
+            t0 = time.monotonic()
+            time.sleep(5)
+            self.assertNotIn("nodereboot-0", b.api.lease_holders(), "n1 took the slot out of turn")
+            wait_for(lambda: b.api.lease_holders().get("nodereboot-0") == "n1", 40, "n1 to take the slot")
+            took = time.monotonic() - t0
+            print(f"stopped head passed over after {took:.1f} s")
+            self.assertGreater(took, 15)
+            self.assertIn("Passing over n2 at the head of the lock queue", n1.log_text())
+            deletes = [e for e in b.api.request_log() if e["method"] == "DELETE" and e["path"].endswith("/nodereboot-q-n2")]
+            self.assertEqual(len(deletes), 1, deletes)
+            self.assertEqual(deletes[0]["status"], 200)
+            pre = (deletes[0].get("body") or {}).get("preconditions") or {}
+            self.assertTrue(pre.get("uid") and pre.get("resourceVersion"), deletes[0].get("body"))
+
+    def test_a_blocked_node_steps_out_of_line(self):
+        """The first in line has a pod matching [Blockers] PodSelector=: it steps out of line at
+        once (its ticket goes), so the next node takes the free slot without waiting for a
+        pass-over; when the blocker goes it comes back at its old place."""
+        config = {"Blockers.PodSelector": "app=db", "Lock.RecheckSec": "2s"}
+        with Bench(["n1", "n2"], config=config) as b:
+            b.api.api("POST", "/api/v1/namespaces/default/pods", {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "db-0", "namespace": "default", "labels": {"app": "db"}},
+                "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "postgres"}]}}, expect=201)
+            n1, n2 = b.nodes["n1"], b.nodes["n2"]
+            n1.start()
+            n1.touch_sentinel()
+            wait_for(lambda: any("reboot blocked" in s for s in n1.statuses()), 15, "n1 blocked")
+            wait_for(lambda: not b.api.get(QUEUE)["items"], 10, "n1's ticket to go")
+            n2.start()
+            t0 = time.monotonic()
+            n2.touch_sentinel()
+            wait_for(lambda: b.api.lease_holders().get("nodereboot-0") == "n2", 15, "n2 to take the slot")
+            self.assertLess(time.monotonic() - t0, 10)
+            # n2 holds the slot (logind never reboots it here); n1's blocker goes: it is back in line
+            b.api.api("DELETE", "/api/v1/namespaces/default/pods/db-0?gracePeriodSeconds=0", expect=200)
+            wait_for(lambda: [t["spec"]["holderIdentity"] for t in b.api.get(QUEUE)["items"]] == ["n1"], 15,
+                     "n1 back in line")
+            wait_for(lambda: any("waiting for the lock" in s for s in n1.statuses()[-1:]), 15, "n1 first in line")
+
+    def test_without_its_namespace_the_queue_is_off(self):
+        """A cluster whose rbac.yaml predates the queue has no namespace nodereboot: the daemons say
+        so once and roll as before, one at a time."""
+        with Bench(["n1", "n2", "n3"]) as b:
+            b.api.api("DELETE", "/api/v1/namespaces/nodereboot", expect=200)
+            wait_for(lambda: b.api.api("GET", "/api/v1/namespaces/nodereboot", expect=None)[0] == 404, 10,
+                     "the namespace to go")
+            b.roll_all()
+            self.assertLessEqual(b.max_out_of_service(), 1)
+            for n in b.nodes.values():
+                self.assertEqual(n.reboots, 1, n.name)
+                self.assertIn("The lock queue is off", n.log_text())
+                self.assertIn("namespace nodereboot does not exist", n.log_text())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
