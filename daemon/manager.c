@@ -546,6 +546,7 @@ static void on_lock_changed(Lock *l, void *userdata) {
 }
 
 static void manager_arm_recheck(Manager *m, usec_t delay);
+static void manager_follow_slots(Manager *m, const QueuePlace *p);
 
 #define QUEUE_PLACE_TEXT "waiting in the queue for a lock slot: place"
 
@@ -580,6 +581,7 @@ static void on_queue_changed(Queue *q, void *userdata) {
                 return;
         v = manager_queue_place(m, &p);
         m->queue_verdict = v;
+        manager_follow_slots(m, &p);
         if (v == QUEUE_WAITING || v == QUEUE_JOINING) {
                 /* The status follows our place in line, without a request. */
                 if (m->action == REBOOT_ACTION_ACQUIRE)
@@ -666,24 +668,47 @@ static void manager_leave_queue(Manager *m) {
         m->queue_verdict = QUEUE_OFF;
 }
 
-static void manager_update_pending_watchers(Manager *m) {
+static void manager_watch_slots(Manager *m, bool want) {
         int r;
 
+        if (want == m->lock_watching)
+                return;
+        if (!want) {
+                lock_unwatch(m->lock);
+                m->lock_watching = false;
+                return;
+        }
+        r = lock_watch(m->lock, on_lock_changed, m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to watch the lock, relying on the periodic re-check: %m");
+        else
+                m->lock_watching = true;
+}
+
+/* In line, only the nodes near its front follow the slots: every take, renewal and release would
+ * otherwise be sent to every waiting node, thousands of watch events per node cycle for the API
+ * server. A node starts following once fewer than 2 x Concurrency are ahead of it (no sooner than
+ * its first 2 s in line, when the nodes that asked before it are all in) and stops beyond 3 x. */
+static void manager_follow_slots(Manager *m, const QueuePlace *p) {
+        unsigned c = m->config->concurrency;
+
+        if (m->state.phase != REBOOT_PHASE_PENDING)
+                return;
+        if (p->verdict == QUEUE_OFF || p->verdict == QUEUE_TURN)
+                manager_watch_slots(m, true);
+        else if (p->verdict == QUEUE_WAITING && !p->settling)
+                manager_watch_slots(m, p->ahead < 2 * c ? true : p->ahead >= 3 * c ? false : m->lock_watching);
+}
+
+static void manager_update_pending_watchers(Manager *m) {
         if (m->state.phase == REBOOT_PHASE_PENDING) {
-                if (!m->lock_watching) {
-                        r = lock_watch(m->lock, on_lock_changed, m);
-                        if (r < 0)
-                                log_warning_errno(r, "Failed to watch the lock, relying on the periodic re-check: %m");
-                        else
-                                m->lock_watching = true;
-                }
+                /* With the queue, our place decides (manager_follow_slots()). */
+                if (!m->queue)
+                        manager_watch_slots(m, true);
                 if (!m->recheck_timer)
                         manager_arm_recheck(m, m->config->lock_recheck_usec);
         } else {
-                if (m->lock_watching) {
-                        lock_unwatch(m->lock);
-                        m->lock_watching = false;
-                }
+                manager_watch_slots(m, false);
                 m->recheck_timer = sd_event_source_disable_unref(m->recheck_timer);
                 m->kick_timer = sd_event_source_disable_unref(m->kick_timer);
                 m->blocked_by_pods = false;
@@ -888,9 +913,15 @@ static void manager_acquire(Manager *m) {
                  * jumps or loses its place, and nothing else (slots are judged by the server's). */
                 r = queue_join(m->queue, m->state.pending_since > 0 ? m->state.pending_since :
                                m->state.phase_since > 0 ? m->state.phase_since : now, on_queue_changed, m);
-                if (r < 0)
+                if (r >= 0) {
+                        (void) manager_queue_place(m, &p);
+                        manager_follow_slots(m, &p);
+                } else {
                         log_warning_errno(r, "Failed to join the lock queue, trying for a slot without it: %m");
-                else if (manager_queue_place(m, &p) == QUEUE_WAITING || p.verdict == QUEUE_JOINING) {
+                        manager_watch_slots(m, true);
+                        p.verdict = QUEUE_OFF;
+                }
+                if (p.verdict == QUEUE_WAITING || p.verdict == QUEUE_JOINING) {
                         m->queue_verdict = p.verdict;
                         manager_say_queue_place(m, &p);
                         /* Pods are looked at again when our turn comes, right before the slot. */

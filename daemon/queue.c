@@ -827,7 +827,8 @@ QueueVerdict queue_place(Queue *q, unsigned free_slots, unsigned expired_slots, 
                         p.ahead = line.ahead;
                         p.total = line.total;
                         p.verdict = queue_is_turn(line.ahead, free_slots) ? QUEUE_TURN : QUEUE_WAITING;
-                        if (p.verdict == QUEUE_TURN && queue_settling(q))
+                        p.settling = queue_settling(q);
+                        if (p.verdict == QUEUE_TURN && p.settling)
                                 p.verdict = QUEUE_WAITING;
                         queue_watch_stall(q, &line, free_slots, expired_slots);
                 }

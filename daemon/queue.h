@@ -68,6 +68,7 @@ typedef struct QueuePlace {
         unsigned ahead;         /* tickets before ours (WAITING, TURN) */
         unsigned total;         /* tickets in line, ours included */
         const char *reason;     /* QUEUE_OFF: why (borrowed from the Queue, valid until the next call) */
+        bool settling;          /* our reboot became required less than QUEUE_SETTLE_USEC ago */
 } QueuePlace;
 
 /* Whether holder (a ticket's node) holds a slot now: such tickets are not in line. */

@@ -64,6 +64,40 @@ class Queue(unittest.TestCase):
             self.assertEqual(got, order)
             self.assertEqual(b.api.get(QUEUE)["items"], [])
 
+    def test_only_the_front_of_the_line_follows_the_slots(self):
+        """Six nodes wait behind a holder that renews on time (Concurrency=1): the two at the
+        front watch the slot Leases, the four behind them do not (every take, renewal and release
+        would be sent to each of them: thousands of watch events per node cycle in a large
+        fleet); each node follows the tickets only."""
+        nodes = [f"n{i}" for i in range(1, 7)]
+        with Bench(nodes + ["busy"]) as b:
+            renew = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+            b.api.api("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases", {
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "nodereboot-0", "namespace": "kube-system",
+                             "labels": {"nodereboot.io/lock": "nodereboot"}},
+                "spec": {"holderIdentity": "busy", "leaseDurationSeconds": 3600, "renewTime": renew}},
+                expect=201)
+            for n in nodes:
+                b.nodes[n].start()
+            for n in nodes:
+                b.nodes[n].wait_phase("idle", 15)
+            for n in nodes:
+                b.nodes[n].touch_sentinel()
+                time.sleep(0.3)
+            wait_for(lambda: any("place 6 of 6" in s for s in b.nodes["n6"].statuses()), 15, "n6 sixth in line")
+            time.sleep(3)                      # past every node's first 2 s in line
+            log = b.api.request_log()
+
+            def watches(n, ns):
+                return [e for e in log if request_node(e) == n and e["verb"] == "watch"
+                        and f"/namespaces/{ns}/leases" in e["path"] and "labelSelector" in e["query"]]
+            following = [n for n in nodes if watches(n, "kube-system")]
+            print(f"following the slots: {following}")
+            self.assertEqual(following, ["n1", "n2"])
+            self.assertTrue(all(watches(n, "nodereboot") for n in nodes))
+            self.assertEqual(b.api.lease_holders().get("nodereboot-0"), "busy")
+
     def test_a_stopped_head_is_passed_over(self):
         """A ticket of a node whose daemon stopped while it waited (created here dated an hour ago,
         so it is first in line): the slot is free and it does not take it. The next in line
