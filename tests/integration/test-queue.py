@@ -35,6 +35,18 @@ def takes(log):
     return first
 
 
+def start_and_touch(b, nodes, order, gap):
+    """Starts the daemons of nodes, waits until each is idle, then touches their sentinels in
+    order, gap seconds apart: their reboots become required in that order."""
+    for n in nodes:
+        b.nodes[n].start()
+    for n in nodes:
+        b.nodes[n].wait_phase("idle", 15)
+    for n in order:
+        b.nodes[n].touch_sentinel()
+        time.sleep(gap)
+
+
 def ticket(holder, since):
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": f"nodereboot-q-{holder}", "namespace": "nodereboot",
@@ -51,13 +63,7 @@ class Queue(unittest.TestCase):
         order = nodes[:]
         random.Random(7).shuffle(order)
         with Bench(nodes, config={"Lock.Concurrency": "1"}) as b:
-            for n in nodes:
-                b.nodes[n].start()
-            for n in nodes:
-                b.nodes[n].wait_phase("idle", 15)
-            for n in order:
-                b.nodes[n].touch_sentinel()
-                time.sleep(0.5)
+            start_and_touch(b, nodes, order, 0.5)
             b.run_reboots(lambda: all(n.reboots == 1 and n.phase() == "idle" for n in b.nodes.values()), 180)
             got = [n for _, n in takes(b.api.request_log())]
             print(f"sentinels in the order {order}; slots taken in the order {got}")
@@ -78,13 +84,7 @@ class Queue(unittest.TestCase):
                              "labels": {"nodereboot.io/lock": "nodereboot"}},
                 "spec": {"holderIdentity": "busy", "leaseDurationSeconds": 3600, "renewTime": renew}},
                 expect=201)
-            for n in nodes:
-                b.nodes[n].start()
-            for n in nodes:
-                b.nodes[n].wait_phase("idle", 15)
-            for n in nodes:
-                b.nodes[n].touch_sentinel()
-                time.sleep(0.3)
+            start_and_touch(b, nodes, nodes, 0.3)
             wait_for(lambda: any("place 6 of 6" in s for s in b.nodes["n6"].statuses()), 15, "n6 sixth in line")
             time.sleep(3)                      # past every node's first 2 s in line
             log = b.api.request_log()
