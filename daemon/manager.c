@@ -122,6 +122,9 @@ struct Manager {
         sd_event_source *kick_timer;    /* pending: a jittered re-try after a slot freed */
         bool lock_watching;
         QueueVerdict queue_verdict;     /* what the queue said last */
+        unsigned queue_ahead;           /* how many were ahead of us when we last looked */
+        usec_t queue_moved_at;          /* CLOCK_MONOTONIC: when fewer were ahead than before */
+        sd_event_source *follow_timer;  /* the line stood still: follow the slots anyway */
 
         char *waiting;                  /* what the current step waits for, for STATUS= */
         char *status;                   /* last STATUS= sent */
@@ -661,11 +664,17 @@ static int on_recheck_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 /* A node in line keeps a ticket only while it may take a slot now: outside its window, blocked by
  * a pod or the package manager, or backing off, it steps out of line and keeps nobody waiting; it
  * comes back at its place (the ticket is dated when the reboot became required). */
+static void manager_watch_slots(Manager *m, bool want);
+
 static void manager_leave_queue(Manager *m) {
         if (!m->queue)
                 return;
         queue_leave(m->queue);
         m->queue_verdict = QUEUE_OFF;
+        m->queue_moved_at = 0;
+        m->follow_timer = sd_event_source_disable_unref(m->follow_timer);
+        /* Out of line, nothing to take: the slots are followed again from our place. */
+        manager_watch_slots(m, false);
 }
 
 static void manager_watch_slots(Manager *m, bool want) {
@@ -689,6 +698,38 @@ static void manager_watch_slots(Manager *m, bool want) {
  * otherwise be sent to every waiting node, thousands of watch events per node cycle for the API
  * server. A node starts following once fewer than 2 x Concurrency are ahead of it (no sooner than
  * its first 2 s in line, when the nodes that asked before it are all in) and stops beyond 3 x. */
+static int on_follow_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        QueuePlace p;
+
+        m->follow_timer = sd_event_source_disable_unref(m->follow_timer);
+        if (m->state.phase != REBOOT_PHASE_PENDING || !m->queue)
+                return 0;
+        (void) manager_queue_place(m, &p);
+        manager_follow_slots(m, &p);
+        return 0;
+}
+
+/* Whether the line in front of us stood still for long: as many pass-over periods as nodes are
+ * ahead, plus one. The tickets ahead may then be those of nodes that are gone (stopped daemons,
+ * deleted machines); only a node that follows the slots sees a slot stay free and passes them
+ * over, so we follow them too. In a moving line it does not happen to nodes far back. */
+static bool manager_line_stands_still(Manager *m, const QueuePlace *p) {
+        usec_t now = now_usec(CLOCK_MONOTONIC), limit = (usec_t) (p->ahead + 1) * QUEUE_PASS_OVER_USEC;
+
+        if (m->queue_moved_at == 0 || p->ahead < m->queue_ahead)
+                m->queue_moved_at = now;
+        m->queue_ahead = p->ahead;
+        if (now >= m->queue_moved_at + limit)
+                return true;
+        if (m->follow_timer)
+                (void) sd_event_source_set_time(m->follow_timer, m->queue_moved_at + limit);
+        else if (sd_event_add_time(m->event, &m->follow_timer, CLOCK_MONOTONIC, m->queue_moved_at + limit,
+                                   USEC_PER_SEC, on_follow_timer, m) < 0)
+                log_debug("Failed to arm the queue's follow timer; the periodic re-check looks instead.");
+        return false;
+}
+
 static void manager_follow_slots(Manager *m, const QueuePlace *p) {
         unsigned c = m->config->concurrency;
 
@@ -696,8 +737,12 @@ static void manager_follow_slots(Manager *m, const QueuePlace *p) {
                 return;
         if (p->verdict == QUEUE_OFF || p->verdict == QUEUE_TURN)
                 manager_watch_slots(m, true);
-        else if (p->verdict == QUEUE_WAITING && !p->settling)
-                manager_watch_slots(m, p->ahead < 2 * c ? true : p->ahead >= 3 * c ? false : m->lock_watching);
+        else if (p->verdict == QUEUE_WAITING && !p->settling) {
+                bool still = manager_line_stands_still(m, p);
+
+                manager_watch_slots(m, p->ahead < 2 * c || still ? true :
+                                    p->ahead >= 3 * c ? false : m->lock_watching);
+        }
 }
 
 static void manager_update_pending_watchers(Manager *m) {
@@ -1974,6 +2019,7 @@ Manager *manager_free(Manager *m) {
         free(m->renew_slot);
         sd_event_source_disable_unref(m->recheck_timer);
         sd_event_source_disable_unref(m->kick_timer);
+        sd_event_source_disable_unref(m->follow_timer);
         drain_free(m->drain);
         blockers_check_free(m->blockers);
         queue_free(m->queue);

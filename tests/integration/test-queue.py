@@ -124,6 +124,25 @@ class Queue(unittest.TestCase):
             pre = (deletes[0].get("body") or {}).get("preconditions") or {}
             self.assertTrue(pre.get("uid") and pre.get("resourceVersion"), deletes[0].get("body"))
 
+    def test_a_line_of_stopped_heads_is_passed_over(self):
+        """Two tickets of stopped daemons at the front (Concurrency=1: as many as the front of the
+        line that follows the slots): the first live node is too far back to follow the slots, so
+        it would never see the free slot. The line does not move, so after (2+1) pass-over periods
+        it follows them anyway, passes both over one after the other, and takes the slot."""
+        with Bench(["n1", "n2", "n3"]) as b:
+            for i, n in enumerate(("n2", "n3")):
+                since = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() - 3600 + i))
+                b.api.api("POST", QUEUE, ticket(n, since), expect=201)
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.touch_sentinel()
+            wait_for(lambda: any("place 3 of 3" in s for s in n1.statuses()), 15, "n1 third in line")
+            wait_for(lambda: b.api.lease_holders().get("nodereboot-0") == "n1", 200, "n1 to take the slot")
+            text = n1.log_text()
+            self.assertIn("Passing over n2", text)
+            self.assertIn("Passing over n3", text)
+            self.assertEqual(b.api.get(QUEUE)["items"], [])
+
     def test_a_blocked_node_steps_out_of_line(self):
         """The first in line has a pod matching [Blockers] PodSelector=: it steps out of line at
         once (its ticket goes), so the next node takes the free slot without waiting for a
