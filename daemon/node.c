@@ -589,13 +589,10 @@ static int json_add_string(json_object *o, const char *key, const char *value) {
 
 static int json_add_object(json_object *o, const char *key, json_object **ret) {
         json_object *v = json_object_new_object();
+        int r = json_set(o, key, v);
 
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
+        if (r < 0)
+                return r;
         *ret = v;
         return 0;
 }
