@@ -477,13 +477,10 @@ static void manager_kick(Manager *m, usec_t jitter) {
         manager_kick_after(m, random_jitter(jitter));
 }
 
-/* With several slots free, the nodes whose turn it is go one after the other, in line order, a
- * moment apart: they do not race for the same slot, and the slots go in order. */
-#define QUEUE_STAGGER_USEC (50 * USEC_PER_MSEC)
-
+/* The head of the line goes at once; a node that tries for itself (no queue) after a jitter, so
+ * that a fleet does not race for a released slot in the same millisecond. */
 static void manager_kick_in_turn(Manager *m, const QueuePlace *p) {
-        manager_kick_after(m, p->verdict == QUEUE_TURN ? p->ahead * QUEUE_STAGGER_USEC :
-                           random_jitter(LOCK_KICK_JITTER_USEC));
+        manager_kick_after(m, p->verdict == QUEUE_TURN ? 0 : random_jitter(LOCK_KICK_JITTER_USEC));
 }
 
 typedef struct SlotHolders {

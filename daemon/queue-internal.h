@@ -46,10 +46,12 @@ typedef struct QueueLine {
 void queue_line_compute(const QueueEntry *entries, size_t n, const char *identity, QueueHoldsSlot holds,
                         void *userdata, QueueLine *ret);
 
-/* Our turn: nobody ahead, or fewer ahead than slots free (free_slots UINT_MAX: unknown, go). */
-bool queue_is_turn(unsigned ahead, unsigned free_slots);
+/* Our turn: nobody ahead. Strictly one at a time, even with several slots free: the next in line
+ * goes once the one before it holds its slot (one round trip later), so a head whose daemon is slow
+ * to run is never overtaken. */
+bool queue_is_turn(unsigned ahead);
 
 /* While a slot stays free and it is not our turn: how long after the stall began we pass over the
- * head. The first one past the turns waits one period, each further place one more, so that the
- * head is passed over once, by the nearest live node. USEC_INFINITY when nothing is free. */
+ * head. The second in line waits one period, each further place one more, so that the head is
+ * passed over once, by the nearest live node. USEC_INFINITY when nothing is free. */
 usec_t queue_pass_over_delay(unsigned ahead, unsigned free_slots, usec_t period);

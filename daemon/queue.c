@@ -189,14 +189,14 @@ void queue_line_compute(const QueueEntry *entries, size_t n, const char *identit
         *ret = line;
 }
 
-bool queue_is_turn(unsigned ahead, unsigned free_slots) {
-        return ahead == 0 || ahead < free_slots;
+bool queue_is_turn(unsigned ahead) {
+        return ahead == 0;
 }
 
 usec_t queue_pass_over_delay(unsigned ahead, unsigned free_slots, usec_t period) {
-        if (free_slots == 0 || free_slots == UINT_MAX || queue_is_turn(ahead, free_slots))
+        if (free_slots == 0 || free_slots == UINT_MAX || queue_is_turn(ahead))
                 return USEC_INFINITY;
-        return (usec_t) (ahead - free_slots + 1) * period;
+        return (usec_t) ahead * period;
 }
 
 char *queue_list_path(const char *namespace, const char *lock_name) {
@@ -826,7 +826,7 @@ QueueVerdict queue_place(Queue *q, unsigned free_slots, unsigned expired_slots, 
                 if (line.own) {
                         p.ahead = line.ahead;
                         p.total = line.total;
-                        p.verdict = queue_is_turn(line.ahead, free_slots) ? QUEUE_TURN : QUEUE_WAITING;
+                        p.verdict = queue_is_turn(line.ahead) ? QUEUE_TURN : QUEUE_WAITING;
                         p.settling = queue_settling(q);
                         if (p.verdict == QUEUE_TURN && p.settling)
                                 p.verdict = QUEUE_WAITING;

@@ -5,9 +5,10 @@
  * ticket: a Lease "<Name>-q-<node>" in [Lock] QueueNamespace=, labelled nodereboot.io/queue=<Name>,
  * holderIdentity = the node, acquireTime = when its reboot became required. Every waiting node
  * watches the tickets (events, no requests) and works out its place: the tickets ordered by
- * acquireTime, then name, leaving out nodes that hold a slot. Only the first in line (and, when k
- * slots are free, the first k) looks at the slots; everyone else stays quiet. So a released slot
- * costs one list and one write, whatever the number of waiting nodes, and slots go in order.
+ * acquireTime, then name, leaving out nodes that hold a slot. Only the first in line looks at the
+ * slots; everyone else stays quiet. With several slots free they go one after the other: the next
+ * node is first once the one before it holds its slot. So a released slot costs one list and one
+ * write, whatever the number of waiting nodes, and slots go in order.
  *
  * The queue only says who should try; every safety property stays with the lock (writes fenced by
  * resourceVersion, the API server's clock, the takeover rules). A ticket cannot lock anything out:

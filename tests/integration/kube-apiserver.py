@@ -54,6 +54,7 @@ from apiserver.controllers import Cluster, running_status  # noqa: E402
 from apiserver.errors import ApiError  # noqa: E402
 from apiserver.faults import FaultInjector  # noqa: E402
 from apiserver.nodes import NodeTiming  # noqa: E402
+from apiserver import profiling  # noqa: E402
 from apiserver.objects import Objects  # noqa: E402
 from apiserver.pki import PKI, kubeconfig, write_atomic  # noqa: E402
 from apiserver.rbac import ManifestError, ManifestRBAC  # noqa: E402
@@ -144,6 +145,8 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--control-port", type=int, default=0)
     ap.add_argument("--seed")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="profile every thread's CPU time; write the merged pstats to FILE at exit")
     ap.add_argument("--token", action="append", default=[], metavar="TOKEN=USER")
     ap.add_argument("--clock-offset", type=float, default=0.0)
     ap.add_argument("--deletion-scale", type=float, default=0.05)
@@ -169,6 +172,8 @@ def main():
     ap.add_argument("--disrupted-pod-timeout", type=float, default=12.0, metavar="S",
                     help="how long an eviction's status.disruptedPods entry counts if the pod is not deleted")
     args = ap.parse_args()
+    if args.profile:
+        profiling.start()
 
     os.makedirs(args.state_dir, exist_ok=True)
     ready_path = os.path.join(args.state_dir, "ready.json")
@@ -253,6 +258,8 @@ def main():
 
     while not stop.wait(3600):
         pass
+    if args.profile:
+        profiling.dump(args.profile)
     # Watch and connection threads are daemons; nothing needs flushing, so leave at once.
     try:
         os.unlink(ready_path)

@@ -829,6 +829,37 @@ class ApiServerTest(unittest.TestCase):
             self.assertEqual(got, sorted(got))
         self.assertLess(time.monotonic() - t0, 15)
 
+    def test_watches_share_one_pump_and_a_stalled_reader_stalls_no_one(self):
+        """Watch streams are sent by one event loop, not a thread each (the real server serves a
+        thousand nodes' watches; a thread per watch made the test server what a scale test
+        measured). A client that stops reading (a daemon stopped with SIGSTOP, a full socket)
+        must not hold up the others: its writes wait for its socket, the others' do not."""
+        pid = self.s.ready["pid"]
+
+        def threads():
+            with open("/proc/%d/status" % pid) as f:
+                return int(next(x for x in f if x.startswith("Threads:")).split()[1])
+        base = "/api/v1/namespaces/%s/configmaps" % self.ns
+        before = threads()
+        watches = [self.s.watch(base + "?watch=1&labelSelector=w%3D1", timeout=20) for _ in range(200)]
+        self.assertTrue(wait_for(lambda: sum(self.ns in x["path"] for x in self.s.control("GET", "/watches")) == 200, 10))
+        self.assertLess(threads() - before, 20, "200 open watches, not 200 threads")
+        stalled = watches.pop()   # never read from here on
+        big = "x" * 65536
+        t0 = time.monotonic()
+        for i in range(150):     # 9.8 MB: more than the stalled client's socket buffers hold (4 MB + 128 kB)
+            self.s.ok("POST", base, {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "big-%d" % i, "labels": {"w": "1"}}, "data": {"d": big}})
+        for w in watches[:5] + watches[-5:]:
+            names = [w.next()["object"]["metadata"]["name"] for _ in range(150)]
+            self.assertEqual(names, ["big-%d" % i for i in range(150)])
+        self.assertLess(time.monotonic() - t0, 15)
+        for w in watches:
+            w.close()
+        stalled.close()
+        self.assertTrue(wait_for(lambda: not any(self.ns in x["path"] for x in self.s.control("GET", "/watches")), 5),
+                        "closed clients are noticed at once")
+
     # -- the world behind the API -----------------------------------------------------------------
     def test_control_objects_fire_watch_events(self):
         self.s.ok("POST", "/api/v1/nodes", node("ghost"))
@@ -1189,6 +1220,18 @@ class WatchLifetimeTest(SeededServerTest):
         self.assertGreaterEqual(elapsed, 0.9)
         self.assertLess(elapsed, 2.9)
         self.assertEqual(len(ends), 1)
+
+    def test_the_connection_serves_requests_after_its_watch_ends(self):
+        """After the server ends a watch (chunked terminator), the keep-alive connection serves
+        the client's next request, as a real server's does (libcurl reuses it)."""
+        w = self.s.watch("/api/v1/namespaces/%s/configmaps?watch=1" % self.ns)
+        self.assertIsNone(w.next(), "a clean end of the stream")
+        w.c.request("GET", "/api/v1/namespaces/%s/configmaps" % self.ns,
+                    headers={"Authorization": "Bearer " + self.s.token})
+        r = w.c.getresponse()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(json.loads(r.read())["kind"], "ConfigMapList")
+        w.close()
 
     def test_too_old_resource_version_per_resource(self):
         first = int(self.s.control("GET", "/state")["resourceVersion"])

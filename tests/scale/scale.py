@@ -446,6 +446,16 @@ class Harness:
         return ["--node-status-update-frequency", f"{f:g}", "--node-monitor-grace-period", f"{4 * f:g}",
                 "--node-monitor-period", f"{0.5 * f:g}", "--watch-cache-size", str(max(1000, 20 * self.n))]
 
+    def overtaken_detail(self, counts, asked, got, most=50):
+        t0 = self.touch_time
+        rel = lambda t: round(t - t0, 3) if isinstance(t, float) else t  # noqa: E731
+        out = []
+        for n in sorted((n for n, c in counts.items() if c), key=lambda n: got[n])[:most]:
+            later = sorted((m for m in got if m in asked and asked[m] > asked[n] and got[m] < got[n]),
+                           key=lambda m: got[m])
+            out.append([n, rel(asked[n]), rel(got[n]), [[m, rel(asked[m]), rel(got[m])] for m in later[:5]]])
+        return out
+
     # -- the request log --
     def pull_log(self):
         entries = self.api.control("GET", f"/log?since={self.log_seq}")
@@ -716,9 +726,14 @@ class Harness:
         limit = cycles_done / self.c * statistics.median(cycles) if cycles else None
         if self.timed_out:
             roll = self.done_time - self.touch_time
+        # The cycles as they ran (slowed down by a loaded server, for one) fill the C slots for
+        # at least their sum / C: what the roll took beyond that, the slots stood idle.
+        busy = sum(cycles) / self.c if cycles else None
         f["roll"] = {"timed_out": self.timed_out, "seconds": round(roll, 1),
                      "limit_seconds": round(limit, 1) if limit else None,
                      "ratio": round(roll / limit, 2) if limit else None,
+                     "busy_seconds": round(busy, 1) if busy else None,
+                     "busy_ratio": round(roll / busy, 3) if busy else None,
                      "harness_seconds": round(self.roll_seconds, 1)}
 
         # CPU during the roll.
@@ -770,6 +785,11 @@ class Harness:
                          "inverted_pairs": round(sum(judged.values()) / pairs, 4),
                          "by_touch_order": {"max_overtaken_by": max(by_touch.values(), default=0),
                                             "inverted_pairs": round(sum(by_touch.values()) / pairs, 4)},
+                         # each overtaken node: [node, when it asked, when it got its slot (s after the
+                         # touch), and the nodes that asked later and got theirs earlier, likewise]
+                         "first_slots_s": [round(t - self.touch_time, 3) for t in sorted(got.values())[:2 * self.c]],
+                         "overtaken": self.overtaken_detail(judged, required if by_required is not None
+                                                            else self.touch_order, got),
                          # [node, touch rank, slot rank] in touch order
                          "order": [[n, self.touch_order[n], sorted(got, key=got.get).index(n) if n in got else None]
                                    for n in sorted(self.touch_order, key=self.touch_order.get)]}
@@ -858,6 +878,9 @@ def print_figures(f):
     print(f"roll: {'TIMED OUT, ' if ro['timed_out'] else ''}{ro['seconds']} s; "
           f"limit {f['node_cycles']} node cycles / C "
           f"x median cycle = {ro['limit_seconds']} s; ratio {ro['ratio']}")
+    if ro.get("busy_seconds"):
+        print(f"      against the cycles as they ran: sum of cycles / C = {ro['busy_seconds']} s; "
+              f"ratio {ro['busy_ratio']} (the rest the slots stood idle)")
     cpu = f["cpu_s"]
     print(f"CPU in the roll: API server {cpu['server']} s ({cpu['server_per_node_cycle_ms']} ms per node cycle, "
           f"{cpu['server_share_of_roll']} of a core, {cpu['server_requests_per_cpu_s']} requests per CPU s), "

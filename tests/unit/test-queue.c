@@ -136,12 +136,9 @@ TEST(place_in_line) {
 }
 
 TEST(turns) {
-        ASSERT_TRUE(queue_is_turn(0, 0));       /* the head looks even with every slot held */
-        ASSERT_FALSE(queue_is_turn(1, 0));
-        ASSERT_FALSE(queue_is_turn(1, 1));
-        ASSERT_TRUE(queue_is_turn(1, 2));       /* two free slots: the first two go */
-        ASSERT_FALSE(queue_is_turn(2, 2));
-        ASSERT_TRUE(queue_is_turn(7, UINT_MAX));
+        ASSERT_TRUE(queue_is_turn(0));          /* the head looks even with every slot held */
+        ASSERT_FALSE(queue_is_turn(1));         /* with slots free too: one at a time, in order */
+        ASSERT_FALSE(queue_is_turn(7));
 }
 
 TEST(pass_over_delays) {
@@ -151,11 +148,12 @@ TEST(pass_over_delays) {
         ASSERT_EQ(queue_pass_over_delay(3, 0, p), USEC_INFINITY);
         ASSERT_EQ(queue_pass_over_delay(0, 1, p), USEC_INFINITY);
         ASSERT_EQ(queue_pass_over_delay(5, UINT_MAX, p), USEC_INFINITY);
-        /* one slot free: the second in line waits one period, the third two, ... */
+        /* a slot free: the second in line waits one period, the third two, ... */
         ASSERT_EQ(queue_pass_over_delay(1, 1, p), p);
         ASSERT_EQ(queue_pass_over_delay(2, 1, p), 2 * p);
-        /* two free: the first two go, the third waits one period */
-        ASSERT_EQ(queue_pass_over_delay(2, 2, p), p);
+        /* as many free as are ahead: still the nearest passes over, once */
+        ASSERT_EQ(queue_pass_over_delay(1, 3, p), p);
+        ASSERT_EQ(queue_pass_over_delay(2, 2, p), 2 * p);
 }
 
 TEST(verdict_names) {

@@ -1,13 +1,14 @@
 """The Kubernetes API over HTTPS: routing, authentication, RBAC, fault injection, verbs, watches,
 evictions and discovery. Each connection runs in its own thread; the TLS handshake happens there
-too, so a slow client never holds up the accept loop."""
+too, so a slow client never holds up the accept loop. An open watch stream is handed to the watch
+pump (watchpump.py, one thread for all streams), and its connection back to a thread when the
+stream ends."""
 
 import collections
 import copy
+import functools
 import json
-import queue
 import random
-import select
 import socket
 import ssl
 import sys
@@ -25,6 +26,7 @@ from .objects import check_preconditions
 from .patches import APPLY_PATCH
 from .selectors import FieldSelector, LabelSelector, selector_from_spec
 from .store import Watcher
+from .watchpump import WatchPump
 from .tokens import PROTOBUF, token_request_from_protobuf
 
 MAX_BODY = 3 * 1024 * 1024
@@ -52,6 +54,16 @@ def _wire_event(kind, obj, res):
             _WIRE.clear()
         _WIRE[key] = (obj, data)   # holding obj keeps its id from being reused
     return data
+
+
+def _wire_item(item, res):
+    """A watch queue's item as the line the stream sends."""
+    kind, obj = item
+    if kind == "BOOKMARK":
+        return json.dumps({"type": "BOOKMARK", "object": {
+            "kind": res.kind, "apiVersion": res.api_version,
+            "metadata": {"resourceVersion": str(obj)}}}, separators=(",", ":")).encode() + b"\n"
+    return _wire_event(kind, obj, res)
 
 
 def watch_lifetime(min_request_timeout):
@@ -177,6 +189,7 @@ class ApiHTTPServer(ThreadingHTTPServer):
         self.ctx = ctx
         self._conns = set()
         self._conns_lock = threading.Lock()
+        self._watches_to_adopt = {}   # connection -> a watch its handler set up for the pump
         super().__init__(addr, ApiHandler)
 
     def finish_request(self, request, client_address):
@@ -190,17 +203,42 @@ class ApiHTTPServer(ThreadingHTTPServer):
             return
         with self._conns_lock:
             self._conns.add(conn)
+        self._serve_connection(conn, client_address)
+
+    def _serve_connection(self, conn, client_address):
+        served = False
         try:
             self.RequestHandlerClass(conn, client_address, self)
+            served = True
         except (OSError, ssl.SSLError):
             pass
-        finally:
-            with self._conns_lock:
-                self._conns.discard(conn)
-            try:
-                conn.close()
-            except OSError:
-                pass
+        with self._conns_lock:
+            adopt = self._watches_to_adopt.pop(conn, None)
+        if adopt is not None:
+            if served:
+                # The stream is the pump's now; the connection stays open.
+                self.ctx.watch_pump.adopt(self, conn, client_address, *adopt)
+                return
+            self.ctx.store.unsubscribe(adopt[0])
+        self.forget_connection(conn)
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+    def set_watch_to_adopt(self, conn, watch):
+        """Called by the handler of a watch: once it returns, the pump takes the connection."""
+        with self._conns_lock:
+            self._watches_to_adopt[conn] = watch
+
+    def resume_connection(self, conn, client_address):
+        """A watch ended and its connection is open: serve the client's next requests on it."""
+        threading.Thread(target=self._serve_connection, args=(conn, client_address),
+                         name="api-conn", daemon=True).start()
+
+    def forget_connection(self, conn):
+        with self._conns_lock:
+            self._conns.discard(conn)
 
     def handle_error(self, request, client_address):
         pass
@@ -223,6 +261,7 @@ class ApiListener:
         self.ctx = ctx
         self.port = port
         self.server = None
+        ctx.watch_pump = WatchPump(ctx.store, BOOKMARK_INTERVAL)
         self._lock = threading.Lock()
         self._reopen_at = None
         self._timer = None
@@ -658,7 +697,10 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _serve_list(self, ctx, res, ns, query):
         ls = LabelSelector(query.get("labelSelector"))
         fs = FieldSelector(query.get("fieldSelector"), res)
-        items, rv = ctx.objects.list(res, ns)
+        listed = None
+        if res.kind == "Pod" and fs.equals("spec.nodeName") is not None:
+            listed = ctx.store.list_indexed(res.storage, "spec.nodeName", fs.equals("spec.nodeName"), ns)
+        items, rv = listed if listed is not None else ctx.objects.list(res, ns)
 
         def fmatch(o):
             if not fs:
@@ -726,38 +768,16 @@ class ApiHandler(BaseHTTPRequestHandler):
                                            % (since, ctx.store.floor(res.storage)),
                                            "Expired")
                 self._chunk({"type": "ERROR", "object": err})
-                timeout = 0
-            deadline = time.monotonic() + timeout
-            last_write = time.monotonic()
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    kind, obj = watcher.queue.get(timeout=min(1.0, left))
-                except queue.Empty:
-                    if self._client_gone():
-                        break
-                    if bookmarks and time.monotonic() - last_write >= BOOKMARK_INTERVAL:
-                        ctx.store.bookmark(watcher)
-                        last_write = time.monotonic()
-                    continue
-                if kind == "CLOSE":
-                    break
-                if kind == "BOOKMARK":
-                    ev = {"type": "BOOKMARK", "object": {"kind": res.kind, "apiVersion": res.api_version,
-                                                         "metadata": {"resourceVersion": str(obj)}}}
-                    self._chunk(ev)
-                else:
-                    self._write_chunk(_wire_event(kind, obj, res))
-                last_write = time.monotonic()
-        finally:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                return 200
+        except BaseException:
             ctx.store.unsubscribe(watcher)
-        try:
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        except OSError:
-            self.close_connection = True
+            raise
+        # The pump sends the events from here on; this thread lets go of the connection.
+        self.server.set_watch_to_adopt(self.connection, (watcher, functools.partial(_wire_item, res=res),
+                                                          time.monotonic() + timeout, bookmarks))
+        self.close_connection = True
         return 200
 
     def _chunk(self, ev):
@@ -766,26 +786,6 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _write_chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
-
-    def _client_gone(self):
-        """A watch client sends nothing; a readable socket means it went away."""
-        sock = self.connection
-        try:
-            if sock.pending():
-                return False
-            r, _, _ = select.select([sock], [], [], 0)
-            if not r:
-                return False
-            sock.settimeout(0.05)
-            try:
-                data = sock.recv(1)
-            finally:
-                sock.settimeout(self.timeout)
-            return data == b""
-        except (ssl.SSLWantReadError, socket.timeout):
-            return False
-        except (OSError, ssl.SSLError, ValueError):
-            return True
 
     # -- eviction --------------------------------------------------------------------------------
     # pkg/registry/core/pod/storage/eviction.go (1.28), answer for answer: reference cases 01-10.

@@ -7,6 +7,7 @@ nodes.py.
 Hooks run under the store lock on every event; anything that should happen "later" goes through
 Timers so it runs asynchronously, as the real controllers do."""
 
+import collections
 import copy
 import heapq
 import itertools
@@ -98,6 +99,11 @@ class Cluster:
         self._finishing = set()
         self._starting = set()
         self._pdb_rechecks = set()
+        self._unscheduled = set()        # (namespace, name) of pods without a node, not being deleted
+        # The scheduler's cache: pods on each node, and per controller, not being deleted.
+        self._load = collections.Counter()
+        self._siblings = collections.Counter()    # (controller uid, node) -> pods
+        self._schedule_queued = False
         self.res_pod = by_kind("Pod")
         self.res_node = by_kind("Node")
         self.res_pdb = by_kind("PodDisruptionBudget")
@@ -105,6 +111,7 @@ class Cluster:
         self.timing = timing or NodeTiming()
         self.kubelets = Kubelets(self, self.timing)
         self.node_lifecycle = NodeLifecycleController(self, self.timing)
+        store.add_index(self.res_pod.storage, "spec.nodeName", lambda p: (p.get("spec") or {}).get("nodeName") or "")
         store.hooks.append(self._on_event)
 
     # -- event dispatch (under the store lock) ----------------------------------------------------
@@ -115,16 +122,35 @@ class Cluster:
                 self.kubelets.node_added(ev.obj)
             if ev.type != DELETED:
                 self.timers.schedule(0, self.node_lifecycle.no_schedule_pass, ev.obj["metadata"]["name"])
-                self.timers.schedule(0, self._schedule_pending)
+                self._queue_scheduling()
         elif ev.storage == self.res_pod.storage:
+            self._count_placement(ev.old, -1)
+            if ev.type != DELETED:
+                self._count_placement(ev.obj, 1)
             self._pod_event(ev)
             self._recompute_pdbs(ev.obj["metadata"].get("namespace", ""))
         elif ev.storage == self.res_pdb.storage and ev.type != DELETED:
             self._recompute_pdbs(ev.obj["metadata"].get("namespace", ""))
 
+    def _count_placement(self, pod, delta):
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            return
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node:
+            return
+        self._load[node] += delta
+        ref = controller_ref(pod)
+        if ref and ref.get("uid"):
+            self._siblings[(ref["uid"], node)] += delta
+
     def _pod_event(self, ev):
         pod, md = ev.obj, ev.obj["metadata"]
         was_terminating = ev.old is not None and ev.old["metadata"].get("deletionTimestamp")
+        key = (md.get("namespace", ""), md["name"])
+        if ev.type != DELETED and not md.get("deletionTimestamp") and not (pod.get("spec") or {}).get("nodeName"):
+            self._unscheduled.add(key)
+        else:
+            self._unscheduled.discard(key)
         if ev.type == DELETED:
             if not was_terminating:
                 self._maybe_replace(pod)
@@ -143,7 +169,7 @@ class Cluster:
         phase = (pod.get("status") or {}).get("phase")
         if not node:
             if ev.type == ADDED:
-                self.timers.schedule(0, self._schedule_pending)
+                self._queue_scheduling()
         elif phase == "Pending" and md["uid"] not in self._starting:
             self._starting.add(md["uid"])
             self.timers.schedule(self.start_delay, self._kubelet_start, md["namespace"], md["name"], md["uid"])
@@ -258,32 +284,31 @@ class Cluster:
         """Among feasible nodes the one with the fewest pods of the same controller (the default
         PodTopologySpread by hostname), then the fewest pods. The node a replaced pod left is not
         avoided: a tolerating replacement may well go back to the cordoned node it was evicted from."""
-        nodes, _ = self.store.list(self.res_node.storage)
-        pods, _ = self.store.list(self.res_pod.storage)
         ref = controller_ref(pod)
-        load, siblings = {}, {}
-        for p in pods:
-            n = (p.get("spec") or {}).get("nodeName")
-            if n and not p["metadata"].get("deletionTimestamp"):
-                load[n] = load.get(n, 0) + 1
-                other = controller_ref(p)
-                if ref and other and other.get("uid") == ref.get("uid"):
-                    siblings[n] = siblings.get(n, 0) + 1
+        uid = (ref or {}).get("uid")
         best = None
-        for n in nodes:
+        for n in self.store.data[self.res_node.storage].values():
             name = n["metadata"]["name"]
             if name == exclude or not self.feasible(pod, n):
                 continue
-            score = (siblings.get(name, 0), load.get(name, 0))
-            if best is None or score < best[0]:
-                best = (score, name)
-        return best[1] if best else None
+            score = (self._siblings[(uid, name)] if uid else 0, self._load[name], name)   # ties: the first by name
+            if best is None or score < best:
+                best = score
+        return best[2] if best else None
+
+    def _queue_scheduling(self):
+        """One scheduling pass queued at a time (every Node heartbeat asks for one)."""
+        if self._schedule_queued or not self._unscheduled:
+            return
+        self._schedule_queued = True
+        self.timers.schedule(0, self._schedule_pending)
 
     def _schedule_pending(self):
         with self.store.lock:
-            pods, _ = self.store.list(self.res_pod.storage)
+            self._schedule_queued = False
+            pods = [self.store.get(self.res_pod.storage, ns, name) for ns, name in sorted(self._unscheduled)]
             for p in pods:
-                if (p.get("spec") or {}).get("nodeName") or p["metadata"].get("deletionTimestamp"):
+                if p is None or (p.get("spec") or {}).get("nodeName") or p["metadata"].get("deletionTimestamp"):
                     continue
                 if (p.get("status") or {}).get("phase", "Pending") != "Pending":
                     continue

@@ -100,6 +100,11 @@ class Kubelet:
         self.not_ready_until = 0.0
         self.last_report = None          # monotonic time of the last status post in this run
         self.reported_ready = None       # what the last post in this run said of Ready
+        # The stored Node and the kubelet's state when it last computed the status: while neither
+        # changed and no report is due, the status it would compute differs only in heartbeats,
+        # so it posts nothing (the same result as computing it, without copying the Node).
+        self.checked_node = None
+        self.checked_inputs = None
 
     def serving(self):
         """Whether it starts pods and confirms deletions: running, with a working runtime."""
@@ -250,14 +255,18 @@ class Kubelets:
                 return  # this kubelet does not register Nodes; it waits for one
             self._renew_lease(k, node)
             now = time.time()
+            due = (k.last_report is None or force
+                   or time.monotonic() >= k.last_report + self.timing.status_report)
+            inputs = (k.boot_id, k.version, k.runtime_ready, now < k.not_ready_until)
+            if not due and node is k.checked_node and inputs == k.checked_inputs:
+                return
+            k.checked_node, k.checked_inputs = node, inputs
             new = copy.deepcopy(node)
             st = new.setdefault("status", {})
             self._set_status(k, st, now)
-            due = (k.last_report is None or force
-                   or time.monotonic() >= k.last_report + self.timing.status_report)
             if not due and not status_changed(node.get("status") or {}, st):
                 return
-            self.objects.replace_raw(self.res_node, new)
+            k.checked_node = self.objects.replace_raw(self.res_node, new)
             k.last_report = time.monotonic()
             ready = (condition(new, "Ready") or {}).get("status") == "True"
             if ready != k.reported_ready:
@@ -300,8 +309,8 @@ class Kubelets:
                    "spec": spec}
             self.objects.create(self.res_lease, NODE_LEASE_NAMESPACE, obj, from_api=False)
             return
-        new = copy.deepcopy(lease)
-        new["spec"] = dict(new.get("spec") or {}, **spec)
+        # A new object that shares the unchanged parts (stored objects are never changed in place).
+        new = dict(lease, metadata=dict(lease["metadata"]), spec=dict(lease.get("spec") or {}, **spec))
         self.objects.replace_raw(self.res_lease, new)
 
 

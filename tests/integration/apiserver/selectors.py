@@ -168,6 +168,13 @@ class FieldSelector:
     def __bool__(self):
         return bool(self.reqs)
 
+    def equals(self, key):
+        """The value the selector requires key to equal, if it does."""
+        for k, op, val in self.reqs:
+            if k == key and op == "=":
+                return val
+        return None
+
     def single_name(self):
         for key, op, val in self.reqs:
             if key == "metadata.name" and op == "=":

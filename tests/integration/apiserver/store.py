@@ -1,6 +1,6 @@
 """The object store: one lock, one global resourceVersion counter, a bounded event history per
 resource for watch resumption, and per-watch queues fed under the lock (sockets are written outside
-it).
+it, by the watch pump).
 
 The history models the real server's watch cache: one per resource (all Leases share one, so the
 kubelets' node Leases push the lock Lease's old events out), holding the last history_size events.
@@ -11,7 +11,6 @@ serialize a stored object without copying it."""
 
 import collections
 import copy
-import queue
 import threading
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
@@ -30,7 +29,8 @@ class Event:
 
 class Watcher:
     """One watch stream's filter and queue. Items are (type, stored object) or ("BOOKMARK", rv),
-    or ("CLOSE", None) when the server ends the stream."""
+    or ("CLOSE", None) when the server ends the stream. sink(watcher), when set, is told of every
+    item put (the watch pump, which then drains items)."""
 
     MAX_QUEUE = 50000
 
@@ -39,9 +39,16 @@ class Watcher:
         self.namespace = namespace
         self.label_sel = label_sel
         self.field_sel = field_sel
-        self.queue = queue.Queue()
+        self.items = collections.deque()
+        self.sink = None
         self.info = info or {}
         self.overflowed = False
+
+    def put(self, item):
+        self.items.append(item)
+        sink = self.sink
+        if sink is not None:
+            sink(self)
 
     def matches(self, obj):
         md = obj.get("metadata", {})
@@ -78,12 +85,12 @@ class Watcher:
         t = self.translate(ev)
         if t is None or self.overflowed:
             return
-        if self.queue.qsize() >= self.MAX_QUEUE:
+        if len(self.items) >= self.MAX_QUEUE:
             # A client that does not read gets its stream closed, as the real server does.
             self.overflowed = True
-            self.queue.put(("CLOSE", None))
+            self.put(("CLOSE", None))
             return
-        self.queue.put(t)
+        self.put(t)
 
 
 class Store:
@@ -102,6 +109,9 @@ class Store:
         # their lease group must not each be asked about every other namespace's events).
         self.watchers_by_ns = collections.defaultdict(lambda: collections.defaultdict(set))
         self.hooks = []
+        # storage -> field -> value -> {(ns, name)}: the real watch cache's indexers (pods by
+        # spec.nodeName), so a node's pod list does not read every pod of the cluster.
+        self.indexes = {}
 
     # -- reads -----------------------------------------------------------------------------------
     def get(self, storage, ns, name):
@@ -112,6 +122,31 @@ class Store:
         with self.lock:
             items = [o for (ons, _), o in self.data[storage].items() if ns is None or ons == ns]
             return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])), self.rv
+
+    def add_index(self, storage, field, value_of):
+        with self.lock:
+            idx = self.indexes.setdefault(storage, {})[field] = (value_of, collections.defaultdict(set))
+            for key, obj in self.data[storage].items():
+                idx[1][value_of(obj)].add(key)
+
+    def list_indexed(self, storage, field, value, ns=None):
+        """list() of the objects whose field equals value, or None without an index for field."""
+        with self.lock:
+            idx = self.indexes.get(storage, {}).get(field)
+            if idx is None:
+                return None
+            objs = self.data[storage]
+            items = [objs[k] for k in idx[1].get(value, ()) if ns is None or k[0] == ns]
+            return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])), self.rv
+
+    def _reindex(self, storage, key, old, new):
+        for value_of, by_value in self.indexes.get(storage, {}).values():
+            if old is not None:
+                keys = by_value.get(value_of(old))
+                if keys is not None:
+                    keys.discard(key)
+            if new is not None:
+                by_value[value_of(new)].add(key)
 
     def current_rv(self):
         with self.lock:
@@ -127,6 +162,7 @@ class Store:
             key = (md.get("namespace", ""), md["name"])
             old = self.data[storage].get(key)
             self.data[storage][key] = obj
+            self._reindex(storage, key, old, obj)
             self._emit(Event(self.rv, type_, storage, obj, old))
             return obj
 
@@ -136,6 +172,7 @@ class Store:
             old = self.data[storage].pop(key, None)
             if old is None:
                 return None
+            self._reindex(storage, key, old, None)
             self.rv += 1
             final = copy.deepcopy(old)
             final["metadata"]["resourceVersion"] = str(self.rv)
@@ -173,7 +210,7 @@ class Store:
                 items, _ = self.list(storage, watcher.namespace)
                 for o in items:
                     if watcher.matches(o):
-                        watcher.queue.put((ADDED, o))
+                        watcher.put((ADDED, o))
             else:
                 if since < self.floor(storage):
                     return False
@@ -192,7 +229,7 @@ class Store:
     def bookmark(self, watcher):
         """Queue a BOOKMARK behind every event already queued, so its rv never skips one."""
         with self.lock:
-            watcher.queue.put(("BOOKMARK", self.rv))
+            watcher.put(("BOOKMARK", self.rv))
 
     def all_watchers(self):
         with self.lock:
@@ -201,4 +238,4 @@ class Store:
     def close_all_watches(self):
         with self.lock:
             for w in self.all_watchers():
-                w.queue.put(("CLOSE", None))
+                w.put(("CLOSE", None))
