@@ -5,7 +5,7 @@
     DBUS_SYSTEM_BUS_ADDRESS=unix:path=... /usr/bin/python3 logind-standin.py --events FILE --ready FILE
 
 Owns org.freedesktop.login1 on a private bus and answers what noderebootd calls on
-org.freedesktop.login1.Manager (daemon/logind.c): RebootWithFlags(t), Reboot(b) (the fallback of
+org.freedesktop.login1.Manager (daemon/host/logind.c): RebootWithFlags(t), Reboot(b) (the fallback of
 logind < 248), ListInhibitors() and Properties.Get of BlockInhibited / PreparingForShutdown (and
 DelayInhibited, GetAll, for busctl). No inhibitor is ever held and no shutdown is in progress.
 

@@ -48,7 +48,7 @@ from nspawn import (EXIT_REBOOT, SANDBOX_BOOT_ID_PROBE, Container, StatusPoller,
                     install_kubeconfig, pod_names, prepare, proc_status, say, wait_booted, wait_for)
 
 NODES = ["node-1", "node-2"]
-MSG_REBOOTING = "a1bcab02030b4270969644c01193ec1b"      # daemon/log.h MESSAGE_REBOOTING
+MSG_REBOOTING = "a1bcab02030b4270969644c01193ec1b"      # daemon/basic/log.h MESSAGE_REBOOTING
 MSG_RECOVERED = "4b7cbd21b94445cca9b9344bf3e89098"      # MESSAGE_RECOVERED
 MSG_LOCK_RELEASED = "4e9447c6c09346a1a460daa2f40a15e9"  # MESSAGE_LOCK_RELEASED
 TEST_TIMEOUT = 840          # hard limit for the whole test (meson's is 900)

@@ -51,7 +51,7 @@ from nspawn import EXIT_REBOOT, Container, build_deb, dump, prepare, say, wait_b
 NODE = "node-1"
 SLOT = "nodereboot-0"                                   # [Lock] Name=nodereboot, Concurrency=1
 PDB_PATH = "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web-pdb"
-MSG_REBOOTING = "a1bcab02030b4270969644c01193ec1b"      # daemon/log.h MESSAGE_REBOOTING
+MSG_REBOOTING = "a1bcab02030b4270969644c01193ec1b"      # daemon/basic/log.h MESSAGE_REBOOTING
 NEXT_SUFFIX = "+upgradetest1"
 TEST_TIMEOUT = 540          # hard limit for the whole test (meson's is 600)
 # The fields of the state file that make the cycle: the upgrade must not change them.
