@@ -387,6 +387,47 @@ class ApiServerTest(unittest.TestCase):
         rest = self.s.ok("GET", "/api/v1/namespaces/%s/pods?limit=3&continue=%s" % (ns, page["metadata"]["continue"]))
         self.assertEqual([p["metadata"]["name"] for p in rest["items"]], ["d"])
 
+    def test_pages_of_a_list_are_one_snapshot(self):
+        """Reference case 26: every page of a list shows the store as it was at the first page, at
+        its resourceVersion; a watch from there then sees everything that changed meanwhile. A
+        server whose later pages showed the store as it was later hid objects created between two
+        pages (before the cursor) from both the list and the watch: in the scale benchmark, nodes
+        whose queue list missed tickets ahead of them took slots out of turn."""
+        base = "/api/v1/namespaces/%s/configmaps" % self.ns
+
+        def cm(name, v="1"):
+            return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"pg": "1"}},
+                    "data": {"v": v}}
+        for name in ("a", "c", "e"):
+            self.s.ok("POST", base, cm(name))
+        first = self.s.ok("GET", base + "?labelSelector=pg%3D1&limit=2")
+        self.assertEqual([o["metadata"]["name"] for o in first["items"]], ["a", "c"])
+        rv = first["metadata"]["resourceVersion"]
+        token = first["metadata"]["continue"]
+        self.assertEqual(first["metadata"]["remainingItemCount"], 1)
+        self.s.ok("POST", base, cm("b"))                    # before the cursor
+        self.s.ok("POST", base, cm("d"))                    # after it
+        self.s.ok("PUT", base + "/e", dict(cm("e", "2"), metadata={"name": "e", "labels": {"pg": "1"}}))
+        self.s.ok("DELETE", base + "/a")
+        rest = self.s.ok("GET", base + "?labelSelector=pg%%3D1&limit=2&continue=%s" % token)
+        self.assertEqual([(o["metadata"]["name"], o["data"]["v"]) for o in rest["items"]], [("e", "1")],
+                         "the snapshot: neither d nor e's new content")
+        self.assertEqual(rest["metadata"]["resourceVersion"], rv)
+        self.assertNotIn("continue", rest["metadata"])
+        w = self.s.watch(base + "?watch=1&labelSelector=pg%%3D1&resourceVersion=%s" % rv)
+        seen = [(e["type"], e["object"]["metadata"]["name"]) for e in w.take(4)]
+        w.close()
+        self.assertEqual(seen, [("ADDED", "b"), ("ADDED", "d"), ("MODIFIED", "e"), ("DELETED", "a")])
+        # the cache ignores limit; continue with a resourceVersion and a garbage token are 400
+        whole = self.s.ok("GET", base + "?labelSelector=pg%3D1&limit=2&resourceVersion=0")
+        self.assertEqual([o["metadata"]["name"] for o in whole["items"]], ["b", "c", "d", "e"])
+        self.assertNotIn("continue", whole["metadata"])
+        st, body, _ = self.s.api("GET", base + "?limit=2&continue=%s&resourceVersion=%s" % (token, rv))
+        self.assertEqual((st, body["message"]), (400, "specifying resource version is not allowed when using continue"))
+        st, body, _ = self.s.api("GET", base + "?limit=2&continue=garbage")
+        self.assertEqual((st, body["reason"]), (400, "BadRequest"))
+        self.assertTrue(body["message"].startswith("invalid continue token: continue key is not valid"))
+
     # -- watches ----------------------------------------------------------------------------------
     def test_watch_events_and_resume(self):
         base = "/apis/coordination.k8s.io/v1/namespaces/%s/leases" % self.ns
@@ -829,6 +870,35 @@ class ApiServerTest(unittest.TestCase):
             self.assertEqual(got, sorted(got))
         self.assertLess(time.monotonic() - t0, 15)
 
+    def test_a_slow_reader_gets_the_rest_of_an_ended_watch(self):
+        """A watch that ends (timeoutSeconds) while its client still has megabytes to read: what
+        the server has written goes out, then the clean end, as a real server flushes its
+        response; events not yet written are not sent (the real handler returns at the timeout),
+        and a watch from the last resourceVersion read gets them. A cut stream would make the
+        client list again for nothing."""
+        base = "/api/v1/namespaces/%s/configmaps" % self.ns
+        w = self.s.watch(base + "?watch=1&labelSelector=slow%3D1&timeoutSeconds=2", timeout=30)
+        big = "x" * 65536
+        for i in range(150):     # 9.8 MB: more than the socket buffers hold while nobody reads
+            self.s.ok("POST", base, {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "slow-%d" % i, "labels": {"slow": "1"}}, "data": {"d": big}})
+        time.sleep(3)            # past the deadline, unread
+        names, rv = [], None
+        while True:
+            ev = w.next()        # a cut stream raises IncompleteRead here
+            if ev is None:
+                break
+            names.append(ev["object"]["metadata"]["name"])
+            rv = ev["object"]["metadata"]["resourceVersion"]
+        w.close()
+        expected = ["slow-%d" % i for i in range(150)]
+        self.assertGreater(len(names), 0)
+        self.assertEqual(names, expected[:len(names)])
+        w = self.s.watch(base + "?watch=1&labelSelector=slow%%3D1&resourceVersion=%s&timeoutSeconds=10" % rv)
+        rest = [w.next()["object"]["metadata"]["name"] for _ in range(150 - len(names))]
+        w.close()
+        self.assertEqual(names + rest, expected)
+
     def test_watches_share_one_pump_and_a_stalled_reader_stalls_no_one(self):
         """Watch streams are sent by one event loop, not a thread each (the real server serves a
         thousand nodes' watches; a thread per watch made the test server what a scale test
@@ -841,7 +911,8 @@ class ApiServerTest(unittest.TestCase):
                 return int(next(x for x in f if x.startswith("Threads:")).split()[1])
         base = "/api/v1/namespaces/%s/configmaps" % self.ns
         before = threads()
-        watches = [self.s.watch(base + "?watch=1&labelSelector=w%3D1", timeout=20) for _ in range(200)]
+        watches = [self.s.watch(base + "?watch=1&labelSelector=w%3D1&timeoutSeconds=120", timeout=20)
+                   for _ in range(200)]
         self.assertTrue(wait_for(lambda: sum(self.ns in x["path"] for x in self.s.control("GET", "/watches")) == 200, 10))
         self.assertLess(threads() - before, 20, "200 open watches, not 200 threads")
         stalled = watches.pop()   # never read from here on
@@ -1232,6 +1303,20 @@ class WatchLifetimeTest(SeededServerTest):
         self.assertEqual(r.status, 200)
         self.assertEqual(json.loads(r.read())["kind"], "ConfigMapList")
         w.close()
+
+    def test_a_continue_token_older_than_the_history_is_410(self):
+        """Reference case 26: a token older than what the server keeps is 410 Expired, with the
+        real message and a fresh continue token in the Status."""
+        base = "/api/v1/namespaces/%s/configmaps" % self.ns
+        for i in range(3):
+            self.s.ok("POST", base, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "t%d" % i}})
+        token = self.s.ok("GET", base + "?limit=1")["metadata"]["continue"]
+        for i in range(60):      # past --watch-cache-size 50
+            self.s.ok("POST", base, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "u%d" % i}})
+        st, body, _ = self.s.api("GET", base + "?limit=1&continue=" + token)
+        self.assertEqual((st, body["reason"], body["code"]), (410, "Expired", 410))
+        self.assertTrue(body["message"].startswith("The provided continue parameter is too old"))
+        self.assertTrue(body["metadata"]["continue"])
 
     def test_too_old_resource_version_per_resource(self):
         first = int(self.s.control("GET", "/state")["resourceVersion"])

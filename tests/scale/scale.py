@@ -696,6 +696,10 @@ class Harness:
             "per_node": {"p50": percentile(list(per_node.values()), 50), "max": max(per_node.values(), default=0)},
             "startup_per_node": round(len(startup) / self.n, 2),
             "total_in_roll": len(cycle), "log_entries_lost": self.log_gaps,
+            # every request that was refused in the roll: [s after the touch, node, method, namespace/name, status]
+            "refused": [[round(e["time"] - self.touch_time, 3), e["node"], e["method"],
+                         f"{e['resource']} {e['namespace'] or ''}/{e['name'] or ''}", e["status"]]
+                        for e in cycle if (e["status"] or 0) >= 400][:200],
         }
         f["logind_calls_per_node_cycle"] = {k: round(v / cycles_done, 2) for k, v in sorted(self.logind_calls.items())}
 

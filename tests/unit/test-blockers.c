@@ -38,8 +38,9 @@ TEST(finished_pods_do_not_block) {
 }
 
 /* Against the test API server: a check reads the pods from the API server's cache
- * (resourceVersion=0) in pages, following continue tokens without a resourceVersion, and finds a
- * blocker on a later page. */
+ * (resourceVersion=0) with a page size, which kube-apiserver 1.28's watch cache ignores (it answers
+ * the whole list at once, reference case 26); pages after a fresh list follow continue tokens
+ * without a resourceVersion (test-kube-client's watch_pages). The blocker is found either way. */
 typedef struct Check {
         bool done;
         int error;
@@ -104,8 +105,8 @@ TEST(pages_from_the_cache) {
                 } else
                         ASSERT_STREQ(json_get_string(e, "query.resourceVersion"), "0");
         }
-        ASSERT_EQ(lists, 3U);           /* db-0 db-1 | db-2 db-3 | db-4 */
-        ASSERT_EQ(continued, 2U);
+        ASSERT_EQ(lists, 1U);           /* the cache's answer: every pod, limit ignored */
+        ASSERT_EQ(continued, 0U);
         free(c.blocker);
 }
 

@@ -4,6 +4,7 @@ too, so a slow client never holds up the accept loop. An open watch stream is ha
 pump (watchpump.py, one thread for all streams), and its connection back to a thread when the
 stream ends."""
 
+import base64
 import collections
 import copy
 import functools
@@ -54,6 +55,35 @@ def _wire_event(kind, obj, res):
             _WIRE.clear()
         _WIRE[key] = (obj, data)   # holding obj keeps its id from being reused
     return data
+
+
+CONTINUE_TOO_OLD = ("The provided continue parameter is too old to display a consistent list result. You can "
+                    "start a new list without the continue parameter, or use the continue token in this "
+                    "response to retrieve the remainder of the results. Continuing with the provided token "
+                    "results in an inconsistent list - objects that were created, modified, or deleted between "
+                    "the time the first chunk was returned and now may show up in the list.")
+
+
+def _continue_token(rv, after):
+    """The real server's token: base64url of {"v","rv","start"}, start the key after the last item."""
+    ns, name = after
+    tok = {"v": "meta.k8s.io/v1", "rv": int(rv), "start": (ns + "/" if ns else "") + name + "\u0000"}
+    return base64.urlsafe_b64encode(json.dumps(tok, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _parse_continue(token):
+    """(resourceVersion, (namespace, name) of the last item sent) of a continue token."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        tok = json.loads(raw)
+        start = tok["start"]
+        rv = int(tok["rv"])
+        if tok.get("v") != "meta.k8s.io/v1" or not isinstance(start, str) or not start.endswith("\u0000"):
+            raise ValueError("not a continue key")
+    except (ValueError, KeyError, TypeError) as e:
+        raise ApiError(400, "invalid continue token: continue key is not valid: %s" % e, "BadRequest")
+    ns, _, name = start[:-1].rpartition("/")
+    return rv, (ns, name)
 
 
 def _wire_item(item, res):
@@ -695,35 +725,50 @@ class ApiHandler(BaseHTTPRequestHandler):
         return 200
 
     def _serve_list(self, ctx, res, ns, query):
+        """A list as kube-apiserver 1.28 answers it (reference case 26): pages in (namespace, name)
+        order, every page of one list the same snapshot at the first page's resourceVersion (the
+        continue token carries it; a token older than the history is 410 Expired), and
+        resourceVersion=0 served whole from the watch cache, limit ignored. A list whose pages
+        showed the store as it was at each page's time would hide the objects created meanwhile
+        from a client that then watches from the last page's resourceVersion."""
         ls = LabelSelector(query.get("labelSelector"))
         fs = FieldSelector(query.get("fieldSelector"), res)
-        listed = None
-        if res.kind == "Pod" and fs.equals("spec.nodeName") is not None:
-            listed = ctx.store.list_indexed(res.storage, "spec.nodeName", fs.equals("spec.nodeName"), ns)
-        items, rv = listed if listed is not None else ctx.objects.list(res, ns)
+        token = query.get("continue")
+        after = None
+        if token:
+            if query.get("resourceVersion"):
+                raise ApiError(400, "specifying resource version is not allowed when using continue",
+                               "BadRequest")
+            snap_rv, after = _parse_continue(token)
+            items = ctx.store.snapshot(res.storage, ns if res.namespaced else None, snap_rv)
+            if items is None:
+                err = ApiError(410, CONTINUE_TOO_OLD, "Expired")
+                err.status["metadata"] = {"continue": _continue_token(-1, after)}
+                raise err
+            rv = snap_rv
+        else:
+            listed = None
+            if res.kind == "Pod" and fs.equals("spec.nodeName") is not None:
+                listed = ctx.store.list_indexed(res.storage, "spec.nodeName", fs.equals("spec.nodeName"), ns)
+            items, rv = listed if listed is not None else ctx.objects.list(res, ns)
 
         def fmatch(o):
             if not fs:
                 return True
             return fs.matches(res.to_wire(o) if res.group == "events.k8s.io" else o)
         items = [o for o in items if ls.matches(o["metadata"].get("labels")) and fmatch(o)]
-        # limit/continue: pages in (namespace, name) order; the token remembers where to go on.
-        start = query.get("continue")
-        if start:
-            try:
-                tok = json.loads(bytes.fromhex(start).decode())
-                after = (tok["ns"], tok["name"])
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(400, "continue key is not valid", "BadRequest")
+        if after is not None:
             items = [o for o in items if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > after]
         try:
             limit = int(query.get("limit") or 0)
         except ValueError:
             raise errors.bad_request("limit must be an integer")
+        if query.get("resourceVersion") == "0":
+            limit = 0   # the watch cache does not paginate (1.28)
         cont = remaining = None
         if limit > 0 and len(items) > limit:
             last = items[limit - 1]["metadata"]
-            cont = json.dumps({"ns": last.get("namespace", ""), "name": last["name"], "rv": rv}).encode().hex()
+            cont = _continue_token(rv, (last.get("namespace", ""), last["name"]))
             remaining = len(items) - limit
             items = items[:limit]
         return self._reply_list(res, items, rv, cont, remaining)

@@ -148,6 +148,25 @@ class Store:
             if new is not None:
                 by_value[value_of(new)].add(key)
 
+    def snapshot(self, storage, ns, rv):
+        """list() as the store was at resourceVersion rv, undone from the history; None when the
+        history no longer reaches back that far (or rv is ahead of the store)."""
+        with self.lock:
+            if rv < self.floor(storage) or rv > self.rv:
+                return None
+            objs = dict(self.data[storage])
+            for ev in reversed(self.history[storage]):
+                if ev.rv <= rv:
+                    break
+                md = ev.obj["metadata"]
+                key = (md.get("namespace", ""), md["name"])
+                if ev.old is not None:
+                    objs[key] = ev.old        # modified or deleted since: as it was
+                else:
+                    objs.pop(key, None)       # created since: not there yet
+            items = [o for (ons, _), o in objs.items() if ns is None or ons == ns]
+            return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+
     def current_rv(self):
         with self.lock:
             return self.rv

@@ -31,11 +31,12 @@ import time
 import traceback
 
 TICK = 1.0  # how often bookmarks are looked at (deadlines are kept to the millisecond)
+FINISH_TIMEOUT = 10.0   # how long an ended stream's last bytes may wait for a client that reads slowly
 
 
 class Stream:
     __slots__ = ("server", "conn", "addr", "watcher", "encode", "deadline", "bookmarks", "last_write",
-                 "pending", "waiting_write", "closed")
+                 "pending", "waiting_write", "closed", "ending_since")
 
     def __init__(self, server, conn, addr, watcher, encode, deadline, bookmarks):
         self.server = server          # resume_connection(conn, addr), forget_connection(conn)
@@ -49,6 +50,7 @@ class Stream:
         self.pending = b""            # bytes a write left behind; retried as they are
         self.waiting_write = False
         self.closed = False
+        self.ending_since = None      # the stream has ended; its last bytes still wait for the socket
 
 
 class WatchPump:
@@ -141,7 +143,12 @@ class WatchPump:
 
     def _tick(self, now):
         for stream in list(self.streams):
-            if stream.bookmarks and now - stream.last_write >= self.bookmark_interval:
+            if stream.ending_since is not None:
+                if now - stream.ending_since >= FINISH_TIMEOUT:
+                    self._close(stream)     # it does not read: the connection goes
+            elif stream.watcher.overflowed and stream.waiting_write:
+                self._close(stream)         # its queue overflowed while it did not read
+            elif stream.bookmarks and now - stream.last_write >= self.bookmark_interval:
                 stream.last_write = now
                 self.store.bookmark(stream.watcher)   # queued behind the events: marks it ready
 
@@ -149,7 +156,7 @@ class WatchPump:
         """Send what the watch has queued; end the stream on CLOSE. While a write waits for the
         socket, events stay in the watch's queue, where a client that does not read overflows it
         and has its stream closed (Watcher.MAX_QUEUE)."""
-        if stream.waiting_write:
+        if stream.waiting_write or stream.ending_since is not None:
             return
         q = stream.watcher.items
         parts = []
@@ -187,6 +194,9 @@ class WatchPump:
         if stream.waiting_write:
             stream.waiting_write = False
             self._watch_write(stream, False)
+            if stream.ending_since is not None:
+                self._hand_back(stream)
+                return True
             self._pump(stream)       # what queued up meanwhile
         return True
 
@@ -219,20 +229,27 @@ class WatchPump:
             pass
 
     def _end(self, stream):
-        """The server ends the stream: the chunked terminator, then the connection is the client's
+        """The server ends the stream: the chunked terminator after what is already on its way
+        (a slow reader gets the rest, as from a real server), then the connection is the client's
         to reuse, served by a thread again."""
-        if stream.closed:
+        if stream.closed or stream.ending_since is not None:
             return
+        self.store.unsubscribe(stream.watcher)
+        stream.watcher.sink = None
+        stream.ending_since = time.monotonic()
+        if stream.waiting_write:
+            stream.pending += b"0\r\n\r\n"   # the unsent tail grows; OpenSSL takes a longer retry
+            return
+        stream.pending = b"0\r\n\r\n"
+        if self._flush(stream) and not stream.waiting_write:
+            self._hand_back(stream)
+
+    def _hand_back(self, stream):
         self._unregister(stream)
         stream.closed = True
-        if stream.waiting_write:
-            # The client does not read: end the connection rather than wait on it.
-            self._close_conn(stream)
-            return
         try:
             stream.conn.settimeout(10)
-            stream.conn.sendall(b"0\r\n\r\n")
-        except (OSError, ssl.SSLError, ValueError):
+        except (OSError, ValueError):
             self._close_conn(stream)
             return
         stream.server.resume_connection(stream.conn, stream.addr)
