@@ -539,9 +539,8 @@ static void on_lock_changed(Lock *l, void *userdata) {
                 m->lock_again = true;
                 return;
         }
-        /* With the queue, only the nodes whose turn it is look, one per free slot: no need to
-         * spread them out. Without it, a small random delay keeps waiting nodes from all writing
-         * the same slot at once. */
+        /* With the queue, only the first in line looks: no need to spread anyone out. Without
+         * it, a small random delay keeps waiting nodes from all writing the same slot at once. */
         manager_kick_in_turn(m, &p);
 }
 
@@ -596,8 +595,6 @@ static void on_queue_changed(Queue *q, void *userdata) {
                  * times the expiry of the others; from then on the watches tell. */
                 if (m->lock_busy)
                         m->lock_again = true;
-                else if (lock_watch_sees_free_slot(m->lock) && p.ahead > 0)
-                        manager_kick_in_turn(m, &p);
                 else
                         (void) manager_dispatch(m, REBOOT_EVENT_TICK, NULL);
                 return;

@@ -52,6 +52,7 @@ void queue_line_compute(const QueueEntry *entries, size_t n, const char *identit
 bool queue_is_turn(unsigned ahead);
 
 /* While a slot stays free and it is not our turn: how long after the stall began we pass over the
- * head. The second in line waits one period, each further place one more, so that the head is
- * passed over once, by the nearest live node. USEC_INFINITY when nothing is free. */
+ * head. Within the first (free slots) places one period; past them each place one more, so that
+ * the head is passed over soon, and mostly by a near live node. USEC_INFINITY when nothing is
+ * free. */
 usec_t queue_pass_over_delay(unsigned ahead, unsigned free_slots, usec_t period);

@@ -196,7 +196,11 @@ bool queue_is_turn(unsigned ahead) {
 usec_t queue_pass_over_delay(unsigned ahead, unsigned free_slots, usec_t period) {
         if (free_slots == 0 || free_slots == UINT_MAX || queue_is_turn(ahead))
                 return USEC_INFINITY;
-        return (usec_t) ahead * period;
+        /* With k slots free, the first k in line could all have gone: a node that many places
+         * back waits a single period (several passing over the same ticket at once is harmless,
+         * the delete carries preconditions), so a front of stopped daemons' tickets costs one
+         * period each, not ever longer ones. */
+        return (usec_t) (ahead >= free_slots ? ahead + 1 - free_slots : 1) * period;
 }
 
 char *queue_list_path(const char *namespace, const char *lock_name) {

@@ -151,9 +151,12 @@ TEST(pass_over_delays) {
         /* a slot free: the second in line waits one period, the third two, ... */
         ASSERT_EQ(queue_pass_over_delay(1, 1, p), p);
         ASSERT_EQ(queue_pass_over_delay(2, 1, p), 2 * p);
-        /* as many free as are ahead: still the nearest passes over, once */
+        /* within the first (free slots) places: one period, so that a front of stopped heads
+         * costs one period each */
         ASSERT_EQ(queue_pass_over_delay(1, 3, p), p);
-        ASSERT_EQ(queue_pass_over_delay(2, 2, p), 2 * p);
+        ASSERT_EQ(queue_pass_over_delay(2, 3, p), p);
+        ASSERT_EQ(queue_pass_over_delay(2, 2, p), p);
+        ASSERT_EQ(queue_pass_over_delay(4, 2, p), 3 * p);
 }
 
 TEST(verdict_names) {

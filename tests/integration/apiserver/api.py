@@ -64,14 +64,16 @@ CONTINUE_TOO_OLD = ("The provided continue parameter is too old to display a con
                     "the time the first chunk was returned and now may show up in the list.")
 
 
-def _continue_token(rv, after):
-    """The real server's token: base64url of {"v","rv","start"}, start the key after the last item."""
+def _continue_token(rv, after, list_ns):
+    """The real server's token: base64url of {"v","rv","start"}, start the key after the last item,
+    relative to the list's key prefix (a namespace's list: the name only)."""
     ns, name = after
-    tok = {"v": "meta.k8s.io/v1", "rv": int(rv), "start": (ns + "/" if ns else "") + name + "\u0000"}
+    key = name if list_ns or not ns else ns + "/" + name
+    tok = {"v": "meta.k8s.io/v1", "rv": int(rv), "start": key + "\u0000"}
     return base64.urlsafe_b64encode(json.dumps(tok, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def _parse_continue(token):
+def _parse_continue(token, list_ns):
     """(resourceVersion, (namespace, name) of the last item sent) of a continue token."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
@@ -82,6 +84,8 @@ def _parse_continue(token):
             raise ValueError("not a continue key")
     except (ValueError, KeyError, TypeError) as e:
         raise ApiError(400, "invalid continue token: continue key is not valid: %s" % e, "BadRequest")
+    if list_ns:
+        return rv, (list_ns, start[:-1])
     ns, _, name = start[:-1].rpartition("/")
     return rv, (ns, name)
 
@@ -739,13 +743,18 @@ class ApiHandler(BaseHTTPRequestHandler):
             if query.get("resourceVersion"):
                 raise ApiError(400, "specifying resource version is not allowed when using continue",
                                "BadRequest")
-            snap_rv, after = _parse_continue(token)
-            items = ctx.store.snapshot(res.storage, ns if res.namespaced else None, snap_rv)
-            if items is None:
-                err = ApiError(410, CONTINUE_TOO_OLD, "Expired")
-                err.status["metadata"] = {"continue": _continue_token(-1, after)}
-                raise err
-            rv = snap_rv
+            snap_rv, after = _parse_continue(token, ns)
+            if snap_rv < 0:
+                # the token of a 410: go on from the key, at the current state (inconsistent, as
+                # the real server says)
+                items, rv = ctx.objects.list(res, ns)
+            else:
+                items = ctx.store.snapshot(res.storage, ns if res.namespaced else None, snap_rv)
+                if items is None:
+                    err = ApiError(410, CONTINUE_TOO_OLD, "Expired")
+                    err.status["metadata"] = {"continue": _continue_token(-1, after, ns)}
+                    raise err
+                rv = snap_rv
         else:
             listed = None
             if res.kind == "Pod" and fs.equals("spec.nodeName") is not None:
@@ -768,8 +777,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         cont = remaining = None
         if limit > 0 and len(items) > limit:
             last = items[limit - 1]["metadata"]
-            cont = _continue_token(rv, (last.get("namespace", ""), last["name"]))
-            remaining = len(items) - limit
+            cont = _continue_token(rv, (last.get("namespace", ""), last["name"]), ns)
+            # unknown to the real server when a selector filtered the items (reference case 16)
+            remaining = None if (ls or fs) else len(items) - limit
             items = items[:limit]
         return self._reply_list(res, items, rv, cont, remaining)
 

@@ -110,26 +110,40 @@ class WatchPump:
                         pass
                     continue
                 stream = key.data
-                if mask & selectors.EVENT_READ and self._client_gone(stream):
-                    self._close(stream)
-                    continue
-                if mask & selectors.EVENT_WRITE:
-                    self._flush(stream)
+                self._guarded(self._on_socket, stream, mask)
             with self.lock:
                 adopted, self.adopted = self.adopted, collections.deque()
                 ready, self.ready = self.ready, set()
                 self.woken = False
             for stream in adopted:
-                self._register(stream)
+                self._guarded(self._register, stream)
             for stream in ready:
                 if not stream.closed:
-                    self._pump(stream)
+                    self._guarded(self._pump, stream)
             now = time.monotonic()
             while self.deadlines and self.deadlines[0][0] <= now:
                 self._end(heapq.heappop(self.deadlines)[2])
             if now >= next_tick:
                 next_tick = now + TICK
                 self._tick(now)
+
+    def _guarded(self, fn, stream, *args):
+        """One stream's trouble (a bug) closes that stream, not the batch the loop is working on."""
+        try:
+            fn(stream, *args)
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+            try:
+                self._close(stream)
+            except Exception:
+                pass
+
+    def _on_socket(self, stream, mask):
+        if mask & selectors.EVENT_READ and self._client_gone(stream):
+            self._close(stream)
+            return
+        if mask & selectors.EVENT_WRITE:
+            self._flush(stream)
 
     def _register(self, stream):
         try:
@@ -187,7 +201,8 @@ class WatchPump:
                     stream.waiting_write = True
                     self._watch_write(stream, True)
                 return True
-            except (OSError, ssl.SSLError, ValueError):
+            except (OSError, ssl.SSLError, ValueError, AttributeError):
+                # AttributeError: an outage's kill_connections shut the TLS socket down meanwhile
                 self._close(stream)
                 return False
             stream.pending = stream.pending[n:]
@@ -213,7 +228,7 @@ class WatchPump:
             data = stream.conn.recv(4096)
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
             return False
-        except (OSError, ssl.SSLError, ValueError):
+        except (OSError, ssl.SSLError, ValueError, AttributeError):
             return True
         # EOF, or bytes in the middle of a watch (no client of ours sends any, and a request
         # pipelined behind a watch could not be answered in order): the connection is done.
@@ -223,6 +238,7 @@ class WatchPump:
         self.streams.discard(stream)
         self.store.unsubscribe(stream.watcher)
         stream.watcher.sink = None
+        stream.watcher.items.clear()   # the deadline heap keeps the stream until its deadline
         try:
             self.sel.unregister(stream.conn)
         except (KeyError, ValueError, OSError):
