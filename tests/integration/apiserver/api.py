@@ -26,7 +26,7 @@ from .errors import ApiError
 from .objects import check_preconditions
 from .patches import APPLY_PATCH
 from .selectors import FieldSelector, LabelSelector, selector_from_spec
-from .store import Watcher
+from .store import Watcher, list_order
 from .watchpump import WatchPump
 from .tokens import PROTOBUF, token_request_from_protobuf
 
@@ -767,7 +767,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             return fs.matches(res.to_wire(o) if res.group == "events.k8s.io" else o)
         items = [o for o in items if ls.matches(o["metadata"].get("labels")) and fmatch(o)]
         if after is not None:
-            items = [o for o in items if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > after]
+            items = [o for o in items if list_order(o) > after]
         try:
             limit = int(query.get("limit") or 0)
         except ValueError:

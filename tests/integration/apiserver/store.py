@@ -16,6 +16,12 @@ import threading
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 
 
+def list_order(obj):
+    """Where an object stands in a list: (namespace, name), the order pages and continue keys use."""
+    md = obj["metadata"]
+    return md.get("namespace", ""), md["name"]
+
+
 class Event:
     __slots__ = ("rv", "type", "storage", "obj", "old")
 
@@ -121,7 +127,7 @@ class Store:
     def list(self, storage, ns=None):
         with self.lock:
             items = [o for (ons, _), o in self.data[storage].items() if ns is None or ons == ns]
-            return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])), self.rv
+            return sorted(items, key=list_order), self.rv
 
     def add_index(self, storage, field, value_of):
         with self.lock:
@@ -137,7 +143,7 @@ class Store:
                 return None
             objs = self.data[storage]
             items = [objs[k] for k in idx[1].get(value, ()) if ns is None or k[0] == ns]
-            return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])), self.rv
+            return sorted(items, key=list_order), self.rv
 
     def _reindex(self, storage, key, old, new):
         for value_of, by_value in self.indexes.get(storage, {}).values():
@@ -165,7 +171,7 @@ class Store:
                 else:
                     objs.pop(key, None)       # created since: not there yet
             items = [o for (ons, _), o in objs.items() if ns is None or ons == ns]
-            return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+            return sorted(items, key=list_order)
 
     def current_rv(self):
         with self.lock:
