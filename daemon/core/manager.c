@@ -517,7 +517,7 @@ static QueueVerdict manager_queue_place(Manager *m, QueuePlace *ret) {
         SlotHolders holders = { .names = names, .n = lock_watch_holders(m->lock, names, m->config->concurrency) };
 
         (void) queue_place(m->queue, free_slots, lock_watch_expired_slots(m->lock, kube_client_server_now(m->client)),
-                           queue_holds_slot, &holders, &p);
+                           lock_watch_live_since(m->lock), queue_holds_slot, &holders, &p);
         if (ret)
                 *ret = p;
         return p.verdict;

@@ -141,6 +141,7 @@ struct KubeWatch {
         unsigned attempt;
         unsigned generation;            /* bumped whenever the call in flight changes */
         usec_t request_start_usec;
+        usec_t live_since;              /* CLOCK_MONOTONIC; USEC_INFINITY since a failure */
 };
 
 struct KubeClient {
@@ -675,6 +676,16 @@ static size_t call_header_cb(char *p, size_t size, size_t nmemb, void *userdata)
         if (n >= 5 && strneq(p, "HTTP/", 5)) {
                 /* a new response (after a 100 Continue, say): forget the previous one's headers */
                 call->retry_after_usec = 0;
+                return n;
+        }
+        if (call->watch && (n == 2 ? p[0] == '\r' && p[1] == '\n' : n == 1 && p[0] == '\n')) {
+                long status = 0;
+
+                /* The end of a watch stream's headers: the API server sends them at once, so a
+                 * 200 here means we see its changes from now on, even when none come. */
+                (void) curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+                if (status == 200 && call->watch->live_since == USEC_INFINITY)
+                        call->watch->live_since = now_usec(CLOCK_MONOTONIC);
                 return n;
         }
 
@@ -1684,6 +1695,7 @@ static void watch_schedule_backoff(KubeWatch *w) {
 /* Reports the error, then tries again after a back-off. The caller holds a ref. */
 static void watch_fail(KubeWatch *w, int error) {
         watch_stop(w);
+        w->live_since = USEC_INFINITY;
         w->continue_token = mfree(w->continue_token);   /* a list starts over from its first page */
         log_debug_errno(error, "Watch %s failed, retrying: %m", w->path);
         if (!watch_emit(w, KUBE_WATCH_ERROR, NULL, error))
@@ -1740,6 +1752,8 @@ static void watch_on_list(KubeClient *c, int error, const KubeResponse *response
                 w->need_list = false;
                 w->listed = true;
                 w->attempt = 0;
+                if (w->live_since == USEC_INFINITY)
+                        w->live_since = now_usec(CLOCK_MONOTONIC);
         }
 
         /* Items of a list carry no kind; give them the one their watch events carry. */
@@ -1965,6 +1979,10 @@ finish:
         kube_watch_unref(w);
 }
 
+usec_t kube_watch_live_since(KubeWatch *w) {
+        return w && watch_alive(w) ? w->live_since : USEC_INFINITY;
+}
+
 int kube_client_watch(KubeClient *c, const char *collection_path, KubeWatchHandler handler,
                       void *userdata, KubeWatch **ret) {
         return kube_client_watch_full(c, collection_path, 0, handler, userdata, ret);
@@ -1989,6 +2007,7 @@ int kube_client_watch_full(KubeClient *c, const char *collection_path, KubeWatch
         w->userdata = userdata;
         w->flags = flags;
         w->need_list = true;
+        w->live_since = USEC_INFINITY;
         w->path = strdup(collection_path);
         if (!w->path) {
                 free(w);

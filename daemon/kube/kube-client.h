@@ -132,4 +132,10 @@ unsigned kube_client_get_list_page_size(KubeClient *c);
 KubeWatch *kube_watch_free(KubeWatch *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(KubeWatch *, kube_watch_free);
 
+/* Since when (CLOCK_MONOTONIC) the watch has seen every change without a break: its last list,
+ * or the start of the stream after its last failure. USEC_INFINITY while it is failing and before
+ * its first list. Waiting that is judged by what a watch shows (nothing changed for so long)
+ * counts from here: a server that was unreachable showed nothing. */
+usec_t kube_watch_live_since(KubeWatch *w);
+
 const char *kube_watch_event_to_string(KubeWatchEvent e);

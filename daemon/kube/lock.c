@@ -2193,6 +2193,10 @@ unsigned lock_watch_free_slots(Lock *l) {
         return n;
 }
 
+usec_t lock_watch_live_since(Lock *l) {
+        return l && l->watch && l->synced ? kube_watch_live_since(l->watch) : USEC_INFINITY;
+}
+
 unsigned lock_watch_expired_slots(Lock *l, usec_t server_now) {
         unsigned n = 0;
 

@@ -83,6 +83,9 @@ bool lock_watch_sees_free_slot(Lock *l);
 unsigned lock_watch_free_slots(Lock *l);
 /* How many held slots the watch shows expired by server_now (0 when it cannot tell). */
 unsigned lock_watch_expired_slots(Lock *l, usec_t server_now);
+/* Since when the watch has shown the slots without a break (kube_watch_live_since()); USEC_INFINITY
+ * without a watch or while it fails. */
+usec_t lock_watch_live_since(Lock *l);
 /* The holders of the slots as the watch shows them (borrowed, valid until the next event), at most
  * max; 0 when it cannot tell. */
 size_t lock_watch_holders(Lock *l, const char **ret, size_t max);

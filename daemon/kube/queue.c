@@ -736,8 +736,9 @@ static void queue_pass_over(Queue *q, const QueueEntry *head) {
                    "did not take it (its daemon is stopped, or its host is gone). Deleting its ticket %s/%s; "
                    "a live daemon puts it back.", strna(head->holder),
                    format_timespan(t, sizeof t, now_usec(CLOCK_MONOTONIC) - q->stall_since), q->namespace, head->name);
-        r = kube_client_call(q->client, "DELETE", path, NULL, body, KUBE_CALL_IDEMPOTENT, on_passed_over, q,
-                             &q->pass_call);
+        /* Not retried: a delete that lands after an outage would judge the head by what we saw
+         * before it. */
+        r = kube_client_call(q->client, "DELETE", path, NULL, body, 0, on_passed_over, q, &q->pass_call);
         if (r < 0)
                 log_warning_errno(r, "Failed to pass over the head of the lock queue: %m");
 }
@@ -747,8 +748,9 @@ static void queue_stall_reset(Queue *q) {
         q->stall_timer = sd_event_source_disable_unref(q->stall_timer);
 }
 
-static void queue_watch_stall(Queue *q, const QueueLine *line, unsigned free_slots, unsigned expired_slots) {
-        usec_t delay = queue_pass_over_delay(line->ahead, free_slots, QUEUE_PASS_OVER_USEC), now, deadline;
+static void queue_watch_stall(Queue *q, const QueueLine *line, unsigned free_slots, unsigned expired_slots,
+                              usec_t slots_seen_since) {
+        usec_t delay = queue_pass_over_delay(line->ahead, free_slots, QUEUE_PASS_OVER_USEC), now, deadline, seen;
 
         if (delay == USEC_INFINITY && free_slots == 0 && expired_slots > 0 && q->expired_pass_over_usec > 0)
                 delay = queue_pass_over_delay(line->ahead, MIN(expired_slots, (unsigned) UINT_MAX - 1),
@@ -769,8 +771,11 @@ static void queue_watch_stall(Queue *q, const QueueLine *line, unsigned free_slo
                 q->stall_head = TAKE_PTR(key);
                 q->stall_since = now;
         }
-        deadline = q->stall_since + delay;
-        if (now >= deadline) {
+        /* The clock runs only while both watches see: a slot that looked free while the API
+         * server was unreachable may have been taken, and the head could not take it either. */
+        seen = MAX(kube_watch_live_since(q->watch), slots_seen_since);
+        deadline = seen == USEC_INFINITY ? now + delay : MAX(q->stall_since, seen) + delay;
+        if (seen != USEC_INFINITY && now >= deadline) {
                 queue_pass_over(q, line->head);
                 queue_stall_reset(q);
                 return;
@@ -815,8 +820,8 @@ void queue_set_expired_pass_over(Queue *q, usec_t period) {
                 q->expired_pass_over_usec = period == USEC_INFINITY ? 0 : period;
 }
 
-QueueVerdict queue_place(Queue *q, unsigned free_slots, unsigned expired_slots, QueueHoldsSlot holds,
-                         void *userdata, QueuePlace *ret) {
+QueueVerdict queue_place(Queue *q, unsigned free_slots, unsigned expired_slots, usec_t slots_seen_since,
+                         QueueHoldsSlot holds, void *userdata, QueuePlace *ret) {
         QueuePlace p = { .verdict = QUEUE_JOINING };
         QueueLine line;
 
@@ -834,7 +839,7 @@ QueueVerdict queue_place(Queue *q, unsigned free_slots, unsigned expired_slots, 
                         p.settling = queue_settling(q);
                         if (p.verdict == QUEUE_TURN && p.settling)
                                 p.verdict = QUEUE_WAITING;
-                        queue_watch_stall(q, &line, free_slots, expired_slots);
+                        queue_watch_stall(q, &line, free_slots, expired_slots, slots_seen_since);
                 }
         }
         if (ret)

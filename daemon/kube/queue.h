@@ -76,13 +76,15 @@ typedef struct QueuePlace {
 typedef bool (*QueueHoldsSlot)(const char *holder, void *userdata);
 
 /* Our place, given the number of slots the lease watch shows free (UINT_MAX: it cannot tell) and
- * held but expired. It is our turn when no one is ahead, or fewer are ahead than slots are free.
- * Also where a head that leaves a slot untaken is passed over: while we wait with a slot free, a
- * timer runs, and when it fires (the handler is called) and the same head is still first, it is
- * deleted. With a slot expired but none free, the same happens after the period set by
- * queue_set_expired_pass_over() (its holder may be coming back: the head rightly waits). */
-QueueVerdict queue_place(Queue *q, unsigned free_slots, unsigned expired_slots, QueueHoldsSlot holds,
-                         void *userdata, QueuePlace *ret);
+ * held but expired, and since when it has shown them without a break (lock_watch_live_since()).
+ * It is our turn when no one is ahead. Also where a head that leaves a slot untaken is passed
+ * over: while we wait with a slot free, a timer runs, and when it fires (the handler is called)
+ * and the same head is still first, it is deleted. The timer counts only time during which both
+ * watches saw the cluster (an unreachable API server hides what the head did). With a slot
+ * expired but none free, the same happens after the period set by queue_set_expired_pass_over()
+ * (its holder may be coming back: the head rightly waits). */
+QueueVerdict queue_place(Queue *q, unsigned free_slots, unsigned expired_slots, usec_t slots_seen_since,
+                         QueueHoldsSlot holds, void *userdata, QueuePlace *ret);
 /* Default: never (a head is passed over only for a free slot). */
 void queue_set_expired_pass_over(Queue *q, usec_t period);
 

@@ -124,6 +124,40 @@ class Queue(unittest.TestCase):
             pre = (deletes[0].get("body") or {}).get("preconditions") or {}
             self.assertTrue(pre.get("uid") and pre.get("resourceVersion"), deletes[0].get("body"))
 
+    def test_a_live_head_is_not_passed_over_for_an_outage(self):
+        """The slot comes free as the API server goes away: the head (n1) cannot take it (its
+        writes fail with 503, then the server is unreachable for 26 s, longer than the pass-over
+        period), and n2 behind it saw the slot free. What n2 saw before and during the outage says
+        nothing about n1, so n2's pass-over clock counts only from when both its watches are back:
+        n1 takes the slot after the outage, its ticket is never deleted."""
+        with Bench(["n1", "n2", "busy"], config={"Lock.Concurrency": "1"}) as b:
+            renew = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+            slot = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
+            b.api.api("POST", slot, {
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "nodereboot-0", "namespace": "kube-system",
+                             "labels": {"nodereboot.io/lock": "nodereboot"}},
+                "spec": {"holderIdentity": "busy", "leaseDurationSeconds": 3600, "renewTime": renew}},
+                expect=201)
+            start_and_touch(b, ["n1", "n2"], ["n1", "n2"], 0.5)
+            n2 = b.nodes["n2"]
+            wait_for(lambda: any("place 2 of 2" in s for s in n2.statuses()), 15, "n2 second in line")
+            time.sleep(3)                      # past n2's 2 s of settling
+            # only the head writes slot Leases: these fail its take
+            b.api.faults([{"match": "/namespaces/kube-system/leases", "method": m, "action": "status",
+                           "status": 503} for m in ("POST", "PUT")])
+            b.api.api("DELETE", slot + "/nodereboot-0", expect=200)
+            time.sleep(2)
+            b.api.outage(26)
+            b.api.clear_faults()
+            time.sleep(27)
+            wait_for(lambda: b.api.lease_holders().get("nodereboot-0") == "n1", 40, "n1 to take the slot")
+            self.assertNotIn("Passing over n1", n2.log_text())
+            # (n1 deletes its own ticket once it holds the slot)
+            deletes = [e for e in b.api.request_log() if e["method"] == "DELETE"
+                       and e["path"].endswith("/nodereboot-q-n1") and request_node(e) != "n1"]
+            self.assertEqual(deletes, [])
+
     def test_a_line_of_stopped_heads_is_passed_over(self):
         """Two tickets of stopped daemons at the front (Concurrency=1: as many as the front of the
         line that follows the slots): the first live node is too far back to follow the slots, so

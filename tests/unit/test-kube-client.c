@@ -987,6 +987,7 @@ TEST(watch) {
         _cleanup_(kube_watch_freep) KubeWatch *w = NULL;
         _cleanup_free_ char *many = NULL;
         unsigned lists, watches, with_rv, synced_before;
+        usec_t live;
         WatchLog l = { .wait_event = KUBE_WATCH_SYNCED };
         Result res = {};
         size_t n = 0;
@@ -1003,10 +1004,14 @@ TEST(watch) {
 
         /* the list: each item ADDED, then SYNCED */
         ASSERT_OK(kube_client_watch(c, "/api/v1/namespaces/default/configmaps?labelSelector=test%3Dwatch", on_watch, &l, &w));
+        ASSERT_TRUE(kube_watch_live_since(w) == USEC_INFINITY);
         ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
         ASSERT_EQ(l.added, 1);
         ASSERT_EQ(l.synced, 1);
         ASSERT_STREQ(l.last_name, "watch-a");
+        /* seeing since the list */
+        live = kube_watch_live_since(w);
+        ASSERT_TRUE(live != USEC_INFINITY && live <= now_usec(CLOCK_MONOTONIC));
 
         /* the stream */
         watch_log_expect(&l, KUBE_WATCH_ADDED, "watch-b");
@@ -1034,6 +1039,8 @@ TEST(watch) {
         ASSERT_EQ(with_rv, watches);
         ASSERT_EQ(l.synced, 1);
         ASSERT_EQ(l.errors, 0);
+        /* a stream the server ended is no break */
+        ASSERT_TRUE(kube_watch_live_since(w) == live);
         watch_log_expect(&l, KUBE_WATCH_MODIFIED, "watch-a");
         configmap_patch(c, "watch-a", "{\"metadata\":{\"labels\":{\"step\":\"resumed\"}}}");
         ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
@@ -1056,6 +1063,7 @@ TEST(watch) {
         ASSERT_OK(kube_test_control(server, "POST", "/outage", "{\"seconds\":60}", NULL));
         ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
         ASSERT_TRUE(l.last_error == -ECONNREFUSED);
+        ASSERT_TRUE(kube_watch_live_since(w) == USEC_INFINITY);
 
         many = malloc(2100 * 128 + 16);
         ASSERT_TRUE(many);
@@ -1091,7 +1099,8 @@ TEST(watch) {
                 ASSERT_TRUE(saw_expired_resume);
         }
 
-        /* and the watch goes on */
+        /* and the watch goes on, seeing again since after the outage */
+        ASSERT_TRUE(kube_watch_live_since(w) != USEC_INFINITY && kube_watch_live_since(w) > live);
         watch_log_expect(&l, KUBE_WATCH_MODIFIED, "watch-a");
         configmap_patch(c, "watch-a", "{\"metadata\":{\"labels\":{\"step\":\"relisted\"}}}");
         ASSERT_OK(kube_test_run_until(event, &l.flag, 10 * USEC_PER_SEC));
