@@ -6,11 +6,13 @@ set -euo pipefail
 level=${1:-test}
 
 packages=(meson ninja-build pkg-config gcc clang libc6-dev
-          libsystemd-dev libcurl4-openssl-dev libjson-c-dev libinih-dev libyaml-dev
+          libsystemd-dev libcurl4-openssl-dev libjson-c-dev libinih-dev libyaml-dev libmicrohttpd-dev
           scdoc mandoc)
 if [[ $level != build ]]; then
         # python3-yaml: the test API server reads packaging/kubernetes/rbac.yaml (--rbac-manifests).
         packages+=(dbus python3-dbusmock python3-dbus python3-yaml openssl systemd curl)
+        # test-metrics.py: a real Prometheus scrapes the endpoint; promtool checks the format.
+        packages+=(prometheus)
         # The test API server evaluates ValidatingAdmissionPolicies' CEL with @bufbuild/cel under
         # Node.js (tests/integration/cel); a machine that has node and npm already keeps its own.
         command -v node >/dev/null || packages+=(nodejs)
@@ -34,6 +36,11 @@ if ((${#missing[@]})); then
         if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
                 apt-get update -q
                 apt-get install -y -q --no-install-recommends "${missing[@]}"
+        fi
+        # The tests run their own Prometheus on a free port; the package's service (enabled and
+        # started on a machine that runs systemd) would only listen on :9090 for nothing.
+        if [[ " ${missing[*]} " == *" prometheus "* ]] && [[ -d /run/systemd/system ]]; then
+                systemctl disable --now prometheus.service >/dev/null 2>&1 || true
         fi
 fi
 

@@ -75,6 +75,10 @@ static int fsync_directory_of(const char *path) {
 }
 
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
+        return write_file_atomic_full(path, data, size, mode, 0);
+}
+
+int write_file_atomic_full(const char *path, const void *data, size_t size, mode_t mode, WriteFileFlags flags) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -EBADF;
         const char *p = data;
@@ -87,6 +91,10 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
                 return -errno;
+        if ((flags & WRITE_FILE_EXACT_MODE) && fchmod(fd, mode) < 0) {
+                r = -errno;
+                goto fail;
+        }
 
         while (size > 0) {
                 ssize_t k = write(fd, p, size);

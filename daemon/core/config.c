@@ -135,6 +135,22 @@ static int config_parse_path(const ConfigItem *item, const char *value, void *fi
         return free_and_strdup(field, value);
 }
 
+static int config_parse_optional_path(const ConfigItem *item, const char *value, void *field) {
+        if (isempty(value))
+                return free_and_strdup(field, NULL);
+        return config_parse_path(item, value, field);
+}
+
+/* Checked now so that --check-config finds it; a numeric address, never looked up. */
+static int config_parse_listen_address(const ConfigItem *item, const char *value, void *field) {
+        struct sockaddr_storage a;
+        socklen_t n;
+
+        if (!isempty(value) && parse_socket_address(value, &a, &n) < 0)
+                return -EINVAL;
+        return free_and_strdup(field, isempty(value) ? NULL : value);
+}
+
 static int config_parse_hostname_default(char **field) {
         char buf[HOST_NAME_MAX + 1] = "";
 
@@ -422,6 +438,13 @@ static const ConfigItem config_items[] = {
         ITEM("Marks", "PreferNoScheduleTaint", taint_key, prefer_no_schedule_taint, NULL, 0, 0,
              "a taint key, optionally with =value"),
 
+        ITEM("Metrics", "TextfilePath", optional_path, metrics_textfile_path, NULL, 0, 0,
+             "an absolute path (ending in .prom for node_exporter), or empty for none"),
+        ITEM("Metrics", "ListenAddress", listen_address, metrics_listen_address, NULL, 0, 0,
+             "ADDRESS:PORT with a numeric IPv4 address, or [ADDRESS]:PORT with an IPv6 one, such as "
+             "127.0.0.1:9798, or empty for none"),
+        ITEM("Metrics", "KuredCompatible", bool, metrics_kured_compatible, "no", 0, 0, "a boolean (yes or no)"),
+
         ITEM("Daemon", "LogLevel", log_level, log_level, "info", 0, 0,
              "a log level (emerg, alert, crit, err, warning, notice, info or debug)"),
 };
@@ -490,6 +513,8 @@ Config *config_free(Config *c) {
         strv_free(c->pre_reboot_labels);
         strv_free(c->post_reboot_labels);
         free(c->prefer_no_schedule_taint);
+        free(c->metrics_textfile_path);
+        free(c->metrics_listen_address);
         return mfree(c);
 }
 

@@ -63,6 +63,11 @@ typedef struct Config {
         char **post_reboot_labels;              /* PostRebootLabels= */
         char *prefer_no_schedule_taint;         /* PreferNoScheduleTaint=, default empty: off */
 
+        /* [Metrics] */
+        char *metrics_textfile_path;            /* TextfilePath=, default empty: no textfile */
+        char *metrics_listen_address;           /* ListenAddress=, default empty: no endpoint */
+        bool metrics_kured_compatible;          /* KuredCompatible=, default no */
+
         /* [Daemon] */
         int log_level;                          /* LogLevel=, default info */
 } Config;

@@ -21,8 +21,12 @@
 #include "log.h"
 #include "logind.h"
 #include "manager.h"
+#include "metrics-exporter.h"
+#include "metrics-server.h"
+#include "metrics-values.h"
 #include "node.h"
 #include "package-lock.h"
+#include "parse-util.h"
 #include "proxy.h"
 #include "reboot-machine.h"
 #include "sentinel.h"
@@ -127,7 +131,9 @@ struct Manager {
         sd_event_source *follow_timer;  /* the line stood still: follow the slots anyway */
 
         char *waiting;                  /* what the current step waits for, for STATUS= */
+        bool blocked[_METRICS_BLOCK_MAX];       /* why, when it is something that holds the reboot */
         char *status;                   /* last STATUS= sent */
+        MetricsExporter *metrics;       /* NULL: [Metrics] has neither a textfile nor an endpoint */
 };
 
 static void manager_run_action(Manager *m);
@@ -173,9 +179,21 @@ static const char *format_clock(char *buf, size_t size, usec_t t) {
 
 /* ---- status ---------------------------------------------------------------------------- */
 
+static void manager_update_metrics(Manager *m) {
+        MetricsValues v;
+
+        if (!m->metrics)
+                return;
+        metrics_values_from_state(&v, &m->state, m->sentinel_seen, m->blocked, m->config->node_name,
+                                  m->config->metrics_kured_compatible);
+        metrics_exporter_update(m->metrics, &v);
+}
+
 static void manager_update_status(Manager *m) {
         _cleanup_free_ char *s = NULL;
         const char *phase = reboot_phase_to_string(m->state.phase);
+
+        manager_update_metrics(m);
 
         if (m->waiting)
                 s = strdup_printf("%s: %s", phase, m->waiting);
@@ -217,7 +235,17 @@ static void manager_set_waiting(Manager *m, const char *fmt, ...) {
                 log_info("%s", s);
         free(m->waiting);
         m->waiting = TAKE_PTR(s);
+        memset(m->blocked, 0, sizeof m->blocked);
         manager_update_status(m);
+}
+
+/* After manager_set_waiting(): what it waits for holds the reboot back, for the metrics. */
+static void manager_set_blocked(Manager *m, MetricsBlock why) {
+        if (m->blocked[why])
+                return;
+        memset(m->blocked, 0, sizeof m->blocked);
+        m->blocked[why] = true;
+        manager_update_metrics(m);
 }
 
 /* ---- timers ---------------------------------------------------------------------------- */
@@ -844,6 +872,7 @@ static bool manager_package_manager_busy(Manager *m, const char *prefix) {
         else
                 snprintf(holder, sizeof holder, "pid unknown");
         manager_set_waiting(m, "%swaiting for the package manager (%s) to release %s", prefix, holder, path);
+        manager_set_blocked(m, METRICS_BLOCK_PACKAGE_MANAGER);
         manager_arm_action_timer(m, PACKAGE_LOCK_POLL_USEC);
         return true;
 }
@@ -862,6 +891,7 @@ static void on_blockers_checked(int error, const char *blocker, void *userdata) 
                 log_warning_errno(error, "Failed to check for blocking pods, retrying in %s: %m",
                                   format_timespan(t, sizeof t, b));
                 manager_set_waiting(m, "cannot check for blocking pods (%s), retrying", strerror(ERRNO_VALUE(error)));
+                manager_set_blocked(m, METRICS_BLOCK_BLOCKERS);     /* unknown: held, as if blocked */
                 return;
         }
         m->blocked_by_pods = !!blocker;
@@ -870,6 +900,7 @@ static void on_blockers_checked(int error, const char *blocker, void *userdata) 
                 manager_leave_queue(m);
                 manager_set_waiting(m, "reboot blocked: %s; checking again in %s", blocker,
                                     format_timespan(t, sizeof t, m->config->lock_recheck_usec));
+                manager_set_blocked(m, METRICS_BLOCK_BLOCKERS);
                 manager_arm_action_timer(m, m->config->lock_recheck_usec);
                 return;
         }
@@ -930,6 +961,7 @@ static void manager_acquire(Manager *m) {
                 manager_leave_queue(m);
                 manager_set_waiting(m, "outside the maintenance window %s, opens %s", strna(w),
                                     format_clock(buf, sizeof buf, next));
+                manager_set_blocked(m, METRICS_BLOCK_WINDOW);
                 if (next != USEC_INFINITY)
                         manager_arm_action_timer(m, next > now ? next - now : USEC_PER_SEC);
                 return;
@@ -1207,6 +1239,7 @@ static void on_inhibitors_checked(Logind *l, int error, bool blocked, const char
                  * override it, we never do. */
                 manager_set_waiting(m, "drained; reboot blocked by a shutdown inhibitor held by %s",
                                     strna(holders));
+                manager_set_blocked(m, METRICS_BLOCK_INHIBITOR);
                 manager_arm_action_timer(m, INHIBITOR_RECHECK_USEC);
                 return;
         }
@@ -1874,6 +1907,7 @@ static void manager_resume(Manager *m) {
         (void) manager_dispatch(m, REBOOT_EVENT_START, &(RebootEventData) {
                         .sentinel_present = present,
                         .same_boot = same_boot,
+                        .boot_time = m->boot_time,
                         .reason = reason,
                 });
 }
@@ -2021,6 +2055,7 @@ Manager *manager_free(Manager *m) {
         window_free(m->window);
         sentinel_free(m->sentinel);
         sentinel_free(m->kubeconfig_watch);
+        metrics_exporter_free(m->metrics);
         sd_event_source_disable_unref(m->kubeconfig_retry);
         logind_free(m->logind);
         kube_client_free(m->client);
@@ -2223,6 +2258,33 @@ static void on_kubeconfig_appeared(Sentinel *s, bool present, void *userdata) {
         manager_join(m);
 }
 
+/* Off unless [Metrics] names a textfile or an address, or systemd passes the socket of
+ * nodereboot-metrics.socket (which then wins over ListenAddress=). */
+static int manager_setup_metrics(Manager *m) {
+        MetricsExporterSettings settings = {
+                .textfile_path = m->config->metrics_textfile_path,
+                .listen_fd = metrics_server_passed_socket(),
+                .address_text = m->config->metrics_listen_address,
+        };
+        struct sockaddr_storage address;
+        int r;
+
+        if (settings.listen_fd < 0 && m->config->metrics_listen_address) {
+                r = parse_socket_address(m->config->metrics_listen_address, &address, &settings.address_len);
+                if (r < 0)      /* checked when the configuration was read */
+                        return log_error_errno(r, "[Metrics] ListenAddress=%s is not an address to listen on.",
+                                               m->config->metrics_listen_address);
+                settings.address = (const struct sockaddr *) &address;
+        }
+        if (!settings.textfile_path && !settings.address && settings.listen_fd < 0)
+                return 0;
+        r = metrics_exporter_new(&m->metrics, m->event, &settings);
+        if (r < 0)
+                return r;       /* logged, naming the address */
+        manager_update_metrics(m);
+        return 0;
+}
+
 int manager_start(Manager *m) {
         _cleanup_free_ char *window_error = NULL;
         sigset_t mask;
@@ -2248,6 +2310,10 @@ int manager_start(Manager *m) {
         else if (r < 0)
                 return log_error_errno(r, "Failed to load the state from %s: %m", m->state_dir);
         log_set_context(NULL, reboot_phase_to_string(m->state.phase));
+
+        r = manager_setup_metrics(m);
+        if (r < 0)
+                return r;
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

@@ -117,7 +117,19 @@ static bool state_equal(const RebootState *a, const RebootState *b) {
                 a->pending_since == b->pending_since &&
                 a->retry_after == b->retry_after &&
                 streq_ptr(a->reason, b->reason) &&
-                streq_ptr(a->last_error, b->last_error);
+                streq_ptr(a->last_error, b->last_error) &&
+                a->stats.reboots == b->stats.reboots &&
+                a->stats.failed_cycles == b->stats.failed_cycles &&
+                a->stats.last_reboot == b->stats.last_reboot &&
+                a->stats.last_lock_wait == b->stats.last_lock_wait &&
+                a->stats.last_drain == b->stats.last_drain;
+}
+
+/* From since to now, in whole milliseconds (as the state file keeps it); 0 when unknown. */
+static usec_t duration_ms(usec_t since, usec_t now) {
+        if (since == 0 || since == USEC_INFINITY || now <= since)
+                return 0;
+        return (now - since) / USEC_PER_MSEC * USEC_PER_MSEC;
 }
 
 static void enter(RebootState *n, RebootPhase phase, usec_t now) {
@@ -165,6 +177,7 @@ static int roll_back(RebootState *n, RebootPhase to, usec_t retry_after, const c
         n->retry_after = retry_after;
         if (error) {
                 n->failed_cycles++;
+                n->stats.failed_cycles++;
                 if (set_string(&n->last_error, error) < 0)
                         return -ENOMEM;
         }
@@ -247,6 +260,7 @@ static int step_pending(RebootState *n, RebootEvent ev, const RebootEventData *d
                 return 0;
 
         case REBOOT_EVENT_LOCK_ACQUIRED:
+                n->stats.last_lock_wait = duration_ms(n->pending_since, now);
                 enter(n, REBOOT_PHASE_LOCKED, now);
                 if (take_lease(n, d) < 0)
                         return -ENOMEM;
@@ -306,6 +320,8 @@ static int step_draining(RebootState *n, RebootEvent ev, const RebootEventData *
                 return 0;
 
         case REBOOT_EVENT_DRAINED:
+                if (!n->drained)
+                        n->stats.last_drain = duration_ms(n->phase_since, now);
                 n->drained = true;
                 *action = REBOOT_ACTION_CHECK_INHIBITORS;
                 return 0;
@@ -346,6 +362,8 @@ static int step_rebooting(RebootState *n, RebootEvent ev, const RebootEventData 
         switch (ev) {
         case REBOOT_EVENT_START:
                 if (!d->same_boot) {
+                        n->stats.reboots++;
+                        n->stats.last_reboot = d->boot_time > 0 ? d->boot_time : now;
                         enter(n, REBOOT_PHASE_RECOVERING, now);
                         *action = REBOOT_ACTION_WAIT_READY;
                         return 0;

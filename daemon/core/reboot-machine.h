@@ -54,6 +54,16 @@ typedef enum RebootAction {
         _REBOOT_ACTION_INVALID = -EINVAL,
 } RebootAction;
 
+/* What the cycles so far came to, for the metrics. Kept across cycles and restarts (the daemon
+ * restarts at every reboot, so a counter of the process would always read 0 or 1). */
+typedef struct RebootStats {
+        unsigned reboots;               /* cycles whose reboot happened (a new boot after our request) */
+        unsigned failed_cycles;         /* cycles rolled back with an error, ever */
+        usec_t last_reboot;             /* CLOCK_REALTIME when the machine came up from the last of them */
+        usec_t last_lock_wait;          /* the last wait from "reboot required" to a lock slot taken */
+        usec_t last_drain;              /* how long the last drain took (cordon to drained) */
+} RebootStats;
+
 typedef struct RebootState {
         RebootPhase phase;
         RebootPhase rollback_to;        /* ROLLING_BACK only: PENDING or IDLE */
@@ -72,6 +82,7 @@ typedef struct RebootState {
         usec_t retry_after;             /* CLOCK_REALTIME; no new attempt before */
         char *reason;                   /* packages that asked for the reboot */
         char *last_error;
+        RebootStats stats;
 } RebootState;
 
 typedef struct RebootEventData {
@@ -81,6 +92,7 @@ typedef struct RebootEventData {
         const char *lease;
         const char *machine_id;         /* LOCK_ACQUIRED: the machine ID the slot is held under */
         const char *boot_id;
+        usec_t boot_time;               /* START: CLOCK_REALTIME when this boot began, 0 unknown */
         const char *reason;
         const char *message;
 } RebootEventData;

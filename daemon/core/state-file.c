@@ -94,6 +94,15 @@ static int json_add_timestamp(json_object *o, const char *key, usec_t t) {
         return json_add_new(o, key, json_object_new_string(format_rfc3339(buf, sizeof buf, t, true)));
 }
 
+/* Durations in whole milliseconds; longer than DURATION_MS_MAX (about 285 years) is refused. */
+#define DURATION_MS_MAX ((int64_t) 1 << 53)
+
+static int json_add_duration_ms(json_object *o, const char *key, usec_t d) {
+        if (d == USEC_INFINITY || d / USEC_PER_MSEC > (usec_t) DURATION_MS_MAX)
+                return -ERANGE;
+        return json_add_new(o, key, json_object_new_int64((int64_t) (d / USEC_PER_MSEC)));
+}
+
 int state_to_json(const RebootState *s, char **ret) {
         _cleanup_json_ json_object *o = NULL;
         const char *phase, *rollback_to, *text;
@@ -134,7 +143,12 @@ int state_to_json(const RebootState *s, char **ret) {
             (r = json_add_timestamp(o, "pending_since", s->pending_since)) < 0 ||
             (r = json_add_timestamp(o, "retry_after", s->retry_after)) < 0 ||
             (r = json_add_string_or_null(o, "reason", s->reason)) < 0 ||
-            (r = json_add_string_or_null(o, "last_error", s->last_error)) < 0)
+            (r = json_add_string_or_null(o, "last_error", s->last_error)) < 0 ||
+            (r = json_add_new(o, "reboots_total", json_object_new_int64(s->stats.reboots))) < 0 ||
+            (r = json_add_new(o, "cycles_failed_total", json_object_new_int64(s->stats.failed_cycles))) < 0 ||
+            (r = json_add_timestamp(o, "last_reboot", s->stats.last_reboot)) < 0 ||
+            (r = json_add_duration_ms(o, "last_lock_wait_ms", s->stats.last_lock_wait)) < 0 ||
+            (r = json_add_duration_ms(o, "last_drain_ms", s->stats.last_drain)) < 0)
                 return r;
 
         text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
@@ -241,6 +255,24 @@ static int get_unsigned(json_object *o, const char *field, unsigned *ret, char *
         if (i < 0 || i > (int64_t) UINT_MAX)
                 return field_error(ret_error, field, v, "a whole number from 0 to 4294967295");
         *ret = (unsigned) i;
+        return 0;
+}
+
+static int get_duration_ms(json_object *o, const char *field, usec_t *ret, char **ret_error) {
+        static const char expected[] = "a whole number of milliseconds from 0 to 9007199254740992";
+        json_object *v = json_get_member(o, field);
+        int64_t i;
+
+        if (!v) {
+                *ret = 0;
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_int))
+                return field_error(ret_error, field, v, expected);
+        i = json_object_get_int64(v);
+        if (i < 0 || i > DURATION_MS_MAX)
+                return field_error(ret_error, field, v, expected);
+        *ret = (usec_t) i * USEC_PER_MSEC;
         return 0;
 }
 
@@ -365,7 +397,12 @@ int state_from_json(const char *text, size_t size, RebootState *ret, char **ret_
             (r = get_timestamp(o, "pending_since", &s.pending_since, ret_error)) < 0 ||
             (r = get_timestamp(o, "retry_after", &s.retry_after, ret_error)) < 0 ||
             (r = get_string_dup(o, "reason", &s.reason, ret_error)) < 0 ||
-            (r = get_string_dup(o, "last_error", &s.last_error, ret_error)) < 0)
+            (r = get_string_dup(o, "last_error", &s.last_error, ret_error)) < 0 ||
+            (r = get_unsigned(o, "reboots_total", &s.stats.reboots, ret_error)) < 0 ||
+            (r = get_unsigned(o, "cycles_failed_total", &s.stats.failed_cycles, ret_error)) < 0 ||
+            (r = get_timestamp(o, "last_reboot", &s.stats.last_reboot, ret_error)) < 0 ||
+            (r = get_duration_ms(o, "last_lock_wait_ms", &s.stats.last_lock_wait, ret_error)) < 0 ||
+            (r = get_duration_ms(o, "last_drain_ms", &s.stats.last_drain, ret_error)) < 0)
                 return r;
 
         reboot_state_done(ret);

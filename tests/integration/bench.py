@@ -575,6 +575,9 @@ class NodeDaemon:
         write_token_kubeconfig(self.kubeconfig, bench.api, name, token)
         self.config_path = os.path.join(self.dir, "nodereboot.conf")
         self.write_config(config or {})
+        # A command the daemon runs under (e.g. systemd-socket-activate ... : it passes sockets
+        # as a .socket unit does, then execs the daemon in the same process).
+        self.wrapper = []
 
     def write_config(self, overrides):
         write_node_config(self.config_path, self.name, self.kubeconfig, self.sentinel, self.dpkg_dir, overrides)
@@ -627,7 +630,8 @@ class NodeDaemon:
                    NOTIFY_SOCKET=self.notify_path, **self.extra_env)
         env.pop("JOURNAL_STREAM", None)
         self.log = open(log_path, "w")
-        self.proc = subprocess.Popen([daemon_binary(), "--config", self.config_path, "--state-dir", self.state_dir],
+        self.proc = subprocess.Popen(self.wrapper + [daemon_binary(), "--config", self.config_path,
+                                                     "--state-dir", self.state_dir],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def running(self):

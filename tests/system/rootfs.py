@@ -49,7 +49,7 @@ VARIANT = "minbase"
 # may reboot; libpam-systemd and xml-core named because debootstrap does not resolve polkitd's
 # virtual dependency default-logind); ca-certificates for a normal node; procps for debugging.
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "libcurl4", "libjson-c5", "libinih1",
-            "libyaml-0-2", "libsystemd0", "polkitd", "libpam-systemd", "xml-core",
+            "libyaml-0-2", "libmicrohttpd12", "libsystemd0", "polkitd", "libpam-systemd", "xml-core",
             "ca-certificates", "procps")
 # Bump when the steps after debootstrap change what the tarball holds.
 RECIPE_VERSION = 1

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""daemon/ is built in layers: basic, then kube and host (each on basic only), then core, then the
-two programs. A file may include headers of its own folder and of the layers below it, never of one
+"""daemon/ is built in layers: basic, then kube, host and integrations (each on basic only), then
+core, then the two programs. A file may include headers of its own folder and of the layers below it, never of one
 above or beside it. Prints every include that breaks this and exits 1; a header that no folder
 holds (a system header, build-config.h) is not ours to judge."""
 
@@ -13,8 +13,9 @@ ALLOWED = {
     "basic": set(),
     "kube": {"basic"},
     "host": {"basic"},
-    "core": {"basic", "kube", "host"},
-    "": {"basic", "kube", "host", "core"},   # main.c, noderebootctl.c
+    "integrations": {"basic"},
+    "core": {"basic", "kube", "host", "integrations"},
+    "": {"basic", "kube", "host", "integrations", "core"},   # main.c, noderebootctl.c
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 

@@ -239,6 +239,47 @@ TEST(admin_cordon_is_remembered) {
         reboot_state_done(&s);
 }
 
+TEST(statistics_follow_the_cycles) {
+        /* Two cycles: one that reboots, one rolled back. The counters survive both, the durations
+         * are those of the last cycle, in whole milliseconds. */
+        RebootState s;
+        RebootEventData d = { .sentinel_present = true, .lease = "nodereboot-0",
+                              .boot_id = "00000000000000000000000000000001", .boot_time = 5000 * USEC_PER_SEC };
+        usec_t t = 1000 * USEC_PER_SEC;
+
+        reboot_state_init(&s);
+        step(&s, E(SENTINEL), &d, &policy, t, P(PENDING), A(ACQUIRE));
+        step(&s, E(LOCK_ACQUIRED), &d, &policy, t + 42 * USEC_PER_SEC + 1500, P(LOCKED), A(READ_NODE));
+        ASSERT_EQ(s.stats.last_lock_wait, 42 * USEC_PER_SEC + 1000);
+        step(&s, E(NODE_READ), &d, &policy, t + 50 * USEC_PER_SEC, P(DRAINING), A(DRAIN));
+        step(&s, E(DRAINED), &d, &policy, t + 80 * USEC_PER_SEC, P(DRAINING), A(CHECK_INHIBITORS));
+        ASSERT_EQ(s.stats.last_drain, 30 * USEC_PER_SEC);
+        /* a second DRAINED (a restart drained again) does not change the first drain's time */
+        step(&s, E(DRAINED), &d, &policy, t + 90 * USEC_PER_SEC, P(DRAINING), A(CHECK_INHIBITORS));
+        ASSERT_EQ(s.stats.last_drain, 30 * USEC_PER_SEC);
+        step(&s, E(REBOOT_ALLOWED), &d, &policy, t + 91 * USEC_PER_SEC, P(REBOOTING), A(REBOOT));
+        ASSERT_EQ(s.stats.reboots, 0);
+        d.same_boot = false;
+        step(&s, E(START), &d, &policy, t + 200 * USEC_PER_SEC, P(RECOVERING), A(WAIT_READY));
+        ASSERT_EQ(s.stats.reboots, 1);
+        ASSERT_EQ(s.stats.last_reboot, 5000 * USEC_PER_SEC);
+        step(&s, E(NODE_READY), &d, &policy, t + 210 * USEC_PER_SEC, P(RECOVERING), A(RESTORE));
+        /* still required: a second cycle, whose drain fails */
+        step(&s, E(RESTORED), &d, &policy, t + 220 * USEC_PER_SEC, P(PENDING), A(ACQUIRE));
+        ASSERT_EQ(s.stats.failed_cycles, 0);
+        step(&s, E(LOCK_ACQUIRED), &d, &policy, t + 230 * USEC_PER_SEC, P(LOCKED), A(READ_NODE));
+        ASSERT_EQ(s.stats.last_lock_wait, 10 * USEC_PER_SEC);
+        step(&s, E(NODE_READ), &d, &policy, t + 231 * USEC_PER_SEC, P(DRAINING), A(DRAIN));
+        step(&s, E(DRAIN_FAILED), &d, &policy, t + 300 * USEC_PER_SEC, P(ROLLING_BACK), A(RESTORE));
+        ASSERT_EQ(s.stats.failed_cycles, 1);
+        ASSERT_EQ(s.failed_cycles, 1);
+        step(&s, E(RESTORED), &d, &policy, t + 301 * USEC_PER_SEC, P(PENDING), A(ACQUIRE));
+        ASSERT_EQ(s.stats.reboots, 1);
+        ASSERT_EQ(s.stats.failed_cycles, 1);
+        ASSERT_EQ(s.stats.last_drain, 30 * USEC_PER_SEC);
+        reboot_state_done(&s);
+}
+
 TEST(reboot_that_never_happens_rolls_back) {
         RebootState s;
         RebootEventData d = { .sentinel_present = true, .lease = "nodereboot-0", .same_boot = true,
@@ -367,6 +408,7 @@ int main(void) {
         RUN(lock_lost_while_draining_backs_off);
         RUN(lock_lost_after_the_reboot_drops_the_slot);
         RUN(lease_keeps_its_machine_id);
+        RUN(statistics_follow_the_cycles);
         RUN(reboot_that_never_happens_rolls_back);
         RUN(drain_failure_keeps_admin_cordon_and_backs_off);
         RUN(strings);

@@ -156,6 +156,11 @@ static void assert_state_equal(const RebootState *a, const RebootState *b) {
         ASSERT_TRUE(a->retry_after == b->retry_after);
         ASSERT_TRUE(streq_ptr(a->reason, b->reason));
         ASSERT_TRUE(streq_ptr(a->last_error, b->last_error));
+        ASSERT_EQ(a->stats.reboots, b->stats.reboots);
+        ASSERT_EQ(a->stats.failed_cycles, b->stats.failed_cycles);
+        ASSERT_TRUE(a->stats.last_reboot == b->stats.last_reboot);
+        ASSERT_TRUE(a->stats.last_lock_wait == b->stats.last_lock_wait);
+        ASSERT_TRUE(a->stats.last_drain == b->stats.last_drain);
 }
 
 /* A state with every field away from its default. */
@@ -176,6 +181,11 @@ static void make_full_state(RebootState *s) {
         s->retry_after = USEC_INFINITY;
         s->reason = strdup("linux-image-6.1.0-28-amd64 \"quoted\" back\\slash/ü\nsecond line\ttab");
         s->last_error = strdup("drain timed out: pod kube-system/coredns-5d78c9869d-abcde");
+        s->stats.reboots = 17;
+        s->stats.failed_cycles = UINT_MAX;
+        ASSERT_OK(parse_rfc3339("2026-11-27T09:58:01.5Z", &s->stats.last_reboot));
+        s->stats.last_lock_wait = 3 * USEC_PER_HOUR + 7 * USEC_PER_MSEC;
+        s->stats.last_drain = 1 * USEC_PER_MSEC;
         ASSERT_TRUE(s->lease && s->lease_machine_id && s->reason && s->last_error);
 }
 
@@ -209,6 +219,10 @@ TEST(round_trip_every_field) {
         assert_contains(text, "\"phase_since\": \"2026-11-27T10:02:03.123456Z\"");
         assert_contains(text, "\"pending_since\": \"1970-01-01T00:00:00.000001Z\"");
         assert_contains(text, "\"retry_after\": \"infinity\"");
+        assert_contains(text, "\"reboots_total\": 17");
+        assert_contains(text, "\"last_reboot\": \"2026-11-27T09:58:01.500000Z\"");
+        assert_contains(text, "\"last_lock_wait_ms\": 10800007");
+        assert_contains(text, "\"last_drain_ms\": 1");
         ASSERT_OK(state_from_json(text, strlen(text), &t, &error));
         ASSERT_TRUE(!error);
         assert_state_equal(&s, &t);
@@ -468,6 +482,14 @@ TEST(corrupt_wrong_fields) {
                 { "pending_since", "\"2026-13-01T00:00:00Z\"", "RFC 3339" },
                 { "pending_since", "\"2026-11-27 10:02\"", "RFC 3339" },
                 { "retry_after", "true", "RFC 3339" },
+                { "reboots_total", "\"3\"", "whole number" },
+                { "reboots_total", "-1", "whole number" },
+                { "cycles_failed_total", "4294967296", "whole number" },
+                { "last_reboot", "1764237483", "RFC 3339" },
+                { "last_lock_wait_ms", "-5", "milliseconds" },
+                { "last_lock_wait_ms", "2.5", "milliseconds" },
+                { "last_drain_ms", "\"30s\"", "milliseconds" },
+                { "last_drain_ms", "9007199254740993", "milliseconds" },
                 { "retry_after", "\"10000-01-01T00:00:00Z\"", "RFC 3339" },
                 { "reason", "[\"linux-image\"]", "a string or null" },
                 { "last_error", "{}", "a string or null" },
