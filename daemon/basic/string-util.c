@@ -170,3 +170,70 @@ bool utf8_is_valid(const char *s) {
         }
         return true;
 }
+
+int strv_split_command(const char *s, char ***ret) {
+        char **l = NULL, *word = NULL;
+        size_t n = 0;
+        int r = -EINVAL;
+
+        if (!s || !ret)
+                return -EINVAL;
+        word = malloc(strlen(s) + 1);
+        if (!word)
+                return -ENOMEM;
+        for (const char *p = s;;) {
+                bool in_word = false;
+
+                while (*p == ' ' || *p == '\t' || *p == '\n')
+                        p++;
+                if (!*p)
+                        break;
+                n = 0;
+                while (*p && !(*p == ' ' || *p == '\t' || *p == '\n')) {
+                        in_word = true;
+                        if (*p == '\'') {
+                                const char *end = strchr(p + 1, '\'');
+                                if (!end)
+                                        goto fail;
+                                memcpy(word + n, p + 1, (size_t) (end - p - 1));
+                                n += (size_t) (end - p - 1);
+                                p = end + 1;
+                        } else if (*p == '"') {
+                                for (p++; *p != '"'; p++) {
+                                        if (!*p)
+                                                goto fail;
+                                        if (*p == '\\') {
+                                                if (!p[1])
+                                                        goto fail;
+                                                p++;
+                                        }
+                                        word[n++] = *p;
+                                }
+                                p++;
+                        } else if (*p == '\\') {
+                                if (!p[1])
+                                        goto fail;
+                                word[n++] = p[1];
+                                p += 2;
+                        } else
+                                word[n++] = *p++;
+                }
+                if (in_word) {
+                        word[n] = 0;
+                        r = strv_extend(&l, word);
+                        if (r < 0)
+                                goto fail;
+                        r = -EINVAL;
+                }
+        }
+        if (!l)
+                goto fail;
+        free(word);
+        *ret = l;
+        return 0;
+
+fail:
+        free(word);
+        strv_free(l);
+        return r;
+}

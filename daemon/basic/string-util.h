@@ -20,6 +20,11 @@ size_t strv_length(char * const *l);
 int strv_push(char ***l, char *value);   /* takes ownership of value, even on failure */
 int strv_extend(char ***l, const char *value);
 bool strv_contains(char * const *l, const char *value);
+/* Splits a command line into words the way systemd's ExecStart= does for the simple cases:
+ * whitespace separates, "double" and 'single' quotes group (no escapes inside single quotes),
+ * a backslash escapes the next character elsewhere. No variables, globs or redirections: it is
+ * never a shell. -EINVAL for an unterminated quote, a trailing backslash, or no word at all. */
+int strv_split_command(const char *s, char ***ret);
 
 /* Whether s is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF):
  * what may go into the journal, STATUS= and JSON. */

@@ -135,6 +135,15 @@ static int config_parse_path(const ConfigItem *item, const char *value, void *fi
         return free_and_strdup(field, value);
 }
 
+/* Split now so that --check-config finds an unterminated quote; kept as written. */
+static int config_parse_command(const ConfigItem *item, const char *value, void *field) {
+        _cleanup_strv_free_ char **argv = NULL;
+
+        if (!isempty(value) && strv_split_command(value, &argv) < 0)
+                return -EINVAL;
+        return free_and_strdup(field, isempty(value) ? NULL : value);
+}
+
 static int config_parse_optional_path(const ConfigItem *item, const char *value, void *field) {
         if (isempty(value))
                 return free_and_strdup(field, NULL);
@@ -385,6 +394,15 @@ static const ConfigItem config_items[] = {
              "an absolute path"),
         ITEM("Sentinel", "SettleSec", timespan, sentinel_settle_usec, "10s", 0, USEC_PER_HOUR,
              "a time span of at most 1h, such as 10s"),
+        ITEM("Sentinel", "Command", command, sentinel_command, NULL, 0, 0,
+             "a command line such as needs-restarting -r (words split at spaces, \"quotes\" and "
+             "'quotes' group, no shell), or empty for none"),
+        ITEM("Sentinel", "RequiredExitStatus", unsigned, sentinel_required_status, "1", 1, 255,
+             "an exit status between 1 and 255"),
+        ITEM("Sentinel", "CommandIntervalSec", timespan, sentinel_command_interval_usec, "1h", 10 * USEC_PER_SEC,
+             USEC_INFINITY - 1, "a time span of at least 10s, such as 1h"),
+        ITEM("Sentinel", "CommandTimeoutSec", timespan, sentinel_command_timeout_usec, "5min", USEC_PER_SEC,
+             USEC_PER_HOUR, "a time span between 1s and 1h, such as 5min"),
 
         ITEM("Lock", "Namespace", dns_label, lock_namespace, "kube-system", 0, 0,
              "a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters)"),
@@ -513,6 +531,7 @@ Config *config_free(Config *c) {
         strv_free(c->pre_reboot_labels);
         strv_free(c->post_reboot_labels);
         free(c->prefer_no_schedule_taint);
+        free(c->sentinel_command);
         free(c->metrics_textfile_path);
         free(c->metrics_listen_address);
         return mfree(c);

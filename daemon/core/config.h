@@ -22,6 +22,10 @@ typedef struct Config {
         /* [Sentinel] */
         char *sentinel_path;                    /* Path=, default /var/run/reboot-required */
         usec_t sentinel_settle_usec;            /* SettleSec=, default 10s: how long it must exist */
+        char *sentinel_command;                 /* Command=, default empty: the file only */
+        unsigned sentinel_required_status;      /* RequiredExitStatus=, default 1 */
+        usec_t sentinel_command_interval_usec;  /* CommandIntervalSec=, default 1h */
+        usec_t sentinel_command_timeout_usec;   /* CommandTimeoutSec=, default 5min */
 
         /* [Lock] */
         char *lock_namespace;                   /* Namespace=, default kube-system */

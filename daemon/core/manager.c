@@ -30,6 +30,7 @@
 #include "proxy.h"
 #include "reboot-machine.h"
 #include "sentinel.h"
+#include "sentinel-command.h"
 #include "state-file.h"
 #include "string-util.h"
 #include "window.h"
@@ -80,6 +81,10 @@ struct Manager {
         bool package_manager_busy;      /* the last look found a package manager lock held */
         bool package_lock_warned;       /* a lock file that cannot be checked was logged */
         bool sentinel_seen;             /* the handler last said "present" */
+        SentinelCommand *command;       /* [Sentinel] Command=, NULL without one */
+        bool command_known;             /* it answered "required" or "not required" once */
+        bool command_required;          /* its last such answer */
+        char *command_error;            /* why its last run failed, NULL when it did not */
 
         RebootState state;
         RebootPolicy policy;
@@ -179,13 +184,17 @@ static const char *format_clock(char *buf, size_t size, usec_t t) {
 
 /* ---- status ---------------------------------------------------------------------------- */
 
+static bool manager_reboot_required(Manager *m);
+
 static void manager_update_metrics(Manager *m) {
         MetricsValues v;
 
         if (!m->metrics)
                 return;
-        metrics_values_from_state(&v, &m->state, m->sentinel_seen, m->blocked, m->config->node_name,
+        metrics_values_from_state(&v, &m->state, manager_reboot_required(m), m->blocked, m->config->node_name,
                                   m->config->metrics_kured_compatible);
+        v.command_configured = m->command;
+        v.command_failed = m->command_error;
         metrics_exporter_update(m->metrics, &v);
 }
 
@@ -203,6 +212,13 @@ static void manager_update_status(Manager *m) {
                 s = strdup(phase);
         if (!s)
                 return;
+        if (m->command_error) {
+                char *t = strdup_printf("%s; [Sentinel] Command= failed: %s", s, m->command_error);
+                if (t) {
+                        free(s);
+                        s = t;
+                }
+        }
         if (m->state.last_error && m->state.phase != REBOOT_PHASE_IDLE) {
                 char *t = strdup_printf("%s; last error: %s", s, m->state.last_error);
                 if (t) {
@@ -947,6 +963,13 @@ static void manager_acquire(Manager *m) {
         char buf[64];
         int r;
 
+        if (m->command && !m->command_known && !m->sentinel_seen) {
+                /* A cycle the command began before a restart: it goes on once the command says
+                 * the reboot is still required (it runs at start). */
+                manager_leave_queue(m);
+                manager_set_waiting(m, "waiting for [Sentinel] Command= to say whether a reboot is still required");
+                return;
+        }
         if (m->state.retry_after > now) {
                 manager_leave_queue(m);
                 manager_set_waiting(m, "backing off after a failed attempt until %s",
@@ -1878,19 +1901,82 @@ static char *manager_read_reason(Manager *m) {
         return TAKE_PTR(reason);
 }
 
+/* Either source may require the reboot: the sentinel file, or [Sentinel] Command=. Until the
+ * command first answers (at start), a cycle it began in this boot is taken to be still wanted:
+ * a restart of the daemon must not drop it (manager_acquire() waits for the answer). */
+static bool manager_reboot_required(Manager *m) {
+        if (m->sentinel_seen || m->command_required)
+                return true;
+        return m->command && !m->command_known &&
+                (m->state.phase == REBOOT_PHASE_PENDING || m->state.phase == REBOOT_PHASE_LOCKED ||
+                 m->state.phase == REBOOT_PHASE_DRAINING);
+}
+
+/* The reason the command gives: the command line, printable ASCII only (it goes to the Node). */
+static char *manager_command_reason(Manager *m) {
+        _cleanup_free_ char *r = strdup_printf("[Sentinel] Command=%s", m->config->sentinel_command);
+
+        if (!r)
+                return NULL;
+        for (char *p = r; *p; p++)
+                if (*p < ' ' || *p > '~')
+                        *p = '?';
+        if (strlen(r) > 256)
+                strcpy(r + 253, "...");
+        return TAKE_PTR(r);
+}
+
 static void on_sentinel(Sentinel *s, bool present, void *userdata) {
         Manager *m = userdata;
         _cleanup_free_ char *reason = NULL;
 
         if (present)
                 reason = manager_read_reason(m);
+        else if (m->command_required)
+                reason = manager_command_reason(m);
         if (present && m->sentinel_seen)
                 log_info("Package list %s.pkgs changed.", m->config->sentinel_path);
         else
                 log_info("Sentinel %s %s.", m->config->sentinel_path, present ? "appeared" : "disappeared");
         m->sentinel_seen = present;
         (void) manager_dispatch(m, REBOOT_EVENT_SENTINEL,
-                                &(RebootEventData) { .sentinel_present = present, .reason = reason });
+                                &(RebootEventData) { .sentinel_present = manager_reboot_required(m), .reason = reason });
+}
+
+static void on_command(SentinelCommand *c, CommandVerdict verdict, const char *output, const char *message,
+                       void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *reason = NULL;
+        bool was_known = m->command_known, was_required = m->command_required;
+
+        if (verdict == COMMAND_FAILED) {
+                /* Never a reboot: the last answer stands, and the error shows. */
+                size_t n = strcspn(output, "\n");
+
+                log_warning("[Sentinel] Command=%s failed: %s%s%.*s", m->config->sentinel_command, message,
+                            n > 0 ? "; it printed: " : "", (int) MIN(n, (size_t) 200), output);
+                if (!streq_ptr(m->command_error, message))
+                        (void) free_and_strdup(&m->command_error, message);
+                manager_update_status(m);
+                return;
+        }
+        if (m->command_error)
+                log_info("[Sentinel] Command=%s works again.", m->config->sentinel_command);
+        m->command_error = mfree(m->command_error);
+        m->command_known = true;
+        m->command_required = verdict == COMMAND_REQUIRED;
+        if (was_known && was_required == m->command_required) {
+                manager_update_status(m);
+                return;
+        }
+        log_info("[Sentinel] Command=%s says a reboot is %s.", m->config->sentinel_command,
+                 m->command_required ? "required" : "not required");
+        if (m->command_required && !m->sentinel_seen)
+                reason = manager_command_reason(m);
+        else if (m->sentinel_seen)
+                reason = manager_read_reason(m);
+        (void) manager_dispatch(m, REBOOT_EVENT_SENTINEL,
+                                &(RebootEventData) { .sentinel_present = manager_reboot_required(m), .reason = reason });
 }
 
 static void manager_resume(Manager *m) {
@@ -1901,6 +1987,7 @@ static void manager_resume(Manager *m) {
         if (present)
                 reason = manager_read_reason(m);
         m->sentinel_seen = present;
+        present = manager_reboot_required(m);
         log_info("Resuming in state %s (%s boot, sentinel %s).", reboot_phase_to_string(m->state.phase),
                  m->state.boot_id[0] ? (same_boot ? "same" : "new") : "no recorded",
                  present ? "present" : "absent");
@@ -2055,6 +2142,8 @@ Manager *manager_free(Manager *m) {
         window_free(m->window);
         sentinel_free(m->sentinel);
         sentinel_free(m->kubeconfig_watch);
+        sentinel_command_free(m->command);
+        free(m->command_error);
         metrics_exporter_free(m->metrics);
         sd_event_source_disable_unref(m->kubeconfig_retry);
         logind_free(m->logind);
@@ -2183,6 +2272,18 @@ static int manager_start_cluster(Manager *m) {
                          on_sentinel, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch %s: %m", m->config->sentinel_path);
+        if (m->config->sentinel_command) {
+                _cleanup_strv_free_ char **argv = NULL;
+
+                r = strv_split_command(m->config->sentinel_command, &argv);
+                if (r >= 0)     /* checked when the configuration was read */
+                        r = sentinel_command_new(&m->command, m->event, argv, (int) m->config->sentinel_required_status,
+                                                 m->config->sentinel_command_interval_usec,
+                                                 m->config->sentinel_command_timeout_usec, on_command, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up [Sentinel] Command=%s: %m",
+                                               m->config->sentinel_command);
+        }
 
         log_info("nodereboot %s starting on node %s: sentinel %s, lock %s/%s-[0..%u), API %s, state %s/state.",
                  PACKAGE_VERSION, m->config->node_name, m->config->sentinel_path,
@@ -2318,6 +2419,7 @@ int manager_start(Manager *m) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGCHLD);      /* [Sentinel] Command=: sd_event_add_child() */
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
         r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);

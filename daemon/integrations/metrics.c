@@ -101,6 +101,12 @@ int metrics_format(const MetricsValues *v, char **ret) {
         for (MetricsBlock b = 0; b < _METRICS_BLOCK_MAX; b++)
                 fprintf(f, "nodereboot_reboot_blocked{reason=\"%s\"} %d\n", block_names[b], v->blocked[b]);
 
+        if (v->command_configured) {
+                put_family(f, "nodereboot_sentinel_command_failed", "gauge",
+                           "Whether the last run of [Sentinel] Command= failed (an error never requires a reboot).");
+                fprintf(f, "nodereboot_sentinel_command_failed %d\n", v->command_failed);
+        }
+
         if (v->kured_compatible) {
                 /* kured's own metric, with its help text's meaning, for dashboards and the alert
                  * kured's documentation recommends. */

@@ -35,6 +35,8 @@ typedef struct MetricsValues {
         usec_t drain;
         bool blocked[_METRICS_BLOCK_MAX];
         bool kured_compatible;          /* also kured_reboot_required{node=…} */
+        bool command_configured;        /* [Sentinel] Command= is set: */
+        bool command_failed;            /* its last run failed */
 } MetricsValues;
 
 /* The exposition text, newly allocated. -EINVAL when version, node or states are missing or state

@@ -81,6 +81,12 @@ TEST(format) {
         assert_line(text, "# TYPE kured_reboot_required gauge");
         assert_line(text, "kured_reboot_required{node=\"node-\\\"1\\\"\\\\\\n\"} 1");
 
+        ASSERT_TRUE(!strstr(text, "nodereboot_sentinel_command_failed"));
+        v.command_configured = v.command_failed = true;
+        text = mfree(text);
+        ASSERT_OK(metrics_format(&v, &text));
+        assert_line(text, "nodereboot_sentinel_command_failed 1");
+
         v.state = 3;
         ASSERT_ERROR(metrics_format(&v, &text), EINVAL);
         v = sample();

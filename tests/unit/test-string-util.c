@@ -21,7 +21,46 @@ TEST(utf8_is_valid) {
         ASSERT_FALSE(utf8_is_valid("\xff\xfe"));
 }
 
+TEST(split_command) {
+        static const struct {
+                const char *in;
+                const char *out;        /* words joined by '|'; NULL: -EINVAL */
+        } cases[] = {
+                { "needs-restarting -r", "needs-restarting|-r" },
+                { "  a \t b\n", "a|b" },
+                { "/bin/sh -c 'exit 1; echo \"x\"'", "/bin/sh|-c|exit 1; echo \"x\"" },
+                { "echo \"a \\\"b\\\" c\"", "echo|a \"b\" c" },
+                { "a\\ b", "a b" },
+                { "'' x", "|x" },
+                { "pre'fix'\"ed\"", "prefixed" },
+                { "'unterminated", NULL },
+                { "\"unterminated", NULL },
+                { "trailing\\", NULL },
+                { "", NULL },
+                { "   ", NULL },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_strv_free_ char **l = NULL;
+                _cleanup_free_ char *joined = NULL;
+                int r = strv_split_command(cases[i].in, &l);
+
+                if (!cases[i].out) {
+                        ASSERT_ERROR(r, EINVAL);
+                        continue;
+                }
+                ASSERT_OK(r);
+                for (char **w = l; *w; w++) {
+                        char *t = strjoin(joined ?: "", joined ? "|" : "", *w);
+                        free(joined);
+                        joined = t;
+                }
+                ASSERT_STREQ(joined, cases[i].out);
+        }
+}
+
 int main(void) {
+        RUN(split_command);
         RUN(utf8_is_valid);
         return 0;
 }
