@@ -762,6 +762,16 @@ class NodeDaemon:
         self.notify.close()
 
 
+def hold_slot(bench, holder="busy", slot="nodereboot-0", seconds=3600):
+    """A lock slot held by a node of no daemon (renewed now, for seconds): the bench's nodes wait
+    for it until a test deletes it."""
+    renew = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    bench.api.api("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases", {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": slot, "namespace": "kube-system", "labels": {"nodereboot.io/lock": "nodereboot"}},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds, "renewTime": renew}}, expect=201)
+
+
 def seed_cluster(nodes, replicas_per_node=2, pdb_min_available=None, namespace="default"):
     """Nodes, a DaemonSet pod and a mirror pod on each, a Deployment's ReplicaSet pods spread over
     the nodes, and optionally a PodDisruptionBudget over them."""

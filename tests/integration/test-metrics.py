@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Bench, node_requests, wait_for  # noqa: E402
+from bench import Bench, hold_slot, node_requests, wait_for  # noqa: E402
 
 SLOT = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
 
@@ -93,15 +93,6 @@ class Prometheus:
         self.proc.wait(15)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def hold_slot(b, holder="busy"):
-    renew = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
-    b.api.api("POST", SLOT, {
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "nodereboot-0", "namespace": "kube-system",
-                     "labels": {"nodereboot.io/lock": "nodereboot"}},
-        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 3600, "renewTime": renew}}, expect=201)
 
 
 class Metrics(unittest.TestCase):

@@ -11,7 +11,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Bench, wait_for  # noqa: E402
+from bench import Bench, hold_slot, wait_for  # noqa: E402
 
 SLOT = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
 
@@ -19,15 +19,6 @@ SLOT = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
 def flag_command(flag):
     """Says "required" (exit 1) while flag exists, like needs-restarting -r before the reboot."""
     return f"/bin/sh -c 'test -e {flag} && exit 1; exit 0'"
-
-
-def hold_slot(b, holder="busy"):
-    renew = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
-    b.api.api("POST", SLOT, {
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "nodereboot-0", "namespace": "kube-system",
-                     "labels": {"nodereboot.io/lock": "nodereboot"}},
-        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 3600, "renewTime": renew}}, expect=201)
 
 
 class SentinelCommand(unittest.TestCase):
