@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -141,6 +142,29 @@ static int config_parse_command(const ConfigItem *item, const char *value, void 
 
         if (!isempty(value) && strv_split_command(value, &argv) < 0)
                 return -EINVAL;
+        return free_and_strdup(field, isempty(value) ? NULL : value);
+}
+
+static int config_parse_http_url(const ConfigItem *item, const char *value, void *field) {
+        if (!isempty(value)) {
+                if (!startswith(value, "http://") && !startswith(value, "https://"))
+                        return -EINVAL;
+                for (const char *p = value; *p; p++)
+                        if ((unsigned char) *p <= ' ' || *p == 0x7f)
+                                return -EINVAL;
+        }
+        return free_and_strdup(field, isempty(value) ? NULL : value);
+}
+
+/* Compiled now so that --check-config finds a bad one. */
+static int config_parse_regex(const ConfigItem *item, const char *value, void *field) {
+        regex_t re;
+
+        if (!isempty(value)) {
+                if (regcomp(&re, value, REG_EXTENDED | REG_NOSUB) != 0)
+                        return -EINVAL;
+                regfree(&re);
+        }
         return free_and_strdup(field, isempty(value) ? NULL : value);
 }
 
@@ -447,6 +471,17 @@ static const ConfigItem config_items[] = {
              "a label selector such as app=web,tier!=db"),
         ITEM("Blockers", "PackageManagerLocks", path_list, package_manager_locks,
              "/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock", 0, 0, "space-separated absolute paths"),
+        ITEM("Blockers", "PrometheusURL", http_url, prometheus_url, NULL, 0, 0,
+             "an http:// or https:// URL of a Prometheus server, such as http://prometheus.monitoring:9090"),
+        ITEM("Blockers", "PrometheusCAFile", optional_path, prometheus_ca_file, NULL, 0, 0, "an absolute path"),
+        ITEM("Blockers", "PrometheusBearerTokenFile", optional_path, prometheus_bearer_token_file, NULL, 0, 0,
+             "an absolute path"),
+        ITEM("Blockers", "PrometheusBasicAuthFile", optional_path, prometheus_basic_auth_file, NULL, 0, 0,
+             "an absolute path"),
+        ITEM("Blockers", "AlertFilterRegex", regex, alert_filter_regex, NULL, 0, 0,
+             "a POSIX extended regular expression such as ^(Watchdog|InfoInhibitor)$"),
+        ITEM("Blockers", "AlertFilterMatchOnly", bool, alert_filter_match_only, "no", 0, 0, "a boolean (yes or no)"),
+        ITEM("Blockers", "AlertFiringOnly", bool, alert_firing_only, "no", 0, 0, "a boolean (yes or no)"),
 
         ITEM("Marks", "AnnotateNodes", bool, annotate_nodes, "yes", 0, 0, "a boolean (yes or no)"),
         ITEM("Marks", "PreRebootLabels", labels, pre_reboot_labels, NULL, 0, 0,
@@ -532,6 +567,11 @@ Config *config_free(Config *c) {
         strv_free(c->post_reboot_labels);
         free(c->prefer_no_schedule_taint);
         free(c->sentinel_command);
+        free(c->prometheus_url);
+        free(c->prometheus_ca_file);
+        free(c->prometheus_bearer_token_file);
+        free(c->prometheus_basic_auth_file);
+        free(c->alert_filter_regex);
         free(c->metrics_textfile_path);
         free(c->metrics_listen_address);
         return mfree(c);

@@ -60,6 +60,13 @@ typedef struct Config {
         /* [Blockers] */
         char **blocking_pod_selectors;          /* PodSelector=, repeatable; any match on this node blocks */
         char **package_manager_locks;           /* PackageManagerLocks=, absolute paths; any locked blocks */
+        char *prometheus_url;                   /* PrometheusURL=, default empty: no alert check */
+        char *prometheus_ca_file;               /* PrometheusCAFile= */
+        char *prometheus_bearer_token_file;     /* PrometheusBearerTokenFile= */
+        char *prometheus_basic_auth_file;       /* PrometheusBasicAuthFile=, "user:password" */
+        char *alert_filter_regex;               /* AlertFilterRegex=, POSIX extended */
+        bool alert_filter_match_only;           /* AlertFilterMatchOnly=, default no */
+        bool alert_firing_only;                 /* AlertFiringOnly=, default no */
 
         /* [Marks] */
         bool annotate_nodes;                    /* AnnotateNodes=, default yes */

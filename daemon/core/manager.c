@@ -8,11 +8,13 @@
 #include <systemd/sd-id128.h>
 
 #include <limits.h>
+#include <regex.h>
 
 #include "build-config.h"
 #include "blockers.h"
 #include "boot-id.h"
 #include "drain.h"
+#include "http-client.h"
 #include "json-util.h"
 #include "kube-client.h"
 #include "kubeconfig.h"
@@ -26,6 +28,7 @@
 #include "metrics-values.h"
 #include "node.h"
 #include "package-lock.h"
+#include "prometheus-alerts.h"
 #include "parse-util.h"
 #include "proxy.h"
 #include "reboot-machine.h"
@@ -47,6 +50,8 @@
 /* How often the package manager's lock is looked at, only while we wait for it: the cycle goes on
  * within this (plus one API call) of the release. */
 #define PACKAGE_LOCK_POLL_USEC (500 * USEC_PER_MSEC)
+/* How often a node held back by Prometheus alerts (or an unreachable Prometheus) asks again. */
+#define ALERTS_RECHECK_USEC (30 * USEC_PER_SEC)
 /* The clock of the lock's local deadline: it runs on while the machine is suspended (or the VM
  * paused), as the lease's expiry on the API server does. */
 #define HOLD_CLOCK CLOCK_BOOTTIME
@@ -77,6 +82,13 @@ struct Manager {
         BlockersCheck *blockers;
         bool blockers_clear;            /* the last check found nothing; consumed by the next acquire */
         bool blocked_by_pods;           /* the last check found a blocker */
+        HttpClient *http;               /* NULL without [Blockers] PrometheusURL= */
+        regex_t alert_regex;            /* AlertFilterRegex=, when alert_regex_set */
+        bool alert_regex_set;
+        AlertsCheck *alerts;            /* the check in flight */
+        bool alerts_clear;              /* the last check found nothing; consumed by the next step */
+        bool blocked_by_alerts;
+        char *alerts_posted;            /* what the last RebootBlockedByAlerts Event said */
         bool taint_set;                 /* we set the PreferNoSchedule taint while waiting */
         bool package_manager_busy;      /* the last look found a package manager lock held */
         bool package_lock_warned;       /* a lock file that cannot be checked was logged */
@@ -958,6 +970,82 @@ static bool manager_check_blockers(Manager *m) {
         return true;
 }
 
+static void manager_post_event(Manager *m, const char *type, const char *reason, const char *message);
+
+static void on_alerts_checked(int error, char **blocking, const char *message, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *what = NULL;
+        char t[FORMAT_TIMESPAN_MAX];
+        bool drained = m->action == REBOOT_ACTION_CHECK_INHIBITORS;
+
+        m->alerts = alerts_check_free(m->alerts);
+        if (m->action != REBOOT_ACTION_ACQUIRE && !drained)
+                return;
+        if (error >= 0 && strv_length(blocking) == 0) {
+                if (m->blocked_by_alerts)
+                        log_info("No Prometheus alert holds the reboot back any more.");
+                m->blocked_by_alerts = false;
+                m->alerts_posted = mfree(m->alerts_posted);
+                m->alerts_clear = true;
+                manager_run_action(m);
+                return;
+        }
+        if (error < 0)
+                what = strdup_printf("reboot blocked: %s", message);
+        else {
+                _cleanup_free_ char *names = alerts_join(blocking);
+                what = strdup_printf("reboot blocked by Prometheus alerts: %s", strna(names));
+        }
+        m->blocked_by_alerts = true;
+        if (!drained)
+                manager_leave_queue(m);
+        manager_set_waiting(m, "%s%s; checking again in %s", drained ? "drained; " : "", strna(what),
+                            format_timespan(t, sizeof t, ALERTS_RECHECK_USEC));
+        manager_set_blocked(m, METRICS_BLOCK_ALERTS);
+        if (what && !streq_ptr(what, m->alerts_posted)) {
+                manager_post_event(m, "Warning", "RebootBlockedByAlerts", what);
+                free(m->alerts_posted);
+                m->alerts_posted = TAKE_PTR(what);
+        }
+        manager_arm_action_timer(m, ALERTS_RECHECK_USEC);
+}
+
+/* Whether Prometheus's alerts are being asked for or hold the step back (the caller waits for
+ * on_alerts_checked()). A clear answer lets exactly one step through. */
+static bool manager_check_alerts(Manager *m) {
+        AlertsSettings settings = {
+                .url = m->config->prometheus_url,
+                .ca_file = m->config->prometheus_ca_file,
+                .bearer_token_file = m->config->prometheus_bearer_token_file,
+                .basic_auth_file = m->config->prometheus_basic_auth_file,
+                .filter = {
+                        .regex = m->alert_regex_set ? &m->alert_regex : NULL,
+                        .match_only = m->config->alert_filter_match_only,
+                        .firing_only = m->config->alert_firing_only,
+                },
+        };
+        char t[FORMAT_TIMESPAN_MAX];
+        int r;
+
+        if (!m->http)
+                return false;
+        if (m->alerts_clear) {
+                m->alerts_clear = false;
+                return false;
+        }
+        if (m->alerts)
+                return true;
+        r = alerts_check(&m->alerts, m->http, &settings, on_alerts_checked, m);
+        if (r < 0) {
+                /* A secret that cannot be read: fail safe, as for an unreachable server. */
+                manager_set_waiting(m, "reboot blocked: cannot ask Prometheus for its alerts (%s); checking again in %s",
+                                    strerror(ERRNO_VALUE(r)), format_timespan(t, sizeof t, ALERTS_RECHECK_USEC));
+                manager_set_blocked(m, METRICS_BLOCK_ALERTS);
+                manager_arm_action_timer(m, ALERTS_RECHECK_USEC);
+        }
+        return true;
+}
+
 static void manager_acquire(Manager *m) {
         usec_t now = now_realtime();
         char buf[64];
@@ -998,6 +1086,8 @@ static void manager_acquire(Manager *m) {
          * come first at its old place and keep the nodes behind it waiting at every look. */
         if (m->blocked_by_pods && manager_check_blockers(m))
                 return;
+        if (m->blocked_by_alerts && manager_check_alerts(m))
+                return;
         if (m->queue) {
                 QueuePlace p;
 
@@ -1018,13 +1108,19 @@ static void manager_acquire(Manager *m) {
                 if (p.verdict == QUEUE_WAITING || p.verdict == QUEUE_JOINING) {
                         m->queue_verdict = p.verdict;
                         manager_say_queue_place(m, &p);
-                        /* Pods are looked at again when our turn comes, right before the slot. */
+                        /* Pods and alerts are looked at again when our turn comes, right
+                         * before the slot. */
                         m->blockers_clear = false;
+                        m->alerts_clear = false;
                         return;
                 }
         }
         if (manager_check_blockers(m))
                 return;
+        if (manager_check_alerts(m)) {
+                m->blockers_clear = true;       /* not asked again when the alerts answer */
+                return;
+        }
         m->blockers_clear = false;
         if (m->lock_busy) {
                 m->lock_again = true;
@@ -1275,6 +1371,9 @@ static void on_inhibitors_checked(Logind *l, int error, bool blocked, const char
                 manager_arm_action_timer(m, 0);
                 return;
         }
+        /* The last look at Prometheus: an alert may have started firing during the drain. */
+        if (manager_check_alerts(m))
+                return;
         r = boot_id_read(id);
         if (r < 0) {
                 log_error_errno(r, "Failed to read the boot ID, retrying: %m");
@@ -2143,6 +2242,11 @@ Manager *manager_free(Manager *m) {
         sentinel_free(m->sentinel);
         sentinel_free(m->kubeconfig_watch);
         sentinel_command_free(m->command);
+        alerts_check_free(m->alerts);
+        http_client_free(m->http);
+        if (m->alert_regex_set)
+                regfree(&m->alert_regex);
+        free(m->alerts_posted);
         free(m->command_error);
         metrics_exporter_free(m->metrics);
         sd_event_source_disable_unref(m->kubeconfig_retry);
@@ -2359,6 +2463,29 @@ static void on_kubeconfig_appeared(Sentinel *s, bool present, void *userdata) {
         manager_join(m);
 }
 
+static int manager_setup_alerts(Manager *m) {
+        _cleanup_free_ char *display = NULL;
+        int r;
+
+        if (!m->config->prometheus_url)
+                return 0;
+        if (m->config->alert_filter_regex) {
+                if (regcomp(&m->alert_regex, m->config->alert_filter_regex, REG_EXTENDED | REG_NOSUB) != 0)
+                        return log_error_errno(-EINVAL, "[Blockers] AlertFilterRegex=%s is not a regular expression.",
+                                               m->config->alert_filter_regex);
+                m->alert_regex_set = true;
+        }
+        r = http_client_new(&m->http, m->event, "noderebootd/" PACKAGE_VERSION);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the HTTP client for Prometheus: %m");
+        display = http_url_for_display(m->config->prometheus_url);
+        log_info("Prometheus alerts at %s hold reboots back%s%s%s.", strna(display),
+                 m->config->alert_filter_regex ? (m->config->alert_filter_match_only ?
+                                                  " (only alerts matching " : " (except alerts matching ") : "",
+                 strempty(m->config->alert_filter_regex), m->config->alert_filter_regex ? ")" : "");
+        return 0;
+}
+
 /* Off unless [Metrics] names a textfile or an address, or systemd passes the socket of
  * nodereboot-metrics.socket (which then wins over ListenAddress=). */
 static int manager_setup_metrics(Manager *m) {
@@ -2413,6 +2540,9 @@ int manager_start(Manager *m) {
         log_set_context(NULL, reboot_phase_to_string(m->state.phase));
 
         r = manager_setup_metrics(m);
+        if (r < 0)
+                return r;
+        r = manager_setup_alerts(m);
         if (r < 0)
                 return r;
 

@@ -11,6 +11,7 @@ static const char *const block_names[_METRICS_BLOCK_MAX] = {
         [METRICS_BLOCK_BLOCKERS] = "blockers",
         [METRICS_BLOCK_PACKAGE_MANAGER] = "package_manager",
         [METRICS_BLOCK_INHIBITOR] = "inhibitor",
+        [METRICS_BLOCK_ALERTS] = "alerts",
 };
 
 const char *metrics_block_to_string(MetricsBlock b) {

@@ -16,6 +16,7 @@ typedef enum MetricsBlock {
         METRICS_BLOCK_BLOCKERS,         /* pods that match [Blockers] PodSelector= */
         METRICS_BLOCK_PACKAGE_MANAGER,  /* dpkg (or another package manager) holds its lock */
         METRICS_BLOCK_INHIBITOR,        /* a shutdown inhibitor in logind */
+        METRICS_BLOCK_ALERTS,           /* Prometheus alerts ([Blockers] PrometheusURL=) */
         _METRICS_BLOCK_MAX,
         _METRICS_BLOCK_INVALID = -EINVAL,
 } MetricsBlock;

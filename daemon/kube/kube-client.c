@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 
 #include "build-config.h"
+#include "curl-event.h"
 #include "fileio.h"
 #include "json-util.h"
 #include "kube-client-internal.h"
@@ -69,14 +70,6 @@
                 }                                                       \
         } while (0)
 
-typedef struct SocketData SocketData;
-struct SocketData {
-        KubeClient *client;
-        curl_socket_t fd;
-        sd_event_source *source;
-        SocketData *prev, *next;
-        bool linked;
-};
 
 typedef struct Buffer {
         char *data;
@@ -149,9 +142,8 @@ struct KubeClient {
         bool closed;
 
         sd_event *event;
-        CURLM *multi;
-        sd_event_source *timer;
-        SocketData *sockets;
+        CurlEvent *curl;
+        CURLM *multi;                   /* curl_event_multi(curl) */
 
         char *base_url;                 /* server URL; its host is tls_server_name when set */
         char *host_header;              /* "Host: <server host>" when tls_server_name is set */
@@ -1172,123 +1164,12 @@ static void client_dispatch(KubeClient *c) {
         }
 }
 
-static void client_socket_action(KubeClient *c, curl_socket_t fd, int flags) {
-        CURLMcode m;
-        int running;
+static void on_curl_dispatch(CurlEvent *ce, void *userdata) {
+        KubeClient *c = userdata;
 
         kube_client_ref(c);
-        m = curl_multi_socket_action(c->multi, fd, flags, &running);
-        if (m != CURLM_OK)
-                log_debug("curl_multi_socket_action() failed: %s", curl_multi_strerror(m));
         client_dispatch(c);
         kube_client_unref(c);
-}
-
-static int client_io_cb(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        SocketData *sd = userdata;
-        int flags = 0;
-
-        if (revents & (EPOLLIN | EPOLLHUP))
-                flags |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
-                flags |= CURL_CSELECT_OUT;
-        if (revents & EPOLLERR)
-                flags |= CURL_CSELECT_ERR;
-
-        /* sd may be freed inside: curl removes the socket */
-        client_socket_action(sd->client, fd, flags);
-        return 0;
-}
-
-static int client_timer_cb(sd_event_source *s, uint64_t usec, void *userdata) {
-        client_socket_action(userdata, CURL_SOCKET_TIMEOUT, 0);
-        return 0;
-}
-
-static SocketData *socket_data_free(KubeClient *c, SocketData *sd) {
-        if (!sd)
-                return NULL;
-        sd->source = sd_event_source_disable_unref(sd->source);
-        LIST_REMOVE(c->sockets, sd);
-        return mfree(sd);
-}
-
-static int client_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-        KubeClient *c = userp;
-        SocketData *sd = socketp;
-        uint32_t events = 0;
-        int r;
-
-        if (what == CURL_POLL_REMOVE) {
-                (void) curl_multi_assign(c->multi, fd, NULL);
-                socket_data_free(c, sd);
-                return 0;
-        }
-
-        if (what & CURL_POLL_IN)
-                events |= EPOLLIN;
-        if (what & CURL_POLL_OUT)
-                events |= EPOLLOUT;
-
-        if (sd) {
-                r = sd_event_source_set_io_events(sd->source, events);
-                if (r < 0) {
-                        log_debug_errno(r, "Failed to update I/O events of a curl socket: %m");
-                        return -1;
-                }
-                return 0;
-        }
-
-        sd = calloc(1, sizeof *sd);
-        if (!sd)
-                return -1;
-        sd->client = c;
-        sd->fd = fd;
-        r = sd_event_add_io(c->event, &sd->source, fd, events, client_io_cb, sd);
-        if (r < 0) {
-                log_debug_errno(r, "Failed to watch a curl socket: %m");
-                free(sd);
-                return -1;
-        }
-        (void) sd_event_source_set_description(sd->source, "kube-curl-io");
-        LIST_PREPEND(c->sockets, sd);
-        (void) curl_multi_assign(c->multi, fd, sd);
-        return 0;
-}
-
-static int client_curl_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
-        KubeClient *c = userp;
-        usec_t usec;
-        int r;
-
-        if (c->closed)
-                return 0;
-
-        if (timeout_ms < 0) {
-                if (c->timer)
-                        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
-                return 0;
-        }
-
-        /* Even 0 means "from the event loop": curl must not be re-entered from here. */
-        usec = (usec_t) timeout_ms * USEC_PER_MSEC;
-        if (c->timer) {
-                r = sd_event_source_set_time_relative(c->timer, usec);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
-        } else {
-                r = sd_event_add_time_relative(c->event, &c->timer, CLOCK_MONOTONIC, usec,
-                                               TIMER_ACCURACY_USEC, client_timer_cb, c);
-                if (r >= 0) {
-                        (void) sd_event_source_set_description(c->timer, "kube-curl-timer");
-                        r = sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
-                }
-        }
-        if (r < 0) {
-                log_debug_errno(r, "Failed to arm the curl timer: %m");
-                return -1;
-        }
-        return 0;
 }
 
 /* ---- the client ------------------------------------------------------------------------------ */
@@ -1424,14 +1305,10 @@ int kube_client_new(KubeClient **ret, sd_event *event, const Kubeconfig *kubecon
         if (r < 0)
                 log_debug_errno(r, "Failed to read token file %s, ignoring for now: %m", c->token_file);
 
-        c->multi = curl_multi_init();
-        if (!c->multi)
-                return -ENOMEM;
-        if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, client_socket_cb) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, client_curl_timer_cb) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
-                return -EIO;
+        r = curl_event_new(&c->curl, c->event, "kube-curl", on_curl_dispatch, c);
+        if (r < 0)
+                return r;
+        c->multi = curl_event_multi(c->curl);
 
         *ret = TAKE_PTR(c);
         return 0;
@@ -1466,17 +1343,14 @@ static void client_close(KubeClient *c) {
                 }
         }
 
-        c->timer = sd_event_source_disable_unref(c->timer);
+        curl_event_stop(c->curl);
 }
 
 static void client_destroy(KubeClient *c) {
         client_close(c);
 
-        if (c->multi)
-                (void) curl_multi_cleanup(c->multi);
-        while (c->sockets)
-                socket_data_free(c, c->sockets);
-        c->timer = sd_event_source_disable_unref(c->timer);
+        c->curl = curl_event_free(c->curl);
+        c->multi = NULL;
         c->event = sd_event_unref(c->event);
 
         curl_slist_free_all(c->connect_to);

@@ -5,29 +5,20 @@ textfile; the endpoint through a socket systemd passes (systemd-socket-activate,
 passes sockets exactly as a .socket unit does); an idle daemon with metrics on still never wakes
 up; an address in use leaves the cycle alone."""
 
-import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
-import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import Bench, hold_slot, node_requests, wait_for  # noqa: E402
+from prometheus import Prometheus, free_port  # noqa: E402
 
 SLOT = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fetch(url, method="GET"):
@@ -54,45 +45,6 @@ def sample(text, name):
 def promtool_check(text):
     r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     return r.returncode, r.stdout + r.stderr
-
-
-class Prometheus:
-    """A real Prometheus server scraping one target every second, storage in a temporary folder."""
-
-    def __init__(self, target):
-        self.dir = tempfile.mkdtemp(prefix="prometheus-")
-        self.port = free_port()
-        with open(os.path.join(self.dir, "prometheus.yml"), "w") as f:
-            f.write(f"global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                    f"scrape_configs:\n- job_name: nodereboot\n  static_configs:\n  - targets: ['{target}']\n")
-        self.log = open(os.path.join(self.dir, "log"), "w")
-        self.proc = subprocess.Popen(["prometheus", f"--config.file={self.dir}/prometheus.yml",
-                                      f"--storage.tsdb.path={self.dir}/data",
-                                      f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-
-    def query(self, q):
-        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": q})
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                body = json.load(r)
-        except OSError:
-            return None
-        result = body["data"]["result"]
-        return [(x["metric"], float(x["value"][1])) for x in result]
-
-    def value(self, q):
-        r = self.query(q)
-        return r[0][1] if r else None
-
-    def wait_value(self, q, want, timeout=30):
-        return wait_for(lambda: self.value(q) == want, timeout, f"Prometheus: {q} == {want} (now {self.value(q)})")
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(15)
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Metrics(unittest.TestCase):
@@ -125,7 +77,7 @@ class Metrics(unittest.TestCase):
                 rc, out = promtool_check(t)
                 self.assertEqual(rc, 0, f"promtool check metrics on the {what}: {out}")
 
-            prom = Prometheus(f"127.0.0.1:{port}")
+            prom = Prometheus([f"127.0.0.1:{port}"])
             try:
                 prom.wait_value('up{job="nodereboot"}', 1)
                 prom.wait_value("nodereboot_reboot_required", 0)
