@@ -237,3 +237,10 @@ fail:
         strv_free(l);
         return r;
 }
+
+void erase_and_free(char *s) {
+        if (!s)
+                return;
+        explicit_bzero(s, strlen(s));
+        free(s);
+}

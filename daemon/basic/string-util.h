@@ -12,6 +12,9 @@ char *strdup_printf(const char *fmt, ...) _printf_(1, 2);
 char *strjoin_real(const char *first, ...) _sentinel_;
 #define strjoin(...) strjoin_real(__VA_ARGS__, NULL)
 
+/* Overwrites s with zeros, then frees it: for secrets. Accepts NULL. */
+void erase_and_free(char *s);
+
 bool startswith(const char *s, const char *prefix);
 bool endswith(const char *s, const char *suffix);
 char *strstrip(char *s);                 /* trims whitespace in place, returns the start */

@@ -19,6 +19,10 @@ typedef uint64_t usec_t;
 #define NSEC_PER_USEC ((uint64_t) 1000ULL)
 
 usec_t now_usec(clockid_t clock);
+/* a + b, saturating at USEC_INFINITY. */
+static inline usec_t usec_add(usec_t a, usec_t b) {
+        return a > USEC_INFINITY - b ? USEC_INFINITY : a + b;
+}
 
 /* "90", "90s", "1min 30s", "1h", "500ms", "2d", "infinity". A bare number is seconds. */
 int parse_timespan(const char *s, usec_t *ret);

@@ -14,6 +14,7 @@
 #include "fileio.h"
 #include "label-selector.h"
 #include "log.h"
+#include "notify-message.h"
 #include "parse-util.h"
 #include "proxy.h"
 #include "string-util.h"
@@ -134,6 +135,75 @@ static int config_parse_path(const ConfigItem *item, const char *value, void *fi
         if (value[0] != '/')
                 return -EINVAL;
         return free_and_strdup(field, value);
+}
+
+/* One URL per assignment, appended; "" empties the list. Checked now, never echoed (secret). */
+static int config_parse_notify_url(const ConfigItem *item, const char *value, void *field) {
+        _cleanup_free_ char *post = NULL;
+        char ***l = field;
+        NotifyType t;
+        int r;
+
+        if (isempty(value)) {
+                *l = strv_free(*l);
+                return 0;
+        }
+        r = notify_resolve_url(value, NOTIFY_TYPE_AUTO, &t, &post);
+        if (post)
+                explicit_bzero(post, strlen(post));
+        if (r < 0)
+                return r;
+        if (strv_length(*l) >= CONFIG_DROPINS_MAX)
+                return -E2BIG;
+        return strv_extend(l, value);
+}
+
+/* One absolute path per assignment, appended; "" empties the list. */
+static int config_parse_path_append(const ConfigItem *item, const char *value, void *field) {
+        char ***l = field;
+
+        if (isempty(value)) {
+                *l = strv_free(*l);
+                return 0;
+        }
+        if (value[0] != '/')
+                return -EINVAL;
+        if (strv_length(*l) >= CONFIG_DROPINS_MAX)
+                return -E2BIG;
+        return strv_extend(l, value);
+}
+
+static int config_parse_notify_type(const ConfigItem *item, const char *value, void *field) {
+        NotifyType t = notify_type_from_string(value);
+
+        if (t < 0)
+                return -EINVAL;
+        *(int *) field = t;
+        return 0;
+}
+
+static int config_parse_notify_events(const ConfigItem *item, const char *value, void *field) {
+        _cleanup_free_ char *copy = strdup(value);
+        unsigned mask = 0;
+        char *state = NULL;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *w = strtok_r(copy, " \t,", &state); w; w = strtok_r(NULL, " \t,", &state)) {
+                NotifyEvent e = notify_event_from_string(w);
+
+                if (e < 0)
+                        return -EINVAL;
+                mask |= 1U << e;
+        }
+        *(unsigned *) field = mask;
+        return 0;
+}
+
+static int config_parse_template(const ConfigItem *item, const char *value, void *field) {
+        if (!isempty(value) && notify_template_check(value, NULL) < 0)
+                return -EINVAL;
+        return free_and_strdup(field, isempty(value) ? NULL : value);
 }
 
 /* Split now so that --check-config finds an unterminated quote; kept as written. */
@@ -400,6 +470,9 @@ static int config_parse_path_list(const ConfigItem *item, const char *value, voi
         { s, k, config_parse_##p, offsetof(Config, field), d, lo, hi, e }
 
 static const char timespan_expected[] = "a time span such as 90s, 15min or 1h";
+#define TEMPLATE_EXPECTED \
+        "a message with placeholders among %node%, %event%, %state%, %reason%, %packages%, %error%, " \
+        "%waiting%, %kernel_before%, %kernel_after%, %time%, %since% (%% for a %)"
 
 static const ConfigItem config_items[] = {
         ITEM("Node", "Name", node_name, node_name, NULL, 0, 0,
@@ -491,6 +564,28 @@ static const ConfigItem config_items[] = {
         ITEM("Marks", "PreferNoScheduleTaint", taint_key, prefer_no_schedule_taint, NULL, 0, 0,
              "a taint key, optionally with =value"),
 
+        ITEM("Notify", "URL", notify_url, notify_urls, NULL, 0, 0,
+             "a notification URL: slack://T.../B.../SECRET, teams://HOST/PATH?QUERY, https:// or http://, "
+             "or slack+, teams+ or webhook+ before https:// or http://"),
+        ITEM("Notify", "URLFile", path_append, notify_url_files, NULL, 0, 0, "an absolute path"),
+        ITEM("Notify", "Type", notify_type, notify_type, "auto", 0, 0, "auto, slack, teams or webhook"),
+        ITEM("Notify", "CAFile", optional_path, notify_ca_file, NULL, 0, 0, "an absolute path"),
+        ITEM("Notify", "Events", notify_events, notify_events,
+             "drain-start reboot back-in-service failed blocked-too-long", 0, 0,
+             "space-separated events among drain-start, reboot, back-in-service, failed and blocked-too-long"),
+        ITEM("Notify", "BlockedTooLongSec", timespan, notify_blocked_too_long_usec, "2h", 5 * USEC_PER_SEC,
+             USEC_INFINITY - 1, "a time span of at least 5s, such as 2h"),
+        ITEM("Notify", "TimeoutSec", timespan, notify_timeout_usec, "10s", USEC_PER_SEC, 5 * USEC_PER_MINUTE,
+             "a time span between 1s and 5min"),
+        ITEM("Notify", "Retries", unsigned, notify_retries, "3", 0, 10, "an integer between 0 and 10"),
+        ITEM("Notify", "MessageDrainStart", template, notify_templates[NOTIFY_DRAIN_START], NULL, 0, 0, TEMPLATE_EXPECTED),
+        ITEM("Notify", "MessageReboot", template, notify_templates[NOTIFY_REBOOT], NULL, 0, 0, TEMPLATE_EXPECTED),
+        ITEM("Notify", "MessageBackInService", template, notify_templates[NOTIFY_BACK_IN_SERVICE], NULL, 0, 0,
+             TEMPLATE_EXPECTED),
+        ITEM("Notify", "MessageFailed", template, notify_templates[NOTIFY_FAILED], NULL, 0, 0, TEMPLATE_EXPECTED),
+        ITEM("Notify", "MessageBlockedTooLong", template, notify_templates[NOTIFY_BLOCKED_TOO_LONG], NULL, 0, 0,
+             TEMPLATE_EXPECTED),
+
         ITEM("Metrics", "TextfilePath", optional_path, metrics_textfile_path, NULL, 0, 0,
              "an absolute path (ending in .prom for node_exporter), or empty for none"),
         ITEM("Metrics", "ListenAddress", listen_address, metrics_listen_address, NULL, 0, 0,
@@ -572,6 +667,11 @@ Config *config_free(Config *c) {
         free(c->prometheus_bearer_token_file);
         free(c->prometheus_basic_auth_file);
         free(c->alert_filter_regex);
+        strv_free(c->notify_urls);
+        strv_free(c->notify_url_files);
+        free(c->notify_ca_file);
+        for (size_t i = 0; i < ELEMENTSOF(c->notify_templates); i++)
+                free(c->notify_templates[i]);
         free(c->metrics_textfile_path);
         free(c->metrics_listen_address);
         return mfree(c);
@@ -668,7 +768,7 @@ static int config_handler(void *user, const char *section, const char *name, con
         if (r == -E2BIG)
                 return config_parser_fail(p, "%s:%u: [%s] %s=: too many entries (at most %u)",
                                           p->path, p->line, section, name, CONFIG_DROPINS_MAX);
-        if (r < 0 && item->parse == config_parse_proxy)
+        if (r < 0 && (item->parse == config_parse_proxy || item->parse == config_parse_notify_url))
                 /* The value may hold a password: not in the journal. */
                 return config_parser_fail(p, "%s:%u: [%s] %s=: expected %s",
                                           p->path, p->line, section, name, item->expected);

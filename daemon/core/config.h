@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "notify-message.h"
 #include "time-util.h"
 
 typedef struct Config {
@@ -73,6 +74,17 @@ typedef struct Config {
         char **pre_reboot_labels;               /* PreRebootLabels=, "k=v k2=v2", repeatable */
         char **post_reboot_labels;              /* PostRebootLabels= */
         char *prefer_no_schedule_taint;         /* PreferNoScheduleTaint=, default empty: off */
+
+        /* [Notify] */
+        char **notify_urls;                     /* URL=, repeatable; secrets */
+        char **notify_url_files;                /* URLFile=, repeatable: one URL a line */
+        int notify_type;                        /* Type=, a NotifyType, default auto */
+        char *notify_ca_file;                   /* CAFile= */
+        unsigned notify_events;                 /* Events=, 1 << NotifyEvent each, default all */
+        usec_t notify_blocked_too_long_usec;    /* BlockedTooLongSec=, default 2h */
+        usec_t notify_timeout_usec;             /* TimeoutSec=, default 10s */
+        unsigned notify_retries;                /* Retries=, default 3 */
+        char *notify_templates[_NOTIFY_EVENT_MAX];      /* Message<Event>=, NULL: the default */
 
         /* [Metrics] */
         char *metrics_textfile_path;            /* TextfilePath=, default empty: no textfile */

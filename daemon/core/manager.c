@@ -14,6 +14,7 @@
 #include "blockers.h"
 #include "boot-id.h"
 #include "drain.h"
+#include "fileio.h"
 #include "http-client.h"
 #include "json-util.h"
 #include "kube-client.h"
@@ -27,6 +28,7 @@
 #include "metrics-server.h"
 #include "metrics-values.h"
 #include "node.h"
+#include "notifier.h"
 #include "package-lock.h"
 #include "prometheus-alerts.h"
 #include "parse-util.h"
@@ -151,6 +153,11 @@ struct Manager {
         bool blocked[_METRICS_BLOCK_MAX];       /* why, when it is something that holds the reboot */
         char *status;                   /* last STATUS= sent */
         MetricsExporter *metrics;       /* NULL: [Metrics] has neither a textfile nor an endpoint */
+        Notifier *notifier;             /* NULL: [Notify] has no URL */
+        sd_event_source *blocked_timer; /* pending: [Notify] BlockedTooLongSec= */
+        usec_t blocked_notified_for;    /* the pending_since blocked-too-long was sent for */
+        sd_event_source *stop_timer;    /* stopping: notifications still being delivered */
+        usec_t stop_deadline;
 };
 
 static void manager_run_action(Manager *m);
@@ -207,6 +214,8 @@ static void manager_update_metrics(Manager *m) {
                                   m->config->metrics_kured_compatible);
         v.command_configured = m->command;
         v.command_failed = m->command_error;
+        v.notify_configured = m->notifier;
+        v.notifications_failed = notifier_failures(m->notifier);
         metrics_exporter_update(m->metrics, &v);
 }
 
@@ -1896,10 +1905,77 @@ static void manager_update_hold(Manager *m) {
                 manager_watch_held(m);
 }
 
+static void manager_notify(Manager *m, NotifyEvent event) {
+        NotifyFacts facts = {
+                .event = event,
+                .node = m->config->node_name,
+                .state = reboot_phase_to_string(m->state.phase),
+                .reason = m->state.reason,
+                .error = m->state.last_error,
+                .waiting = m->waiting,
+                .time = now_realtime(),
+                .since = m->state.pending_since,
+        };
+
+        if (notifier_wants(m->notifier, event))
+                notifier_send(m->notifier, &facts);
+}
+
+static int on_blocked_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        m->blocked_timer = sd_event_source_disable_unref(m->blocked_timer);
+        if (m->state.phase != REBOOT_PHASE_PENDING || m->blocked_notified_for == m->state.pending_since)
+                return 0;
+        m->blocked_notified_for = m->state.pending_since;
+        log_notice("Pending for longer than [Notify] BlockedTooLongSec=; notifying.");
+        manager_notify(m, NOTIFY_BLOCKED_TOO_LONG);
+        return 0;
+}
+
+/* While pending: a timer for pending_since + BlockedTooLongSec (by the wall clock, like
+ * pending_since; also across a restart). */
+static void manager_update_blocked_timer(Manager *m) {
+        usec_t at;
+        int r;
+
+        if (m->state.phase != REBOOT_PHASE_PENDING || !notifier_wants(m->notifier, NOTIFY_BLOCKED_TOO_LONG) ||
+            m->state.pending_since == 0 || m->blocked_notified_for == m->state.pending_since) {
+                m->blocked_timer = sd_event_source_disable_unref(m->blocked_timer);
+                return;
+        }
+        at = usec_add(m->state.pending_since, m->config->notify_blocked_too_long_usec);
+        if (m->blocked_timer) {
+                r = sd_event_source_set_time(m->blocked_timer, at);
+                if (r >= 0)
+                        return;
+                m->blocked_timer = sd_event_source_disable_unref(m->blocked_timer);
+        }
+        r = sd_event_add_time(m->event, &m->blocked_timer, CLOCK_REALTIME, at, USEC_PER_SEC, on_blocked_timer, m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the blocked-too-long notification: %m");
+}
+
+/* The events of the transition old -> the current state. */
+static void manager_notify_transition(Manager *m, RebootPhase old, unsigned old_failed_cycles) {
+        RebootPhase now = m->state.phase;
+
+        if (now == REBOOT_PHASE_DRAINING && old != REBOOT_PHASE_DRAINING)
+                manager_notify(m, NOTIFY_DRAIN_START);
+        else if (now == REBOOT_PHASE_REBOOTING && old == REBOOT_PHASE_DRAINING)
+                manager_notify(m, NOTIFY_REBOOT);
+        else if (old == REBOOT_PHASE_RECOVERING && (now == REBOOT_PHASE_IDLE || now == REBOOT_PHASE_PENDING))
+                manager_notify(m, NOTIFY_BACK_IN_SERVICE);
+        else if (now == REBOOT_PHASE_ROLLING_BACK && m->state.stats.failed_cycles > old_failed_cycles)
+                manager_notify(m, NOTIFY_FAILED);
+        manager_update_blocked_timer(m);
+}
+
 static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData *data) {
         RebootState next;
         RebootAction action;
         RebootPhase old = m->state.phase;
+        unsigned old_failed_cycles = m->state.stats.failed_cycles;
         int r;
 
         reboot_state_init(&next);
@@ -1949,6 +2025,7 @@ static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData
                         log_event(LOG_NOTICE, MESSAGE_REBOOT_REQUIRED, "Reboot required (reason: %s).",
                                   m->state.reason ?: "not given");
                 manager_update_pending_watchers(m);
+                manager_notify_transition(m, old, old_failed_cycles);
                 if (old == REBOOT_PHASE_PENDING || m->state.phase == REBOOT_PHASE_IDLE) {
                         /* kured removes its taint when no reboot is needed; after a restart we
                          * do not know whether we set it, so idle always cleans up. */
@@ -2096,6 +2173,7 @@ static void manager_resume(Manager *m) {
                         .boot_time = m->boot_time,
                         .reason = reason,
                 });
+        manager_update_blocked_timer(m);
 }
 
 /* An acquire asked for while the start-up lookup was in flight waited for it (lock_busy): run it
@@ -2183,13 +2261,39 @@ static void on_reconcile_node(KubeClient *c, int error, json_object *node, void 
                 m->lock_busy = true;
 }
 
+/* Stopping (the machine going down for its reboot, say): the notifications under way get
+ * NOTIFY_STOP_GRACE_USEC to arrive, looked at every 50 ms. */
+#define NOTIFY_STOP_GRACE_USEC (3 * USEC_PER_SEC)
+
+static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        unsigned pending = notifier_pending(m->notifier);
+
+        if (pending > 0 && now_usec(CLOCK_MONOTONIC) < m->stop_deadline)
+                return sd_event_source_set_time_relative(s, 50 * USEC_PER_MSEC) < 0 ? sd_event_exit(m->event, 0) : 0;
+        if (pending > 0)
+                log_warning("Stopping with %u notification%s not delivered.", pending, pending == 1 ? "" : "s");
+        return sd_event_exit(m->event, 0);
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
 
+        if (m->stop_timer)
+                return 0;
         log_info("Received %s, stopping; the cycle resumes from state %s at the next start.",
                  strsignal((int) si->ssi_signo), reboot_phase_to_string(m->state.phase));
         (void) sd_notify(false, "STOPPING=1\nSTATUS=stopping");
-        return sd_event_exit(m->event, 0);
+        if (notifier_pending(m->notifier) == 0)
+                return sd_event_exit(m->event, 0);
+        /* Nothing of the cycle runs on: only the deliveries. */
+        manager_stop_action(m);
+        m->stop_deadline = now_usec(CLOCK_MONOTONIC) + NOTIFY_STOP_GRACE_USEC;
+        if (sd_event_add_time_relative(m->event, &m->stop_timer, CLOCK_MONOTONIC, 0, USEC_PER_MSEC, on_stop_timer,
+                                       m) < 0)
+                return sd_event_exit(m->event, 0);
+        (void) sd_event_source_set_enabled(m->stop_timer, SD_EVENT_ON);
+        return 0;
 }
 
 int manager_new(Manager **ret, Config *config, const char *state_dir) {
@@ -2242,6 +2346,9 @@ Manager *manager_free(Manager *m) {
         sentinel_free(m->sentinel);
         sentinel_free(m->kubeconfig_watch);
         sentinel_command_free(m->command);
+        sd_event_source_disable_unref(m->blocked_timer);
+        sd_event_source_disable_unref(m->stop_timer);
+        notifier_free(m->notifier);
         alerts_check_free(m->alerts);
         http_client_free(m->http);
         if (m->alert_regex_set)
@@ -2463,6 +2570,74 @@ static void on_kubeconfig_appeared(Sentinel *s, bool present, void *userdata) {
         manager_join(m);
 }
 
+static void on_notification_failed(Notifier *n, void *userdata) {
+        manager_update_metrics(userdata);
+}
+
+/* [Notify] URL= and the URLs in the files of URLFile= (one a line; blank lines and # comments
+ * skipped). A bad URL is named by file and line, never shown: URLs are secrets. */
+static int manager_setup_notify(Manager *m) {
+        _cleanup_strv_free_ char **urls = NULL;
+        NotifierSettings settings = {
+                .type = m->config->notify_type,
+                .ca_file = m->config->notify_ca_file,
+                .events = m->config->notify_events,
+                .timeout_usec = m->config->notify_timeout_usec,
+                .retries = m->config->notify_retries,
+        };
+        int r;
+
+        STRV_FOREACH(u, m->config->notify_urls)
+                if (strv_extend(&urls, *u) < 0)
+                        return log_oom();
+        STRV_FOREACH(path, m->config->notify_url_files) {
+                _cleanup_free_ char *text = NULL;
+                unsigned line = 0;
+                char *state = NULL;
+
+                r = read_full_file(*path, 64 * 1024, &text, NULL);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read [Notify] URLFile=%s: %m", *path);
+                for (char *l = strtok_r(text, "\n", &state); l; l = strtok_r(NULL, "\n", &state)) {
+                        _cleanup_free_ char *post = NULL;
+                        NotifyType t;
+
+                        line++;
+                        l = strstrip(l);
+                        if (isempty(l) || l[0] == '#')
+                                continue;
+                        r = notify_resolve_url(l, m->config->notify_type, &t, &post);
+                        erase_and_free(TAKE_PTR(post));
+                        if (r < 0) {
+                                explicit_bzero(text, strlen(text));
+                                return log_error_errno(r, "%s:%u: not a notification URL (slack://T/B/X, "
+                                                       "teams://HOST/PATH, https:// or http://); not shown, as "
+                                                       "it may be a secret.", *path, line);
+                        }
+                        if (strv_extend(&urls, l) < 0)
+                                return log_oom();
+                }
+                explicit_bzero(text, strlen(text));
+        }
+        if (!urls)
+                return 0;
+        settings.urls = urls;
+        for (NotifyEvent e = 0; e < _NOTIFY_EVENT_MAX; e++)
+                settings.templates[e] = m->config->notify_templates[e];
+        r = notifier_new(&m->notifier, m->event, &settings, on_notification_failed, m);
+        STRV_FOREACH(u, urls)
+                explicit_bzero(*u, strlen(*u));
+        if (r < 0)
+                return r == -ENOMEM ? log_oom() : r;
+        log_info("Notifying %zu URL%s of: %s%s%s%s%s.", strv_length(urls), strv_length(urls) == 1 ? "" : "s",
+                 settings.events & (1U << NOTIFY_DRAIN_START) ? "drain-start " : "",
+                 settings.events & (1U << NOTIFY_REBOOT) ? "reboot " : "",
+                 settings.events & (1U << NOTIFY_BACK_IN_SERVICE) ? "back-in-service " : "",
+                 settings.events & (1U << NOTIFY_FAILED) ? "failed " : "",
+                 settings.events & (1U << NOTIFY_BLOCKED_TOO_LONG) ? "blocked-too-long" : "");
+        return 0;
+}
+
 static int manager_setup_alerts(Manager *m) {
         _cleanup_free_ char *display = NULL;
         int r;
@@ -2543,6 +2718,9 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return r;
         r = manager_setup_alerts(m);
+        if (r < 0)
+                return r;
+        r = manager_setup_notify(m);
         if (r < 0)
                 return r;
 

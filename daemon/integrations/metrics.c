@@ -108,6 +108,12 @@ int metrics_format(const MetricsValues *v, char **ret) {
                 fprintf(f, "nodereboot_sentinel_command_failed %d\n", v->command_failed);
         }
 
+        if (v->notify_configured) {
+                put_family(f, "nodereboot_notifications_failed_total", "counter",
+                           "Notifications given up after their retries since the daemon started.");
+                fprintf(f, "nodereboot_notifications_failed_total %u\n", v->notifications_failed);
+        }
+
         if (v->kured_compatible) {
                 /* kured's own metric, with its help text's meaning, for dashboards and the alert
                  * kured's documentation recommends. */

@@ -38,6 +38,8 @@ typedef struct MetricsValues {
         bool kured_compatible;          /* also kured_reboot_required{node=…} */
         bool command_configured;        /* [Sentinel] Command= is set: */
         bool command_failed;            /* its last run failed */
+        bool notify_configured;         /* [Notify] has URLs: */
+        unsigned notifications_failed;  /* deliveries given up since the daemon started */
 } MetricsValues;
 
 /* The exposition text, newly allocated. -EINVAL when version, node or states are missing or state

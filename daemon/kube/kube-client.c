@@ -435,13 +435,6 @@ static uint64_t random_u64(void) {
         return v ^ (v >> 31);
 }
 
-static void erase_and_free(char *s) {
-        if (s) {
-                explicit_bzero(s, strlen(s));
-                free(s);
-        }
-}
-
 static int buffer_append(Buffer *b, const void *p, size_t n, size_t max) {
         if (n > max || b->size > max - n)
                 return -EFBIG;

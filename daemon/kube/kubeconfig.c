@@ -68,13 +68,6 @@ static void kubeconfig_reader_done(KubeconfigReader *r) {
                 yaml_document_erase_and_delete(&r->doc);
 }
 
-static void erase_and_free(char *p) {
-        if (p) {
-                explicit_bzero(p, strlen(p));
-                free(p);
-        }
-}
-
 static void erase_and_free_sized(char *p, size_t size) {
         if (p) {
                 explicit_bzero(p, size);

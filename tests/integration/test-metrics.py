@@ -136,16 +136,18 @@ class Metrics(unittest.TestCase):
             self.assertIn("Serving the metrics at http://(the socket systemd passed)/metrics", n1.log_text())
 
     def test_idle_with_metrics_costs_nothing(self):
-        """With the textfile and the endpoint on and no scraper, an idle daemon sends no request,
-        does not wake up, and does not rewrite the textfile."""
+        """With the textfile, the endpoint and notifications on and no scraper, an idle daemon
+        sends no request, does not wake up, and does not rewrite the textfile."""
         port = free_port()
         with Bench(["n1"]) as b:
             n1 = b.nodes["n1"]
             textfile = os.path.join(n1.dir, "nodereboot.prom")
-            n1.write_config({"Metrics.ListenAddress": f"127.0.0.1:{port}", "Metrics.TextfilePath": textfile})
+            n1.write_config({"Metrics.ListenAddress": f"127.0.0.1:{port}", "Metrics.TextfilePath": textfile,
+                             "Notify.URL": "https://127.0.0.1:9/hooks/SECRET"})
             n1.start()
             n1.wait_phase("idle", 15)
             wait_for(lambda: try_fetch(f"http://127.0.0.1:{port}/metrics"), 10, "the metrics endpoint")
+            self.assertIn("Notifying 1 URL of", n1.log_text())
             time.sleep(1.5)
             before = len(node_requests(b.api.request_log(), "n1"))
             mtime = os.stat(textfile).st_mtime_ns
@@ -157,7 +159,7 @@ class Metrics(unittest.TestCase):
             s0 = switches()
             time.sleep(5)
             woken = switches() - s0
-            print(f"idle with metrics on: {woken} wake-ups in 5 s")
+            print(f"idle with metrics and notifications on: {woken} wake-ups in 5 s")
             self.assertLessEqual(woken, 2)
             self.assertEqual(len(node_requests(b.api.request_log(), "n1")), before)
             self.assertEqual(os.stat(textfile).st_mtime_ns, mtime)

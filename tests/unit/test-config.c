@@ -299,7 +299,39 @@ TEST(every_key) {
                 "PostRebootLabels=nodereboot.io/rebooting=false\n"
                 "PreferNoScheduleTaint=nodereboot.io/reboot-pending\n"
                 "[Daemon]\n"
-                "LogLevel=warning\n",
+                "LogLevel=warning\n"
+                "[Sentinel]\n"
+                "Command=/usr/bin/needs-restarting -r\n"
+                "RequiredExitStatus=100\n"
+                "CommandIntervalSec=30min\n"
+                "CommandTimeoutSec=90s\n"
+                "[Blockers]\n"
+                "PrometheusURL=https://prometheus.example.com:9090/prom\n"
+                "PrometheusCAFile=/etc/ssl/prom-ca.pem\n"
+                "PrometheusBearerTokenFile=/run/credentials/nodereboot.service/prom-token\n"
+                "PrometheusBasicAuthFile=/etc/nodereboot/prom-basic\n"
+                "AlertFilterRegex=^(Watchdog|InfoInhibitor)$\n"
+                "AlertFilterMatchOnly=yes\n"
+                "AlertFiringOnly=yes\n"
+                "[Notify]\n"
+                "URL=slack://T0/B0/X\n"
+                "URL=https://alerts.example.com/hook\n"
+                "URLFile=/run/credentials/nodereboot.service/notify-url\n"
+                "Type=webhook\n"
+                "CAFile=/etc/ssl/ca.pem\n"
+                "Events=failed blocked-too-long\n"
+                "BlockedTooLongSec=30min\n"
+                "TimeoutSec=5s\n"
+                "Retries=0\n"
+                "MessageDrainStart=Draining %node%\n"
+                "MessageReboot=R %reason%\n"
+                "MessageBackInService=B\n"
+                "MessageFailed=F %error%\n"
+                "MessageBlockedTooLong=W %waiting% 100%%\n"
+                "[Metrics]\n"
+                "TextfilePath=/var/lib/prometheus/node-exporter/nodereboot.prom\n"
+                "ListenAddress=[::1]:9798\n"
+                "KuredCompatible=yes\n",
                 &c, &log, NULL));
 
         ASSERT_STREQ(log, "");
@@ -342,6 +374,31 @@ TEST(every_key) {
         ASSERT_STREQ(c->post_reboot_labels[0], "nodereboot.io/rebooting=false");
         ASSERT_STREQ(c->prefer_no_schedule_taint, "nodereboot.io/reboot-pending");
         ASSERT_EQ(c->log_level, LOG_WARNING);
+        ASSERT_STREQ(c->sentinel_command, "/usr/bin/needs-restarting -r");
+        ASSERT_EQ(c->sentinel_required_status, 100);
+        ASSERT_EQ(c->sentinel_command_interval_usec, 30 * USEC_PER_MINUTE);
+        ASSERT_EQ(c->sentinel_command_timeout_usec, 90 * USEC_PER_SEC);
+        ASSERT_STREQ(c->prometheus_url, "https://prometheus.example.com:9090/prom");
+        ASSERT_STREQ(c->prometheus_ca_file, "/etc/ssl/prom-ca.pem");
+        ASSERT_STREQ(c->prometheus_bearer_token_file, "/run/credentials/nodereboot.service/prom-token");
+        ASSERT_STREQ(c->prometheus_basic_auth_file, "/etc/nodereboot/prom-basic");
+        ASSERT_STREQ(c->alert_filter_regex, "^(Watchdog|InfoInhibitor)$");
+        ASSERT_TRUE(c->alert_filter_match_only);
+        ASSERT_TRUE(c->alert_firing_only);
+        ASSERT_EQ(strv_len(c->notify_urls), 2);
+        ASSERT_STREQ(c->notify_urls[0], "slack://T0/B0/X");
+        ASSERT_STREQ(c->notify_url_files[0], "/run/credentials/nodereboot.service/notify-url");
+        ASSERT_EQ(c->notify_type, NOTIFY_TYPE_WEBHOOK);
+        ASSERT_STREQ(c->notify_ca_file, "/etc/ssl/ca.pem");
+        ASSERT_EQ(c->notify_events, (1U << NOTIFY_FAILED) | (1U << NOTIFY_BLOCKED_TOO_LONG));
+        ASSERT_EQ(c->notify_blocked_too_long_usec, 30 * USEC_PER_MINUTE);
+        ASSERT_EQ(c->notify_timeout_usec, 5 * USEC_PER_SEC);
+        ASSERT_EQ(c->notify_retries, 0);
+        ASSERT_STREQ(c->notify_templates[NOTIFY_DRAIN_START], "Draining %node%");
+        ASSERT_STREQ(c->notify_templates[NOTIFY_BLOCKED_TOO_LONG], "W %waiting% 100%%");
+        ASSERT_STREQ(c->metrics_textfile_path, "/var/lib/prometheus/node-exporter/nodereboot.prom");
+        ASSERT_STREQ(c->metrics_listen_address, "[::1]:9798");
+        ASSERT_TRUE(c->metrics_kured_compatible);
         /* Concurrency=1000 makes the longest slot "pool-a-999": fine. */
         ASSERT_OK(config_verify(c));
 }
@@ -460,6 +517,24 @@ TEST(bad_values) {
                 { "Marks", "PostRebootLabels", "Bad_Prefix/k=v", "key=value labels" },
                 { "Marks", "PreferNoScheduleTaint", "bad key", "expected a taint key" },
                 { "Daemon", "LogLevel", "loud", "expected a log level" },
+                { "Sentinel", "Command", "needs-restarting 'unterminated", "expected a command line" },
+                { "Sentinel", "RequiredExitStatus", "0", "between 1 and 255" },
+                { "Sentinel", "CommandIntervalSec", "5s", "at least 10s" },
+                { "Sentinel", "CommandTimeoutSec", "2h", "between 1s and 1h" },
+                { "Blockers", "PrometheusURL", "prometheus:9090", "http:// or https:// URL" },
+                { "Blockers", "PrometheusCAFile", "ca.pem", "absolute path" },
+                { "Blockers", "AlertFilterRegex", "(Watchdog", "regular expression" },
+                { "Blockers", "AlertFiringOnly", "sometimes", "expected a boolean" },
+                { "Notify", "Type", "discord", "auto, slack, teams or webhook" },
+                { "Notify", "Events", "drain-start rebooted", "among drain-start" },
+                { "Notify", "BlockedTooLongSec", "1s", "at least 5s" },
+                { "Notify", "Retries", "11", "between 0 and 10" },
+                { "Notify", "URLFile", "urls.txt", "absolute path" },
+                { "Notify", "MessageReboot", "Rebooting %hostname%", "placeholders among" },
+                { "Metrics", "ListenAddress", "localhost:9798", "numeric IPv4 address" },
+                { "Metrics", "ListenAddress", "127.0.0.1:0", "numeric IPv4 address" },
+                { "Metrics", "TextfilePath", "nodereboot.prom", "absolute path" },
+                { "Metrics", "KuredCompatible", "2", "expected a boolean" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -478,6 +553,18 @@ TEST(bad_values) {
                 ASSERT_EQ(strchr(log, '\n') - log + 1, (long) strlen(log));
                 ASSERT_EQ(c->concurrency, 1);
         }
+}
+
+/* A notification URL is a secret: a bad one is named by file, line and key, never shown. */
+TEST(bad_notify_url_not_shown) {
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *log = NULL, *path = NULL, *where = NULL;
+
+        ASSERT_ERROR(load_text("# line 1\n[Notify]\nURL=ftp://hooks.example.com/SECRET-TOKEN\n", &c, &log, &path),
+                     EINVAL);
+        where = strdup_printf("%s:3: [Notify] URL=: expected a notification URL", path);
+        ASSERT_CONTAINS(log, where);
+        ASSERT_TRUE(!strstr(log, "SECRET-TOKEN"));
 }
 
 TEST(bad_value_keeps_old_list) {
@@ -735,6 +822,7 @@ int main(void) {
         RUN(every_key);
         RUN(value_forms);
         RUN(bad_values);
+        RUN(bad_notify_url_not_shown);
         RUN(bad_value_keeps_old_list);
         RUN(unknown_key_warns_and_continues);
         RUN(unknown_section_fails);
