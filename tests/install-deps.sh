@@ -13,6 +13,8 @@ if [[ $level != build ]]; then
         packages+=(dbus python3-dbusmock python3-dbus python3-yaml openssl systemd curl)
         # test-metrics.py: a real Prometheus scrapes the endpoint; promtool checks the format.
         packages+=(prometheus)
+        # check-completion.py: noderebootctl's completion in a real bash with its helpers.
+        packages+=(bash-completion)
         # The test API server evaluates ValidatingAdmissionPolicies' CEL with @bufbuild/cel under
         # Node.js (tests/integration/cel); a machine that has node and npm already keeps its own.
         command -v node >/dev/null || packages+=(nodejs)
