@@ -7,6 +7,7 @@
 #include "curl-event.h"
 #include "http-client.h"
 #include "log.h"
+#include "proxy.h"
 #include "string-util.h"
 
 #define DEFAULT_TIMEOUT_USEC (10 * USEC_PER_SEC)
@@ -30,8 +31,14 @@ struct HttpRequest {
 struct HttpClient {
         CurlEvent *curl;
         char *user_agent;
+        char *proxy;                    /* NULL: the environment's */
+        char *no_proxy;
         HttpRequest *requests;
+        bool dispatching;               /* handlers are running: a free waits for them */
+        bool freed;
 };
+
+static void http_client_destroy(HttpClient *c);
 
 static void request_free(HttpRequest *r) {
         if (!r)
@@ -82,7 +89,10 @@ static void on_dispatch(CurlEvent *ce, void *userdata) {
         CURLMsg *m;
         int n;
 
-        while ((m = curl_multi_info_read(curl_event_multi(ce), &n))) {
+        /* Every finished transfer now: curl tells of each only once. A handler may free the
+         * client; the free then waits until the loop is done. */
+        c->dispatching = true;
+        while (!c->freed && (m = curl_multi_info_read(curl_event_multi(ce), &n))) {
                 HttpRequest *r = NULL;
                 HttpResponse response = {};
                 int error = 0;
@@ -109,10 +119,10 @@ static void on_dispatch(CurlEvent *ce, void *userdata) {
                 r->handler(r, error, error < 0 ? (r->error[0] ? r->error : curl_easy_strerror(m->data.result)) : NULL,
                            &response, r->userdata);
                 request_free(r);
-                /* The handler may have freed the client (and ce): stop at the first answer; curl
-                 * tells of the others at the next turn of the loop. */
-                return;
         }
+        c->dispatching = false;
+        if (c->freed)
+                http_client_destroy(c);
 }
 
 static size_t on_write(char *p, size_t size, size_t nmemb, void *userdata) {
@@ -153,16 +163,37 @@ int http_client_new(HttpClient **ret, sd_event *event, const char *user_agent) {
         return 0;
 }
 
+static void http_client_destroy(HttpClient *c) {
+        curl_event_free(c->curl);
+        free(c->user_agent);
+        erase_and_free(c->proxy);
+        free(c->no_proxy);
+        free(c);
+}
+
 HttpClient *http_client_free(HttpClient *c) {
         if (!c)
                 return NULL;
         curl_event_stop(c->curl);
         while (c->requests)
                 request_free(c->requests);
-        curl_event_free(c->curl);
-        free(c->user_agent);
-        free(c);
+        if (c->dispatching)
+                c->freed = true;
+        else
+                http_client_destroy(c);
         return NULL;
+}
+
+int http_client_set_proxy(HttpClient *c, const char *proxy, const char *no_proxy) {
+        if (!c)
+                return -EINVAL;
+        erase_and_free(c->proxy);
+        free(c->no_proxy);
+        c->proxy = proxy ? strdup(proxy) : NULL;
+        c->no_proxy = no_proxy ? strdup(no_proxy) : NULL;
+        if ((proxy && !c->proxy) || (no_proxy && !c->no_proxy))
+                return -ENOMEM;
+        return 0;
 }
 
 HttpRequest *http_request_cancel(HttpRequest *r) {
@@ -187,6 +218,7 @@ static int add_header(HttpRequest *r, const char *name, const char *value) {
 int http_client_request(HttpClient *c, const char *method, const char *url, const char *body,
                         const HttpOptions *o, HttpHandler handler, void *userdata, HttpRequest **ret) {
         static const HttpOptions defaults = {};
+        _cleanup_free_ char *proxy = NULL;
         HttpRequest *r;
         CURL *e;
         int k;
@@ -195,6 +227,11 @@ int http_client_request(HttpClient *c, const char *method, const char *url, cons
                 return -EINVAL;
         if (!o)
                 o = &defaults;
+        /* The proxy the Kubernetes client would take for this URL: [Kubernetes] Proxy= and
+         * NoProxy=, else HTTPS_PROXY and NO_PROXY. */
+        k = proxy_for_server(c->proxy, c->no_proxy, url, &proxy, NULL);
+        if (k < 0)
+                return k;
         r = calloc(1, sizeof *r);
         if (!r)
                 return -ENOMEM;
@@ -240,7 +277,7 @@ int http_client_request(HttpClient *c, const char *method, const char *url, cons
             curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTPS | CURLPROTO_HTTP)) != CURLE_OK ||
 #endif
             curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_PROXY, proxy ?: "") != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_NOPROXY, "") != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
@@ -253,6 +290,8 @@ int http_client_request(HttpClient *c, const char *method, const char *url, cons
             (streq(method, "POST") && (curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
                                        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ?: "") != CURLE_OK)))
                 goto oom;
+        if (proxy)
+                explicit_bzero(proxy, strlen(proxy));
         if (curl_multi_add_handle(curl_event_multi(c->curl), e) != CURLM_OK)
                 goto oom;
         r->client = c;

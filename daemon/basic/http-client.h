@@ -2,8 +2,9 @@
 /* One-shot HTTP(S) requests on the event loop, for services other than the API server (the
  * Kubernetes client has its own, with retries and watches): each request has a timeout and a
  * size cap on the answer, verifies TLS against the system's trust store or a given CA file,
- * follows no redirects, and reads no proxy from the environment. A handler runs exactly once,
- * from the event loop, unless the request is cancelled or the client freed. */
+ * follows no redirects, and goes through the proxy the Kubernetes client would take for its URL
+ * (proxy_for_server()). A handler runs exactly once, from the event loop, unless the request is
+ * cancelled or the client freed. */
 #pragma once
 
 #include <stddef.h>
@@ -37,8 +38,10 @@ typedef struct HttpOptions {
 } HttpOptions;
 
 int http_client_new(HttpClient **ret, sd_event *event, const char *user_agent);
-/* Cancels every request in flight; no handler runs. */
+/* Cancels every request in flight; no handler runs. May be called from a handler. */
 HttpClient *http_client_free(HttpClient *c);
+/* [Kubernetes] Proxy= and NoProxy= (copied; NULL: the environment's, as for the API server). */
+int http_client_set_proxy(HttpClient *c, const char *proxy, const char *no_proxy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HttpClient *, http_client_free);
 
 /* method "GET" or "POST" (body may be NULL). ret (may be NULL) is valid until the handler runs

@@ -496,6 +496,8 @@ static const ConfigItem config_items[] = {
              "'quotes' group, no shell), or empty for none"),
         ITEM("Sentinel", "RequiredExitStatus", unsigned, sentinel_required_status, "1", 1, 255,
              "an exit status between 1 and 255"),
+        ITEM("Sentinel", "RequiredOutputRegex", regex, sentinel_required_output, NULL, 0, 0,
+             "a POSIX extended regular expression such as ^Reboot is required"),
         ITEM("Sentinel", "CommandIntervalSec", timespan, sentinel_command_interval_usec, "1h", 10 * USEC_PER_SEC,
              USEC_INFINITY - 1, "a time span of at least 10s, such as 1h"),
         ITEM("Sentinel", "CommandTimeoutSec", timespan, sentinel_command_timeout_usec, "5min", USEC_PER_SEC,
@@ -545,7 +547,7 @@ static const ConfigItem config_items[] = {
         ITEM("Blockers", "PackageManagerLocks", path_list, package_manager_locks,
              "/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock", 0, 0, "space-separated absolute paths"),
         ITEM("Blockers", "PrometheusURL", http_url, prometheus_url, NULL, 0, 0,
-             "an http:// or https:// URL of a Prometheus server, such as http://prometheus.monitoring:9090"),
+             "an http:// or https:// URL of a Prometheus server reachable from this host, such as http://192.0.2.10:30090"),
         ITEM("Blockers", "PrometheusCAFile", optional_path, prometheus_ca_file, NULL, 0, 0, "an absolute path"),
         ITEM("Blockers", "PrometheusBearerTokenFile", optional_path, prometheus_bearer_token_file, NULL, 0, 0,
              "an absolute path"),
@@ -662,6 +664,7 @@ Config *config_free(Config *c) {
         strv_free(c->post_reboot_labels);
         free(c->prefer_no_schedule_taint);
         free(c->sentinel_command);
+        free(c->sentinel_required_output);
         free(c->prometheus_url);
         free(c->prometheus_ca_file);
         free(c->prometheus_bearer_token_file);
@@ -768,7 +771,8 @@ static int config_handler(void *user, const char *section, const char *name, con
         if (r == -E2BIG)
                 return config_parser_fail(p, "%s:%u: [%s] %s=: too many entries (at most %u)",
                                           p->path, p->line, section, name, CONFIG_DROPINS_MAX);
-        if (r < 0 && (item->parse == config_parse_proxy || item->parse == config_parse_notify_url))
+        if (r < 0 && (item->parse == config_parse_proxy || item->parse == config_parse_notify_url ||
+                      item->parse == config_parse_http_url))
                 /* The value may hold a password: not in the journal. */
                 return config_parser_fail(p, "%s:%u: [%s] %s=: expected %s",
                                           p->path, p->line, section, name, item->expected);

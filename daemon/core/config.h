@@ -25,6 +25,7 @@ typedef struct Config {
         usec_t sentinel_settle_usec;            /* SettleSec=, default 10s: how long it must exist */
         char *sentinel_command;                 /* Command=, default empty: the file only */
         unsigned sentinel_required_status;      /* RequiredExitStatus=, default 1 */
+        char *sentinel_required_output;         /* RequiredOutputRegex=, default empty: the status only */
         usec_t sentinel_command_interval_usec;  /* CommandIntervalSec=, default 1h */
         usec_t sentinel_command_timeout_usec;   /* CommandTimeoutSec=, default 5min */
 

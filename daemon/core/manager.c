@@ -54,6 +54,8 @@
 #define PACKAGE_LOCK_POLL_USEC (500 * USEC_PER_MSEC)
 /* How often a node held back by Prometheus alerts (or an unreachable Prometheus) asks again. */
 #define ALERTS_RECHECK_USEC (30 * USEC_PER_SEC)
+/* How long a drained node waits for Prometheus before it gives the cycle up. */
+#define ALERTS_DRAINED_WAIT_USEC (10 * USEC_PER_MINUTE)
 /* The clock of the lock's local deadline: it runs on while the machine is suspended (or the VM
  * paused), as the lease's expiry on the API server does. */
 #define HOLD_CLOCK CLOCK_BOOTTIME
@@ -90,6 +92,7 @@ struct Manager {
         AlertsCheck *alerts;            /* the check in flight */
         bool alerts_clear;              /* the last check found nothing; consumed by the next step */
         bool blocked_by_alerts;
+        usec_t alerts_drained_since;    /* CLOCK_MONOTONIC: drained, held by Prometheus since */
         char *alerts_posted;            /* what the last RebootBlockedByAlerts Event said */
         bool taint_set;                 /* we set the PreferNoSchedule taint while waiting */
         bool package_manager_busy;      /* the last look found a package manager lock held */
@@ -157,6 +160,7 @@ struct Manager {
         sd_event_source *blocked_timer; /* pending: [Notify] BlockedTooLongSec= */
         usec_t blocked_notified_for;    /* the pending_since blocked-too-long was sent for */
         sd_event_source *stop_timer;    /* stopping: notifications still being delivered */
+        bool stopping;                  /* SIGTERM came: no more state changes */
         usec_t stop_deadline;
 };
 
@@ -328,6 +332,9 @@ static void manager_stop_action(Manager *m) {
         m->drain = drain_free(m->drain);
         m->blockers = blockers_check_free(m->blockers);
         m->blockers_clear = false;
+        m->alerts = alerts_check_free(m->alerts);
+        m->alerts_clear = false;
+        m->alerts_drained_since = 0;
         m->action = REBOOT_ACTION_NONE;
         m->action_failures = 0;
         m->reboot_deadline = 0;
@@ -980,23 +987,65 @@ static bool manager_check_blockers(Manager *m) {
 }
 
 static void manager_post_event(Manager *m, const char *type, const char *reason, const char *message);
+static void manager_allow_reboot(Manager *m);
+
+/* Held back by Prometheus (its alerts, or no answer): say so, leave the line before the slot,
+ * and ask again in ALERTS_RECHECK_USEC. A drained node (it holds its slot, the node is cordoned)
+ * waits at most ALERTS_DRAINED_WAIT_USEC, then gives the cycle up: uncordoned, the slot released,
+ * the next attempt after [Reboot] RetrySec=. */
+static void manager_alerts_blocked(Manager *m, const char *what) {
+        bool drained = m->action == REBOOT_ACTION_CHECK_INHIBITORS;
+        char t[FORMAT_TIMESPAN_MAX];
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+
+        m->blocked_by_alerts = true;
+        /* A pod check that passed before this wait is no longer fresh when the wait ends. */
+        m->blockers_clear = false;
+        if (!drained)
+                manager_leave_queue(m);
+        else {
+                if (m->alerts_drained_since == 0)
+                        m->alerts_drained_since = now;
+                if (now - m->alerts_drained_since >= ALERTS_DRAINED_WAIT_USEC && !m->config->force_reboot) {
+                        _cleanup_free_ char *e = strdup_printf("%s for %s after the drain", what,
+                                                               format_timespan(t, sizeof t, ALERTS_DRAINED_WAIT_USEC));
+                        m->alerts_drained_since = 0;
+                        (void) manager_dispatch(m, REBOOT_EVENT_DRAIN_FAILED, &(RebootEventData) { .message = e ?: what });
+                        return;
+                }
+        }
+        manager_set_waiting(m, "%s%s; checking again in %s", drained ? "drained; " : "", what,
+                            format_timespan(t, sizeof t, ALERTS_RECHECK_USEC));
+        manager_set_blocked(m, METRICS_BLOCK_ALERTS);
+        if (!streq_ptr(what, m->alerts_posted)) {
+                manager_post_event(m, "Warning", "RebootBlockedByAlerts", what);
+                (void) free_and_strdup(&m->alerts_posted, what);
+        }
+        manager_arm_action_timer(m, ALERTS_RECHECK_USEC);
+}
 
 static void on_alerts_checked(int error, char **blocking, const char *message, void *userdata) {
         Manager *m = userdata;
         _cleanup_free_ char *what = NULL;
-        char t[FORMAT_TIMESPAN_MAX];
-        bool drained = m->action == REBOOT_ACTION_CHECK_INHIBITORS;
 
         m->alerts = alerts_check_free(m->alerts);
-        if (m->action != REBOOT_ACTION_ACQUIRE && !drained)
+        if (m->action != REBOOT_ACTION_ACQUIRE && m->action != REBOOT_ACTION_CHECK_INHIBITORS)
                 return;
         if (error >= 0 && strv_length(blocking) == 0) {
                 if (m->blocked_by_alerts)
                         log_info("No Prometheus alert holds the reboot back any more.");
                 m->blocked_by_alerts = false;
+                m->alerts_drained_since = 0;
                 m->alerts_posted = mfree(m->alerts_posted);
+                /* Good for this step only, which goes on at once from the check (nothing
+                 * asynchronous comes before it once the answer is here): what stops it before it
+                 * reaches the check (the window, the queue) makes the next step ask again. */
                 m->alerts_clear = true;
-                manager_run_action(m);
+                if (m->action == REBOOT_ACTION_CHECK_INHIBITORS)
+                        manager_allow_reboot(m);
+                else
+                        manager_run_action(m);
+                m->alerts_clear = false;
                 return;
         }
         if (error < 0)
@@ -1005,22 +1054,13 @@ static void on_alerts_checked(int error, char **blocking, const char *message, v
                 _cleanup_free_ char *names = alerts_join(blocking);
                 what = strdup_printf("reboot blocked by Prometheus alerts: %s", strna(names));
         }
-        m->blocked_by_alerts = true;
-        if (!drained)
-                manager_leave_queue(m);
-        manager_set_waiting(m, "%s%s; checking again in %s", drained ? "drained; " : "", strna(what),
-                            format_timespan(t, sizeof t, ALERTS_RECHECK_USEC));
-        manager_set_blocked(m, METRICS_BLOCK_ALERTS);
-        if (what && !streq_ptr(what, m->alerts_posted)) {
-                manager_post_event(m, "Warning", "RebootBlockedByAlerts", what);
-                free(m->alerts_posted);
-                m->alerts_posted = TAKE_PTR(what);
-        }
-        manager_arm_action_timer(m, ALERTS_RECHECK_USEC);
+        manager_alerts_blocked(m, what ?: "reboot blocked by Prometheus alerts");
 }
 
 /* Whether Prometheus's alerts are being asked for or hold the step back (the caller waits for
- * on_alerts_checked()). A clear answer lets exactly one step through. */
+ * on_alerts_checked()). A clear answer lets exactly one step through. Right before the reboot
+ * only firing alerts count: alerts our own drain starts (pods not ready, targets down) are
+ * pending at first. */
 static bool manager_check_alerts(Manager *m) {
         AlertsSettings settings = {
                 .url = m->config->prometheus_url,
@@ -1030,10 +1070,10 @@ static bool manager_check_alerts(Manager *m) {
                 .filter = {
                         .regex = m->alert_regex_set ? &m->alert_regex : NULL,
                         .match_only = m->config->alert_filter_match_only,
-                        .firing_only = m->config->alert_firing_only,
+                        .firing_only = m->config->alert_firing_only || m->action == REBOOT_ACTION_CHECK_INHIBITORS,
                 },
         };
-        char t[FORMAT_TIMESPAN_MAX];
+        _cleanup_free_ char *what = NULL;
         int r;
 
         if (!m->http)
@@ -1047,10 +1087,8 @@ static bool manager_check_alerts(Manager *m) {
         r = alerts_check(&m->alerts, m->http, &settings, on_alerts_checked, m);
         if (r < 0) {
                 /* A secret that cannot be read: fail safe, as for an unreachable server. */
-                manager_set_waiting(m, "reboot blocked: cannot ask Prometheus for its alerts (%s); checking again in %s",
-                                    strerror(ERRNO_VALUE(r)), format_timespan(t, sizeof t, ALERTS_RECHECK_USEC));
-                manager_set_blocked(m, METRICS_BLOCK_ALERTS);
-                manager_arm_action_timer(m, ALERTS_RECHECK_USEC);
+                what = strdup_printf("reboot blocked: cannot ask Prometheus for its alerts (%s)", strerror(ERRNO_VALUE(r)));
+                manager_alerts_blocked(m, what ?: "reboot blocked: cannot ask Prometheus for its alerts");
         }
         return true;
 }
@@ -1126,10 +1164,8 @@ static void manager_acquire(Manager *m) {
         }
         if (manager_check_blockers(m))
                 return;
-        if (manager_check_alerts(m)) {
-                m->blockers_clear = true;       /* not asked again when the alerts answer */
+        if (manager_check_alerts(m))
                 return;
-        }
         m->blockers_clear = false;
         if (m->lock_busy) {
                 m->lock_again = true;
@@ -1350,8 +1386,6 @@ static void manager_drain(Manager *m) {
 
 static void on_inhibitors_checked(Logind *l, int error, bool blocked, const char *holders, void *userdata) {
         Manager *m = userdata;
-        char id[BOOT_ID_MAX];
-        int r;
 
         m->logind_busy = false;
         if (m->action != REBOOT_ACTION_CHECK_INHIBITORS)
@@ -1375,12 +1409,21 @@ static void on_inhibitors_checked(Logind *l, int error, bool blocked, const char
          * confirmation (apt takes no inhibitor). */
         if (manager_package_manager_busy(m, "drained; "))
                 return;
+        manager_allow_reboot(m);
+}
+
+/* The last steps before the reboot, after the inhibitors and the package manager: the slot still
+ * ours by our clock, and Prometheus (an alert may have started firing during the drain). Also
+ * where a clear answer of Prometheus goes on from. */
+static void manager_allow_reboot(Manager *m) {
+        char id[BOOT_ID_MAX];
+        int r;
+
         if (!manager_hold_valid(m)) {
                 /* logind took longer than the lease has left: confirm the slot again first. */
                 manager_arm_action_timer(m, 0);
                 return;
         }
-        /* The last look at Prometheus: an alert may have started firing during the drain. */
         if (manager_check_alerts(m))
                 return;
         r = boot_id_read(id);
@@ -1978,6 +2021,8 @@ static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData
         unsigned old_failed_cycles = m->state.stats.failed_cycles;
         int r;
 
+        if (m->stopping)
+                return 0;       /* the next start resumes from the saved state */
         reboot_state_init(&next);
         r = reboot_machine_step(&m->state, event, data, &m->policy, now_realtime(), &next, &action);
         if (r < 0) {
@@ -2088,9 +2133,15 @@ static bool manager_reboot_required(Manager *m) {
                  m->state.phase == REBOOT_PHASE_DRAINING);
 }
 
-/* The reason the command gives: the command line, printable ASCII only (it goes to the Node). */
+/* The reason the command gives: its program, printable ASCII only (it goes to the Node, the
+ * Events and the notifications; its arguments stay on this machine). */
 static char *manager_command_reason(Manager *m) {
-        _cleanup_free_ char *r = strdup_printf("[Sentinel] Command=%s", m->config->sentinel_command);
+        _cleanup_strv_free_ char **argv = NULL;
+        _cleanup_free_ char *r = NULL;
+
+        if (strv_split_command(m->config->sentinel_command, &argv) < 0)
+                return NULL;
+        r = strdup_printf("reported by [Sentinel] Command=%s", argv[0]);
 
         if (!r)
                 return NULL;
@@ -2173,6 +2224,11 @@ static void manager_resume(Manager *m) {
                         .boot_time = m->boot_time,
                         .reason = reason,
                 });
+        /* Pending for longer than BlockedTooLongSec= already: the daemon that ran then sent it
+         * (a restart, an upgrade); not again. */
+        if (m->state.phase == REBOOT_PHASE_PENDING && m->state.pending_since > 0 &&
+            now_realtime() >= usec_add(m->state.pending_since, m->config->notify_blocked_too_long_usec))
+                m->blocked_notified_for = m->state.pending_since;
         manager_update_blocked_timer(m);
 }
 
@@ -2287,6 +2343,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         if (notifier_pending(m->notifier) == 0)
                 return sd_event_exit(m->event, 0);
         /* Nothing of the cycle runs on: only the deliveries. */
+        m->stopping = true;
         manager_stop_action(m);
         m->stop_deadline = now_usec(CLOCK_MONOTONIC) + NOTIFY_STOP_GRACE_USEC;
         if (sd_event_add_time_relative(m->event, &m->stop_timer, CLOCK_MONOTONIC, 0, USEC_PER_MSEC, on_stop_timer,
@@ -2491,6 +2548,8 @@ static int manager_start_cluster(Manager *m) {
                         r = sentinel_command_new(&m->command, m->event, argv, (int) m->config->sentinel_required_status,
                                                  m->config->sentinel_command_interval_usec,
                                                  m->config->sentinel_command_timeout_usec, on_command, m);
+                if (r >= 0 && m->config->sentinel_required_output)
+                        r = sentinel_command_set_required_output(m->command, m->config->sentinel_required_output);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up [Sentinel] Command=%s: %m",
                                                m->config->sentinel_command);
@@ -2584,6 +2643,8 @@ static int manager_setup_notify(Manager *m) {
                 .events = m->config->notify_events,
                 .timeout_usec = m->config->notify_timeout_usec,
                 .retries = m->config->notify_retries,
+                .proxy = m->config->proxy,
+                .no_proxy = m->config->no_proxy,
         };
         int r;
 
@@ -2651,6 +2712,8 @@ static int manager_setup_alerts(Manager *m) {
                 m->alert_regex_set = true;
         }
         r = http_client_new(&m->http, m->event, "noderebootd/" PACKAGE_VERSION);
+        if (r >= 0)
+                r = http_client_set_proxy(m->http, m->config->proxy, m->config->no_proxy);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client for Prometheus: %m");
         display = http_url_for_display(m->config->prometheus_url);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -62,6 +63,8 @@ struct SentinelCommand {
         SentinelCommandHandler handler;
         void *userdata;
 
+        regex_t required_output;        /* when has_required_output */
+        bool has_required_output;
         pid_t pid;                      /* 0 when no run is in progress */
         bool timed_out;
         int output_fd;
@@ -125,6 +128,15 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         c->pid = 0;
 
         v = command_verdict(si->si_code, si->si_status, c->required_status, c->timed_out, buf, sizeof buf, &message);
+        if (v == COMMAND_REQUIRED && c->has_required_output && regexec(&c->required_output, strempty(c->output), 0,
+                                                                        NULL, 0) != 0) {
+                /* The status of "required" is also that of many errors (Python's, dnf's): without
+                 * the words that say it, it is not believed. */
+                v = COMMAND_FAILED;
+                snprintf(buf, sizeof buf, "exit status %d, but what it printed does not match RequiredOutputRegex=",
+                         c->required_status);
+                message = buf;
+        }
         sentinel_command_schedule(c, c->interval_usec);
         c->handler(c, v, c->output ?: "", message, c->userdata);
         c->output = mfree(c->output);   /* 64 KiB, not kept between runs */
@@ -137,9 +149,12 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 
         c->timeout = sd_event_source_disable_unref(c->timeout);
         c->timed_out = true;
-        /* Its process group: what it started goes too. */
-        if (c->pid > 0)
+        /* Its process group: what it started goes too; and itself, should it have left the
+         * group (setsid()). */
+        if (c->pid > 0) {
                 (void) kill(-c->pid, SIGKILL);
+                (void) kill(c->pid, SIGKILL);
+        }
         return 0;
 }
 
@@ -157,7 +172,16 @@ static void exec_child(SentinelCommand *c, int output_fd) {
         if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
             dup2(output_fd, STDERR_FILENO) < 0)
                 _exit(126);
-        (void) close_range(3, ~0U, 0);
+        /* Nothing of the daemon's: libcurl's sockets are not close-on-exec. close_range() is
+         * Linux 5.9; before it, one by one. */
+        if (close_range(3, ~0U, 0) < 0) {
+                struct rlimit rl;
+                int max = getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur != RLIM_INFINITY ?
+                        (int) MIN(rl.rlim_cur, (rlim_t) 65536) : 65536;
+
+                for (int fd = 3; fd < max; fd++)
+                        (void) close(fd);
+        }
         execvp(c->argv[0], c->argv);
         _exit(errno == ENOENT ? 127 : 126);
 }
@@ -264,9 +288,20 @@ int sentinel_command_new(SentinelCommand **ret, sd_event *event, char **argv, in
         return 0;
 }
 
+int sentinel_command_set_required_output(SentinelCommand *c, const char *regex) {
+        if (!c || !regex)
+                return -EINVAL;
+        if (c->has_required_output)
+                regfree(&c->required_output);
+        c->has_required_output = regcomp(&c->required_output, regex, REG_EXTENDED | REG_NOSUB) == 0;
+        return c->has_required_output ? 0 : -EINVAL;
+}
+
 SentinelCommand *sentinel_command_free(SentinelCommand *c) {
         if (!c)
                 return NULL;
+        if (c->has_required_output)
+                regfree(&c->required_output);
         sd_event_source_disable_unref(c->child);
         if (c->pid > 0) {
                 (void) kill(-c->pid, SIGKILL);

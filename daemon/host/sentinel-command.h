@@ -7,6 +7,7 @@
  * non-zero status as "required", reboots in a loop when the command is missing (127). */
 #pragma once
 
+#include <regex.h>
 #include <stdbool.h>
 #include <sys/wait.h>
 #include <systemd/sd-event.h>
@@ -41,6 +42,10 @@ typedef void (*SentinelCommandHandler)(SentinelCommand *c, CommandVerdict verdic
 int sentinel_command_new(SentinelCommand **ret, sd_event *event, char **argv, int required_status,
                          usec_t interval_usec, usec_t timeout_usec, SentinelCommandHandler handler,
                          void *userdata);
+/* "Required" also needs what the command printed to match regex (POSIX extended): dnf and
+ * Python exit 1 on most errors, the status needs-restarting -r uses for "required". -EINVAL for
+ * a regex that does not compile. */
+int sentinel_command_set_required_output(SentinelCommand *c, const char *regex);
 /* Kills a run in progress. */
 SentinelCommand *sentinel_command_free(SentinelCommand *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SentinelCommand *, sentinel_command_free);

@@ -179,6 +179,9 @@ int notifier_new(Notifier **ret, sd_event *event, const NotifierSettings *s, Not
         r = http_client_new(&n->http, event, "noderebootd/" PACKAGE_VERSION);
         if (r < 0)
                 return r;
+        r = http_client_set_proxy(n->http, s->proxy, s->no_proxy);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(n);
         return 0;
 }

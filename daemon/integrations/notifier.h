@@ -23,6 +23,7 @@ typedef struct NotifierSettings {
         const char *templates[_NOTIFY_EVENT_MAX];       /* NULL: notify_default_template() */
         usec_t timeout_usec;
         unsigned retries;               /* attempts after the first */
+        const char *proxy, *no_proxy;   /* http_client_set_proxy() */
 } NotifierSettings;
 
 /* Called when a delivery was given up (for the metrics). */

@@ -243,14 +243,52 @@ static int add_time(json_object *o, const char *key, usec_t t) {
                                       NULL) < 0 ? -ENOMEM : 0;
 }
 
-static json_object *slack_body(const char *message, const NotifyFacts *f) {
-        _cleanup_free_ char *context = strdup_printf("nodereboot · node *%s* · %s", strempty(f->node),
+/* Slack's text: &, < and > escaped as its formatting asks, at most max bytes (a section's text
+ * may hold 3000 characters; longer blocks are refused with 400 invalid_blocks), cut between
+ * characters with "…". */
+static char *slack_text(const char *s, size_t max) {
+        char *out = malloc(max + 1);
+        size_t n = 0;
+
+        if (!out)
+                return NULL;
+        for (const char *p = s; *p; p++) {
+                const char *e = *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : NULL;
+                size_t k = e ? strlen(e) : 1;
+
+                if (n + k > max - 3) {          /* room for "…" (3 bytes) */
+                        if (((unsigned char) *p & 0xc0) == 0x80) {
+                                /* cut inside a character: drop its first bytes too */
+                                while (n > 0 && ((unsigned char) out[n - 1] & 0xc0) == 0x80)
+                                        n--;
+                                if (n > 0)
+                                        n--;
+                        }
+                        memcpy(out + n, "…", 3);
+                        n += 3;
+                        break;
+                }
+                if (e)
+                        memcpy(out + n, e, k);
+                else
+                        out[n] = *p;
+                n += k;
+        }
+        out[n] = 0;
+        return out;
+}
+
+#define SLACK_TEXT_MAX 3000U
+
+static json_object *slack_body(const char *raw, const NotifyFacts *f) {
+        _cleanup_free_ char *message = slack_text(raw, SLACK_TEXT_MAX), *node = slack_text(strempty(f->node), 300);
+        _cleanup_free_ char *context = strdup_printf("nodereboot · node *%s* · %s", strna(node),
                                                      notify_event_to_string(f->event));
         json_object *o = json_object_new_object(), *blocks = json_object_new_array(),
                 *section = json_object_new_object(), *text = json_object_new_object(),
                 *ctx = json_object_new_object(), *elements = json_object_new_array(), *el = json_object_new_object();
 
-        if (!context || !o || !blocks || !section || !text || !ctx || !elements || !el)
+        if (!message || !context || !o || !blocks || !section || !text || !ctx || !elements || !el)
                 goto fail;
         /* "text" is what notifications and clients without blocks show. */
         json_object_object_add(o, "text", json_object_new_string(message));

@@ -137,7 +137,10 @@ static void on_answer(HttpRequest *r, int error, const char *message, const Http
 
         c->request = NULL;
         if (error < 0) {
-                alerts_fail(c, error, "%s", strna(message));
+                /* In words that stay the same from one try to the next (curl's name the time
+                 * taken): they go to STATUS= and to an Event each time they change. */
+                log_debug("Asking Prometheus at %s for its alerts failed: %s", c->display, strna(message));
+                alerts_fail(c, error, "%s", strerror(ERRNO_VALUE(error)));
                 return;
         }
         if (response->status != 200 && response->status != 400 && response->status != 422 &&

@@ -72,6 +72,33 @@ class Alerts(unittest.TestCase):
                   "(the daemon asks again every 30 s while blocked)")
             self.assertIn("No Prometheus alert holds the reboot back any more", n1.log_text())
 
+    def test_an_alert_after_the_drain_holds_the_reboot(self):
+        """Clear when the slot is taken; the drained node is held by a shutdown inhibitor, and
+        meanwhile an alert starts firing: when the inhibitor goes, the node asks Prometheus again
+        right before the reboot (an earlier clear answer is not reused) and waits, drained,
+        until the alert stops. A pending alert would not hold it there: after our own drain,
+        alerts it caused are pending at first."""
+        self.set_alerts(freeze=0, disk_filling=0)
+        with Bench(["n1"]) as b:
+            n1 = b.nodes["n1"]
+            n1.write_config({"Blockers.PrometheusURL": self.prom.url})
+            n1.start()
+            n1.wait_phase("idle", 15)
+            n1.logind.block_shutdown()
+            n1.touch_sentinel()
+            wait_for(lambda: any("reboot blocked by a shutdown inhibitor" in s for s in n1.statuses()), 30,
+                     "n1 to be drained and held by the inhibitor")
+            self.set_alerts(freeze=1, disk_filling=1)
+            n1.logind.unblock_shutdown()
+            wait_for(lambda: any("drained; reboot blocked by Prometheus alerts: MaintenanceFreeze;" in s
+                                 for s in n1.statuses()), 30, "n1 to be held by the alert")
+            time.sleep(3)
+            self.assertEqual(n1.logind.reboot_calls(), 0)
+            self.assertEqual(n1.phase(), "draining")
+            self.set_alerts(freeze=0, disk_filling=1)       # only a pending alert left
+            b.run_reboots(lambda: n1.reboots == 1 and n1.phase() == "idle", 120)
+        self.set_alerts(freeze=0, disk_filling=0)
+
     def test_filters(self):
         """kured's filters: alerts matching AlertFilterRegex= are ignored, or with
         AlertFilterMatchOnly= only they count; AlertFiringOnly= ignores pending alerts."""

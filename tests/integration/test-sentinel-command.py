@@ -52,14 +52,19 @@ class SentinelCommand(unittest.TestCase):
             "n1": "needs-restarting-not-installed -r",
             "n2": "/bin/sh -c 'kill -SEGV $$'",
             "n3": "/bin/sh -c 'sleep 30; exit 1'",
+            # exit 1 is also what Python and dnf exit with on an error (needs-restarting -r that
+            # cannot read /proc/1 under ProtectProc=invisible, say): without the words, not believed
+            "n4": "/bin/sh -c 'echo \"Traceback (most recent call last):\"; exit 1'",
         }
         with Bench(list(commands)) as b:
             for name, command in commands.items():
                 n = b.nodes[name]
-                n.write_config({"Sentinel.Command": command, "Sentinel.CommandTimeoutSec": "1s"})
+                n.write_config({"Sentinel.Command": command, "Sentinel.CommandTimeoutSec": "1s",
+                                "Sentinel.RequiredOutputRegex": "^Reboot is required"})
                 n.start()
             expect = {"n1": "exit status 127: the command was not found", "n2": "killed by signal SEGV",
-                      "n3": "it did not finish in time and was killed"}
+                      "n3": "it did not finish in time and was killed",
+                      "n4": "exit status 1, but what it printed does not match RequiredOutputRegex="}
             for name, why in expect.items():
                 n = b.nodes[name]
                 wait_for(lambda: any(f"[Sentinel] Command= failed: {why}" in s for s in n.statuses()), 15,

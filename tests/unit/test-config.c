@@ -521,7 +521,6 @@ TEST(bad_values) {
                 { "Sentinel", "RequiredExitStatus", "0", "between 1 and 255" },
                 { "Sentinel", "CommandIntervalSec", "5s", "at least 10s" },
                 { "Sentinel", "CommandTimeoutSec", "2h", "between 1s and 1h" },
-                { "Blockers", "PrometheusURL", "prometheus:9090", "http:// or https:// URL" },
                 { "Blockers", "PrometheusCAFile", "ca.pem", "absolute path" },
                 { "Blockers", "AlertFilterRegex", "(Watchdog", "regular expression" },
                 { "Blockers", "AlertFiringOnly", "sometimes", "expected a boolean" },
@@ -565,6 +564,16 @@ TEST(bad_notify_url_not_shown) {
         where = strdup_printf("%s:3: [Notify] URL=: expected a notification URL", path);
         ASSERT_CONTAINS(log, where);
         ASSERT_TRUE(!strstr(log, "SECRET-TOKEN"));
+}
+
+/* A Prometheus URL may hold a password: a bad one is not shown either. */
+TEST(bad_prometheus_url_not_shown) {
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *log = NULL, *path = NULL;
+
+        ASSERT_ERROR(load_text("[Blockers]\nPrometheusURL=prometheus:PASSWORD@host\n", &c, &log, &path), EINVAL);
+        ASSERT_CONTAINS(log, "[Blockers] PrometheusURL=: expected an http:// or https:// URL");
+        ASSERT_TRUE(!strstr(log, "PASSWORD"));
 }
 
 TEST(bad_value_keeps_old_list) {
@@ -823,6 +832,7 @@ int main(void) {
         RUN(value_forms);
         RUN(bad_values);
         RUN(bad_notify_url_not_shown);
+        RUN(bad_prometheus_url_not_shown);
         RUN(bad_value_keeps_old_list);
         RUN(unknown_key_warns_and_continues);
         RUN(unknown_section_fails);

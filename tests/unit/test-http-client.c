@@ -102,8 +102,59 @@ TEST(failures) {
         sd_event_unref(e);
 }
 
+static void on_done_free_client(HttpRequest *r, int error, const char *message, const HttpResponse *response,
+                                void *userdata) {
+        HttpClient **c = userdata;
+
+        *c = http_client_free(*c);
+}
+
+/* Several transfers that end in the same turn of the loop: every handler runs (curl tells of each
+ * finished transfer only once), and a handler may free the client. */
+TEST(finished_together) {
+        HttpClient *c = NULL;
+        _cleanup_free_ char *url = NULL;
+        sd_event *e = NULL;
+        Result res[4] = {};
+        int port, fd = listener(&port);
+
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(http_client_new(&c, e, "test"));
+        url = strdup_printf("http://127.0.0.1:%d/", port);
+        for (unsigned i = 0; i < ELEMENTSOF(res); i++)
+                ASSERT_OK(http_client_request(c, "POST", url, "{}",
+                                              &(HttpOptions) { .timeout_usec = 300 * USEC_PER_MSEC }, on_done,
+                                              &res[i], NULL));
+        for (unsigned i = 0; i < 300; i++) {
+                bool all = true;
+
+                ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
+                for (unsigned j = 0; j < ELEMENTSOF(res); j++)
+                        all = all && res[j].done;
+                if (all)
+                        break;
+        }
+        for (unsigned j = 0; j < ELEMENTSOF(res); j++) {
+                ASSERT_TRUE(res[j].done);
+                ASSERT_ERROR(res[j].error, ETIMEDOUT);
+        }
+
+        /* two more; the first handler frees the client: the second never runs, nothing leaks */
+        ASSERT_OK(http_client_request(c, "GET", url, NULL, &(HttpOptions) { .timeout_usec = 200 * USEC_PER_MSEC },
+                                      on_done_free_client, &c, NULL));
+        ASSERT_OK(http_client_request(c, "GET", url, NULL, &(HttpOptions) { .timeout_usec = 200 * USEC_PER_MSEC },
+                                      on_done_free_client, &c, NULL));
+        for (unsigned i = 0; c && i < 300; i++)
+                ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
+        ASSERT_TRUE(!c);
+        ASSERT_OK(sd_event_run(e, 50 * USEC_PER_MSEC));
+        close(fd);
+        sd_event_unref(e);
+}
+
 int main(void) {
         RUN(display);
         RUN(failures);
+        RUN(finished_together);
         return 0;
 }

@@ -131,6 +131,29 @@ TEST(bodies) {
         }
 
         ASSERT_ERROR(notify_body(NOTIFY_TYPE_AUTO, "m", &facts, &hook), EINVAL);
+
+        /* Slack: &, <, > escaped; a long text cut at 3000 bytes between characters */
+        {
+                _cleanup_free_ char *long_text = malloc(5000), *body = NULL;
+                _cleanup_json_ json_object *o = NULL;
+                const char *text;
+
+                for (size_t i = 0; i < 4998; i += 2)
+                        memcpy(long_text + i, "\xc3\xbc", 2);     /* ü */
+                long_text[4998] = 0;
+                ASSERT_OK(notify_body(NOTIFY_TYPE_SLACK, long_text, &facts, &body));
+                ASSERT_OK(json_parse(body, strlen(body), &o));
+                text = json_get_string(o, "text");
+                ASSERT_TRUE(strlen(text) <= 3000);
+                ASSERT_TRUE(endswith(text, "\xc3\xbc…"));
+                ASSERT_TRUE(utf8_is_valid(text));
+                body = mfree(body);
+                json_object_put(o);
+                o = NULL;
+                ASSERT_OK(notify_body(NOTIFY_TYPE_SLACK, "a <b> & c", &facts, &body));
+                ASSERT_OK(json_parse(body, strlen(body), &o));
+                ASSERT_STREQ(json_get_string(o, "text"), "a &lt;b&gt; &amp; c");
+        }
 }
 
 int main(void) {
