@@ -988,6 +988,7 @@ static bool manager_check_blockers(Manager *m) {
 
 static void manager_post_event(Manager *m, const char *type, const char *reason, const char *message);
 static void manager_allow_reboot(Manager *m);
+static char *manager_kernel_change(Manager *m);
 
 /* Held back by Prometheus (its alerts, or no answer): say so, leave the line before the slot,
  * and ask again in ALERTS_RECHECK_USEC. A drained node (it holds its slot, the node is cordoned)
@@ -1197,7 +1198,8 @@ static void on_node_read(KubeClient *c, int error, json_object *node, void *user
                 return;
         }
         (void) manager_dispatch(m, REBOOT_EVENT_NODE_READ,
-                                &(RebootEventData) { .node_unschedulable = node_is_unschedulable(node) });
+                                &(RebootEventData) { .node_unschedulable = node_is_unschedulable(node),
+                                                     .kernel = node_kernel_version(node) });
 }
 
 static void manager_read_node(Manager *m) {
@@ -1653,7 +1655,8 @@ static void on_node_ready_checked(KubeClient *c, int error, json_object *node, v
                 return;
         }
         m->action_failures = 0;
-        (void) manager_dispatch(m, REBOOT_EVENT_NODE_READY, NULL);
+        (void) manager_dispatch(m, REBOOT_EVENT_NODE_READY,
+                                &(RebootEventData) { .kernel = node_kernel_version(node) });
 }
 
 static void manager_wait_ready(Manager *m) {
@@ -1853,10 +1856,15 @@ static void manager_restore(Manager *m) {
         case RESTORE_DONE:
         default:
                 if (recovered) {
+                        _cleanup_free_ char *kernels = manager_kernel_change(m), *msg = NULL;
+
                         log_event(LOG_NOTICE, MESSAGE_RECOVERED,
-                                  "Node %s rebooted and is back in service (boot %s).", m->config->node_name,
-                                  m->boot_id);
-                        manager_post_event(m, "Normal", "Rebooted", "nodereboot rebooted the node; it is back in service");
+                                  "Node %s rebooted and is back in service (boot %s%s%s).", m->config->node_name,
+                                  m->boot_id, kernels ? ", kernel " : "", strempty(kernels));
+                        msg = strdup_printf("nodereboot rebooted the node%s%s%s; it is back in service",
+                                            kernels ? " (kernel " : "", strempty(kernels), kernels ? ")" : "");
+                        manager_post_event(m, "Normal", "Rebooted",
+                                           msg ?: "nodereboot rebooted the node; it is back in service");
                 } else {
                         log_event(LOG_WARNING, MESSAGE_ROLLED_BACK,
                                   "Reboot cycle of node %s given up%s%s; the node is back in service.",
@@ -1948,6 +1956,15 @@ static void manager_update_hold(Manager *m) {
                 manager_watch_held(m);
 }
 
+/* "A → B" (or "A, unchanged") from the cycle's kernel versions; NULL when either is unknown. */
+static char *manager_kernel_change(Manager *m) {
+        if (!m->state.kernel_before || !m->state.kernel_after)
+                return NULL;
+        if (streq(m->state.kernel_before, m->state.kernel_after))
+                return strdup_printf("%s, unchanged", m->state.kernel_after);
+        return strdup_printf("%s → %s", m->state.kernel_before, m->state.kernel_after);
+}
+
 static void manager_notify(Manager *m, NotifyEvent event) {
         NotifyFacts facts = {
                 .event = event,
@@ -1956,6 +1973,8 @@ static void manager_notify(Manager *m, NotifyEvent event) {
                 .reason = m->state.reason,
                 .error = m->state.last_error,
                 .waiting = m->waiting,
+                .kernel_before = m->state.kernel_before,
+                .kernel_after = m->state.kernel_after,
                 .time = now_realtime(),
                 .since = m->state.pending_since,
         };

@@ -80,6 +80,8 @@ void reboot_state_done(RebootState *s) {
         free(s->lease_machine_id);
         free(s->reason);
         free(s->last_error);
+        free(s->kernel_before);
+        free(s->kernel_after);
         reboot_state_init(s);
 }
 
@@ -90,10 +92,14 @@ int reboot_state_copy(RebootState *dst, const RebootState *src) {
         t.lease_machine_id = NULL;
         t.reason = NULL;
         t.last_error = NULL;
+        t.kernel_before = NULL;
+        t.kernel_after = NULL;
         if (free_and_strdup(&t.lease, src->lease) < 0 ||
             free_and_strdup(&t.lease_machine_id, src->lease_machine_id) < 0 ||
             free_and_strdup(&t.reason, src->reason) < 0 ||
-            free_and_strdup(&t.last_error, src->last_error) < 0) {
+            free_and_strdup(&t.last_error, src->last_error) < 0 ||
+            free_and_strdup(&t.kernel_before, src->kernel_before) < 0 ||
+            free_and_strdup(&t.kernel_after, src->kernel_after) < 0) {
                 reboot_state_done(&t);
                 return -ENOMEM;
         }
@@ -118,6 +124,8 @@ static bool state_equal(const RebootState *a, const RebootState *b) {
                 a->retry_after == b->retry_after &&
                 streq_ptr(a->reason, b->reason) &&
                 streq_ptr(a->last_error, b->last_error) &&
+                streq_ptr(a->kernel_before, b->kernel_before) &&
+                streq_ptr(a->kernel_after, b->kernel_after) &&
                 a->stats.reboots == b->stats.reboots &&
                 a->stats.failed_cycles == b->stats.failed_cycles &&
                 a->stats.last_reboot == b->stats.last_reboot &&
@@ -293,6 +301,9 @@ static int step_locked(RebootState *n, RebootEvent ev, const RebootEventData *d,
                 enter(n, REBOOT_PHASE_DRAINING, now);
                 n->cordoned = true;
                 n->node_was_unschedulable = d->node_unschedulable;
+                if (set_string(&n->kernel_before, d->kernel) < 0)
+                        return -ENOMEM;
+                n->kernel_after = mfree(n->kernel_after);
                 n->drained = false;
                 *action = REBOOT_ACTION_DRAIN;
                 return 0;
@@ -402,6 +413,8 @@ static int step_recovering(RebootState *n, RebootEvent ev, const RebootEventData
                 return 0;
 
         case REBOOT_EVENT_NODE_READY:
+                if (d->kernel && set_string(&n->kernel_after, d->kernel) < 0)
+                        return -ENOMEM;
                 *action = REBOOT_ACTION_RESTORE;
                 return 0;
 

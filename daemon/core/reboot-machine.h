@@ -82,6 +82,8 @@ typedef struct RebootState {
         usec_t retry_after;             /* CLOCK_REALTIME; no new attempt before */
         char *reason;                   /* packages that asked for the reboot */
         char *last_error;
+        char *kernel_before;            /* the Node's kernelVersion when the cycle took its slot */
+        char *kernel_after;             /* ... when it was back after the reboot (NULL before) */
         RebootStats stats;
 } RebootState;
 
@@ -95,6 +97,7 @@ typedef struct RebootEventData {
         usec_t boot_time;               /* START: CLOCK_REALTIME when this boot began, 0 unknown */
         const char *reason;
         const char *message;
+        const char *kernel;             /* NODE_READ, NODE_READY: status.nodeInfo.kernelVersion */
 } RebootEventData;
 
 typedef struct RebootPolicy {

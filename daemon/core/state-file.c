@@ -121,7 +121,9 @@ int state_to_json(const RebootState *s, char **ret) {
         /* The reader refuses strings that are not UTF-8 (they would reach the journal and the
          * Node's annotations from there). */
         if ((s->lease && !utf8_is_valid(s->lease)) || (s->reason && !utf8_is_valid(s->reason)) ||
-            (s->last_error && !utf8_is_valid(s->last_error)))
+            (s->last_error && !utf8_is_valid(s->last_error)) ||
+            (s->kernel_before && !utf8_is_valid(s->kernel_before)) ||
+            (s->kernel_after && !utf8_is_valid(s->kernel_after)))
                 return -EBADMSG;
 
         o = json_object_new_object();
@@ -144,6 +146,8 @@ int state_to_json(const RebootState *s, char **ret) {
             (r = json_add_timestamp(o, "retry_after", s->retry_after)) < 0 ||
             (r = json_add_string_or_null(o, "reason", s->reason)) < 0 ||
             (r = json_add_string_or_null(o, "last_error", s->last_error)) < 0 ||
+            (r = json_add_string_or_null(o, "kernel_before", s->kernel_before)) < 0 ||
+            (r = json_add_string_or_null(o, "kernel_after", s->kernel_after)) < 0 ||
             (r = json_add_new(o, "reboots_total", json_object_new_int64(s->stats.reboots))) < 0 ||
             (r = json_add_new(o, "cycles_failed_total", json_object_new_int64(s->stats.failed_cycles))) < 0 ||
             (r = json_add_timestamp(o, "last_reboot", s->stats.last_reboot)) < 0 ||
@@ -398,6 +402,8 @@ int state_from_json(const char *text, size_t size, RebootState *ret, char **ret_
             (r = get_timestamp(o, "retry_after", &s.retry_after, ret_error)) < 0 ||
             (r = get_string_dup(o, "reason", &s.reason, ret_error)) < 0 ||
             (r = get_string_dup(o, "last_error", &s.last_error, ret_error)) < 0 ||
+            (r = get_string_dup(o, "kernel_before", &s.kernel_before, ret_error)) < 0 ||
+            (r = get_string_dup(o, "kernel_after", &s.kernel_after, ret_error)) < 0 ||
             (r = get_unsigned(o, "reboots_total", &s.stats.reboots, ret_error)) < 0 ||
             (r = get_unsigned(o, "cycles_failed_total", &s.stats.failed_cycles, ret_error)) < 0 ||
             (r = get_timestamp(o, "last_reboot", &s.stats.last_reboot, ret_error)) < 0 ||

@@ -713,3 +713,14 @@ int node_post_event_once(KubeClient *c, const char *name, const char *key, const
         TAKE_PTR(nc);
         return 0;
 }
+
+const char *node_kernel_version(json_object *node) {
+        const char *k = json_get_string(node, "status.nodeInfo.kernelVersion");
+
+        if (isempty(k) || strlen(k) > 128)
+                return NULL;
+        for (const char *p = k; *p; p++)
+                if (*p < ' ' || *p > '~')
+                        return NULL;
+        return k;
+}

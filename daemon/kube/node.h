@@ -36,6 +36,9 @@ bool node_is_ready(json_object *node);          /* condition Ready == "True" */
  * Returns true, or false with ret_reason (may be NULL) set to a static text for STATUS=. */
 bool node_kubelet_is_back(json_object *node, const char *boot_id, usec_t boot_time, const char **ret_reason);
 bool node_is_unschedulable(json_object *node);  /* spec.unschedulable */
+/* status.nodeInfo.kernelVersion when it is printable ASCII of at most 128 characters (what the
+ * kubelet reports: uname -r), else NULL. Borrowed from node. */
+const char *node_kernel_version(json_object *node);
 
 /* Merge patch: spec.unschedulable plus the nodereboot.io/cordoned annotation (set or removed). */
 int node_set_unschedulable(KubeClient *c, const char *name, bool unschedulable, NodeDoneHandler handler,

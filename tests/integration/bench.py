@@ -323,12 +323,15 @@ class ApiServer:
         """The machine went down: the kubelet stops posting; nothing on the Node changes."""
         return self.control("POST", f"/kubelets/{node}/stop")
 
-    def kubelet_start(self, node, boot_id=None, not_ready_seconds=None):
+    def kubelet_start(self, node, boot_id=None, not_ready_seconds=None, kernel=None):
         """The kubelet starts, in boot boot_id (dashed, as /proc/sys/kernel/random/boot_id); it
-        posts that bootID and Ready=True (Ready=False for not_ready_seconds first, if given)."""
+        posts that bootID and Ready=True (Ready=False for not_ready_seconds first, if given), and
+        kernel as nodeInfo.kernelVersion when given (the kernel this boot runs)."""
         body = {}
         if boot_id:
             body["boot_id"] = boot_id
+        if kernel:
+            body["kernel"] = kernel
         if not_ready_seconds is not None:
             body["not_ready_seconds"] = not_ready_seconds
         return self.control("POST", f"/kubelets/{node}/start", body)
@@ -553,6 +556,11 @@ class NodeDaemon:
         self.name = name
         make_node_folders(self, bench.dir, name)
         self._kubelet_timer = None
+        # A command the daemon runs under (e.g. systemd-socket-activate ... : it passes sockets
+        # as a .socket unit does, then execs the daemon in the same process).
+        self.wrapper = []
+        # The kernel the next boot runs (the kubelet reports it); None: the same as before.
+        self.next_kernel = None
         self._adopt_boot()
         self.logind = LogindMock(self.dir)
         self.proc = None
@@ -575,9 +583,6 @@ class NodeDaemon:
         write_token_kubeconfig(self.kubeconfig, bench.api, name, token)
         self.config_path = os.path.join(self.dir, "nodereboot.conf")
         self.write_config(config or {})
-        # A command the daemon runs under (e.g. systemd-socket-activate ... : it passes sockets
-        # as a .socket unit does, then execs the daemon in the same process).
-        self.wrapper = []
 
     def write_config(self, overrides):
         write_node_config(self.config_path, self.name, self.kubeconfig, self.sentinel, self.dpkg_dir, overrides)
@@ -737,7 +742,7 @@ class NodeDaemon:
 
     def _start_kubelet(self, boot):
         try:
-            self.bench.api.kubelet_start(self.name, boot)
+            self.bench.api.kubelet_start(self.name, boot, kernel=self.next_kernel)
         except Exception as e:  # the bench is closing; a test waiting for it fails on its own
             print(f"{self.name}: starting the kubelet of boot {boot} failed: {e}")
 

@@ -74,14 +74,21 @@ class EventsInKubectlDescribe(unittest.TestCase):
     def test_reboot_cycle_events_show_in_kubectl_describe_node(self):
         """An admin who runs `kubectl describe node` after a reboot sees what nodereboot did to that
         node and why: its Draining, Rebooting and Rebooted Events in the node's Events section, from
-        nodereboot, and none of them under another node."""
+        nodereboot, and none of them under another node; Rebooted names the kernel before and
+        after (the Node's nodeInfo.kernelVersion, as the kubelet of each boot reports it)."""
         with Bench(["n1", "n2"]) as b:
             n1, n2 = b.nodes["n1"], b.nodes["n2"]
             n2.start()
             n1.start()
+            # the update installed a new kernel: the kubelet of the new boot reports it
+            n1.next_kernel = "6.1.0-28-amd64"
             n1.touch_sentinel(["linux-image-6.1.0-28-amd64"])
             b.run_reboots(lambda: n1.reboots == 1, 60)
             n1.wait_phase("idle", 30)
+            state = n1.state()
+            self.assertEqual((state.get("kernel_before"), state.get("kernel_after")),
+                             ("6.1.0-13-amd64", "6.1.0-28-amd64"))
+            self.assertIn("kernel 6.1.0-13-amd64 → 6.1.0-28-amd64", n1.log_text())
 
             # Events are posted best effort, after the state change: wait until the server has
             # them all, so that what follows tests kubectl's view and not a race.
@@ -99,6 +106,8 @@ class EventsInKubectlDescribe(unittest.TestCase):
                             f"{sorted(CYCLE_REASONS - shown)} that the server stores "
                             f"({sorted(stored_reasons())}); kubectl selects involvedObject.kind=Node, "
                             f"name=n1, namespace=\"\", uid=n1:\n{out}")
+            rebooted = [m for _, reason, _, m in rows if reason == "Rebooted"]
+            self.assertTrue(rebooted and "kernel 6.1.0-13-amd64 → 6.1.0-28-amd64" in rebooted[0], rows)
             for type_, reason, source, message in rows:
                 if reason in CYCLE_REASONS:
                     self.assertEqual(type_, "Normal", f"Event {reason}")

@@ -251,7 +251,10 @@ TEST(statistics_follow_the_cycles) {
         step(&s, E(SENTINEL), &d, &policy, t, P(PENDING), A(ACQUIRE));
         step(&s, E(LOCK_ACQUIRED), &d, &policy, t + 42 * USEC_PER_SEC + 1500, P(LOCKED), A(READ_NODE));
         ASSERT_EQ(s.stats.last_lock_wait, 42 * USEC_PER_SEC + 1000);
+        d.kernel = "6.1.0-13-amd64";
         step(&s, E(NODE_READ), &d, &policy, t + 50 * USEC_PER_SEC, P(DRAINING), A(DRAIN));
+        ASSERT_STREQ(s.kernel_before, "6.1.0-13-amd64");
+        ASSERT_TRUE(!s.kernel_after);
         step(&s, E(DRAINED), &d, &policy, t + 80 * USEC_PER_SEC, P(DRAINING), A(CHECK_INHIBITORS));
         ASSERT_EQ(s.stats.last_drain, 30 * USEC_PER_SEC);
         /* a second DRAINED (a restart drained again) does not change the first drain's time */
@@ -263,7 +266,10 @@ TEST(statistics_follow_the_cycles) {
         step(&s, E(START), &d, &policy, t + 200 * USEC_PER_SEC, P(RECOVERING), A(WAIT_READY));
         ASSERT_EQ(s.stats.reboots, 1);
         ASSERT_EQ(s.stats.last_reboot, 5000 * USEC_PER_SEC);
+        d.kernel = "6.1.0-28-amd64";
         step(&s, E(NODE_READY), &d, &policy, t + 210 * USEC_PER_SEC, P(RECOVERING), A(RESTORE));
+        ASSERT_STREQ(s.kernel_before, "6.1.0-13-amd64");
+        ASSERT_STREQ(s.kernel_after, "6.1.0-28-amd64");
         /* still required: a second cycle, whose drain fails */
         step(&s, E(RESTORED), &d, &policy, t + 220 * USEC_PER_SEC, P(PENDING), A(ACQUIRE));
         ASSERT_EQ(s.stats.failed_cycles, 0);

@@ -156,6 +156,8 @@ static void assert_state_equal(const RebootState *a, const RebootState *b) {
         ASSERT_TRUE(a->retry_after == b->retry_after);
         ASSERT_TRUE(streq_ptr(a->reason, b->reason));
         ASSERT_TRUE(streq_ptr(a->last_error, b->last_error));
+        ASSERT_TRUE(streq_ptr(a->kernel_before, b->kernel_before));
+        ASSERT_TRUE(streq_ptr(a->kernel_after, b->kernel_after));
         ASSERT_EQ(a->stats.reboots, b->stats.reboots);
         ASSERT_EQ(a->stats.failed_cycles, b->stats.failed_cycles);
         ASSERT_TRUE(a->stats.last_reboot == b->stats.last_reboot);
@@ -181,6 +183,9 @@ static void make_full_state(RebootState *s) {
         s->retry_after = USEC_INFINITY;
         s->reason = strdup("linux-image-6.1.0-28-amd64 \"quoted\" back\\slash/ü\nsecond line\ttab");
         s->last_error = strdup("drain timed out: pod kube-system/coredns-5d78c9869d-abcde");
+        s->kernel_before = strdup("6.1.0-13-amd64");
+        s->kernel_after = strdup("6.1.0-28-amd64");
+        ASSERT_TRUE(s->kernel_before && s->kernel_after);
         s->stats.reboots = 17;
         s->stats.failed_cycles = UINT_MAX;
         ASSERT_OK(parse_rfc3339("2026-11-27T09:58:01.5Z", &s->stats.last_reboot));
@@ -482,6 +487,8 @@ TEST(corrupt_wrong_fields) {
                 { "pending_since", "\"2026-13-01T00:00:00Z\"", "RFC 3339" },
                 { "pending_since", "\"2026-11-27 10:02\"", "RFC 3339" },
                 { "retry_after", "true", "RFC 3339" },
+                { "kernel_before", "5", "a string or null" },
+                { "kernel_after", "[\"6.1\"]", "a string or null" },
                 { "reboots_total", "\"3\"", "whole number" },
                 { "reboots_total", "-1", "whole number" },
                 { "cycles_failed_total", "4294967296", "whole number" },

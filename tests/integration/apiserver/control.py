@@ -22,10 +22,11 @@ change the world around it. JSON in and out; the endpoints are the ROUTES table 
   GET /kubelets[/NAME]            kubelets {node, running, boot_id, started, stopped, serving, ...}
   POST /kubelets/NAME/stop        the machine went down: the kubelet posts nothing more (the Node
                                   keeps saying Ready with the old bootID)
-  POST /kubelets/NAME/start {"boot_id"?, "new_boot"?, "not_ready_seconds"?}
+  POST /kubelets/NAME/start {"boot_id"?, "new_boot"?, "not_ready_seconds"?, "kernel"?}
                                   the kubelet (re)starts, in boot boot_id (a new random one with
-                                  new_boot; the same without either); creates it for a Node that
-                                  does not exist yet
+                                  new_boot; the same without either), reporting kernelVersion
+                                  kernel from now on (uname -r of the new boot); creates it for a
+                                  Node that does not exist yet
   GET /timeline[?kubelets=1]      node schedulability changes {time, node, unschedulable, ...};
                                   with kubelets=1 also {time, node, kubelet: started|stopped|
                                   ready|notready, boot_id}, in time order
@@ -216,7 +217,7 @@ def post_kubelet_stop(ctx, body, q, name):
 def post_kubelet_start(ctx, body, q, name):
     body = body or {}
     k = ctx.cluster.kubelets.start(name, boot_id=body.get("boot_id"), new_boot=bool(body.get("new_boot")),
-                                   not_ready_seconds=body.get("not_ready_seconds"))
+                                   not_ready_seconds=body.get("not_ready_seconds"), kernel=body.get("kernel"))
     with ctx.store.lock:
         return 200, k.info()
 

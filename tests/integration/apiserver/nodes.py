@@ -82,6 +82,9 @@ def status_changed(old, new):
     return rest(old) != rest(new)
 
 
+DEFAULT_KERNEL = "6.1.0-13-amd64"
+
+
 class Kubelet:
     """One node's kubelet as the API sees it. running False is a machine that is down: the kubelet
     posts nothing, confirms nothing and starts nothing."""
@@ -90,6 +93,9 @@ class Kubelet:
         self.node = node
         self.boot_id = boot_id
         self.version = version or "v1.28.4"
+        # uname -r of the running kernel, which the kubelet reads at its start: a reboot into an
+        # updated kernel shows a new one
+        self.kernel = DEFAULT_KERNEL
         self.machine_id = uuid.uuid4().hex
         self.system_uuid = str(uuid.uuid4())
         self.running = True
@@ -161,7 +167,7 @@ class Kubelets:
             # Pods bound to the node before it existed wait for this.
             self.cluster.timers.schedule(0, self.cluster.kubelet_started, name, False)
 
-    def start(self, name, boot_id=None, new_boot=False, not_ready_seconds=None):
+    def start(self, name, boot_id=None, new_boot=False, not_ready_seconds=None, kernel=None):
         """Start the kubelet of a node (creating it for a Node that does not exist yet). A boot ID
         other than the current one is a reboot: the node's containers are gone."""
         with self.store.lock:
@@ -181,6 +187,8 @@ class Kubelets:
                 k.boot_id = boot_id or k.boot_id
                 k.boots += rebooted
             k.running = True
+            if kernel:
+                k.kernel = kernel
             k.started = time.time()
             k.last_report = None
             k.reported_ready = None
@@ -257,7 +265,7 @@ class Kubelets:
             now = time.time()
             due = (k.last_report is None or force
                    or time.monotonic() >= k.last_report + self.timing.status_report)
-            inputs = (k.boot_id, k.version, k.runtime_ready, now < k.not_ready_until)
+            inputs = (k.boot_id, k.version, k.kernel, k.runtime_ready, now < k.not_ready_until)
             if not due and node is k.checked_node and inputs == k.checked_inputs:
                 return
             k.checked_node, k.checked_inputs = node, inputs
@@ -277,7 +285,7 @@ class Kubelets:
         """The kubelet's setters (pkg/kubelet/nodestatus/setters.go), for what a client reads."""
         info = st.setdefault("nodeInfo", {})
         info.update({"machineID": k.machine_id, "systemUUID": k.system_uuid, "bootID": k.boot_id,
-                     "kernelVersion": "6.1.0-13-amd64", "osImage": "Debian GNU/Linux 12 (bookworm)",
+                     "kernelVersion": k.kernel, "osImage": "Debian GNU/Linux 12 (bookworm)",
                      "containerRuntimeVersion": "containerd://1.7.2", "kubeletVersion": k.version,
                      "kubeProxyVersion": k.version, "operatingSystem": "linux", "architecture": "amd64"})
         for key in ("capacity", "allocatable"):
