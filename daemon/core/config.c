@@ -541,6 +541,8 @@ static const ConfigItem config_items[] = {
              timespan_expected),
         ITEM("Reboot", "DelaySec", timespan, reboot_delay_usec, "0", 0, USEC_INFINITY - 1, timespan_expected),
         ITEM("Reboot", "RetrySec", timespan, retry_usec, "1h", 0, USEC_INFINITY - 1, timespan_expected),
+        ITEM("Reboot", "LoopGuardSec", timespan, loop_guard_usec, "1h", 0, 7 * 24 * USEC_PER_HOUR,
+             "a time span of at most 7d, such as 1h, or 0 for no loop guard"),
 
         ITEM("Blockers", "PodSelector", selector_list, blocking_pod_selectors, NULL, 0, 0,
              "a label selector such as app=web,tier!=db"),

@@ -58,6 +58,7 @@ typedef struct Config {
         usec_t reboot_timeout_usec;             /* TimeoutSec=, default 10min: a reboot not done by then failed */
         usec_t reboot_delay_usec;               /* DelaySec=, default 0: pause between drain and reboot */
         usec_t retry_usec;                      /* RetrySec=, default 1h: back-off after a failed cycle */
+        usec_t loop_guard_usec;                 /* LoopGuardSec=, default 1h: required again this soon backs off */
 
         /* [Blockers] */
         char **blocking_pod_selectors;          /* PodSelector=, repeatable; any match on this node blocks */

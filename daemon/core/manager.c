@@ -218,6 +218,7 @@ static void manager_update_metrics(Manager *m) {
                                   m->config->metrics_kured_compatible);
         v.command_configured = m->command;
         v.command_failed = m->command_error;
+        v.reboot_loops = m->state.stats.loops;
         v.notify_configured = m->notifier;
         v.notifications_failed = notifier_failures(m->notifier);
         metrics_exporter_update(m->metrics, &v);
@@ -1108,8 +1109,15 @@ static void manager_acquire(Manager *m) {
         }
         if (m->state.retry_after > now) {
                 manager_leave_queue(m);
-                manager_set_waiting(m, "backing off after a failed attempt until %s",
-                                    format_clock(buf, sizeof buf, m->state.retry_after));
+                if (m->state.stats.loops > 0) {
+                        manager_set_waiting(m, "reboot loop stopped: a reboot was required again within [Reboot] "
+                                            "LoopGuardSec= of the last one (%u time%s in a row); next attempt at %s",
+                                            m->state.stats.loops, m->state.stats.loops == 1 ? "" : "s",
+                                            format_clock(buf, sizeof buf, m->state.retry_after));
+                        manager_set_blocked(m, METRICS_BLOCK_LOOP_GUARD);
+                } else
+                        manager_set_waiting(m, "backing off after a failed attempt until %s",
+                                            format_clock(buf, sizeof buf, m->state.retry_after));
                 manager_arm_action_timer(m, m->state.retry_after - now);
                 return;
         }
@@ -2022,6 +2030,17 @@ static void manager_update_blocked_timer(Manager *m) {
 static void manager_notify_transition(Manager *m, RebootPhase old, unsigned old_failed_cycles) {
         RebootPhase now = m->state.phase;
 
+        if (now == REBOOT_PHASE_PENDING && old != REBOOT_PHASE_PENDING && m->state.stats.loops > 0) {
+                char buf[64];
+                _cleanup_free_ char *msg = strdup_printf(
+                                "a reboot is required again within [Reboot] LoopGuardSec= of the last one (%u time%s "
+                                "in a row, reason: %s): not rebooting before %s", m->state.stats.loops,
+                                m->state.stats.loops == 1 ? "" : "s", strna(m->state.reason),
+                                format_clock(buf, sizeof buf, m->state.retry_after));
+                log_warning("Reboot loop stopped: %s.", strna(msg));
+                manager_post_event(m, "Warning", "RebootLoopStopped", msg ?: "reboot loop stopped");
+        }
+
         if (now == REBOOT_PHASE_DRAINING && old != REBOOT_PHASE_DRAINING)
                 manager_notify(m, NOTIFY_DRAIN_START);
         else if (now == REBOOT_PHASE_REBOOTING && old == REBOOT_PHASE_DRAINING)
@@ -2390,6 +2409,7 @@ int manager_new(Manager **ret, Config *config, const char *state_dir) {
                 .force_reboot = config->force_reboot,
                 .retry_usec = config->retry_usec,
                 .reboot_retry_usec = MIN(REBOOT_RETRY_USEC, config->retry_usec),
+                .loop_guard_usec = config->loop_guard_usec,
         };
 
         r = sd_event_default(&m->event);

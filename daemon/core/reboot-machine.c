@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
 
 #include "reboot-machine.h"
@@ -130,7 +131,8 @@ static bool state_equal(const RebootState *a, const RebootState *b) {
                 a->stats.failed_cycles == b->stats.failed_cycles &&
                 a->stats.last_reboot == b->stats.last_reboot &&
                 a->stats.last_lock_wait == b->stats.last_lock_wait &&
-                a->stats.last_drain == b->stats.last_drain;
+                a->stats.last_drain == b->stats.last_drain &&
+                a->stats.loops == b->stats.loops;
 }
 
 /* From since to now, in whole milliseconds (as the state file keeps it); 0 when unknown. */
@@ -222,7 +224,27 @@ static int reboot_did_not_happen(RebootState *n, const RebootPolicy *p, const ch
         return 0;
 }
 
-static int step_idle(RebootState *n, RebootEvent ev, const RebootEventData *d, usec_t now, RebootAction *action) {
+/* A reboot required again within LoopGuardSec of the last one we did (the machine came up
+ * then): the update did not take (the new kernel was not booted, a package asks again after
+ * every boot). Wait exponentially longer each time in a row (the guard's time, then twice that,
+ * up to 64 times) instead of rebooting in a loop; a requirement after the guard resets it. */
+static void guard_loop(RebootState *n, const RebootPolicy *p, usec_t now) {
+        usec_t backoff;
+
+        if (p->loop_guard_usec == 0 || n->stats.last_reboot == 0 || n->stats.last_reboot == USEC_INFINITY ||
+            now < n->stats.last_reboot || now - n->stats.last_reboot >= p->loop_guard_usec) {
+                n->stats.loops = 0;
+                return;
+        }
+        if (n->stats.loops < UINT_MAX)
+                n->stats.loops++;
+        backoff = p->loop_guard_usec > (USEC_INFINITY >> 7) ? USEC_INFINITY - 1 :
+                p->loop_guard_usec << MIN(n->stats.loops - 1, 6U);
+        n->retry_after = MAX(n->retry_after, usec_add(now, backoff));
+}
+
+static int step_idle(RebootState *n, RebootEvent ev, const RebootEventData *d, const RebootPolicy *p, usec_t now,
+                     RebootAction *action) {
         switch (ev) {
         case REBOOT_EVENT_START:
         case REBOOT_EVENT_SENTINEL:
@@ -232,6 +254,7 @@ static int step_idle(RebootState *n, RebootEvent ev, const RebootEventData *d, u
                 n->pending_since = now;
                 if (set_string(&n->reason, d->reason) < 0)
                         return -ENOMEM;
+                guard_loop(n, p, now);
                 *action = REBOOT_ACTION_ACQUIRE;
                 return 0;
 
@@ -405,7 +428,7 @@ static int step_rebooting(RebootState *n, RebootEvent ev, const RebootEventData 
         }
 }
 
-static int step_recovering(RebootState *n, RebootEvent ev, const RebootEventData *d, usec_t now,
+static int step_recovering(RebootState *n, RebootEvent ev, const RebootEventData *d, const RebootPolicy *p, usec_t now,
                            RebootAction *action) {
         switch (ev) {
         case REBOOT_EVENT_START:
@@ -434,6 +457,7 @@ static int step_recovering(RebootState *n, RebootEvent ev, const RebootEventData
                         /* Still (or again) required after the reboot: a new cycle. */
                         enter(n, REBOOT_PHASE_PENDING, now);
                         n->pending_since = now;
+                        guard_loop(n, p, now);
                         *action = REBOOT_ACTION_ACQUIRE;
                 } else {
                         enter(n, REBOOT_PHASE_IDLE, now);
@@ -496,7 +520,7 @@ int reboot_machine_step(const RebootState *s, RebootEvent event, const RebootEve
 
         switch (s->phase) {
         case REBOOT_PHASE_IDLE:
-                r = step_idle(&n, event, data, now, &action);
+                r = step_idle(&n, event, data, policy, now, &action);
                 break;
         case REBOOT_PHASE_PENDING:
                 r = step_pending(&n, event, data, now, &action);
@@ -511,7 +535,7 @@ int reboot_machine_step(const RebootState *s, RebootEvent event, const RebootEve
                 r = step_rebooting(&n, event, data, policy, now, &action);
                 break;
         case REBOOT_PHASE_RECOVERING:
-                r = step_recovering(&n, event, data, now, &action);
+                r = step_recovering(&n, event, data, policy, now, &action);
                 break;
         case REBOOT_PHASE_ROLLING_BACK:
                 r = step_rolling_back(&n, event, data, now, &action);

@@ -62,6 +62,7 @@ typedef struct RebootStats {
         usec_t last_reboot;             /* CLOCK_REALTIME when the machine came up from the last of them */
         usec_t last_lock_wait;          /* the last wait from "reboot required" to a lock slot taken */
         usec_t last_drain;              /* how long the last drain took (cordon to drained) */
+        unsigned loops;                 /* reboots required again within the loop guard, in a row */
 } RebootStats;
 
 typedef struct RebootState {
@@ -105,6 +106,7 @@ typedef struct RebootPolicy {
         bool force_reboot;              /* reboot even when the drain fails */
         usec_t retry_usec;              /* back-off after a rolled-back cycle */
         usec_t reboot_retry_usec;       /* first back-off between reboot requests, doubled each time */
+        usec_t loop_guard_usec;         /* a reboot required again this soon after ours backs off; 0: off */
 } RebootPolicy;
 
 void reboot_state_init(RebootState *s);

@@ -12,6 +12,7 @@ static const char *const block_names[_METRICS_BLOCK_MAX] = {
         [METRICS_BLOCK_PACKAGE_MANAGER] = "package_manager",
         [METRICS_BLOCK_INHIBITOR] = "inhibitor",
         [METRICS_BLOCK_ALERTS] = "alerts",
+        [METRICS_BLOCK_LOOP_GUARD] = "loop_guard",
 };
 
 const char *metrics_block_to_string(MetricsBlock b) {
@@ -96,6 +97,10 @@ int metrics_format(const MetricsValues *v, char **ret) {
 
         put_family(f, "nodereboot_drain_duration_seconds", "gauge", "How long the last drain took.");
         put_seconds(f, "nodereboot_drain_duration_seconds", v->drain);
+
+        put_family(f, "nodereboot_reboot_loops", "gauge",
+                   "Reboots required again within [Reboot] LoopGuardSec= of the last one, in a row (0: no loop).");
+        fprintf(f, "nodereboot_reboot_loops %u\n", v->reboot_loops);
 
         put_family(f, "nodereboot_reboot_blocked", "gauge",
                    "Whether a needed reboot waits, and why (1 for each reason that holds it now).");

@@ -17,6 +17,7 @@ typedef enum MetricsBlock {
         METRICS_BLOCK_PACKAGE_MANAGER,  /* dpkg (or another package manager) holds its lock */
         METRICS_BLOCK_INHIBITOR,        /* a shutdown inhibitor in logind */
         METRICS_BLOCK_ALERTS,           /* Prometheus alerts ([Blockers] PrometheusURL=) */
+        METRICS_BLOCK_LOOP_GUARD,       /* required again right after our reboot ([Reboot] LoopGuardSec=) */
         _METRICS_BLOCK_MAX,
         _METRICS_BLOCK_INVALID = -EINVAL,
 } MetricsBlock;
@@ -38,6 +39,7 @@ typedef struct MetricsValues {
         bool kured_compatible;          /* also kured_reboot_required{node=…} */
         bool command_configured;        /* [Sentinel] Command= is set: */
         bool command_failed;            /* its last run failed */
+        unsigned reboot_loops;          /* required again within the loop guard, in a row */
         bool notify_configured;         /* [Notify] has URLs: */
         unsigned notifications_failed;  /* deliveries given up since the daemon started */
 } MetricsValues;

@@ -57,6 +57,34 @@ class OneNodeCycle(unittest.TestCase):
             reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == "n1"}
             self.assertTrue({"Draining", "Rebooting", "Rebooted"} <= reasons, reasons)
 
+    def test_a_reboot_loop_is_stopped(self):
+        """The update did not take: right after the reboot the same package asks for one again
+        (the sentinel reappears, as when the machine came back on the old kernel). The node goes
+        pending but does not reboot again at once: it waits [Reboot] LoopGuardSec= (1 h), says so
+        in STATUS=, a RebootLoopStopped Event and nodereboot_reboot_loops, and takes no slot."""
+        with Bench(["n1"]) as b:
+            n1 = b.nodes["n1"]
+            n1.write_config({"Metrics.TextfilePath": os.path.join(n1.dir, "metrics.prom")})
+            n1.start()
+            n1.wait_phase("idle", 15)
+            n1.touch_sentinel(["linux-image-amd64"])
+            b.run_reboots(lambda: n1.reboots == 1 and n1.phase() == "idle", 120)
+            n1.touch_sentinel(["linux-image-amd64"])
+            wait_for(lambda: any("reboot loop stopped" in s for s in n1.statuses()), 20, "the loop guard")
+            time.sleep(3)
+            state = n1.state()
+            self.assertEqual(state["phase"], "pending")
+            self.assertEqual(state["reboot_loops"], 1)
+            self.assertEqual(n1.logind.reboot_calls(), 0)
+            self.assertFalse(any(b.api.lease_holders().values()), b.api.lease_holders())
+            events = [e for e in b.api.get("/api/v1/namespaces/default/events")["items"]
+                      if e.get("reason") == "RebootLoopStopped"]
+            self.assertEqual(len(events), 1, events)
+            metrics = open(os.path.join(n1.dir, "metrics.prom")).read()
+            self.assertIn("nodereboot_reboot_loops 1\n", metrics)
+            self.assertIn('nodereboot_reboot_blocked{reason="loop_guard"} 1\n', metrics)
+            print(f"status: {n1.statuses()[-1]}")
+
     def test_d_admin_cordon_survives_the_reboot(self):
         """A node an admin cordoned beforehand is still cordoned after its reboot; the lease is
         released."""

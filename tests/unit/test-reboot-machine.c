@@ -286,6 +286,47 @@ TEST(statistics_follow_the_cycles) {
         reboot_state_done(&s);
 }
 
+TEST(loop_guard) {
+        /* Required again 10 min after the machine came up from our reboot (LoopGuardSec=1h):
+         * pending, but not before 1 h; again right after the next: 2 h; after the guard: reset. */
+        RebootPolicy p = policy;
+        RebootState s;
+        RebootEventData d = { .sentinel_present = true, .reason = "linux-image-amd64" };
+        usec_t up = 10000 * USEC_PER_SEC, t = up + 600 * USEC_PER_SEC;
+
+        p.loop_guard_usec = USEC_PER_HOUR;
+        reboot_state_init(&s);
+        s.stats.reboots = 1;
+        s.stats.last_reboot = up;
+        step(&s, E(SENTINEL), &d, &p, t, P(PENDING), A(ACQUIRE));
+        ASSERT_EQ(s.stats.loops, 1);
+        ASSERT_EQ(s.retry_after, t + USEC_PER_HOUR);
+        /* it went away and came back: still a loop, twice as long */
+        d.sentinel_present = false;
+        step(&s, E(SENTINEL), &d, &p, t + 1, P(IDLE), A(NONE));
+        d.sentinel_present = true;
+        step(&s, E(SENTINEL), &d, &p, t + 2, P(PENDING), A(ACQUIRE));
+        ASSERT_EQ(s.stats.loops, 2);
+        ASSERT_EQ(s.retry_after, t + 2 + 2 * USEC_PER_HOUR);
+        /* after the guard: an ordinary new requirement */
+        d.sentinel_present = false;
+        step(&s, E(SENTINEL), &d, &p, t + 3, P(IDLE), A(NONE));
+        s.retry_after = 0;
+        d.sentinel_present = true;
+        step(&s, E(SENTINEL), &d, &p, up + 2 * USEC_PER_HOUR, P(PENDING), A(ACQUIRE));
+        ASSERT_EQ(s.stats.loops, 0);
+        ASSERT_EQ(s.retry_after, 0);
+        /* off */
+        p.loop_guard_usec = 0;
+        reboot_state_done(&s);
+        reboot_state_init(&s);
+        s.stats.last_reboot = up;
+        step(&s, E(SENTINEL), &d, &p, t, P(PENDING), A(ACQUIRE));
+        ASSERT_EQ(s.stats.loops, 0);
+        ASSERT_EQ(s.retry_after, 0);
+        reboot_state_done(&s);
+}
+
 TEST(reboot_that_never_happens_rolls_back) {
         RebootState s;
         RebootEventData d = { .sentinel_present = true, .lease = "nodereboot-0", .same_boot = true,
@@ -415,6 +456,7 @@ int main(void) {
         RUN(lock_lost_after_the_reboot_drops_the_slot);
         RUN(lease_keeps_its_machine_id);
         RUN(statistics_follow_the_cycles);
+        RUN(loop_guard);
         RUN(reboot_that_never_happens_rolls_back);
         RUN(drain_failure_keeps_admin_cordon_and_backs_off);
         RUN(strings);
