@@ -209,6 +209,13 @@ static const char *format_clock(char *buf, size_t size, usec_t t) {
 
 static bool manager_reboot_required(Manager *m);
 
+/* Whether the wait of a pending node is the loop guard's (not RetrySec='s after a failure). */
+static bool manager_loop_guard_holds(Manager *m) {
+        return m->state.phase == REBOOT_PHASE_PENDING && m->state.stats.loops > 0 &&
+                m->state.retry_after > 0 && m->state.retry_after == m->state.stats.loop_guard_until &&
+                now_realtime() < m->state.stats.loop_guard_until;
+}
+
 static void manager_update_metrics(Manager *m) {
         MetricsValues v;
 
@@ -218,7 +225,7 @@ static void manager_update_metrics(Manager *m) {
                                   m->config->metrics_kured_compatible);
         v.command_configured = m->command;
         v.command_failed = m->command_error;
-        v.reboot_loops = m->state.stats.loops;
+        v.reboot_loops = manager_loop_guard_holds(m) ? m->state.stats.loops : 0;
         v.notify_configured = m->notifier;
         v.notifications_failed = notifier_failures(m->notifier);
         metrics_exporter_update(m->metrics, &v);
@@ -1109,7 +1116,7 @@ static void manager_acquire(Manager *m) {
         }
         if (m->state.retry_after > now) {
                 manager_leave_queue(m);
-                if (m->state.stats.loops > 0) {
+                if (manager_loop_guard_holds(m)) {
                         manager_set_waiting(m, "reboot loop stopped: a reboot was required again within [Reboot] "
                                             "LoopGuardSec= of the last one (%u time%s in a row); next attempt at %s",
                                             m->state.stats.loops, m->state.stats.loops == 1 ? "" : "s",
@@ -2027,10 +2034,10 @@ static void manager_update_blocked_timer(Manager *m) {
 }
 
 /* The events of the transition old -> the current state. */
-static void manager_notify_transition(Manager *m, RebootPhase old, unsigned old_failed_cycles) {
+static void manager_notify_transition(Manager *m, RebootPhase old, unsigned old_failed_cycles, unsigned old_loops) {
         RebootPhase now = m->state.phase;
 
-        if (now == REBOOT_PHASE_PENDING && old != REBOOT_PHASE_PENDING && m->state.stats.loops > 0) {
+        if (now == REBOOT_PHASE_PENDING && m->state.stats.loops > old_loops) {
                 char buf[64];
                 _cleanup_free_ char *msg = strdup_printf(
                                 "a reboot is required again within [Reboot] LoopGuardSec= of the last one (%u time%s "
@@ -2056,7 +2063,7 @@ static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData
         RebootState next;
         RebootAction action;
         RebootPhase old = m->state.phase;
-        unsigned old_failed_cycles = m->state.stats.failed_cycles;
+        unsigned old_failed_cycles = m->state.stats.failed_cycles, old_loops = m->state.stats.loops;
         int r;
 
         if (m->stopping)
@@ -2108,7 +2115,7 @@ static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData
                         log_event(LOG_NOTICE, MESSAGE_REBOOT_REQUIRED, "Reboot required (reason: %s).",
                                   m->state.reason ?: "not given");
                 manager_update_pending_watchers(m);
-                manager_notify_transition(m, old, old_failed_cycles);
+                manager_notify_transition(m, old, old_failed_cycles, old_loops);
                 if (old == REBOOT_PHASE_PENDING || m->state.phase == REBOOT_PHASE_IDLE) {
                         /* kured removes its taint when no reboot is needed; after a restart we
                          * do not know whether we set it, so idle always cleans up. */

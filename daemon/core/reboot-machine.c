@@ -132,7 +132,9 @@ static bool state_equal(const RebootState *a, const RebootState *b) {
                 a->stats.last_reboot == b->stats.last_reboot &&
                 a->stats.last_lock_wait == b->stats.last_lock_wait &&
                 a->stats.last_drain == b->stats.last_drain &&
-                a->stats.loops == b->stats.loops;
+                a->stats.loops == b->stats.loops &&
+                a->stats.loop_counted_for == b->stats.loop_counted_for &&
+                a->stats.loop_guard_until == b->stats.loop_guard_until;
 }
 
 /* From since to now, in whole milliseconds (as the state file keeps it); 0 when unknown. */
@@ -225,22 +227,30 @@ static int reboot_did_not_happen(RebootState *n, const RebootPolicy *p, const ch
 }
 
 /* A reboot required again within LoopGuardSec of the last one we did (the machine came up
- * then): the update did not take (the new kernel was not booted, a package asks again after
- * every boot). Wait exponentially longer each time in a row (the guard's time, then twice that,
- * up to 64 times) instead of rebooting in a loop; a requirement after the guard resets it. */
-static void guard_loop(RebootState *n, const RebootPolicy *p, usec_t now) {
-        usec_t backoff;
+ * then), or still required when the node is back from it: the update did not take (the new
+ * kernel was not booted, a package asks again after every boot). Wait exponentially longer each
+ * time in a row (the guard's time, then twice that, up to 64 times) instead of rebooting in a
+ * loop; counted once per reboot of ours (a sentinel that comes and goes is no new loop), and a
+ * requirement after the guard resets the count. Also a new cycle: the kernels are the next
+ * cycle's to record. */
+static void guard_loop(RebootState *n, const RebootPolicy *p, usec_t now, bool still_required) {
+        bool within;
 
-        if (p->loop_guard_usec == 0 || n->stats.last_reboot == 0 || n->stats.last_reboot == USEC_INFINITY ||
-            now < n->stats.last_reboot || now - n->stats.last_reboot >= p->loop_guard_usec) {
+        n->kernel_before = mfree(n->kernel_before);
+        n->kernel_after = mfree(n->kernel_after);
+        within = n->stats.last_reboot > 0 && n->stats.last_reboot != USEC_INFINITY &&
+                (still_required || (now >= n->stats.last_reboot && now - n->stats.last_reboot < p->loop_guard_usec));
+        if (p->loop_guard_usec == 0 || !within) {
                 n->stats.loops = 0;
                 return;
         }
-        if (n->stats.loops < UINT_MAX)
-                n->stats.loops++;
-        backoff = p->loop_guard_usec > (USEC_INFINITY >> 7) ? USEC_INFINITY - 1 :
-                p->loop_guard_usec << MIN(n->stats.loops - 1, 6U);
-        n->retry_after = MAX(n->retry_after, usec_add(now, backoff));
+        if (n->stats.loop_counted_for != n->stats.last_reboot) {
+                if (n->stats.loops < UINT_MAX)
+                        n->stats.loops++;
+                n->stats.loop_counted_for = n->stats.last_reboot;
+                n->stats.loop_guard_until = usec_add(now, p->loop_guard_usec << MIN(n->stats.loops - 1, 6U));
+        }
+        n->retry_after = MAX(n->retry_after, n->stats.loop_guard_until);
 }
 
 static int step_idle(RebootState *n, RebootEvent ev, const RebootEventData *d, const RebootPolicy *p, usec_t now,
@@ -254,7 +264,7 @@ static int step_idle(RebootState *n, RebootEvent ev, const RebootEventData *d, c
                 n->pending_since = now;
                 if (set_string(&n->reason, d->reason) < 0)
                         return -ENOMEM;
-                guard_loop(n, p, now);
+                guard_loop(n, p, now, false);
                 *action = REBOOT_ACTION_ACQUIRE;
                 return 0;
 
@@ -457,7 +467,7 @@ static int step_recovering(RebootState *n, RebootEvent ev, const RebootEventData
                         /* Still (or again) required after the reboot: a new cycle. */
                         enter(n, REBOOT_PHASE_PENDING, now);
                         n->pending_since = now;
-                        guard_loop(n, p, now);
+                        guard_loop(n, p, now, true);
                         *action = REBOOT_ACTION_ACQUIRE;
                 } else {
                         enter(n, REBOOT_PHASE_IDLE, now);

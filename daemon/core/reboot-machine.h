@@ -63,6 +63,8 @@ typedef struct RebootStats {
         usec_t last_lock_wait;          /* the last wait from "reboot required" to a lock slot taken */
         usec_t last_drain;              /* how long the last drain took (cordon to drained) */
         unsigned loops;                 /* reboots required again within the loop guard, in a row */
+        usec_t loop_counted_for;        /* the last_reboot that loops was last raised for */
+        usec_t loop_guard_until;        /* CLOCK_REALTIME: the loop guard holds the node until then */
 } RebootStats;
 
 typedef struct RebootState {

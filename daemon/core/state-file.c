@@ -153,7 +153,9 @@ int state_to_json(const RebootState *s, char **ret) {
             (r = json_add_timestamp(o, "last_reboot", s->stats.last_reboot)) < 0 ||
             (r = json_add_duration_ms(o, "last_lock_wait_ms", s->stats.last_lock_wait)) < 0 ||
             (r = json_add_duration_ms(o, "last_drain_ms", s->stats.last_drain)) < 0 ||
-            (r = json_add_new(o, "reboot_loops", json_object_new_int64(s->stats.loops))) < 0)
+            (r = json_add_new(o, "reboot_loops", json_object_new_int64(s->stats.loops))) < 0 ||
+            (r = json_add_timestamp(o, "loop_counted_for", s->stats.loop_counted_for)) < 0 ||
+            (r = json_add_timestamp(o, "loop_guard_until", s->stats.loop_guard_until)) < 0)
                 return r;
 
         text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
@@ -410,7 +412,9 @@ int state_from_json(const char *text, size_t size, RebootState *ret, char **ret_
             (r = get_timestamp(o, "last_reboot", &s.stats.last_reboot, ret_error)) < 0 ||
             (r = get_duration_ms(o, "last_lock_wait_ms", &s.stats.last_lock_wait, ret_error)) < 0 ||
             (r = get_duration_ms(o, "last_drain_ms", &s.stats.last_drain, ret_error)) < 0 ||
-            (r = get_unsigned(o, "reboot_loops", &s.stats.loops, ret_error)) < 0)
+            (r = get_unsigned(o, "reboot_loops", &s.stats.loops, ret_error)) < 0 ||
+            (r = get_timestamp(o, "loop_counted_for", &s.stats.loop_counted_for, ret_error)) < 0 ||
+            (r = get_timestamp(o, "loop_guard_until", &s.stats.loop_guard_until, ret_error)) < 0)
                 return r;
 
         reboot_state_done(ret);

@@ -288,7 +288,9 @@ TEST(statistics_follow_the_cycles) {
 
 TEST(loop_guard) {
         /* Required again 10 min after the machine came up from our reboot (LoopGuardSec=1h):
-         * pending, but not before 1 h; again right after the next: 2 h; after the guard: reset. */
+         * pending, but not before 1 h; a sentinel that comes and goes is not a new loop; after
+         * the guard: reset. Still required when the node is back from the next reboots (however
+         * long that took): 1 h, then 2 h. */
         RebootPolicy p = policy;
         RebootState s;
         RebootEventData d = { .sentinel_present = true, .reason = "linux-image-amd64" };
@@ -298,30 +300,57 @@ TEST(loop_guard) {
         reboot_state_init(&s);
         s.stats.reboots = 1;
         s.stats.last_reboot = up;
+        s.kernel_before = strdup("6.1.0-13-amd64");
         step(&s, E(SENTINEL), &d, &p, t, P(PENDING), A(ACQUIRE));
         ASSERT_EQ(s.stats.loops, 1);
         ASSERT_EQ(s.retry_after, t + USEC_PER_HOUR);
-        /* it went away and came back: still a loop, twice as long */
+        ASSERT_EQ(s.stats.loop_guard_until, t + USEC_PER_HOUR);
+        ASSERT_TRUE(!s.kernel_before);          /* a new cycle records its own */
+        /* it went away and came back: the same loop, the same wait */
         d.sentinel_present = false;
         step(&s, E(SENTINEL), &d, &p, t + 1, P(IDLE), A(NONE));
         d.sentinel_present = true;
         step(&s, E(SENTINEL), &d, &p, t + 2, P(PENDING), A(ACQUIRE));
-        ASSERT_EQ(s.stats.loops, 2);
-        ASSERT_EQ(s.retry_after, t + 2 + 2 * USEC_PER_HOUR);
+        ASSERT_EQ(s.stats.loops, 1);
+        ASSERT_EQ(s.retry_after, t + USEC_PER_HOUR);
         /* after the guard: an ordinary new requirement */
         d.sentinel_present = false;
         step(&s, E(SENTINEL), &d, &p, t + 3, P(IDLE), A(NONE));
-        s.retry_after = 0;
         d.sentinel_present = true;
         step(&s, E(SENTINEL), &d, &p, up + 2 * USEC_PER_HOUR, P(PENDING), A(ACQUIRE));
         ASSERT_EQ(s.stats.loops, 0);
         ASSERT_EQ(s.retry_after, 0);
+
+        /* back from a reboot that took 3 h (a slow kubelet), and still required: a loop */
+        reboot_state_done(&s);
+        reboot_state_init(&s);
+        s.phase = P(RECOVERING);
+        s.stats.last_reboot = up;
+        s.lease = strdup("nodereboot-0");
+        t = up + 3 * USEC_PER_HOUR;
+        step(&s, E(RESTORED), &d, &p, t, P(PENDING), A(ACQUIRE));
+        ASSERT_EQ(s.stats.loops, 1);
+        ASSERT_EQ(s.retry_after, t + USEC_PER_HOUR);
+        /* and again after the next reboot: twice as long */
+        {
+                RebootStats kept = s.stats;
+
+                reboot_state_done(&s);
+                s.phase = P(RECOVERING);
+                s.stats = kept;
+        }
+        s.stats.last_reboot = up + 5 * USEC_PER_HOUR;
+        t = up + 6 * USEC_PER_HOUR;
+        step(&s, E(RESTORED), &d, &p, t, P(PENDING), A(ACQUIRE));
+        ASSERT_EQ(s.stats.loops, 2);
+        ASSERT_EQ(s.retry_after, t + 2 * USEC_PER_HOUR);
+
         /* off */
         p.loop_guard_usec = 0;
         reboot_state_done(&s);
         reboot_state_init(&s);
         s.stats.last_reboot = up;
-        step(&s, E(SENTINEL), &d, &p, t, P(PENDING), A(ACQUIRE));
+        step(&s, E(SENTINEL), &d, &p, up + 1, P(PENDING), A(ACQUIRE));
         ASSERT_EQ(s.stats.loops, 0);
         ASSERT_EQ(s.retry_after, 0);
         reboot_state_done(&s);
