@@ -41,10 +41,17 @@ static void put_family(FILE *f, const char *name, const char *type, const char *
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* Seconds with millisecond precision, the way Prometheus prints them. */
-static void put_seconds(FILE *f, const char *name, usec_t t) {
+/* A family of one sample without labels. */
+static void put_unsigned(FILE *f, const char *name, const char *type, const char *help, unsigned value) {
+        put_family(f, name, type, help);
+        fprintf(f, "%s %u\n", name, value);
+}
+
+/* A gauge of one sample in seconds with millisecond precision, the way Prometheus prints them. */
+static void put_seconds(FILE *f, const char *name, const char *help, usec_t t) {
         if (t == USEC_INFINITY)
                 t = 0;
+        put_family(f, name, "gauge", help);
         fprintf(f, "%s %" PRIu64 ".%03" PRIu64 "\n", name, t / USEC_PER_SEC, t % USEC_PER_SEC / USEC_PER_MSEC);
 }
 
@@ -66,9 +73,8 @@ int metrics_format(const MetricsValues *v, char **ret) {
         put_label_value(f, v->node);
         fputs("\"} 1\n", f);
 
-        put_family(f, "nodereboot_reboot_required", "gauge",
-                   "Whether this node needs a reboot that has not happened yet (1) or not (0).");
-        fprintf(f, "nodereboot_reboot_required %d\n", v->reboot_required);
+        put_unsigned(f, "nodereboot_reboot_required", "gauge",
+                     "Whether this node needs a reboot that has not happened yet (1) or not (0).", v->reboot_required);
 
         put_family(f, "nodereboot_state", "gauge", "The state of this node's reboot cycle (1 for the current one).");
         for (size_t i = 0; i < v->n_states; i++) {
@@ -77,30 +83,28 @@ int metrics_format(const MetricsValues *v, char **ret) {
                 fprintf(f, "\"} %d\n", i == v->state);
         }
 
-        put_family(f, "nodereboot_lock_held", "gauge", "Whether this node holds a slot of the cluster-wide reboot lock.");
-        fprintf(f, "nodereboot_lock_held %d\n", v->lock_held);
+        put_unsigned(f, "nodereboot_lock_held", "gauge",
+                     "Whether this node holds a slot of the cluster-wide reboot lock.", v->lock_held);
 
-        put_family(f, "nodereboot_reboots_total", "counter", "Reboots this node went through in nodereboot's cycles.");
-        fprintf(f, "nodereboot_reboots_total %u\n", v->reboots);
+        put_unsigned(f, "nodereboot_reboots_total", "counter",
+                     "Reboots this node went through in nodereboot's cycles.", v->reboots);
 
-        put_family(f, "nodereboot_cycles_failed_total", "counter",
-                   "Reboot cycles given up and rolled back (uncordoned, slot released) after an error.");
-        fprintf(f, "nodereboot_cycles_failed_total %u\n", v->cycles_failed);
+        put_unsigned(f, "nodereboot_cycles_failed_total", "counter",
+                     "Reboot cycles given up and rolled back (uncordoned, slot released) after an error.",
+                     v->cycles_failed);
 
-        put_family(f, "nodereboot_last_reboot_timestamp_seconds", "gauge",
-                   "When the machine came up from its last reboot by nodereboot (Unix time; 0: never).");
-        put_seconds(f, "nodereboot_last_reboot_timestamp_seconds", v->last_reboot);
+        put_seconds(f, "nodereboot_last_reboot_timestamp_seconds",
+                    "When the machine came up from its last reboot by nodereboot (Unix time; 0: never).",
+                    v->last_reboot);
 
-        put_family(f, "nodereboot_lock_wait_seconds", "gauge",
-                   "How long the last cycle waited from \"reboot required\" until it held a lock slot.");
-        put_seconds(f, "nodereboot_lock_wait_seconds", v->lock_wait);
+        put_seconds(f, "nodereboot_lock_wait_seconds",
+                    "How long the last cycle waited from \"reboot required\" until it held a lock slot.", v->lock_wait);
 
-        put_family(f, "nodereboot_drain_duration_seconds", "gauge", "How long the last drain took.");
-        put_seconds(f, "nodereboot_drain_duration_seconds", v->drain);
+        put_seconds(f, "nodereboot_drain_duration_seconds", "How long the last drain took.", v->drain);
 
-        put_family(f, "nodereboot_reboot_loops", "gauge",
-                   "Reboots required again within [Reboot] LoopGuardSec= of the last one, in a row (0: no loop).");
-        fprintf(f, "nodereboot_reboot_loops %u\n", v->reboot_loops);
+        put_unsigned(f, "nodereboot_reboot_loops", "gauge",
+                     "Reboots required again within [Reboot] LoopGuardSec= of the last one, in a row (0: no loop).",
+                     v->reboot_loops);
 
         put_family(f, "nodereboot_reboot_blocked", "gauge",
                    "Whether a needed reboot waits, and why (1 for each reason that holds it now).");
@@ -108,15 +112,15 @@ int metrics_format(const MetricsValues *v, char **ret) {
                 fprintf(f, "nodereboot_reboot_blocked{reason=\"%s\"} %d\n", block_names[b], v->blocked[b]);
 
         if (v->command_configured) {
-                put_family(f, "nodereboot_sentinel_command_failed", "gauge",
-                           "Whether the last run of [Sentinel] Command= failed (an error never requires a reboot).");
-                fprintf(f, "nodereboot_sentinel_command_failed %d\n", v->command_failed);
+                put_unsigned(f, "nodereboot_sentinel_command_failed", "gauge",
+                             "Whether the last run of [Sentinel] Command= failed (an error never requires a reboot).",
+                             v->command_failed);
         }
 
         if (v->notify_configured) {
-                put_family(f, "nodereboot_notifications_failed_total", "counter",
-                           "Notifications given up after their retries since the daemon started.");
-                fprintf(f, "nodereboot_notifications_failed_total %u\n", v->notifications_failed);
+                put_unsigned(f, "nodereboot_notifications_failed_total", "counter",
+                             "Notifications given up after their retries since the daemon started.",
+                             v->notifications_failed);
         }
 
         if (v->kured_compatible) {
