@@ -24,27 +24,27 @@
 #include "queue.h"
 #include "log.h"
 #include "node.h"
+#include "pause.h"
 #include "proxy.h"
 #include "reboot-machine.h"
 #include "state-file.h"
 #include "string-util.h"
 #include "window.h"
+#include "ctl.h"
 
 /* As state-file.c writes it. */
 #define STATE_FILE_NAME "state"
 #define STATE_FILE_SIZE_MAX (64U * 1024U)
-/* A command-line tool must not hang on a slow API: the whole cluster part gets this long. */
-#define CTL_DEADLINE_USEC (30 * USEC_PER_SEC)
-#define CTL_CONNECT_TIMEOUT_USEC (5 * USEC_PER_SEC)
-#define CTL_REQUEST_TIMEOUT_USEC (10 * USEC_PER_SEC)
 #define ANNOTATION_PREFIX "nodereboot.io/"
-#define TIME_MAX 64
-/* format_when(): two TIME_MAX strings joined as "%s (%s)". */
-#define WHEN_MAX (TIME_MAX * 2 + sizeof " ()")
 
 typedef enum Command {
         COMMAND_STATUS,
         COMMAND_UNLOCK,
+        COMMAND_LIST,
+        COMMAND_PAUSE,
+        COMMAND_RESUME,
+        COMMAND_REQUEST,
+        COMMAND_CANCEL,
 } Command;
 
 static const char *arg_config = NULL;
@@ -54,129 +54,12 @@ static bool arg_yes = false;
 static bool arg_all = false;
 static Command arg_command;
 static const char *arg_slot = NULL;
-
-typedef struct Ctl {
-        Config *config;
-        Window *window;
-        char *state_dir;
-        sd_event *event;
-        Kubeconfig *kubeconfig;
-        KubeClient *client;
-        Lock *lock;
-} Ctl;
-
-static void ctl_done(Ctl *c) {
-        /* The lock and the client cancel what is in flight; let nothing run afterwards. */
-        c->lock = lock_free(c->lock);
-        c->client = kube_client_free(c->client);
-        c->kubeconfig = kubeconfig_free(c->kubeconfig);
-        c->event = sd_event_unref(c->event);
-        c->window = window_free(c->window);
-        c->config = config_free(c->config);
-        c->state_dir = mfree(c->state_dir);
-}
-
-/* Turns the loop until *done or the deadline. */
-static int ctl_wait(Ctl *c, const bool *done, usec_t deadline) {
-        while (!*done) {
-                usec_t now = now_usec(CLOCK_MONOTONIC);
-                int r;
-
-                if (now >= deadline)
-                        return -ETIMEDOUT;
-                r = sd_event_run(c->event, deadline - now);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-/* Reads the kubeconfig and sets up the client and the lock. The loaders log what is wrong. */
-static int ctl_connect(Ctl *c) {
-        _cleanup_free_ char *proxy = NULL;
-        int r;
-
-        r = kubeconfig_load(c->config->kubeconfig, c->config->context, &c->kubeconfig);
-        if (r < 0)
-                return r;
-        r = sd_event_new(&c->event);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create an event loop: %m");
-        r = kube_client_new(&c->client, c->event, c->kubeconfig);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the Kubernetes client: %m");
-        /* The nodes share one ServiceAccount: the User-Agent tells the tool's requests (and this
-         * node) apart in the API server's audit log. */
-        r = kube_client_set_user_agent(c->client, "noderebootctl", c->config->node_name);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set the User-Agent: %m");
-        /* The daemon's proxy: [Kubernetes] Proxy=/NoProxy=, else HTTPS_PROXY/NO_PROXY of this shell. */
-        r = proxy_for_server(c->config->proxy, c->config->no_proxy, c->kubeconfig->server, &proxy, NULL);
-        if (r == -ENOMEM)
-                return log_oom();
-        if (r < 0)
-                return log_error_errno(r, "%s is not a usable proxy URL (expected e.g. http://proxy:3128)",
-                                       c->config->proxy ? "[Kubernetes] Proxy=" : "HTTPS_PROXY");
-        r = kube_client_set_proxy(c->client, proxy);
-        if (proxy)
-                explicit_bzero(proxy, strlen(proxy));
-        if (r < 0)
-                return log_error_errno(r, "Failed to set the proxy: %m");
-        /* One quick retry: an administrator at a terminal wants an answer, not a back-off. */
-        kube_client_set_timeouts(c->client, CTL_CONNECT_TIMEOUT_USEC, CTL_REQUEST_TIMEOUT_USEC);
-        kube_client_set_retry(c->client, 1, 200 * USEC_PER_MSEC, USEC_PER_SEC);
-        r = lock_new(&c->lock, c->client, c->config->lock_namespace, c->config->lock_name,
-                     c->config->concurrency, c->config->lock_ttl_usec, c->config->node_name);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the lock: %m");
-        return 0;
-}
-
-static bool connect_error_is_config(int r) {
-        /* As noderebootd: a missing or unusable kubeconfig is a configuration error. */
-        return r == -ENOENT || r == -EINVAL || r == -EOPNOTSUPP;
-}
+static const char *arg_node = NULL;
+static const char *arg_reason = NULL;
+static const char *arg_kubeconfig = NULL;
+static bool arg_ignore_window = false;
 
 /* ---- formatting ------------------------------------------------------------------------- */
-
-/* "2026-11-27 10:02:03 UTC"; "-" for 0. */
-static const char *format_abs(char *buf, size_t size, usec_t t) {
-        time_t s = (time_t) (t / USEC_PER_SEC);
-        struct tm tm;
-
-        if (t == 0)
-                snprintf(buf, size, "-");
-        else if (t == USEC_INFINITY)
-                snprintf(buf, size, "never");
-        else if (!gmtime_r(&s, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-                snprintf(buf, size, "?");
-        return buf;
-}
-
-/* "2min 3s ago", "in 5min", "now", to the second. */
-static const char *format_rel(char *buf, size_t size, usec_t t, usec_t now) {
-        char span[FORMAT_TIMESPAN_MAX];
-        usec_t d = t > now ? t - now : now - t;
-
-        d = (d + USEC_PER_SEC / 2) / USEC_PER_SEC * USEC_PER_SEC;
-        if (d == 0)
-                snprintf(buf, size, "now");
-        else if (t > now)
-                snprintf(buf, size, "in %s", format_timespan(span, sizeof span, d));
-        else
-                snprintf(buf, size, "%s ago", format_timespan(span, sizeof span, d));
-        return buf;
-}
-
-/* "2026-11-27 10:02:03 UTC (2min 3s ago)". */
-static const char *format_when(char *buf, size_t size, usec_t t, usec_t now) {
-        char a[TIME_MAX], rel[TIME_MAX];
-
-        if (t == 0 || t == USEC_INFINITY)
-                return format_abs(buf, size, t);
-        snprintf(buf, size, "%s (%s)", format_abs(a, sizeof a, t), format_rel(rel, sizeof rel, t, now));
-        return buf;
-}
 
 static const char *yes_no(bool b) {
         return b ? "yes" : "no";
@@ -316,10 +199,16 @@ typedef struct Status {
         int queue_error;                /* -ENOENT: no ticket list (the namespace is missing) */
         QueueStanding queue;
 
+        /* noderebootctl pause: of the group, of this node */
+        bool pause_done;
+        int pause_error;
+        PauseState pause;
+
         char *waiting_for;
 } Status;
 
 static void status_done(Status *s) {
+        pause_state_done(&s->pause);
         free(s->state_path);
         free(s->state_error_text);
         reboot_state_done(&s->state);
@@ -502,6 +391,30 @@ static void status_gather_queue(Ctl *c, Status *s, usec_t deadline) {
         }
 }
 
+static void on_status_pause(int error, const PauseState *state, void *userdata) {
+        Status *s = userdata;
+
+        s->pause_done = true;
+        s->pause_error = error;
+        if (error >= 0) {
+                s->pause = *state;
+                /* taken over: the caller's copy is freed after we return */
+                *(PauseState *) state = (PauseState) {};
+        }
+}
+
+static void status_gather_pause(Ctl *c, Status *s, usec_t deadline) {
+        int r = pause_get(c->client, c->config->lock_queue_namespace, c->config->lock_name, c->config->node_name,
+                          on_status_pause, s);
+
+        if (r >= 0)
+                r = ctl_wait(c, &s->pause_done, deadline);
+        if (r < 0) {
+                s->pause_done = true;
+                s->pause_error = r;
+        }
+}
+
 static void status_gather_cluster(Ctl *c, Status *s) {
         usec_t deadline;
         int r;
@@ -535,6 +448,7 @@ static void status_gather_cluster(Ctl *c, Status *s) {
         } else {
                 status_judge_expired(c, s, deadline);
                 status_gather_queue(c, s, deadline);
+                status_gather_pause(c, s, deadline);
         }
         /* Whatever is still in flight is cancelled here, before the loop goes. */
         c->lock = lock_free(c->lock);
@@ -622,7 +536,11 @@ static char *status_waiting_for(const Ctl *c, const Status *s) {
                 else if (!s->window_open)
                         text = strdup_printf("the maintenance window %s, opens %s", s->window_text,
                                              format_when(when, sizeof when, s->window_next, s->now));
-                else
+                else if (pause_state_holds(&s->pause)) {
+                        _cleanup_free_ char *d = pause_describe(&s->pause, c->config->lock_name);
+                        text = strdup_printf("noderebootctl resume%s: %s", s->pause.group.set ? "" : " --node",
+                                             strna(d));
+                } else
                         text = waiting_for_lock(c, s);
                 break;
         case REBOOT_PHASE_LOCKED:
@@ -657,6 +575,12 @@ static char *status_waiting_for(const Ctl *c, const Status *s) {
                 if (s->node && !node_is_ready(s->node))
                         text = strdup_printf("Node %s to become Ready, then the uncordon and the release of "
                                              "lock slot %s", node, lease);
+                else if (c->config->recovery_pod_selector)
+                        /* the daemon's STATUS= names the pods and why they are not ready */
+                        text = strdup_printf("the pods on this node matching [Recovery] WaitForPodsSelector=%s to be "
+                                             "Ready in this boot (see systemctl status noderebootd; past TimeoutSec= "
+                                             "the node stays cordoned), then the release of lock slot %s",
+                                             c->config->recovery_pod_selector, lease);
                 else
                         text = strdup_printf("noderebootd to %s and release lock slot %s",
                                              st->cordoned && !st->node_was_unschedulable ?
@@ -753,6 +677,13 @@ static void status_print_text(const Ctl *c, const Status *s) {
                                i >= cfg->concurrency ? " [beyond Concurrency=]" : "");
                 }
                 print_field("Server time:", "%s", format_abs(t1, sizeof t1, s->server_now));
+        }
+        if (s->pause_done && s->pause_error < 0)
+                print_field("Paused:", "cannot read ConfigMap %s/%s-pause: %s", cfg->lock_queue_namespace, cfg->lock_name,
+                            strerror(ERRNO_VALUE(s->pause_error)));
+        else if (s->pause_done) {
+                _cleanup_free_ char *d = pause_describe(&s->pause, cfg->lock_name);
+                print_field("Paused:", "%s", d ?: "no");
         }
         if (!cfg->lock_queue)
                 print_field("Queue:", "off ([Lock] Queue=no)");
@@ -929,6 +860,19 @@ static int status_to_json(const Ctl *c, const Status *s, json_object **ret) {
                         return r;
         }
         if ((r = json_put(o, "lock", TAKE_PTR(lock))) < 0)
+                return r;
+        if (s->pause_done && s->pause_error >= 0) {
+                _cleanup_json_ json_object *p = json_object_new_object();
+                _cleanup_free_ char *d = pause_describe(&s->pause, cfg->lock_name);
+
+                if (!p)
+                        return -ENOMEM;
+                if ((r = json_put_new(p, "group", json_object_new_boolean(s->pause.group.set))) < 0 ||
+                    (r = json_put_new(p, "node", json_object_new_boolean(s->pause.node.set))) < 0 ||
+                    (r = json_put_string(p, "description", d)) < 0 ||
+                    (r = json_put(o, "paused", TAKE_PTR(p))) < 0)
+                        return r;
+        } else if ((r = json_put(o, "paused", NULL)) < 0)
                 return r;
 
         if ((r = json_put_new(cluster, "available", json_object_new_boolean(!s->cluster_error))) < 0 ||
@@ -1231,9 +1175,17 @@ finish:
 
 static void help(void) {
         printf("%1$s [OPTIONS...] COMMAND\n\n"
-               "Shows what noderebootd on this node does and waits for; releases stuck lock slots.\n\n"
+               "Shows what noderebootd on this node and the fleet do; pauses, requests and releases.\n\n"
                "Commands:\n"
                "  status [--json]          This node's reboot state, the window, the lock slots, the Node\n"
+               "  list [--json]            Every node of the lock group: state, reason, slot or place in\n"
+               "                           line, last reboot and kernels; the slots; whether paused\n"
+               "  pause [--node NAME] [--reason TEXT]\n"
+               "                           Stop the lock group (or node NAME) from taking lock slots\n"
+               "  resume [--node NAME]     Lift that pause\n"
+               "  request [--reason TEXT] [--ignore-window]\n"
+               "                           Reboot this node as if its packages required it\n"
+               "  cancel                   Withdraw that request before the node drains\n"
                "  unlock SLOT [--yes]      Release lock slot SLOT (e.g. nodereboot-0) whoever holds it\n"
                "  unlock --all [--yes]     Release every held slot of the lock group\n\n"
                "Options:\n"
@@ -1242,7 +1194,11 @@ static void help(void) {
                "  -c --config=FILE         Read FILE (and FILE.d/*.conf) instead of the standard folders\n"
                "     --state-dir=DIR       The daemon's state folder (default: $STATE_DIRECTORY or\n"
                "                           /var/lib/nodereboot)\n"
-               "     --json                status: print one JSON object\n"
+               "     --json                status, list: print one JSON object\n"
+               "     --kubeconfig=FILE     Use FILE's credential (pause and resume need an operator's)\n"
+               "     --node=NAME           pause, resume: one node instead of the whole lock group\n"
+               "     --reason=TEXT         pause, request: why (kept in the cluster or the request)\n"
+               "     --ignore-window       request: do not wait for the maintenance window\n"
                "  -y --yes                 unlock: really release (without it, only show what would be)\n"
                "     --all                 unlock: every held slot of the group\n"
                "\nExit status: 0 done, 1 failure (or unlock without --yes), 64 usage, 78 configuration.\n"
@@ -1257,6 +1213,10 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_STATE_DIR,
                 ARG_JSON,
                 ARG_ALL,
+                ARG_KUBECONFIG,
+                ARG_NODE,
+                ARG_REASON,
+                ARG_IGNORE_WINDOW,
         };
         static const struct option options[] = {
                 { "help",      no_argument,       NULL, 'h'           },
@@ -1266,6 +1226,10 @@ static int parse_argv(int argc, char *argv[]) {
                 { "json",      no_argument,       NULL, ARG_JSON      },
                 { "yes",       no_argument,       NULL, 'y'           },
                 { "all",       no_argument,       NULL, ARG_ALL       },
+                { "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
+                { "node",      required_argument, NULL, ARG_NODE      },
+                { "reason",    required_argument, NULL, ARG_REASON    },
+                { "ignore-window", no_argument,   NULL, ARG_IGNORE_WINDOW },
                 {}
         };
         const char *verb;
@@ -1295,6 +1259,18 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_ALL:
                         arg_all = true;
                         break;
+                case ARG_KUBECONFIG:
+                        arg_kubeconfig = optarg;
+                        break;
+                case ARG_NODE:
+                        arg_node = optarg;
+                        break;
+                case ARG_REASON:
+                        arg_reason = optarg;
+                        break;
+                case ARG_IGNORE_WINDOW:
+                        arg_ignore_window = true;
+                        break;
                 case '?':
                 default:
                         if (optopt && optopt < 0x100)
@@ -1311,7 +1287,29 @@ static int parse_argv(int argc, char *argv[]) {
         }
         verb = argv[optind++];
 
-        if (streq(verb, "status")) {
+        if ((arg_node && !STR_IN_SET(verb, "pause", "resume")) ||
+            (arg_reason && !STR_IN_SET(verb, "pause", "request")) ||
+            (arg_ignore_window && !streq(verb, "request")) ||
+            (arg_json && !STR_IN_SET(verb, "status", "list"))) {
+                log_error("%s does not take %s; see --help.", verb,
+                          arg_node && !STR_IN_SET(verb, "pause", "resume") ? "--node" :
+                          arg_reason && !STR_IN_SET(verb, "pause", "request") ? "--reason" :
+                          arg_ignore_window && !streq(verb, "request") ? "--ignore-window" : "--json");
+                return -EINVAL;
+        }
+        if (STR_IN_SET(verb, "list", "pause", "resume", "request", "cancel")) {
+                arg_command = streq(verb, "list") ? COMMAND_LIST : streq(verb, "pause") ? COMMAND_PAUSE :
+                        streq(verb, "resume") ? COMMAND_RESUME : streq(verb, "request") ? COMMAND_REQUEST :
+                        COMMAND_CANCEL;
+                if (arg_yes || arg_all) {
+                        log_error("--yes and --all belong to the unlock command.");
+                        return -EINVAL;
+                }
+                if (optind < argc) {
+                        log_error("%s takes no arguments ('%s' given).", verb, argv[optind]);
+                        return -EINVAL;
+                }
+        } else if (streq(verb, "status")) {
                 arg_command = COMMAND_STATUS;
                 if (arg_yes || arg_all) {
                         log_error("--yes and --all belong to the unlock command.");
@@ -1338,7 +1336,8 @@ static int parse_argv(int argc, char *argv[]) {
                         return -EINVAL;
                 }
         } else {
-                log_error("Unknown command '%s'; the commands are status and unlock, see --help.", verb);
+                log_error("Unknown command '%s'; the commands are status, list, pause, resume, request, cancel "
+                          "and unlock, see --help.", verb);
                 return -EINVAL;
         }
         return 1;
@@ -1387,11 +1386,21 @@ int main(int argc, char *argv[]) {
         if (!c.state_dir)
                 return log_oom(), EXIT_FAILURE;
 
+        c.kubeconfig_path = arg_kubeconfig;
         switch (arg_command) {
         case COMMAND_STATUS:
                 return command_status(&c);
         case COMMAND_UNLOCK:
                 return command_unlock(&c);
+        case COMMAND_LIST:
+                return command_list(&c, arg_json);
+        case COMMAND_PAUSE:
+        case COMMAND_RESUME:
+                return command_pause(&c, arg_command == COMMAND_PAUSE, arg_node, arg_reason);
+        case COMMAND_REQUEST:
+                return command_request(&c, arg_reason, arg_ignore_window);
+        case COMMAND_CANCEL:
+                return command_cancel(&c);
         }
         return EXIT_FAILURE;
 }

@@ -23,6 +23,8 @@ size_t strv_length(char * const *l);
 int strv_push(char ***l, char *value);   /* takes ownership of value, even on failure */
 int strv_extend(char ***l, const char *value);
 bool strv_contains(char * const *l, const char *value);
+/* Whether x is one of the strings given: STR_IN_SET(verb, "pause", "resume"). */
+#define STR_IN_SET(x, ...) strv_contains((char *const[]) { __VA_ARGS__, NULL }, (x))
 /* Splits a command line into words the way systemd's ExecStart= does for the simple cases:
  * whitespace separates, "double" and 'single' quotes group (no escapes inside single quotes),
  * a backslash escapes the next character elsewhere. No variables, globs or redirections: it is

@@ -544,6 +544,11 @@ static const ConfigItem config_items[] = {
         ITEM("Reboot", "LoopGuardSec", timespan, loop_guard_usec, "1h", 0, 7 * 24 * USEC_PER_HOUR,
              "a time span of at most 7d, such as 1h, or 0 for no loop guard"),
 
+        ITEM("Recovery", "WaitForPodsSelector", selector, recovery_pod_selector, NULL, 0, 0,
+             "a label selector such as app=csi-node,tier!=db, or empty for no health gate"),
+        ITEM("Recovery", "TimeoutSec", timespan, recovery_timeout_usec, "10min", 0, USEC_INFINITY,
+             "a time span such as 10min, or 0 or infinity for no timeout"),
+
         ITEM("Blockers", "PodSelector", selector_list, blocking_pod_selectors, NULL, 0, 0,
              "a label selector such as app=web,tier!=db"),
         ITEM("Blockers", "PackageManagerLocks", path_list, package_manager_locks,
@@ -660,6 +665,7 @@ Config *config_free(Config *c) {
         free(c->window_end);
         free(c->window_time_zone);
         free(c->drain_pod_selector);
+        free(c->recovery_pod_selector);
         strv_free(c->blocking_pod_selectors);
         strv_free(c->package_manager_locks);
         strv_free(c->pre_reboot_labels);

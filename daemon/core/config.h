@@ -53,6 +53,10 @@ typedef struct Config {
         char *drain_pod_selector;               /* PodSelector=, default empty: all pods */
         usec_t skip_wait_for_delete_usec;       /* SkipWaitForDeleteTimeoutSec=, default 0: off */
 
+        /* [Recovery] */
+        char *recovery_pod_selector;            /* WaitForPodsSelector=, default empty: no health gate */
+        usec_t recovery_timeout_usec;           /* TimeoutSec=, default 10min; 0 or infinity: no timeout */
+
         /* [Reboot] */
         unsigned reboot_max_attempts;           /* MaxAttempts=, default 3 */
         usec_t reboot_timeout_usec;             /* TimeoutSec=, default 10min: a reboot not done by then failed */

@@ -32,8 +32,12 @@
 #include "package-lock.h"
 #include "prometheus-alerts.h"
 #include "parse-util.h"
+#include "pause.h"
 #include "proxy.h"
+#include "published-status.h"
 #include "reboot-machine.h"
+#include "reboot-request.h"
+#include "recovery-gate.h"
 #include "sentinel.h"
 #include "sentinel-command.h"
 #include "state-file.h"
@@ -52,6 +56,9 @@
 /* How often the package manager's lock is looked at, only while we wait for it: the cycle goes on
  * within this (plus one API call) of the release. */
 #define PACKAGE_LOCK_POLL_USEC (500 * USEC_PER_MSEC)
+/* A read that found no pause counts for the attempts to take a slot within this (a release wakes a
+ * waiting node several times in a row). */
+#define PAUSE_CLEAR_VALID_USEC (1 * USEC_PER_SEC)
 /* How often a node held back by Prometheus alerts (or an unreachable Prometheus) asks again. */
 #define ALERTS_RECHECK_USEC (30 * USEC_PER_SEC)
 /* How long a drained node waits for Prometheus before it gives the cycle up. */
@@ -102,6 +109,21 @@ struct Manager {
         bool command_known;             /* it answered "required" or "not required" once */
         bool command_required;          /* its last such answer */
         char *command_error;            /* why its last run failed, NULL when it did not */
+        Sentinel *request_watch;        /* <state dir>/request: noderebootctl request */
+        bool request_seen;              /* a request of this boot is there */
+        bool request_ignores_window;    /* ... made with --ignore-window */
+        char *request_reason;           /* "requested" or "requested: <text>" */
+        char *published;                /* the nodereboot.io/status last written to our Node */
+        char *publishing;               /* ... being written */
+        sd_event_source *publish_timer; /* a failed write is tried again */
+        unsigned publish_failures;      /* in a row, for the back-off */
+        char *publish_refused;          /* the status the API server refused (403, 422): not again */
+        sd_event_source *publish_defer; /* the changes of one turn of the loop: one write */
+        PauseWatch *pause_watch;        /* while paused (noderebootctl pause): shows the resume at once */
+        bool pause_busy;                /* the read before a slot is taken is under way */
+        bool pause_rechecked;           /* LOCKED: read again, uncached, before the Node is touched */
+        usec_t pause_clear_at;          /* CLOCK_MONOTONIC: the last read found nothing paused */
+        char *pause_said;               /* the pause the last RebootPaused Event was posted for */
 
         RebootState state;
         RebootPolicy policy;
@@ -139,6 +161,8 @@ struct Manager {
         sd_event_source *hold_timer;
         bool evictions_paused;
         bool kubelet_late_warned;       /* the KubeletNotBack Event of this boot was posted */
+        RecoveryGate *recovery_gate;    /* [Recovery] WaitForPodsSelector=, once the Node is Ready */
+        bool recovery_warned;           /* its RecoveryTimedOut Event was posted */
         char *held_watched;             /* the slot lock_watch_held() watches, NULL when none */
         char *lost_slot;                /* a slot we learnt is no longer ours: never watched again */
         char *renew_slot;               /* the slot the renewal in flight is for */
@@ -208,6 +232,7 @@ static const char *format_clock(char *buf, size_t size, usec_t t) {
 /* ---- status ---------------------------------------------------------------------------- */
 
 static bool manager_reboot_required(Manager *m);
+static bool manager_required_by_request_only(Manager *m);
 
 /* Whether the wait of a pending node is the loop guard's (not RetrySec='s after a failure). */
 static bool manager_loop_guard_holds(Manager *m) {
@@ -231,11 +256,121 @@ static void manager_update_metrics(Manager *m) {
         metrics_exporter_update(m->metrics, &v);
 }
 
+/* ---- what noderebootctl list reads: nodereboot.io/status on our Node (published-status.h) ---- */
+
+static void manager_publish_status(Manager *m);
+
+static int on_publish_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        m->publish_timer = sd_event_source_disable_unref(m->publish_timer);
+        manager_publish_status(m);
+        return 0;
+}
+
+static void on_status_published(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        Manager *m = userdata;
+
+        if (error == -EACCES || error == -EINVAL || error == -EPROTO) {
+                /* Refused (an admission policy older than this daemon, RBAC): the operator's to
+                 * fix, said once; this status is not sent again, the next change is. */
+                const char *why = node_refusal(response);
+
+                if (!m->publish_refused)
+                        log_warning("The API server refused the status annotation %s on Node %s%s%s; noderebootctl "
+                                    "list will not show this node (apply this version's packaging/kubernetes/"
+                                    "admission-policy.yaml and rbac.yaml).", PUBLISHED_STATUS_ANNOTATION,
+                                    m->config->node_name, why ? ": " : "", strempty(why));
+                free(m->publish_refused);
+                m->publish_refused = TAKE_PTR(m->publishing);
+                m->published = mfree(m->published);
+                return;
+        }
+        if (error < 0) {
+                /* Best effort: the cycle never waits for it. What the Node shows is unknown now; the
+                 * next change, or the timer (10 s doubling to 10 min), writes it again. */
+                usec_t delay = MIN(10 * USEC_PER_SEC << MIN(m->publish_failures, 6U), 10 * USEC_PER_MINUTE);
+
+                m->publish_failures++;
+                log_debug_errno(error, "Failed to publish the status on Node %s, trying again: %m",
+                                m->config->node_name);
+                m->publishing = mfree(m->publishing);
+                m->published = mfree(m->published);
+                if (!m->publish_timer &&
+                    sd_event_add_time_relative(m->event, &m->publish_timer, CLOCK_MONOTONIC, delay,
+                                               USEC_PER_SEC, on_publish_timer, m) < 0)
+                        log_debug("Failed to arm the publish timer.");
+                return;
+        }
+        if (m->publish_refused)
+                log_info("The status annotation on Node %s is accepted again.", m->config->node_name);
+        m->publish_failures = 0;
+        m->publish_refused = mfree(m->publish_refused);
+        free(m->published);
+        m->published = TAKE_PTR(m->publishing);
+        manager_publish_status(m);      /* a change while the write was under way */
+}
+
+static void manager_publish_status(Manager *m) {
+        _cleanup_free_ char *s = NULL;
+        const char *blocked = NULL;
+        int r;
+
+        /* LOCKED lasts until the Node is read, then DRAINING: the slot's Lease says it meanwhile. */
+        if (!m->client || !m->config->annotate_nodes || m->publishing || m->stopping ||
+            m->state.phase == REBOOT_PHASE_LOCKED)
+                return;
+        for (MetricsBlock b = 0; b < _METRICS_BLOCK_MAX; b++)
+                if (m->blocked[b]) {
+                        blocked = metrics_block_to_string(b);
+                        break;
+                }
+        s = published_status_format(&m->state, m->config->lock_name, blocked);
+        if (!s) {
+                log_oom();
+                return;
+        }
+        if (streq_ptr(s, m->published) || streq_ptr(s, m->publish_refused))
+                return;
+        /* A retry is due from the timer: a change does not hurry it. */
+        if (m->publish_timer)
+                return;
+        char *annotations[] = { (char *) PUBLISHED_STATUS_ANNOTATION, s, NULL };
+        char *labels[] = { (char *) PUBLISHED_STATE_LABEL, (char *) reboot_phase_to_string(m->state.phase), NULL };
+        r = node_patch_annotations_and_labels(m->client, m->config->node_name, annotations, labels,
+                                              on_status_published, m);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to publish the status, ignoring: %m");
+                return;
+        }
+        m->publishing = TAKE_PTR(s);
+}
+
+static int on_publish_defer(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+
+        m->publish_defer = sd_event_source_disable_unref(m->publish_defer);
+        manager_publish_status(m);
+        return 0;
+}
+
+/* After everything else of this turn of the loop: a new wait and what blocks it are one write. */
+static void manager_publish_status_soon(Manager *m) {
+        if (m->publish_defer || !m->client || !m->config->annotate_nodes)
+                return;
+        if (sd_event_add_defer(m->event, &m->publish_defer, on_publish_defer, m) < 0) {
+                manager_publish_status(m);
+                return;
+        }
+        (void) sd_event_source_set_priority(m->publish_defer, SD_EVENT_PRIORITY_IDLE);
+}
+
 static void manager_update_status(Manager *m) {
         _cleanup_free_ char *s = NULL;
         const char *phase = reboot_phase_to_string(m->state.phase);
 
         manager_update_metrics(m);
+        manager_publish_status_soon(m);
 
         if (m->waiting)
                 s = strdup_printf("%s: %s", phase, m->waiting);
@@ -295,6 +430,7 @@ static void manager_set_blocked(Manager *m, MetricsBlock why) {
         memset(m->blocked, 0, sizeof m->blocked);
         m->blocked[why] = true;
         manager_update_metrics(m);
+        manager_publish_status_soon(m);
 }
 
 /* ---- timers ---------------------------------------------------------------------------- */
@@ -338,11 +474,14 @@ static usec_t manager_retry_action(Manager *m) {
 static void manager_stop_action(Manager *m) {
         m->action_timer = sd_event_source_disable_unref(m->action_timer);
         m->drain = drain_free(m->drain);
+        m->recovery_gate = recovery_gate_free(m->recovery_gate);
+        m->recovery_warned = false;
         m->blockers = blockers_check_free(m->blockers);
         m->blockers_clear = false;
         m->alerts = alerts_check_free(m->alerts);
         m->alerts_clear = false;
         m->alerts_drained_since = 0;
+        m->pause_rechecked = false;
         m->action = REBOOT_ACTION_NONE;
         m->action_failures = 0;
         m->reboot_deadline = 0;
@@ -819,6 +958,8 @@ static void manager_follow_slots(Manager *m, const QueuePlace *p) {
         }
 }
 
+static void manager_unwatch_pause(Manager *m);
+
 static void manager_update_pending_watchers(Manager *m) {
         if (m->state.phase == REBOOT_PHASE_PENDING) {
                 /* With the queue, our place decides (manager_follow_slots()). */
@@ -832,6 +973,8 @@ static void manager_update_pending_watchers(Manager *m) {
                 m->kick_timer = sd_event_source_disable_unref(m->kick_timer);
                 m->blocked_by_pods = false;
                 manager_leave_queue(m);
+                manager_unwatch_pause(m);
+                m->pause_said = mfree(m->pause_said);
         }
 }
 
@@ -1102,10 +1245,190 @@ static bool manager_check_alerts(Manager *m) {
         return true;
 }
 
+/* ---- an operator's pause (noderebootctl pause, kept in the cluster: kube/pause.h) ----------- */
+
+static void manager_say_paused(Manager *m, const PauseState *s) {
+        _cleanup_free_ char *d = pause_describe(s, m->config->lock_name);
+
+        manager_set_waiting(m, "%s", d ?: "reboots are paused");
+        manager_set_blocked(m, METRICS_BLOCK_PAUSE);
+        if (d && !streq_ptr(d, m->pause_said)) {
+                log_notice("%s; the node waits for noderebootctl resume.", d);
+                manager_post_event(m, "Normal", "RebootPaused", d);
+                free(m->pause_said);
+                m->pause_said = TAKE_PTR(d);
+        }
+}
+
+static void manager_unwatch_pause(Manager *m) {
+        m->pause_watch = pause_watch_free(m->pause_watch);
+        queue_set_pass_over(m->queue, true);
+}
+
+static void on_pause_changed(int error, const PauseState *s, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->state.phase != REBOOT_PHASE_PENDING || !pause_watch_synced(m->pause_watch))
+                return;
+        if (error < 0) {
+                /* The watch retries by itself; the pause it saw last stands. */
+                log_debug_errno(error, "Watch of the pause ConfigMap failed, retrying: %m");
+                return;
+        }
+        queue_set_pass_over(m->queue, !s->group.set);
+        if (pause_state_holds(s)) {
+                if (s->node.set && !s->group.set)
+                        manager_leave_queue(m);
+                if (m->action == REBOOT_ACTION_ACQUIRE)
+                        manager_say_paused(m, s);
+                return;
+        }
+        log_notice("Reboots resumed%s.", s->nodes_paused > 0 ? " for this node" : "");
+        m->pause_said = mfree(m->pause_said);
+        m->pause_clear_at = now_usec(CLOCK_MONOTONIC);
+        /* Not from inside the watch's handler: the action frees the watch and goes on. */
+        if (m->action == REBOOT_ACTION_ACQUIRE)
+                manager_arm_action_timer(m, 0);
+}
+
+static void manager_acquire(Manager *m);
+
+static void on_pause_read(int error, const PauseState *s, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        m->pause_busy = false;
+        if (m->action != REBOOT_ACTION_ACQUIRE || m->pause_watch)
+                return;
+        if (error < 0) {
+                /* Not knowing is as good as paused: no slot is taken. */
+                usec_t b = manager_retry_action(m);
+                char t[FORMAT_TIMESPAN_MAX];
+
+                log_warning_errno(error, "Failed to read ConfigMap %s/%s-pause (whether reboots are paused), "
+                                  "retrying in %s: %m%s", m->config->lock_queue_namespace, m->config->lock_name,
+                                  format_timespan(t, sizeof t, b),
+                                  error == -EACCES ? " (the credential was refused: a revoked token, or a Role "
+                                  "without the pause ConfigMap: apply this version's packaging/kubernetes/rbac.yaml)" : "");
+                manager_set_waiting(m, "cannot tell whether reboots are paused (%s), retrying",
+                                    error == -EACCES ? "the API server refused the credential" :
+                                    strerror(ERRNO_VALUE(error)));
+                manager_set_blocked(m, METRICS_BLOCK_PAUSE);
+                return;
+        }
+        m->action_failures = 0;
+        if (!pause_state_holds(s)) {
+                m->pause_clear_at = now_usec(CLOCK_MONOTONIC);
+                manager_acquire(m);
+                return;
+        }
+        /* Paused: watched from now on, so that the resume is seen at once. A paused group keeps
+         * its place in line (and nobody passes over its head); a paused node steps out. */
+        r = pause_watch_new(&m->pause_watch, m->client, m->config->lock_queue_namespace, m->config->lock_name,
+                            m->config->node_name, on_pause_changed, m);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to watch the pause ConfigMap: %m");
+                (void) manager_retry_action(m);
+                return;
+        }
+        queue_set_pass_over(m->queue, !s->group.set);
+        if (s->node.set && !s->group.set)
+                manager_leave_queue(m);
+        manager_say_paused(m, s);
+}
+
+/* Right before a slot is taken: whether an operator paused reboots. True while the read is under
+ * way or a pause holds (the caller stops there). */
+static bool manager_check_pause(Manager *m) {
+        int r;
+
+        if (m->pause_watch) {
+                const PauseState *s = pause_watch_state(m->pause_watch);
+
+                if (!pause_watch_synced(m->pause_watch)) {
+                        manager_set_waiting(m, "checking whether reboots are paused");
+                        return true;
+                }
+                if (pause_state_holds(s)) {
+                        manager_say_paused(m, s);
+                        return true;
+                }
+                /* Resumed: the watch's word counts only as fresh as the resume it showed
+                 * (pause_clear_at); later, a read (the watch may be failing right now). */
+                manager_unwatch_pause(m);
+        }
+        if (m->pause_clear_at > 0 && now_usec(CLOCK_MONOTONIC) < m->pause_clear_at + PAUSE_CLEAR_VALID_USEC)
+                return false;
+        if (m->pause_busy)
+                return true;
+        r = pause_get(m->client, m->config->lock_queue_namespace, m->config->lock_name, m->config->node_name,
+                      on_pause_read, m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to read the pause ConfigMap: %m");
+                (void) manager_retry_action(m);
+                return true;
+        }
+        m->pause_busy = true;
+        return true;
+}
+
+/* The next in line is about to pass over the head of the queue (it left a slot untaken): unless
+ * the group is paused, when every head rightly waits. Nodes back in line have not read the pause;
+ * this is the one read they make. An error lets the pass-over go: a live head puts its ticket back
+ * at its place. */
+static void on_pass_over_pause(int error, const PauseState *s, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        if (!m->queue)
+                return;
+        if (error < 0 || !s->group.set) {
+                queue_pass_over_answer(m->queue, true);
+                return;
+        }
+        queue_set_pass_over(m->queue, false);
+        queue_pass_over_answer(m->queue, false);
+        if (m->pause_watch || m->state.phase != REBOOT_PHASE_PENDING)
+                return;
+        /* Watched from now on: the resume allows passing over again. */
+        r = pause_watch_new(&m->pause_watch, m->client, m->config->lock_queue_namespace, m->config->lock_name,
+                            m->config->node_name, on_pause_changed, m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to watch the pause ConfigMap: %m");
+}
+
+static void on_pass_over_check(Queue *q, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        r = pause_get(m->client, m->config->lock_queue_namespace, m->config->lock_name, NULL, on_pass_over_pause, m);
+        if (r < 0)
+                queue_pass_over_answer(q, true);
+}
+
+/* A node paused by itself waits out of line, without a request: the watch shows the resume. */
+static bool manager_paused_out_of_line(Manager *m) {
+        const PauseState *s;
+
+        if (!m->pause_watch || !pause_watch_synced(m->pause_watch))
+                return false;
+        s = pause_watch_state(m->pause_watch);
+        if (!s->node.set || s->group.set)
+                return false;
+        manager_leave_queue(m);
+        manager_say_paused(m, s);
+        return true;
+}
+
 static void manager_acquire(Manager *m) {
         usec_t now = now_realtime();
         char buf[64];
         int r;
+
+        /* A pause watch that shows the resume has done its job (not freed inside its handler). */
+        if (m->pause_watch && pause_watch_synced(m->pause_watch) &&
+            !pause_state_holds(pause_watch_state(m->pause_watch)))
+                manager_unwatch_pause(m);
 
         if (m->command && !m->command_known && !m->sentinel_seen) {
                 /* A cycle the command began before a restart: it goes on once the command says
@@ -1128,7 +1451,8 @@ static void manager_acquire(Manager *m) {
                 manager_arm_action_timer(m, m->state.retry_after - now);
                 return;
         }
-        if (m->window && !window_contains(m->window, now)) {
+        if (m->window && !window_contains(m->window, now) &&
+            !(m->request_seen && m->request_ignores_window && !m->sentinel_seen && !m->command_required)) {
                 usec_t next = window_next_open(m->window, now);
                 _cleanup_free_ char *w = window_describe(m->window);
 
@@ -1140,6 +1464,8 @@ static void manager_acquire(Manager *m) {
                         manager_arm_action_timer(m, next > now ? next - now : USEC_PER_SEC);
                 return;
         }
+        if (manager_paused_out_of_line(m))
+                return;
         /* Looked at again after the blocker check, right before the lock is taken. */
         if (manager_package_manager_busy(m, "")) {
                 manager_leave_queue(m);
@@ -1178,6 +1504,8 @@ static void manager_acquire(Manager *m) {
                         return;
                 }
         }
+        if (manager_check_pause(m))
+                return;
         if (manager_check_blockers(m))
                 return;
         if (manager_check_alerts(m))
@@ -1217,6 +1545,36 @@ static void on_node_read(KubeClient *c, int error, json_object *node, void *user
                                                      .kernel = node_kernel_version(node) });
 }
 
+static void manager_read_node(Manager *m);
+
+static void on_pause_rechecked(int error, const PauseState *s, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *d = NULL;
+
+        m->pause_busy = false;
+        if (m->action != REBOOT_ACTION_READ_NODE)
+                return;
+        if (error < 0) {
+                usec_t b = manager_retry_action(m);
+                char t[FORMAT_TIMESPAN_MAX];
+
+                log_warning_errno(error, "Failed to read whether reboots are paused, holding lock slot %s and "
+                                  "retrying in %s: %m", strna(m->state.lease), format_timespan(t, sizeof t, b));
+                manager_set_waiting(m, "holding lock slot %s; cannot tell whether reboots are paused (%s), retrying",
+                                    strna(m->state.lease), strerror(ERRNO_VALUE(error)));
+                return;
+        }
+        if (pause_state_holds(s)) {
+                d = pause_describe(s, m->config->lock_name);
+                log_notice("%s (while the slot was being taken); giving lock slot %s back.", strna(d),
+                           strna(m->state.lease));
+                (void) manager_dispatch(m, REBOOT_EVENT_PAUSED, NULL);
+                return;
+        }
+        m->pause_rechecked = true;
+        manager_read_node(m);
+}
+
 static void manager_read_node(Manager *m) {
         usec_t now = now_realtime();
         int r;
@@ -1229,6 +1587,22 @@ static void manager_read_node(Manager *m) {
         }
         if (m->node_busy)
                 return;
+        if (!m->pause_rechecked) {
+                /* A pause can come while the slot is being taken (seconds on a slow API server,
+                 * the time of an incident): read it once more, uncached, before the Node is touched. */
+                if (m->pause_busy)
+                        return;
+                r = pause_get(m->client, m->config->lock_queue_namespace, m->config->lock_name, m->config->node_name,
+                              on_pause_rechecked, m);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to read the pause ConfigMap: %m");
+                        (void) manager_retry_action(m);
+                        return;
+                }
+                m->pause_busy = true;
+                manager_set_waiting(m, "holding lock slot %s, checking that reboots are not paused", m->state.lease);
+                return;
+        }
         r = node_get(m->client, m->config->node_name, on_node_read, m);
         if (r < 0) {
                 log_error_errno(r, "Failed to read the Node: %m");
@@ -1638,6 +2012,63 @@ static void manager_warn_kubelet_late(Manager *m, json_object *node, const char 
         manager_post_event(m, "Warning", "KubeletNotBack", msg ?: "kubelet of this boot not back");
 }
 
+/* [Recovery] WaitForPodsSelector=: the Node is Ready in this boot, but the node goes back into
+ * service only once the matching pods are Ready in this boot too. Past [Recovery] TimeoutSec= it
+ * stays cordoned with the slot held, so the rollout stops instead of spreading a broken node image;
+ * the gate keeps watching, and the node heals itself when the pods come up. */
+static void on_recovery_gate(RecoveryGate *g, bool ready, bool timed_out, const char *message, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *msg = NULL;
+        char t[FORMAT_TIMESPAN_MAX];
+
+        if (m->action != REBOOT_ACTION_WAIT_READY)
+                return;
+        if (ready) {
+                log_info("The pods matching [Recovery] WaitForPodsSelector=%s are Ready in this boot.",
+                         m->config->recovery_pod_selector);
+                manager_run_action(m);  /* reads the Node once more, then NODE_READY */
+                return;
+        }
+        format_timespan(t, sizeof t, m->config->recovery_timeout_usec);
+        if (timed_out && !m->recovery_warned) {
+                m->recovery_warned = true;
+                msg = strdup_printf("pods matching [Recovery] WaitForPodsSelector=%s are not Ready %s after the node "
+                                    "came back: %s; the node stays cordoned and lock slot %s held until they are",
+                                    m->config->recovery_pod_selector, t, message, strna(m->state.lease));
+                log_warning("%s.", strna(msg));
+                manager_post_event(m, "Warning", "RecoveryTimedOut", msg ?: "recovery timed out");
+        }
+        manager_set_waiting(m, "rebooted; %s%s%sthe node stays cordoned until the pods matching "
+                            "WaitForPodsSelector=%s are Ready in this boot: %s",
+                            timed_out ? "recovery timed out after " : "", timed_out ? t : "", timed_out ? ", " : "",
+                            m->config->recovery_pod_selector, message);
+}
+
+/* Whether the health gate lets the Node, Ready in this boot, back into service; starts it first. */
+static bool manager_recovery_gate_open(Manager *m, usec_t boot_time) {
+        int r;
+
+        if (!m->config->recovery_pod_selector || recovery_gate_is_ready(m->recovery_gate))
+                return true;
+        if (m->recovery_gate)
+                return false;
+        /* The earlier of the two readings: a clock stepped forward since the daemon started (NTP
+         * after a boot without RTC) must not make containers of this boot look older than it. */
+        r = recovery_gate_new(&m->recovery_gate, m->event, m->client, m->config->node_name,
+                              m->config->recovery_pod_selector,
+                              m->boot_time > 0 ? MIN(boot_time, m->boot_time) : boot_time,
+                              m->config->recovery_timeout_usec, on_recovery_gate, m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to watch the pods matching [Recovery] WaitForPodsSelector=%s: %m",
+                                m->config->recovery_pod_selector);
+                (void) manager_retry_action(m);
+                return false;
+        }
+        manager_set_waiting(m, "rebooted; Node %s is Ready, waiting for the pods matching WaitForPodsSelector=%s",
+                            m->config->node_name, m->config->recovery_pod_selector);
+        return false;
+}
+
 static void on_node_ready_checked(KubeClient *c, int error, json_object *node, void *userdata) {
         Manager *m = userdata;
         usec_t boot_time;
@@ -1670,6 +2101,8 @@ static void on_node_ready_checked(KubeClient *c, int error, json_object *node, v
                 return;
         }
         m->action_failures = 0;
+        if (!manager_recovery_gate_open(m, boot_time))
+                return;
         (void) manager_dispatch(m, REBOOT_EVENT_NODE_READY,
                                 &(RebootEventData) { .kernel = node_kernel_version(node) });
 }
@@ -1782,6 +2215,8 @@ static void on_lock_released(Lock *l, int error, const char *slot, const char *h
         manager_restore_step_done(m);
 }
 
+static char *manager_current_reason(Manager *m);
+
 static void manager_restore(Manager *m) {
         bool recovered = m->state.phase == REBOOT_PHASE_RECOVERING;
         int r;
@@ -1817,7 +2252,9 @@ static void manager_restore(Manager *m) {
                         NULL, NULL,
                 };
 
-                if (!m->config->annotate_nodes && !m->state.cordoned) {
+                /* Before DRAINING (recorded before any write to the Node) nothing was marked: a
+                 * cycle given up or cancelled while pending or locked leaves the Node untouched. */
+                if (!m->state.cordoned) {
                         m->restore_step++;
                         manager_restore(m);
                         return;
@@ -1888,8 +2325,12 @@ static void manager_restore(Manager *m) {
                         if (m->state.last_error)
                                 manager_post_event(m, "Warning", "RebootAbandoned", m->state.last_error);
                 }
+                /* Required still (or again): the sentinel, the command or a request made meanwhile. */
+                _cleanup_free_ char *reason = manager_current_reason(m);
                 (void) manager_dispatch(m, REBOOT_EVENT_RESTORED, &(RebootEventData) {
-                                .sentinel_present = sentinel_present(m->sentinel),
+                                .reason = reason,
+                                .sentinel_present = manager_reboot_required(m),
+                                .by_request = manager_required_by_request_only(m),
                         });
                 return;
         }
@@ -2170,8 +2611,12 @@ static char *manager_read_reason(Manager *m) {
 /* Either source may require the reboot: the sentinel file, or [Sentinel] Command=. Until the
  * command first answers (at start), a cycle it began in this boot is taken to be still wanted:
  * a restart of the daemon must not drop it (manager_acquire() waits for the answer). */
+static bool manager_required_by_request_only(Manager *m) {
+        return m->request_seen && !m->sentinel_seen && !m->command_required;
+}
+
 static bool manager_reboot_required(Manager *m) {
-        if (m->sentinel_seen || m->command_required)
+        if (m->sentinel_seen || m->command_required || m->request_seen)
                 return true;
         return m->command && !m->command_known &&
                 (m->state.phase == REBOOT_PHASE_PENDING || m->state.phase == REBOOT_PHASE_LOCKED ||
@@ -2198,6 +2643,17 @@ static char *manager_command_reason(Manager *m) {
         return TAKE_PTR(r);
 }
 
+/* Why a reboot is required now, from the first source that says so; NULL when none does. */
+static char *manager_current_reason(Manager *m) {
+        if (m->sentinel_seen)
+                return manager_read_reason(m);
+        if (m->command_required)
+                return manager_command_reason(m);
+        if (m->request_seen)
+                return strdup(m->request_reason);
+        return NULL;
+}
+
 static void on_sentinel(Sentinel *s, bool present, void *userdata) {
         Manager *m = userdata;
         _cleanup_free_ char *reason = NULL;
@@ -2206,13 +2662,17 @@ static void on_sentinel(Sentinel *s, bool present, void *userdata) {
                 reason = manager_read_reason(m);
         else if (m->command_required)
                 reason = manager_command_reason(m);
+        else if (m->request_seen)
+                reason = strdup(m->request_reason);
         if (present && m->sentinel_seen)
                 log_info("Package list %s.pkgs changed.", m->config->sentinel_path);
         else
                 log_info("Sentinel %s %s.", m->config->sentinel_path, present ? "appeared" : "disappeared");
         m->sentinel_seen = present;
         (void) manager_dispatch(m, REBOOT_EVENT_SENTINEL,
-                                &(RebootEventData) { .sentinel_present = manager_reboot_required(m), .reason = reason });
+                                &(RebootEventData) { .sentinel_present = manager_reboot_required(m),
+                                                     .by_request = manager_required_by_request_only(m),
+                                                     .reason = reason });
 }
 
 static void on_command(SentinelCommand *c, CommandVerdict verdict, const char *output, const char *message,
@@ -2247,8 +2707,86 @@ static void on_command(SentinelCommand *c, CommandVerdict verdict, const char *o
                 reason = manager_command_reason(m);
         else if (m->sentinel_seen)
                 reason = manager_read_reason(m);
+        else if (m->request_seen)
+                reason = strdup(m->request_reason);
         (void) manager_dispatch(m, REBOOT_EVENT_SENTINEL,
-                                &(RebootEventData) { .sentinel_present = manager_reboot_required(m), .reason = reason });
+                                &(RebootEventData) { .sentinel_present = manager_reboot_required(m),
+                                                     .by_request = manager_required_by_request_only(m),
+                                                     .reason = reason });
+}
+
+/* noderebootctl request: whether a request of this boot is there (host/reboot-request.h). One of
+ * an earlier boot was done by that boot's end, whoever rebooted: it is removed. A file that is not
+ * a request is left for the operator to look at, and logged. Returns whether request_seen changed. */
+static bool manager_read_request(Manager *m) {
+        _cleanup_(reboot_request_done) RebootRequest req = {};
+        _cleanup_free_ char *error = NULL;
+        bool was = m->request_seen;
+        int r;
+
+        m->request_seen = false;
+        r = reboot_request_read(m->state_dir, &req, &error);
+        if (r == -ENOENT)
+                return was;
+        if (r == -EBADMSG) {
+                log_warning("Ignoring %s/" REBOOT_REQUEST_FILE ", which is not a reboot request: %s "
+                            "(noderebootctl request writes it; noderebootctl cancel removes it).",
+                            m->state_dir, strna(error));
+                return was;
+        }
+        if (r < 0) {
+                log_warning_errno(r, "Failed to read %s/" REBOOT_REQUEST_FILE ", ignoring: %m", m->state_dir);
+                return was;
+        }
+        if (!streq(req.boot_id, m->boot_id)) {
+                log_info("The reboot requested%s%s in boot %s is done (this is boot %s); removing the request.",
+                         req.reason ? ": " : "", strempty(req.reason), req.boot_id, m->boot_id);
+                r = reboot_request_remove(m->state_dir);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to remove %s/" REBOOT_REQUEST_FILE ": %m", m->state_dir);
+                return was;
+        }
+        free(m->request_reason);
+        m->request_reason = req.reason ? strdup_printf("requested: %s", req.reason) : strdup("requested");
+        if (!m->request_reason) {
+                log_oom();
+                return was;
+        }
+        m->request_seen = true;
+        m->request_ignores_window = req.ignore_window;
+        return !was;
+}
+
+static void on_request(Sentinel *s, bool present, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *reason = NULL;
+        bool was = m->request_seen;
+
+        _cleanup_free_ char *old_reason = m->request_reason ? strdup(m->request_reason) : NULL;
+
+        (void) manager_read_request(m);
+        if (was == m->request_seen) {
+                /* Requested again with another reason: the cycle it began says the new one. */
+                if (m->request_seen && !streq_ptr(old_reason, m->request_reason) && !m->sentinel_seen &&
+                    !m->command_required) {
+                        log_info("Reboot requested again with noderebootctl (reason: %s).", m->request_reason);
+                        (void) manager_dispatch(m, REBOOT_EVENT_SENTINEL, &(RebootEventData) {
+                                        .sentinel_present = true, .by_request = true,
+                                        .reason = m->request_reason });
+                }
+                return;
+        }
+        if (m->request_seen)
+                log_info("Reboot requested with noderebootctl (reason: %s%s).", m->request_reason,
+                         m->request_ignores_window ? ", outside the maintenance window too" : "");
+        else
+                log_info("The reboot requested with noderebootctl was withdrawn.");
+        if (m->request_seen && !m->sentinel_seen && !m->command_required)
+                reason = strdup(m->request_reason);
+        (void) manager_dispatch(m, REBOOT_EVENT_SENTINEL,
+                                &(RebootEventData) { .sentinel_present = manager_reboot_required(m),
+                                                     .by_request = manager_required_by_request_only(m),
+                                                     .reason = reason });
 }
 
 static void manager_resume(Manager *m) {
@@ -2259,12 +2797,16 @@ static void manager_resume(Manager *m) {
         if (present)
                 reason = manager_read_reason(m);
         m->sentinel_seen = present;
+        (void) manager_read_request(m);
+        if (!present && m->request_seen)
+                reason = strdup(m->request_reason);
         present = manager_reboot_required(m);
         log_info("Resuming in state %s (%s boot, sentinel %s).", reboot_phase_to_string(m->state.phase),
                  m->state.boot_id[0] ? (same_boot ? "same" : "new") : "no recorded",
                  present ? "present" : "absent");
         (void) manager_dispatch(m, REBOOT_EVENT_START, &(RebootEventData) {
                         .sentinel_present = present,
+                        .by_request = manager_required_by_request_only(m),
                         .same_boot = same_boot,
                         .boot_time = m->boot_time,
                         .reason = reason,
@@ -2458,6 +3000,15 @@ Manager *manager_free(Manager *m) {
                 regfree(&m->alert_regex);
         free(m->alerts_posted);
         free(m->command_error);
+        pause_watch_free(m->pause_watch);
+        free(m->pause_said);
+        sentinel_free(m->request_watch);
+        free(m->request_reason);
+        free(m->published);
+        free(m->publishing);
+        free(m->publish_refused);
+        sd_event_source_disable_unref(m->publish_timer);
+        sd_event_source_disable_unref(m->publish_defer);
         metrics_exporter_free(m->metrics);
         sd_event_source_disable_unref(m->kubeconfig_retry);
         logind_free(m->logind);
@@ -2565,6 +3116,8 @@ static int manager_start_cluster(Manager *m) {
                         /* A slot that expired stays untaken while its holder may be coming back;
                          * the head of the line is passed over for it only as slowly. */
                         queue_set_expired_pass_over(m->queue, m->config->lock_ttl_usec);
+                        /* A paused group's head rightly leaves its slot untaken. */
+                        queue_set_pass_over_check(m->queue, on_pass_over_check, m);
                         /* Stopped while waiting, or right after taking a slot (the ticket goes
                          * then, in the background): a ticket may be left; it goes when we next
                          * leave the line. */
@@ -2586,6 +3139,15 @@ static int manager_start_cluster(Manager *m) {
                          on_sentinel, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch %s: %m", m->config->sentinel_path);
+        {
+                _cleanup_free_ char *request = reboot_request_path(m->state_dir);
+
+                if (!request)
+                        return log_oom();
+                r = sentinel_new(&m->request_watch, m->event, request, 0, on_request, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to watch %s: %m", request);
+        }
         if (m->config->sentinel_command) {
                 _cleanup_strv_free_ char **argv = NULL;
 
@@ -2651,6 +3213,7 @@ static void manager_join(Manager *m) {
         }
         /* Undo what got set up, so the next try starts clean. */
         m->sentinel = sentinel_free(m->sentinel);
+        m->request_watch = sentinel_free(m->request_watch);
         m->logind = logind_free(m->logind);
         m->queue = queue_free(m->queue);
         m->lock = lock_free(m->lock);

@@ -30,6 +30,7 @@ static const char *const event_names[_REBOOT_EVENT_MAX] = {
         [REBOOT_EVENT_REBOOT_FAILED] = "reboot-failed",
         [REBOOT_EVENT_NODE_READY] = "node-ready",
         [REBOOT_EVENT_RESTORED] = "restored",
+        [REBOOT_EVENT_PAUSED] = "paused",
 };
 
 static const char *const action_names[_REBOOT_ACTION_MAX] = {
@@ -233,12 +234,12 @@ static int reboot_did_not_happen(RebootState *n, const RebootPolicy *p, const ch
  * loop; counted once per reboot of ours (a sentinel that comes and goes is no new loop), and a
  * requirement after the guard resets the count. Also a new cycle: the kernels are the next
  * cycle's to record. */
-static void guard_loop(RebootState *n, const RebootPolicy *p, usec_t now, bool still_required) {
+static void guard_loop(RebootState *n, const RebootPolicy *p, usec_t now, bool still_required, bool by_request) {
         bool within;
 
         n->kernel_before = mfree(n->kernel_before);
         n->kernel_after = mfree(n->kernel_after);
-        within = n->stats.last_reboot > 0 && n->stats.last_reboot != USEC_INFINITY &&
+        within = !by_request && n->stats.last_reboot > 0 && n->stats.last_reboot != USEC_INFINITY &&
                 (still_required || (now >= n->stats.last_reboot && now - n->stats.last_reboot < p->loop_guard_usec));
         if (p->loop_guard_usec == 0 || !within) {
                 n->stats.loops = 0;
@@ -264,7 +265,7 @@ static int step_idle(RebootState *n, RebootEvent ev, const RebootEventData *d, c
                 n->pending_since = now;
                 if (set_string(&n->reason, d->reason) < 0)
                         return -ENOMEM;
-                guard_loop(n, p, now, false);
+                guard_loop(n, p, now, false, d->by_request);
                 *action = REBOOT_ACTION_ACQUIRE;
                 return 0;
 
@@ -346,6 +347,11 @@ static int step_locked(RebootState *n, RebootEvent ev, const RebootEventData *d,
                 drop_lease(n);
                 *action = REBOOT_ACTION_ACQUIRE;
                 return 0;
+
+        case REBOOT_EVENT_PAUSED:
+                /* Paused between the read before the slot and now (a slow API server): the Node is
+                 * untouched; the slot goes back and the node waits at its place, no back-off. */
+                return roll_back(n, REBOOT_PHASE_PENDING, 0, NULL, now, action);
 
         default:
                 return 0;
@@ -467,7 +473,9 @@ static int step_recovering(RebootState *n, RebootEvent ev, const RebootEventData
                         /* Still (or again) required after the reboot: a new cycle. */
                         enter(n, REBOOT_PHASE_PENDING, now);
                         n->pending_since = now;
-                        guard_loop(n, p, now, true);
+                        if (d->reason && set_string(&n->reason, d->reason) < 0)
+                                return -ENOMEM;
+                        guard_loop(n, p, now, true, d->by_request);
                         *action = REBOOT_ACTION_ACQUIRE;
                 } else {
                         enter(n, REBOOT_PHASE_IDLE, now);

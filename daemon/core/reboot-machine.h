@@ -36,6 +36,7 @@ typedef enum RebootEvent {
         REBOOT_EVENT_REBOOT_FAILED,     /* logind refused, or the machine still runs after the timeout; data.message */
         REBOOT_EVENT_NODE_READY,
         REBOOT_EVENT_RESTORED,          /* uncordoned if ours, marks removed, lease released */
+        REBOOT_EVENT_PAUSED,            /* LOCKED: an operator paused reboots meanwhile; give the slot back */
         _REBOOT_EVENT_MAX,
         _REBOOT_EVENT_INVALID = -EINVAL,
 } RebootEvent;
@@ -92,6 +93,8 @@ typedef struct RebootState {
 
 typedef struct RebootEventData {
         bool sentinel_present;
+        bool by_request;                /* required only by an operator's request (noderebootctl
+                                         * request): on purpose, never a reboot loop */
         bool same_boot;
         bool node_unschedulable;
         const char *lease;

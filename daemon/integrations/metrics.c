@@ -13,6 +13,7 @@ static const char *const block_names[_METRICS_BLOCK_MAX] = {
         [METRICS_BLOCK_INHIBITOR] = "inhibitor",
         [METRICS_BLOCK_ALERTS] = "alerts",
         [METRICS_BLOCK_LOOP_GUARD] = "loop_guard",
+        [METRICS_BLOCK_PAUSE] = "pause",
 };
 
 const char *metrics_block_to_string(MetricsBlock b) {

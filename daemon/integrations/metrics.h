@@ -18,6 +18,7 @@ typedef enum MetricsBlock {
         METRICS_BLOCK_INHIBITOR,        /* a shutdown inhibitor in logind */
         METRICS_BLOCK_ALERTS,           /* Prometheus alerts ([Blockers] PrometheusURL=) */
         METRICS_BLOCK_LOOP_GUARD,       /* required again right after our reboot ([Reboot] LoopGuardSec=) */
+        METRICS_BLOCK_PAUSE,            /* an operator paused the lock group or this node (noderebootctl pause) */
         _METRICS_BLOCK_MAX,
         _METRICS_BLOCK_INVALID = -EINVAL,
 } MetricsBlock;

@@ -350,6 +350,27 @@ int node_patch_labels(KubeClient *c, const char *name, char **pairs, NodeDoneHan
         return node_patch_metadata(c, name, "labels", pairs, handler, userdata);
 }
 
+int node_patch_annotations_and_labels(KubeClient *c, const char *name, char **annotations, char **labels,
+                                      NodeDoneHandler handler, void *userdata) {
+        _cleanup_json_ json_object *patch = NULL, *other = NULL;
+        json_object *map;
+        int r;
+
+        if (!c || !node_name_is_valid(name))
+                return -EINVAL;
+        r = metadata_patch("annotations", annotations, &patch);
+        if (r >= 0)
+                r = metadata_patch("labels", labels, &other);
+        if (r < 0)
+                return r;
+        map = json_get(other, "metadata.labels");
+        if (json_object_object_add(json_get(patch, "metadata"), "labels", json_object_get(map)) < 0) {
+                json_object_put(map);
+                return -ENOMEM;
+        }
+        return node_merge_patch(c, name, patch, handler, userdata);
+}
+
 /* -------------------------------------------------------------------------------------------- */
 
 static bool taint_is_ours(json_object *taint, const char *key) {

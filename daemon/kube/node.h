@@ -48,6 +48,9 @@ int node_set_unschedulable(KubeClient *c, const char *name, bool unschedulable, 
  * removal as the last pair still needs the terminating NULL: { "k", NULL, NULL }. */
 int node_patch_annotations(KubeClient *c, const char *name, char **pairs, NodeDoneHandler handler, void *userdata);
 int node_patch_labels(KubeClient *c, const char *name, char **pairs, NodeDoneHandler handler, void *userdata);
+/* Both in one merge patch. */
+int node_patch_annotations_and_labels(KubeClient *c, const char *name, char **annotations, char **labels,
+                                      NodeDoneHandler handler, void *userdata);
 /* Adds or removes a PreferNoSchedule taint (read, JSON patch with a test of resourceVersion). */
 int node_set_taint(KubeClient *c, const char *name, const char *key, bool present, NodeDoneHandler handler,
                    void *userdata);

@@ -297,6 +297,11 @@ struct Queue {
         char *failing_reason;           /* set once they turn the queue off: why */
         bool redated;                   /* our ticket was re-dated since the last join */
         usec_t expired_pass_over_usec;  /* queue_set_expired_pass_over() */
+        bool no_pass_over;              /* queue_set_pass_over(q, false) */
+        QueuePassOverCheck pass_check;  /* queue_set_pass_over_check() */
+        void *pass_check_userdata;
+        bool pass_asked;                /* the check runs for the stalled head */
+        bool pass_confirmed;            /* ... and said go */
         sd_event_source *notify_event;  /* a deferred call of the handler */
         sd_event_source *settle_timer;  /* our ticket is new: the end of QUEUE_SETTLE_USEC */
 
@@ -746,6 +751,7 @@ static void queue_pass_over(Queue *q, const QueueEntry *head) {
 static void queue_stall_reset(Queue *q) {
         q->stall_head = mfree(q->stall_head);
         q->stall_timer = sd_event_source_disable_unref(q->stall_timer);
+        q->pass_asked = q->pass_confirmed = false;
 }
 
 static void queue_watch_stall(Queue *q, const QueueLine *line, unsigned free_slots, unsigned expired_slots,
@@ -758,7 +764,7 @@ static void queue_watch_stall(Queue *q, const QueueLine *line, unsigned free_slo
         _cleanup_free_ char *key = NULL;
         int r;
 
-        if (delay == USEC_INFINITY || !line->head) {
+        if (delay == USEC_INFINITY || !line->head || q->no_pass_over) {
                 queue_stall_reset(q);
                 return;
         }
@@ -776,6 +782,13 @@ static void queue_watch_stall(Queue *q, const QueueLine *line, unsigned free_slo
         seen = MAX(kube_watch_live_since(q->watch), slots_seen_since);
         deadline = seen == USEC_INFINITY ? now + delay : MAX(q->stall_since, seen) + delay;
         if (seen != USEC_INFINITY && now >= deadline) {
+                if (q->pass_check && !q->pass_confirmed) {
+                        if (!q->pass_asked) {
+                                q->pass_asked = true;
+                                q->pass_check(q, q->pass_check_userdata);
+                        }
+                        return;
+                }
                 queue_pass_over(q, line->head);
                 queue_stall_reset(q);
                 return;
@@ -813,6 +826,28 @@ static bool queue_settling(Queue *q) {
                                        on_settle_timer, q) < 0)
                 return false;
         return true;
+}
+
+void queue_set_pass_over(Queue *q, bool allowed) {
+        if (q)
+                q->no_pass_over = !allowed;
+}
+
+void queue_set_pass_over_check(Queue *q, QueuePassOverCheck check, void *userdata) {
+        if (!q)
+                return;
+        q->pass_check = check;
+        q->pass_check_userdata = userdata;
+}
+
+void queue_pass_over_answer(Queue *q, bool go) {
+        if (!q || !q->pass_asked)
+                return;
+        q->pass_asked = false;
+        if (!go)
+                return;
+        q->pass_confirmed = true;
+        queue_notify(q);                /* the owner looks at its place again: the pass-over goes */
 }
 
 void queue_set_expired_pass_over(Queue *q, usec_t period) {

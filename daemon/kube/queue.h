@@ -87,6 +87,16 @@ QueueVerdict queue_place(Queue *q, unsigned free_slots, unsigned expired_slots, 
                          QueueHoldsSlot holds, void *userdata, QueuePlace *ret);
 /* Default: never (a head is passed over only for a free slot). */
 void queue_set_expired_pass_over(Queue *q, usec_t period);
+/* Whether a head that leaves a slot untaken may be passed over (default yes). No while the lock
+ * group is paused: every head then rightly waits. */
+void queue_set_pass_over(Queue *q, bool allowed);
+/* Asked once before a head is passed over (NULL: never asked, the default); the owner answers
+ * with queue_pass_over_answer(): go, or not (then it calls queue_set_pass_over(q, false) until it
+ * is allowed again). The owner of a paused lock group reads the pause here: nodes far back in line
+ * do not otherwise know of it. */
+typedef void (*QueuePassOverCheck)(Queue *q, void *userdata);
+void queue_set_pass_over_check(Queue *q, QueuePassOverCheck check, void *userdata);
+void queue_pass_over_answer(Queue *q, bool go);
 
 const char *queue_verdict_to_string(QueueVerdict v);
 

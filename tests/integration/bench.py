@@ -36,6 +36,9 @@ SOURCE_ROOT = os.environ.get("SOURCE_ROOT") or os.path.abspath(os.path.join(os.p
 BUILD_ROOT = os.environ.get("BUILD_ROOT") or os.path.join(SOURCE_ROOT, "build")
 PYTHON = "/usr/bin/python3"
 RBAC_MANIFESTS = os.path.join(SOURCE_ROOT, "packaging", "kubernetes", "rbac.yaml")
+# The operators' role (noderebootctl pause/resume), bound to the group nodereboot-operators.
+OPERATOR_RBAC_MANIFESTS = os.path.join(SOURCE_ROOT, "packaging", "kubernetes", "operator-rbac.yaml")
+OPERATOR_GROUP = "nodereboot-operators"
 ADMISSION_MANIFESTS = os.path.join(SOURCE_ROOT, "packaging", "kubernetes", "admission-policy.yaml")
 ADMISSION_POLICY = "nodereboot-node-writes"
 SERVICE_ACCOUNT = "system:serviceaccount:kube-system:nodereboot"
@@ -88,9 +91,9 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
 """
 
 
-def write_token_kubeconfig(path, api, user, token):
-    """A node's kubeconfig: the test API server (an ApiServer) and a bearer token, mode 0600 (the
-    daemon refuses a credential others may read)."""
+def _write_kubeconfig(path, api, user, credential):
+    """A kubeconfig of the test API server (an ApiServer) for user, with credential (the YAML lines
+    under users[].user), mode 0600 (the daemon refuses a credential others may read)."""
     with open(path, "w") as f:
         f.write(f"""apiVersion: v1
 kind: Config
@@ -102,7 +105,7 @@ clusters:
 users:
 - name: {user}
   user:
-    token: {token}
+{credential}
 contexts:
 - name: test
   context:
@@ -111,6 +114,19 @@ contexts:
 current-context: test
 """)
     os.chmod(path, 0o600)
+    return path
+
+
+def write_token_kubeconfig(path, api, user, token):
+    """A node's kubeconfig: a bearer token."""
+    return _write_kubeconfig(path, api, user, f"    token: {token}")
+
+
+def write_cert_kubeconfig(path, api, user, groups=()):
+    """A person's kubeconfig: a client certificate of the test CA naming user and groups (as an
+    identity provider's would)."""
+    cert = api.control("POST", "/client-cert", {"user": user, "groups": list(groups)})   # file paths
+    return _write_kubeconfig(path, api, user, f"    client-certificate: {cert['cert']}\n    client-key: {cert['key']}")
 
 
 def write_node_config(path, name, kubeconfig, sentinel, dpkg_dir, overrides, log_level="debug"):
@@ -335,6 +351,15 @@ class ApiServer:
         if not_ready_seconds is not None:
             body["not_ready_seconds"] = not_ready_seconds
         return self.control("POST", f"/kubelets/{node}/start", body)
+
+    def set_pod_ready(self, namespace, name, ready):
+        """The pod's readiness probe fails (ready False: its kubelet reports it not ready, across
+        reboots too) or passes again."""
+        return self.control("POST", f"/pods/{namespace}/{name}/ready", {"ready": ready})
+
+    def pod_statuses(self):
+        """The pod statuses the simulated kubelets posted: {time, node, pod, status}."""
+        return self.control("GET", "/pod-statuses")
 
     def controllers(self, **settings):
         """Read or change the simulated controllers' settings (control.py post_controllers)."""
@@ -834,7 +859,7 @@ class Bench:
         # How long after the daemon of a new boot starts its kubelet posts (NodeDaemon.reboot).
         self.kubelet_delay = kubelet_delay
         if rbac:
-            server_args = ["--rbac-manifests", RBAC_MANIFESTS] + list(server_args)
+            server_args = ["--rbac-manifests", RBAC_MANIFESTS, "--rbac-manifests", OPERATOR_RBAC_MANIFESTS] + list(server_args)
         self.api = ApiServer(self.dir, seed if seed is not None else seed_cluster(nodes, **seed_args), server_args)
         self.nodes = {}
         try:

@@ -1649,9 +1649,22 @@ class PackagedRbacTest(unittest.TestCase):
             ("POST", leases, lease("nodereboot-1")),
             ("GET", leases + "/nodereboot-0"),
             ("PUT", leases + "/nodereboot-0", None),
+            # noderebootctl list; the pause, read before a slot and watched while paused
+            ("GET", "/api/v1/nodes?labelSelector=nodereboot.io%2Fstate&limit=100"),
+            ("GET", "/api/v1/namespaces/nodereboot/configmaps/nodereboot-pause"),
+            ("GET", "/api/v1/namespaces/nodereboot/configmaps?fieldSelector=metadata.name%3Dnodereboot-pause"),
         ]
         denied = [
-            ("GET", "/api/v1/nodes"), ("DELETE", "/api/v1/nodes/n2"), ("PUT", "/api/v1/nodes/n1", node("n1")),
+            # the pause is the operators' (operator-rbac.yaml), other ConfigMaps nobody's
+            ("POST", "/api/v1/namespaces/nodereboot/configmaps",
+             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nodereboot-pause"}}),
+            ("PUT", "/api/v1/namespaces/nodereboot/configmaps/nodereboot-pause",
+             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nodereboot-pause"}}),
+            ("DELETE", "/api/v1/namespaces/nodereboot/configmaps/nodereboot-pause"),
+            ("GET", "/api/v1/namespaces/nodereboot/configmaps/other"),
+            ("GET", "/api/v1/namespaces/nodereboot/configmaps"),
+            ("GET", "/api/v1/namespaces/kube-system/configmaps/nodereboot-pause"),
+            ("DELETE", "/api/v1/nodes/n2"), ("PUT", "/api/v1/nodes/n1", node("n1")),
             ("GET", "/api/v1/namespaces/default/pods/p"), ("DELETE", "/api/v1/namespaces/default/pods/p"),
             ("GET", "/api/v1/namespaces/default/secrets"),
             ("POST", "/api/v1/namespaces/kube-system/events", {"apiVersion": "v1", "kind": "Event",
@@ -1687,7 +1700,8 @@ class PackagedRbacTest(unittest.TestCase):
         token = text.split("token: ", 1)[1].split()[0]
         self.assertIn('server: "%s"' % self.s.ready["url"], text)
         self.assertEqual(self.status("GET", "/api/v1/nodes/n1", token=token), 200)
-        self.assertEqual(self.status("GET", "/api/v1/nodes", token=token), 403, "the token is the ServiceAccount")
+        self.assertEqual(self.status("GET", "/api/v1/namespaces/default/secrets", token=token), 403,
+                         "the token is the ServiceAccount")
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
         return token
 

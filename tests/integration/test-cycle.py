@@ -2,6 +2,7 @@
 """One node through the reboot cycle, with the real daemon, the test API server and a logind
 mock. Each test names the user story it proves."""
 
+import json
 import os
 import sys
 import time
@@ -123,9 +124,15 @@ class OneNodeCycle(unittest.TestCase):
             time.sleep(1)
             writes = [f"{e['method']} {e['path']}" for e in node_requests(b.api.request_log(), "n1")
                       if e["method"] not in ("GET",)]
-            # but for leaving the lock queue: its ticket goes
-            self.assertEqual(writes, ["DELETE /apis/coordination.k8s.io/v1/namespaces/nodereboot/leases/nodereboot-q-n1"],
+            # but for leaving the lock queue (its ticket goes) and the published status (idle again)
+            self.assertEqual(sorted(writes), ["DELETE /apis/coordination.k8s.io/v1/namespaces/nodereboot/leases/nodereboot-q-n1",
+                                              "PATCH /api/v1/nodes/n1"],
                              "no writes after the sentinel went away")
+            node = b.api.node("n1")
+            ours = {k for k in node["metadata"].get("annotations") or {} if k.startswith("nodereboot.io/")}
+            self.assertEqual(ours, {"nodereboot.io/status"}, "no cycle marks, only the published status")
+            self.assertEqual(json.loads(node["metadata"]["annotations"]["nodereboot.io/status"])["state"], "idle")
+            self.assertEqual(node["metadata"]["labels"]["nodereboot.io/state"], "idle")
             self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
             self.assertEqual(b.api.lease_holders()["nodereboot-0"], "n2")
 

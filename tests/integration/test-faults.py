@@ -309,7 +309,9 @@ current-context: x
             b.api.control("DELETE", "/log")
             n1.start()
             n1.touch_sentinel()
-            wait_for(lambda: "Failed to acquire the lock" in n1.log_text(), 15, "the TLS failure")
+            # The first request a pending node makes: whether reboots are paused, before the lock.
+            wait_for(lambda: "Failed to read ConfigMap nodereboot/nodereboot-pause" in n1.log_text(), 15,
+                     "the TLS failure")
             time.sleep(1)
             self.assertEqual(node_requests(b.api.request_log(), "n1"), [])
             self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
@@ -324,7 +326,7 @@ current-context: x
             self.write(n1.kubeconfig, text.replace("token: token-n1", "token: revoked-token"))
             n1.start()
             n1.touch_sentinel()
-            wait_for(lambda: "Failed to acquire the lock" in n1.log_text(), 15, "the 401")
+            wait_for(lambda: "Failed to read ConfigMap nodereboot/nodereboot-pause" in n1.log_text(), 15, "the 401")
             self.assertRegex(n1.log_text(), r"Permission denied|ermission")
             self.assertNotIn("revoked-token", n1.log_text(), "a secret reached the log")
             self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))

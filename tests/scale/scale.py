@@ -361,7 +361,7 @@ class Harness:
         except (OSError, ValueError):
             return
         self.inotify_limit = limit
-        need = self.n + 64
+        need = 2 * self.n + 64   # two inotify instances per daemon: the sentinel and the request file
         if limit >= need:
             return
         if self.args.raise_inotify:
@@ -375,7 +375,7 @@ class Harness:
             except OSError as e:
                 self.note(f"cannot raise {INOTIFY_INSTANCES}: {e}")
         self.note(f"{INOTIFY_INSTANCES} is {limit}: beyond ~{limit - 8} daemons the sentinel is polled every "
-                  "10 s instead of watched (one inotify instance per daemon, all as one user); "
+                  "10 s instead of watched (two inotify instances per daemon, all as one user); "
                   "--raise-inotify raises it")
 
     def check_rbac(self):

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """daemon/ is built in layers: basic, then kube, host and integrations (each on basic only), then
-core, then the two programs. A file may include headers of its own folder and of the layers below it, never of one
+core, then noderebootctl's commands (ctl), then the two programs. A file may include headers of its own folder and of the layers below it, never of one
 above or beside it. Prints every include that breaks this and exits 1; a header that no folder
 holds (a system header, build-config.h) is not ours to judge."""
 
@@ -15,7 +15,8 @@ ALLOWED = {
     "host": {"basic"},
     "integrations": {"basic"},
     "core": {"basic", "kube", "host", "integrations"},
-    "": {"basic", "kube", "host", "integrations", "core"},   # main.c, noderebootctl.c
+    "ctl": {"basic", "kube", "host", "integrations", "core"},   # noderebootctl's commands
+    "": {"basic", "kube", "host", "integrations", "core", "ctl"},   # main.c, noderebootctl.c
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 

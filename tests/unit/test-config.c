@@ -117,6 +117,8 @@ TEST(defaults) {
         ASSERT_FALSE(c->force_reboot);
         ASSERT_EQ(c->drain_delay_usec, 0);
         ASSERT_TRUE(c->drain_pod_selector == NULL);
+        ASSERT_TRUE(c->recovery_pod_selector == NULL);
+        ASSERT_EQ(c->recovery_timeout_usec, 10 * USEC_PER_MINUTE);
         ASSERT_EQ(c->skip_wait_for_delete_usec, 0);
         ASSERT_EQ(c->reboot_max_attempts, 3);
         ASSERT_EQ(c->reboot_timeout_usec, 10 * USEC_PER_MINUTE);
@@ -507,6 +509,8 @@ TEST(bad_values) {
                 { "Reboot", "RetrySec", "1y", "expected a time span" },
                 { "Reboot", "DelaySec", "-1s", "expected a time span" },
                 { "Blockers", "PodSelector", "=x", "expected a label selector" },
+                { "Recovery", "WaitForPodsSelector", "app in (csi", "expected a label selector" },
+                { "Recovery", "TimeoutSec", "soon", "or 0 or infinity for no timeout" },
                 { "Blockers", "PackageManagerLocks", "/ok relative/lock", "space-separated absolute paths" },
                 { "Sentinel", "SettleSec", "2h", "at most 1h" },
                 { "Marks", "AnnotateNodes", "2", "expected a boolean" },

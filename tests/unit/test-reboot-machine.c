@@ -38,6 +38,7 @@ static const Row table[] = {
         { P(LOCKED),     E(SENTINEL),        0, ANY, ANY, ANY, ANY, ANY,   P(ROLLING_BACK), A(RESTORE) },
         { P(LOCKED),     E(TICK),          ANY, ANY, ANY, ANY, ANY, ANY,   P(LOCKED),       A(READ_NODE) },
         { P(LOCKED),     E(NODE_READ),     ANY, ANY, ANY, ANY, ANY, ANY,   P(DRAINING),     A(DRAIN) },
+        { P(LOCKED),     E(PAUSED),        ANY, ANY, ANY, ANY, ANY, ANY,   P(ROLLING_BACK), A(RESTORE) },
         { P(LOCKED),     E(LOCK_LOST),     ANY, ANY, ANY, ANY, ANY, ANY,   P(PENDING),      A(ACQUIRE) },
 
         { P(DRAINING),   E(START),           0, ANY, ANY, ANY, ANY, ANY,   P(ROLLING_BACK), A(RESTORE) },
@@ -356,6 +357,36 @@ TEST(loop_guard) {
         reboot_state_done(&s);
 }
 
+TEST(request_is_no_loop_and_pause_gives_the_slot_back) {
+        /* An operator's request right after our reboot is on purpose: no loop guard. */
+        RebootPolicy p = policy;
+        RebootState s;
+        RebootEventData d = { .sentinel_present = true, .by_request = true, .reason = "requested" };
+        usec_t up = 10000 * USEC_PER_SEC, t = up + 60 * USEC_PER_SEC, since;
+
+        p.loop_guard_usec = USEC_PER_HOUR;
+        reboot_state_init(&s);
+        s.stats.last_reboot = up;
+        step(&s, E(SENTINEL), &d, &p, t, P(PENDING), A(ACQUIRE));
+        ASSERT_EQ(s.stats.loops, 0);
+        ASSERT_EQ(s.retry_after, 0);
+        since = s.pending_since;
+
+        /* Paused while the slot was being taken: the slot goes back, the node waits at its
+         * place in line (pending_since kept), with no back-off and no failure counted. */
+        d = (RebootEventData) { .lease = "nodereboot-0", .sentinel_present = true };
+        step(&s, E(LOCK_ACQUIRED), &d, &p, t + 1, P(LOCKED), A(READ_NODE));
+        step(&s, E(PAUSED), NULL, &p, t + 2, P(ROLLING_BACK), A(RESTORE));
+        ASSERT_EQ(s.rollback_to, P(PENDING));
+        ASSERT_EQ(s.retry_after, 0);
+        ASSERT_EQ(s.failed_cycles, 0);
+        ASSERT_FALSE(s.cordoned);
+        step(&s, E(RESTORED), &d, &p, t + 3, P(PENDING), A(ACQUIRE));
+        ASSERT_EQ(s.pending_since, since);
+        ASSERT_TRUE(!s.lease);
+        reboot_state_done(&s);
+}
+
 TEST(reboot_that_never_happens_rolls_back) {
         RebootState s;
         RebootEventData d = { .sentinel_present = true, .lease = "nodereboot-0", .same_boot = true,
@@ -486,6 +517,7 @@ int main(void) {
         RUN(lease_keeps_its_machine_id);
         RUN(statistics_follow_the_cycles);
         RUN(loop_guard);
+        RUN(request_is_no_loop_and_pause_gives_the_slot_back);
         RUN(reboot_that_never_happens_rolls_back);
         RUN(drain_failure_keeps_admin_cordon_and_backs_off);
         RUN(strings);

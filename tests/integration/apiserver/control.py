@@ -27,6 +27,13 @@ change the world around it. JSON in and out; the endpoints are the ROUTES table 
                                   new_boot; the same without either), reporting kernelVersion
                                   kernel from now on (uname -r of the new boot); creates it for a
                                   Node that does not exist yet
+  POST /pods/NS/NAME/ready {"ready": bool}
+                                  the pod's readiness probe fails (false: its kubelet reports it
+                                  not ready, also after a reboot, while its containers run) or
+                                  passes again (true)
+  GET /pod-statuses               the pod statuses kubelets posted after a (re)start and through
+                                  /pods/NS/NAME/ready: {time, node, pod: "ns/name", status:
+                                  restarting|running|unready|ready}, in time order
   GET /timeline[?kubelets=1]      node schedulability changes {time, node, unschedulable, ...};
                                   with kubelets=1 also {time, node, kubelet: started|stopped|
                                   ready|notready, boot_id}, in time order
@@ -34,7 +41,10 @@ change the world around it. JSON in and out; the endpoints are the ROUTES table 
                                   as given, status included); DELETE /objects/KIND/NS-or-_/NAME
   GET/POST /clock {"offset": S}; GET/POST /controllers {replicasets, deletion_scale, start_delay,
                                   node_monitor_grace_period, node_status_report_frequency,
-                                  min_request_timeout, eviction_retry_duration}
+                                  min_request_timeout, eviction_retry_duration, pod_status_delay
+                                  (how long after a rebooted node's kubelet posts Node Ready it
+                                  posts its pods' statuses; until then the API shows the stale
+                                  ones from before the reboot)}
   GET /watches (open watch streams); GET /state (resourceVersion, history floor, API port state)
 """
 
@@ -222,6 +232,18 @@ def post_kubelet_start(ctx, body, q, name):
         return 200, k.info()
 
 
+def post_pod_ready(ctx, body, q, ns, name):
+    pod = ctx.cluster.set_pod_ready(ns, name, bool((body or {}).get("ready", True)))
+    if pod is None:
+        raise _Bad(404, "no pod %s/%s" % (ns, name))
+    return 200, pod
+
+
+def get_pod_statuses(ctx, body, q):
+    with ctx.store.lock:
+        return 200, list(ctx.cluster.pod_status_log)
+
+
 def get_timeline(ctx, body, q):
     with ctx.store.lock:
         out = list(ctx.cluster.timeline)
@@ -279,6 +301,8 @@ def post_controllers(ctx, body, q):
         ctx.cluster.deletion_scale = float(body["deletion_scale"])
     if "start_delay" in body:
         ctx.cluster.start_delay = float(body["start_delay"])
+    if "pod_status_delay" in body:
+        ctx.cluster.pod_status_delay = float(body["pod_status_delay"])
     timing = ctx.cluster.timing
     if "node_monitor_grace_period" in body:
         timing.grace_period = float(body["node_monitor_grace_period"])
@@ -295,7 +319,8 @@ def post_controllers(ctx, body, q):
 def get_controllers(ctx, body, q):
     c = ctx.cluster
     return 200, {"replicasets": c.replicasets_enabled, "deletion_scale": c.deletion_scale,
-                 "start_delay": c.start_delay, "node_monitor_grace_period": c.timing.grace_period,
+                 "start_delay": c.start_delay, "pod_status_delay": c.pod_status_delay,
+                 "node_monitor_grace_period": c.timing.grace_period,
                  "node_status_report_frequency": c.timing.status_report,
                  "min_request_timeout": ctx.min_request_timeout,
                  "eviction_retry_duration": ctx.eviction_retry_duration}
@@ -328,6 +353,8 @@ ROUTES = {
     ("GET", r"/kubelets/([^/]+)"): get_kubelet,
     ("POST", r"/kubelets/([^/]+)/stop"): post_kubelet_stop,
     ("POST", r"/kubelets/([^/]+)/start"): post_kubelet_start,
+    ("POST", r"/pods/([^/]+)/([^/]+)/ready"): post_pod_ready,
+    ("GET", r"/pod-statuses"): get_pod_statuses,
     ("GET", r"/timeline"): get_timeline,
     ("GET", r"/objects"): get_objects,
     ("POST", r"/objects"): post_objects,

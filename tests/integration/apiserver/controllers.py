@@ -89,6 +89,18 @@ class Cluster:
         self.timers = Timers()
         self.deletion_scale = deletion_scale
         self.start_delay = 0.3
+        # How long after a rebooted node's kubelet starts (and posts the Node Ready) it posts the
+        # statuses of the pods that survived the reboot. The real kubelet posts pod statuses from
+        # its status manager (pkg/kubelet/status/status_manager.go: syncBatch, after a pod worker
+        # synced the pod), independently of the Node status loop that posts Ready
+        # (kubelet_node_status.go): until then the API shows the previous boot's status, Running and
+        # Ready=True, with container startedAt times from before the reboot. 0: at once.
+        self.pod_status_delay = 0.0
+        # (namespace, name) of pods whose readiness probe fails (control POST /pods/NS/NAME/ready):
+        # their containers run but the kubelet reports them not ready until released.
+        self.held_unready = set()
+        # Every pod status a kubelet posted through the paths below: {time, node, pod, status}.
+        self.pod_status_log = []
         # The disruption controller's DeletionTimeout (2 min, scaled): how long an eviction's entry
         # in status.disruptedPods keeps its pod out of the healthy count if the pod is not deleted.
         self.disrupted_pod_timeout = disrupted_pod_timeout
@@ -222,7 +234,51 @@ class Cluster:
                 return
             new = copy.deepcopy(pod)
             new["status"] = running_status(pod, self.clock)
+            if (ns, name) in self.held_unready:
+                new["status"] = unready_status(new)
             self.objects.replace_raw(self.res_pod, new)
+
+    def _post_pod_status(self, pod, status, what):
+        """The kubelet posts a pod's status (logged for the tests: GET /pod-statuses)."""
+        new = copy.deepcopy(pod)
+        new["status"] = status
+        self.pod_status_log.append({"time": time.time(), "node": (pod.get("spec") or {}).get("nodeName"),
+                                    "pod": "%s/%s" % (pod["metadata"].get("namespace", ""), pod["metadata"]["name"]),
+                                    "status": what})
+        return self.objects.replace_raw(self.res_pod, new)
+
+    def _kubelet_restarted(self, ns, name, uid, started):
+        """The late first post of a pod's status by the kubelet of a new boot (pod_status_delay)."""
+        with self.store.lock:
+            pod = self.store.get(self.res_pod.storage, ns, name)
+            k = self.kubelets.get((pod or {}).get("spec", {}).get("nodeName") or "")
+            if pod is None or pod["metadata"]["uid"] != uid or k is None or not k.running or k.started != started:
+                return
+            self._post_pod_status(pod, restarting_status(pod, self.clock), "restarting")
+            self.timers.schedule(self.start_delay, self._kubelet_resync, ns, name, uid)
+
+    def set_pod_ready(self, ns, name, ready):
+        """A pod's readiness probe starts failing (ready False: the kubelet reports it not ready from
+        now on, also after a reboot, while its containers run) or passes again."""
+        with self.store.lock:
+            pod = self.store.get(self.res_pod.storage, ns, name)
+            if pod is None:
+                return None
+            if ready:
+                self.held_unready.discard((ns, name))
+            else:
+                self.held_unready.add((ns, name))
+            node = (pod.get("spec") or {}).get("nodeName")
+            if (pod.get("status") or {}).get("phase") != "Running" or not node or not self._node_ok(node):
+                return pod
+            running = all("running" in (c.get("state") or {}) for c in pod["status"].get("containerStatuses") or [])
+            if not running:
+                return pod  # the resync after the (re)start applies it
+            if ready and not is_ready(pod):
+                return self._post_pod_status(pod, ready_status(pod), "ready")
+            if not ready and is_ready(pod):
+                return self._post_pod_status(pod, unready_status(pod), "unready")
+            return pod
 
     def _kubelet_resync(self, ns, name, uid):
         """A pod of a kubelet that came back runs (and is ready) again."""
@@ -233,11 +289,18 @@ class Cluster:
             node = (pod.get("spec") or {}).get("nodeName")
             if not node or (pod.get("status") or {}).get("phase") != "Running" or not self._node_ok(node):
                 return
+            held = (ns, name) in self.held_unready
+            running = all("running" in (c.get("state") or {}) for c in pod["status"].get("containerStatuses") or [])
             if is_ready(pod) and all(c.get("ready") for c in pod["status"].get("containerStatuses") or []):
+                if not held:
+                    return
+            elif held and running and pod["status"].get("containerStatuses"):
                 return
-            new = copy.deepcopy(pod)
-            new["status"] = running_status(pod, self.clock, restarts=_restarts(pod))
-            self.objects.replace_raw(self.res_pod, new)
+            st = running_status(pod, self.clock, restarts=_restarts(pod))
+            if held:
+                self._post_pod_status(pod, unready_status(dict(pod, status=st)), "unready")
+            else:
+                self._post_pod_status(pod, st, "running")
 
     def kubelet_started(self, node_name, rebooted):
         """What a kubelet catches up on when it starts (or its runtime is back). After a reboot its
@@ -259,10 +322,13 @@ class Cluster:
                     self.timers.schedule(self.start_delay, self._kubelet_start, md["namespace"], md["name"],
                                          md["uid"])
                 elif phase == "Running":
+                    if rebooted and self.pod_status_delay > 0:
+                        k = self.kubelets.get(node_name)
+                        self.timers.schedule(self.pod_status_delay, self._kubelet_restarted, md["namespace"],
+                                             md["name"], md["uid"], k.started if k else None)
+                        continue
                     if rebooted:
-                        new = copy.deepcopy(p)
-                        new["status"] = restarting_status(p, self.clock)
-                        self.objects.replace_raw(self.res_pod, new)
+                        self._post_pod_status(p, restarting_status(p, self.clock), "restarting")
                     self.timers.schedule(self.start_delay, self._kubelet_resync, md["namespace"], md["name"],
                                          md["uid"])
 
@@ -521,8 +587,37 @@ def restarting_status(pod, clock):
     return st
 
 
+def ready_status(pod):
+    """A running pod whose readiness probes pass (again): the containers keep their start times."""
+    st = copy.deepcopy(pod.get("status") or {})
+    for c in st.get("conditions") or []:
+        if c.get("type") in ("Ready", "ContainersReady"):
+            c.update(status="True", lastTransitionTime=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            c.pop("reason", None)
+            c.pop("message", None)
+    for cs in st.get("containerStatuses") or []:
+        cs["ready"] = True
+    return st
+
+
+def unready_status(pod):
+    """A running pod whose readiness probe fails: containers running (since their start), not ready."""
+    st = copy.deepcopy(pod.get("status") or {})
+    names = [cs.get("name", "") for cs in st.get("containerStatuses") or []]
+    for c in st.get("conditions") or []:
+        if c.get("type") in ("Ready", "ContainersReady"):
+            c.update(status="False", reason="ContainersNotReady",
+                     message="containers with unready status: [%s]" % " ".join(names),
+                     lastTransitionTime=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    for cs in st.get("containerStatuses") or []:
+        cs["ready"] = False
+    return st
+
+
 def running_status(pod, clock, restarts=0):
     now = clock.rfc3339()
+    # The container runtime stamps startedAt with the node's clock, not the control plane's.
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     containers = (pod.get("spec") or {}).get("containers") or []
     node = (pod.get("spec") or {}).get("nodeName", "")
     n = sum(ord(c) for c in pod["metadata"]["name"]) % 250 + 2
@@ -541,6 +636,6 @@ def running_status(pod, clock, restarts=0):
         "containerStatuses": [{"name": c.get("name", "c%d" % i), "ready": True, "started": True,
                                "restartCount": restarts, "image": c.get("image", ""),
                                "imageID": "", "containerID": "containerd://%032x" % (i + 1),
-                               "state": {"running": {"startedAt": now}}}
+                               "state": {"running": {"startedAt": started}}}
                               for i, c in enumerate(containers)],
     }

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What each daemon publishes on its Node for noderebootctl list and kubectl: the annotation
+ * nodereboot.io/status, compact JSON {"lock", "state", "since", "reason", "blocked", "slot",
+ * "last_reboot", "result", "kernel_before", "kernel_after"} (absent members are unknown or none),
+ * and the label nodereboot.io/state=<state> for kubectl get nodes -L nodereboot.io/state.
+ * Written only when it changes: one patch per state change of a cycle, none while idle. */
+#pragma once
+
+#include "reboot-machine.h"
+
+#define PUBLISHED_STATUS_ANNOTATION "nodereboot.io/status"
+#define PUBLISHED_STATE_LABEL "nodereboot.io/state"
+
+typedef struct PublishedStatus {
+        char *lock;
+        char *state;
+        usec_t since;                   /* CLOCK_REALTIME, 0 unknown */
+        char *reason;
+        char *blocked;                  /* why a pending node does not go on (metrics' reason) */
+        char *slot;
+        usec_t last_reboot;
+        char *result;                   /* "rebooted", "failed: <why>" */
+        char *kernel_before;
+        char *kernel_after;
+} PublishedStatus;
+
+void published_status_done(PublishedStatus *p);
+
+/* Pure. The annotation's value for state s of lock group lock_name; blocked may be NULL. */
+char *published_status_format(const RebootState *s, const char *lock_name, const char *blocked);
+/* Pure. -EBADMSG for text that is not such an object (a hand edit): the caller shows "unknown". */
+int published_status_parse(const char *text, PublishedStatus *ret);
