@@ -121,7 +121,13 @@ struct Manager {
         sd_event_source *publish_defer; /* the changes of one turn of the loop: one write */
         PauseWatch *pause_watch;        /* while paused (noderebootctl pause): shows the resume at once */
         bool pause_busy;                /* the read before a slot is taken is under way */
+        bool pause_recheck_busy;        /* the read again in LOCKED is under way */
+        bool pause_poll_only;           /* the pause cannot be watched (403 on list): read every 30 s */
+        bool pause_watch_failing;       /* the watch reported an error since it last listed */
         bool pause_rechecked;           /* LOCKED: read again, uncached, before the Node is touched */
+        BlockersCheck *gate_preflight;  /* does [Recovery] WaitForPodsSelector= match a pod here? */
+        bool gate_preflight_ok;         /* ... it did, in this pending period */
+        bool gate_preflight_warned;
         usec_t pause_clear_at;          /* CLOCK_MONOTONIC: the last read found nothing paused */
         char *pause_said;               /* the pause the last RebootPaused Event was posted for */
 
@@ -271,7 +277,7 @@ static int on_publish_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static void on_status_published(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         Manager *m = userdata;
 
-        if (error == -EACCES || error == -EINVAL || error == -EPROTO) {
+        if ((error == -EACCES && response->status != 401) || error == -EINVAL || error == -EPROTO) {
                 /* Refused (an admission policy older than this daemon, RBAC): the operator's to
                  * fix, said once; this status is not sent again, the next change is. */
                 const char *why = node_refusal(response);
@@ -284,6 +290,7 @@ static void on_status_published(KubeClient *c, int error, const KubeResponse *re
                 free(m->publish_refused);
                 m->publish_refused = TAKE_PTR(m->publishing);
                 m->published = mfree(m->published);
+                manager_publish_status(m);      /* a change while the refused write was under way */
                 return;
         }
         if (error < 0) {
@@ -316,9 +323,11 @@ static void manager_publish_status(Manager *m) {
         const char *blocked = NULL;
         int r;
 
-        /* LOCKED lasts until the Node is read, then DRAINING: the slot's Lease says it meanwhile. */
+        /* LOCKED lasts until the Node is read, then DRAINING: the slot's Lease says it meanwhile. A
+         * slot given back before the Node was touched (a pause, a cancel) leaves the Node alone. */
         if (!m->client || !m->config->annotate_nodes || m->publishing || m->stopping ||
-            m->state.phase == REBOOT_PHASE_LOCKED)
+            m->state.phase == REBOOT_PHASE_LOCKED ||
+            (m->state.phase == REBOOT_PHASE_ROLLING_BACK && !m->state.cordoned))
                 return;
         for (MetricsBlock b = 0; b < _METRICS_BLOCK_MAX; b++)
                 if (m->blocked[b]) {
@@ -482,6 +491,7 @@ static void manager_stop_action(Manager *m) {
         m->alerts_clear = false;
         m->alerts_drained_since = 0;
         m->pause_rechecked = false;
+        m->gate_preflight = blockers_check_free(m->gate_preflight);
         m->action = REBOOT_ACTION_NONE;
         m->action_failures = 0;
         m->reboot_deadline = 0;
@@ -975,6 +985,7 @@ static void manager_update_pending_watchers(Manager *m) {
                 manager_leave_queue(m);
                 manager_unwatch_pause(m);
                 m->pause_said = mfree(m->pause_said);
+                m->gate_preflight_ok = m->gate_preflight_warned = false;
         }
 }
 
@@ -1245,6 +1256,67 @@ static bool manager_check_alerts(Manager *m) {
         return true;
 }
 
+/* ---- the health gate, looked at before the cycle: does its selector match a pod here? ------- */
+
+static void manager_acquire(Manager *m);
+
+static void on_gate_preflight(int error, const char *match, void *userdata) {
+        Manager *m = userdata;
+        char t[FORMAT_TIMESPAN_MAX];
+
+        m->gate_preflight = blockers_check_free(m->gate_preflight);
+        if (m->action != REBOOT_ACTION_ACQUIRE)
+                return;
+        if (error < 0) {
+                usec_t b = manager_retry_action(m);
+
+                log_warning_errno(error, "Failed to list the pods matching [Recovery] WaitForPodsSelector=%s, "
+                                  "retrying in %s: %m", m->config->recovery_pod_selector, format_timespan(t, sizeof t, b));
+                manager_set_waiting(m, "cannot list the pods of [Recovery] WaitForPodsSelector= (%s), retrying",
+                                    strerror(ERRNO_VALUE(error)));
+                return;
+        }
+        if (!match) {
+                /* The gate would wait for a pod that is not there: the node would stay cordoned
+                 * after its reboot. Better not begin (a DaemonSet may yet come to this node). */
+                manager_leave_queue(m);
+                if (!m->gate_preflight_warned)
+                        log_warning("[Recovery] WaitForPodsSelector=%s matches no pod on node %s: after a reboot it "
+                                    "would stay cordoned. Not rebooting until one does (fix the selector, or run "
+                                    "the DaemonSet on this node).", m->config->recovery_pod_selector,
+                                    m->config->node_name);
+                m->gate_preflight_warned = true;
+                manager_set_waiting(m, "reboot held: [Recovery] WaitForPodsSelector=%s matches no pod on this node; "
+                                    "checking again in %s", m->config->recovery_pod_selector,
+                                    format_timespan(t, sizeof t, m->config->lock_recheck_usec));
+                manager_set_blocked(m, METRICS_BLOCK_BLOCKERS);
+                manager_arm_action_timer(m, m->config->lock_recheck_usec);
+                return;
+        }
+        m->action_failures = 0;
+        m->gate_preflight_ok = true;
+        manager_acquire(m);
+}
+
+/* Once per pending period, before the slot: true while the look is under way or found nothing. */
+static bool manager_check_gate_preflight(Manager *m) {
+        char *selectors[] = { m->config->recovery_pod_selector, NULL };
+        int r;
+
+        if (!m->config->recovery_pod_selector || m->gate_preflight_ok)
+                return false;
+        if (m->gate_preflight)
+                return true;
+        r = blockers_check(&m->gate_preflight, m->client, m->config->node_name, selectors, on_gate_preflight, m);
+        if (r == -ENODATA)
+                return false;
+        if (r < 0) {
+                log_error_errno(r, "Failed to list the pods of [Recovery] WaitForPodsSelector=: %m");
+                (void) manager_retry_action(m);
+        }
+        return true;
+}
+
 /* ---- an operator's pause (noderebootctl pause, kept in the cluster: kube/pause.h) ----------- */
 
 static void manager_say_paused(Manager *m, const PauseState *s) {
@@ -1262,19 +1334,30 @@ static void manager_say_paused(Manager *m, const PauseState *s) {
 
 static void manager_unwatch_pause(Manager *m) {
         m->pause_watch = pause_watch_free(m->pause_watch);
+        m->pause_watch_failing = false;
         queue_set_pass_over(m->queue, true);
 }
 
 static void on_pause_changed(int error, const PauseState *s, void *userdata) {
         Manager *m = userdata;
 
-        if (m->state.phase != REBOOT_PHASE_PENDING || !pause_watch_synced(m->pause_watch))
+        if (m->state.phase != REBOOT_PHASE_PENDING)
                 return;
         if (error < 0) {
-                /* The watch retries by itself; the pause it saw last stands. */
+                /* The watch retries by itself; the pause it saw last stands, and the node reads it
+                 * every 30 s meanwhile (manager_check_pause()), so a resume is not missed. One the
+                 * Role does not allow to watch at all is not watched again. */
                 log_debug_errno(error, "Watch of the pause ConfigMap failed, retrying: %m");
+                m->pause_watch_failing = true;
+                if (error == -EACCES)
+                        m->pause_poll_only = true;
+                if (m->action == REBOOT_ACTION_ACQUIRE)
+                        manager_arm_action_timer(m, ALERTS_RECHECK_USEC);
                 return;
         }
+        if (!pause_watch_synced(m->pause_watch))
+                return;
+        m->pause_watch_failing = false;
         queue_set_pass_over(m->queue, !s->group.set);
         if (pause_state_holds(s)) {
                 if (s->node.set && !s->group.set)
@@ -1322,14 +1405,19 @@ static void on_pause_read(int error, const PauseState *s, void *userdata) {
                 manager_acquire(m);
                 return;
         }
-        /* Paused: watched from now on, so that the resume is seen at once. A paused group keeps
-         * its place in line (and nobody passes over its head); a paused node steps out. */
-        r = pause_watch_new(&m->pause_watch, m->client, m->config->lock_queue_namespace, m->config->lock_name,
-                            m->config->node_name, on_pause_changed, m);
-        if (r < 0) {
-                log_warning_errno(r, "Failed to watch the pause ConfigMap: %m");
-                (void) manager_retry_action(m);
-                return;
+        /* Paused: watched from now on, so that the resume is seen at once (read every 30 s when
+         * the Role allows no watch). A paused group keeps its place in line (and nobody passes
+         * over its head); a paused node steps out. */
+        if (m->pause_poll_only)
+                manager_arm_action_timer(m, ALERTS_RECHECK_USEC);
+        else {
+                r = pause_watch_new(&m->pause_watch, m->client, m->config->lock_queue_namespace, m->config->lock_name,
+                                    m->config->node_name, on_pause_changed, m);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to watch the pause ConfigMap: %m");
+                        (void) manager_retry_action(m);
+                        return;
+                }
         }
         queue_set_pass_over(m->queue, !s->group.set);
         if (s->node.set && !s->group.set)
@@ -1345,17 +1433,20 @@ static bool manager_check_pause(Manager *m) {
         if (m->pause_watch) {
                 const PauseState *s = pause_watch_state(m->pause_watch);
 
-                if (!pause_watch_synced(m->pause_watch)) {
+                if (m->pause_watch_failing)
+                        /* It does not see changes now (an outage, a Role that allows get only):
+                         * a resume must not go unseen. Read instead, below. */
+                        manager_unwatch_pause(m);
+                else if (!pause_watch_synced(m->pause_watch)) {
                         manager_set_waiting(m, "checking whether reboots are paused");
                         return true;
-                }
-                if (pause_state_holds(s)) {
+                } else if (pause_state_holds(s)) {
                         manager_say_paused(m, s);
                         return true;
-                }
-                /* Resumed: the watch's word counts only as fresh as the resume it showed
-                 * (pause_clear_at); later, a read (the watch may be failing right now). */
-                manager_unwatch_pause(m);
+                } else
+                        /* Resumed: the watch's word counts only as fresh as the resume it showed
+                         * (pause_clear_at); later, a read. */
+                        manager_unwatch_pause(m);
         }
         if (m->pause_clear_at > 0 && now_usec(CLOCK_MONOTONIC) < m->pause_clear_at + PAUSE_CLEAR_VALID_USEC)
                 return false;
@@ -1382,19 +1473,24 @@ static void on_pass_over_pause(int error, const PauseState *s, void *userdata) {
 
         if (!m->queue)
                 return;
-        if (error < 0 || !s->group.set) {
+        if (error < 0 || !s->group.set || m->state.phase != REBOOT_PHASE_PENDING || m->pause_poll_only) {
+                /* (Without a watch nothing would allow it again: the head is passed over as
+                 * before, and a live head puts its ticket back at its place.) */
                 queue_pass_over_answer(m->queue, true);
                 return;
         }
+        if (!m->pause_watch) {
+                /* Watched from now on: the resume allows passing over again. */
+                r = pause_watch_new(&m->pause_watch, m->client, m->config->lock_queue_namespace,
+                                    m->config->lock_name, m->config->node_name, on_pause_changed, m);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to watch the pause ConfigMap: %m");
+                        queue_pass_over_answer(m->queue, true);
+                        return;
+                }
+        }
         queue_set_pass_over(m->queue, false);
         queue_pass_over_answer(m->queue, false);
-        if (m->pause_watch || m->state.phase != REBOOT_PHASE_PENDING)
-                return;
-        /* Watched from now on: the resume allows passing over again. */
-        r = pause_watch_new(&m->pause_watch, m->client, m->config->lock_queue_namespace, m->config->lock_name,
-                            m->config->node_name, on_pause_changed, m);
-        if (r < 0)
-                log_warning_errno(r, "Failed to watch the pause ConfigMap: %m");
 }
 
 static void on_pass_over_check(Queue *q, void *userdata) {
@@ -1410,7 +1506,7 @@ static void on_pass_over_check(Queue *q, void *userdata) {
 static bool manager_paused_out_of_line(Manager *m) {
         const PauseState *s;
 
-        if (!m->pause_watch || !pause_watch_synced(m->pause_watch))
+        if (!m->pause_watch || !pause_watch_synced(m->pause_watch) || m->pause_watch_failing)
                 return false;
         s = pause_watch_state(m->pause_watch);
         if (!s->node.set || s->group.set)
@@ -1506,6 +1602,8 @@ static void manager_acquire(Manager *m) {
         }
         if (manager_check_pause(m))
                 return;
+        if (manager_check_gate_preflight(m))
+                return;
         if (manager_check_blockers(m))
                 return;
         if (manager_check_alerts(m))
@@ -1537,6 +1635,7 @@ static void on_node_read(KubeClient *c, int error, json_object *node, void *user
                 log_warning_errno(error, "Failed to read Node %s, retrying: %m", m->config->node_name);
                 manager_set_waiting(m, "cannot read Node %s (%s), retrying", m->config->node_name,
                                     strerror(ERRNO_VALUE(error)));
+                m->pause_rechecked = false;     /* the pause is read again right before the cordon */
                 (void) manager_retry_action(m);
                 return;
         }
@@ -1551,7 +1650,7 @@ static void on_pause_rechecked(int error, const PauseState *s, void *userdata) {
         Manager *m = userdata;
         _cleanup_free_ char *d = NULL;
 
-        m->pause_busy = false;
+        m->pause_recheck_busy = false;
         if (m->action != REBOOT_ACTION_READ_NODE)
                 return;
         if (error < 0) {
@@ -1590,7 +1689,7 @@ static void manager_read_node(Manager *m) {
         if (!m->pause_rechecked) {
                 /* A pause can come while the slot is being taken (seconds on a slow API server,
                  * the time of an incident): read it once more, uncached, before the Node is touched. */
-                if (m->pause_busy)
+                if (m->pause_recheck_busy)
                         return;
                 r = pause_get(m->client, m->config->lock_queue_namespace, m->config->lock_name, m->config->node_name,
                               on_pause_rechecked, m);
@@ -1599,7 +1698,7 @@ static void manager_read_node(Manager *m) {
                         (void) manager_retry_action(m);
                         return;
                 }
-                m->pause_busy = true;
+                m->pause_recheck_busy = true;
                 manager_set_waiting(m, "holding lock slot %s, checking that reboots are not paused", m->state.lease);
                 return;
         }
@@ -2317,6 +2416,11 @@ static void manager_restore(Manager *m) {
                                             kernels ? " (kernel " : "", strempty(kernels), kernels ? ")" : "");
                         manager_post_event(m, "Normal", "Rebooted",
                                            msg ?: "nodereboot rebooted the node; it is back in service");
+                } else if (!m->state.cordoned) {
+                        /* Given back before the Node was touched: a pause, a cancel, a sentinel
+                         * that went away. Nothing was abandoned. */
+                        log_info("Gave lock slot %s back before touching node %s.", strna(m->state.lease),
+                                 m->config->node_name);
                 } else {
                         log_event(LOG_WARNING, MESSAGE_ROLLED_BACK,
                                   "Reboot cycle of node %s given up%s%s; the node is back in service.",
@@ -2985,6 +3089,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->follow_timer);
         drain_free(m->drain);
         blockers_check_free(m->blockers);
+        blockers_check_free(m->gate_preflight);
         queue_free(m->queue);
         lock_free(m->lock);
         window_free(m->window);

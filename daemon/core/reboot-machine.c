@@ -239,7 +239,9 @@ static void guard_loop(RebootState *n, const RebootPolicy *p, usec_t now, bool s
 
         n->kernel_before = mfree(n->kernel_before);
         n->kernel_after = mfree(n->kernel_after);
-        within = !by_request && n->stats.last_reboot > 0 && n->stats.last_reboot != USEC_INFINITY &&
+        if (by_request)
+                return;         /* on purpose: neither a loop nor the end of one */
+        within = n->stats.last_reboot > 0 && n->stats.last_reboot != USEC_INFINITY &&
                 (still_required || (now >= n->stats.last_reboot && now - n->stats.last_reboot < p->loop_guard_usec));
         if (p->loop_guard_usec == 0 || !within) {
                 n->stats.loops = 0;
@@ -294,6 +296,9 @@ static int step_pending(RebootState *n, RebootEvent ev, const RebootEventData *d
                 }
                 if (ev == REBOOT_EVENT_SENTINEL && d->reason && set_string(&n->reason, d->reason) < 0)
                         return -ENOMEM;
+                /* Only an operator's request left (the packages' sentinel went): no loop to stop. */
+                if (d->by_request && n->retry_after > 0 && n->retry_after == n->stats.loop_guard_until)
+                        n->retry_after = 0;
                 *action = REBOOT_ACTION_ACQUIRE;
                 return 0;
 

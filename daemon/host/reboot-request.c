@@ -117,7 +117,9 @@ int reboot_request_write(const char *dir, const RebootRequest *r) {
 
         if (!path || !text)
                 return -ENOMEM;
-        return write_file_atomic_full(path, text, strlen(text), 0600, WRITE_FILE_EXACT_MODE);
+        /* Written by root (noderebootctl), read by the daemon's own user: 0644 (nothing in it is
+         * secret; the folder, 0750, keeps others out anyway). */
+        return write_file_atomic_full(path, text, strlen(text), 0644, WRITE_FILE_EXACT_MODE);
 }
 
 int reboot_request_remove(const char *dir) {

@@ -344,6 +344,10 @@ bool pause_watch_synced(const PauseWatch *w) {
         return w && w->synced;
 }
 
+bool pause_watch_live(const PauseWatch *w) {
+        return w && w->synced && kube_watch_live_since(w->watch) != USEC_INFINITY;
+}
+
 const PauseState *pause_watch_state(const PauseWatch *w) {
         return &w->state;
 }

@@ -77,6 +77,8 @@ PauseWatch *pause_watch_free(PauseWatch *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PauseWatch *, pause_watch_free);
 /* Whether the watch has listed since it started. */
 bool pause_watch_synced(const PauseWatch *w);
+/* Whether it sees every change now (not failing, not between a failure and its next list). */
+bool pause_watch_live(const PauseWatch *w);
 const PauseState *pause_watch_state(const PauseWatch *w);
 
 /* Sets (value non-NULL) or removes (NULL) key in the ConfigMap: read, change, write with a

@@ -847,7 +847,7 @@ void queue_pass_over_answer(Queue *q, bool go) {
         if (!go)
                 return;
         q->pass_confirmed = true;
-        queue_notify(q);                /* the owner looks at its place again: the pass-over goes */
+        queue_notify_later(q);          /* the owner looks at its place again: the pass-over goes */
 }
 
 void queue_set_expired_pass_over(Queue *q, usec_t period) {
@@ -926,6 +926,7 @@ void queue_leave(Queue *q) {
         q->synced = false;
         queue_clear(q);
         queue_stall_reset(q);
+        q->no_pass_over = false;        /* the next time in line asks again (queue_set_pass_over_check) */
         q->pass_call = kube_call_cancel(q->pass_call);
         /* A retry timer of a create is moot now; a delete goes out at once. */
         q->retry_timer = sd_event_source_disable_unref(q->retry_timer);

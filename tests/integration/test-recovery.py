@@ -179,6 +179,23 @@ class RecoveryGate(unittest.TestCase):
                                     "reported the pod Running and Ready")
             self.assertFalse(b.api.lease_holders().get("nodereboot-0"))
 
+    def test_a_selector_that_matches_nothing_here_holds_the_reboot_not_the_cordon(self):
+        """A typo in the selector (or a DaemonSet that does not run on this node): the gate would
+        wait for a pod that never comes, and the node would stay cordoned after its reboot. The
+        daemon looks before it takes the slot: no slot, no cordon, and STATUS= says why."""
+        with Bench(["n1"], config=config(**{"Recovery.WaitForPodsSelector": "app=csi-nod"}), seed=seed(["n1"])) as b:
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.wait_phase("idle", 15)
+            n1.touch_sentinel(["linux-image-amd64"])
+            wait_for(lambda: any("WaitForPodsSelector=app=csi-nod matches no pod on this node" in s
+                                 for s in n1.statuses()), 15, "the held reboot")
+            time.sleep(1)
+            self.assertEqual(n1.phase(), "pending")
+            self.assertFalse(b.api.lease_holders().get("nodereboot-0"))
+            self.assertFalse(b.api.node("n1")["spec"].get("unschedulable"))
+            self.assertEqual(n1.logind.reboot_calls(), 0)
+
     def test_without_the_key_nothing_changes(self):
         """Without [Recovery] WaitForPodsSelector= the node is uncordoned as soon as the kubelet
         of this boot reports the Node Ready, whatever its pods say (here: before their statuses of

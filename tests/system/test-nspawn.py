@@ -379,6 +379,32 @@ def run(workdir, checks):
             checks.check(any("reboot" in m.lower() for m in said),
                          f"{c.name}: logind itself logged the reboot in boot -1")
 
+        # noderebootctl request and cancel with the real unit: root writes the request, the daemon
+        # (user nodereboot, no capabilities) reads it. A closed window keeps the node pending.
+        c = first
+        hour = (time.gmtime().tm_hour + 6) % 24
+        c.write("/etc/nodereboot/nodereboot.conf.d/zz-closed-window.conf",
+                f"[Window]\nStartTime={hour:02d}:00\nEndTime={hour:02d}:01\nTimeZone=UTC\n")
+        c.sh("systemctl restart nodereboot.service", check=True)
+        r = c.sh("noderebootctl request --reason system-test", check=False)
+        say(f"{c.name}: noderebootctl request: {(r.stdout + r.stderr).strip() if r else 'container down'}")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (c.phase() == "pending" and
+                                                   (c.state() or {}).get("reason") == "requested: system-test"):
+            time.sleep(0.2)
+        checks.check(c.phase() == "pending" and (c.state() or {}).get("reason") == "requested: system-test",
+                     f"{c.name}: the daemon (user nodereboot) read the request root wrote: pending, reason "
+                     "'requested: system-test'", str(c.state()))
+        r = c.sh("noderebootctl cancel", check=False)
+        say(f"{c.name}: noderebootctl cancel: {(r.stdout + r.stderr).strip() if r else 'container down'}")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and c.phase() != "idle":
+            time.sleep(0.2)
+        checks.check(r is not None and r.returncode == 0 and c.phase() == "idle" and
+                     not os.path.exists(c.path("/var/lib/nodereboot/request")),
+                     f"{c.name}: noderebootctl cancel took the node back to idle", str(c.state()))
+        c.sh("rm -f /etc/nodereboot/nodereboot.conf.d/zz-closed-window.conf && systemctl restart nodereboot.service")
+
         say(f"roll: {roll_seconds:.1f} s from /run/reboot-required on both nodes to both idle again")
         for c in containers:
             say(f"{c.name}: events " + ", ".join(f"{t - roll_started:+.2f}s {w}" for t, w in c.events))

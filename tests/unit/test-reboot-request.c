@@ -2,6 +2,7 @@
 /* noderebootctl request's file: written and read back, and every field checked with a message
  * that names it. */
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -21,6 +22,14 @@ static void test_round_trip(void) {
         ASSERT_TRUE(mkdtemp(dir));
         ASSERT_ERROR(reboot_request_read(dir, &back, &error), ENOENT);
         ASSERT_OK(reboot_request_write(dir, &r));
+        {
+                /* root writes it, the daemon's own user reads it */
+                _cleanup_free_ char *path = reboot_request_path(dir);
+                struct stat st;
+
+                ASSERT_OK(stat(path, &st));
+                ASSERT_EQ(st.st_mode & 07777, 0644U);
+        }
         ASSERT_OK(reboot_request_read(dir, &back, &error));
         ASSERT_STREQ(back.reason, "firmware update");
         ASSERT_TRUE(back.ignore_window);
