@@ -115,6 +115,8 @@ struct Manager {
         char *request_reason;           /* "requested" or "requested: <text>" */
         char *published;                /* the nodereboot.io/status last written to our Node */
         char *publishing;               /* ... being written */
+        char *marks_status;             /* ... being written with the cycle's marks (one patch) */
+        bool published_ahead;           /* the removal of the marks wrote the idle status already */
         sd_event_source *publish_timer; /* a failed write is tried again */
         unsigned publish_failures;      /* in a row, for the back-off */
         char *publish_refused;          /* the status the API server refused (403, 422): not again */
@@ -325,10 +327,17 @@ static void manager_publish_status(Manager *m) {
 
         /* LOCKED lasts until the Node is read, then DRAINING: the slot's Lease says it meanwhile. A
          * slot given back before the Node was touched (a pause, a cancel) leaves the Node alone. */
-        if (!m->client || !m->config->annotate_nodes || m->publishing || m->stopping ||
+        /* (marks_status: a patch of the cycle's marks carries it, in flight) */
+        if (!m->client || !m->config->annotate_nodes || m->publishing || m->marks_status || m->stopping ||
             m->state.phase == REBOOT_PHASE_LOCKED ||
             (m->state.phase == REBOOT_PHASE_ROLLING_BACK && !m->state.cordoned))
                 return;
+        if (m->published_ahead) {
+                /* The end of the cycle is published: not the last steps before it. */
+                if (m->state.phase == REBOOT_PHASE_RECOVERING || m->state.phase == REBOOT_PHASE_ROLLING_BACK)
+                        return;
+                m->published_ahead = false;
+        }
         for (MetricsBlock b = 0; b < _METRICS_BLOCK_MAX; b++)
                 if (m->blocked[b]) {
                         blocked = metrics_block_to_string(b);
@@ -1686,6 +1695,9 @@ static void manager_read_node(Manager *m) {
         }
         if (m->node_busy)
                 return;
+        if (!m->pause_rechecked && m->pause_clear_at > 0 &&
+            now_usec(CLOCK_MONOTONIC) < m->pause_clear_at + PAUSE_CLEAR_VALID_USEC)
+                m->pause_rechecked = true;      /* the read before the slot is as fresh as its cache */
         if (!m->pause_rechecked) {
                 /* A pause can come while the slot is being taken (seconds on a slow API server,
                  * the time of an incident): read it once more, uncached, before the Node is touched. */
@@ -1764,20 +1776,44 @@ static void on_drain_done(Drain *d, int error, const char *message, void *userda
 
 static void manager_label_node(Manager *m, char **labels);
 
+/* The cycle's marks carry the published status too (one patch, not two): what the next publish
+ * would write counts as written once they are. */
+static void on_marks_done(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
+        Manager *m = userdata;
+
+        on_best_effort_done(c, error, response, userdata);
+        if (error >= 0 && m->marks_status) {
+                free(m->published);
+                m->published = TAKE_PTR(m->marks_status);
+        }
+        m->marks_status = mfree(m->marks_status);
+        manager_publish_status_soon(m);
+}
+
 static void manager_mark_node_in_progress(Manager *m) {
         char now[FORMAT_RFC3339_MAX];
+        /* (not while a publish is in flight: the two would race for the annotation) */
+        _cleanup_free_ char *status = m->publishing ? NULL :
+                published_status_format(&m->state, m->config->lock_name, NULL);
         char *pairs[] = {
                 (char *) NODE_ANNOTATION_IN_PROGRESS, format_rfc3339(now, sizeof now, now_realtime(), false),
                 (char *) NODE_ANNOTATION_REASON, m->state.reason ?: (char *) "reboot required",
+                status ? (char *) PUBLISHED_STATUS_ANNOTATION : NULL, status,
                 NULL,
         };
+        char *labels[] = { (char *) PUBLISHED_STATE_LABEL, (char *) reboot_phase_to_string(m->state.phase), NULL };
         int r;
 
         if (!m->config->annotate_nodes)
                 return;
-        r = node_patch_annotations(m->client, m->config->node_name, pairs, on_best_effort_done, m);
+        r = node_patch_annotations_and_labels(m->client, m->config->node_name, pairs, status ? labels : NULL,
+                                              on_marks_done, m);
         if (r < 0)
                 log_debug_errno(r, "Failed to annotate the Node, ignoring: %m");
+        else {
+                free(m->marks_status);
+                m->marks_status = TAKE_PTR(status);
+        }
         manager_label_node(m, m->config->pre_reboot_labels);
 }
 
@@ -2267,9 +2303,11 @@ static void on_restore_step_done(KubeClient *c, int error, const KubeResponse *r
         };
         const char *message = error < 0 ? node_refusal(response) : NULL;
         bool refused = message;
+        _cleanup_free_ char *marks_status = m->restore_step == RESTORE_MARKS ? TAKE_PTR(m->marks_status) : NULL;
         int r;
 
         m->node_busy = false;
+        manager_publish_status_soon(m);         /* whatever the marks did not carry */
         if (m->action != REBOOT_ACTION_RESTORE)
                 return;
         if (error < 0 && error != -ENOENT) {
@@ -2295,6 +2333,11 @@ static void on_restore_step_done(KubeClient *c, int error, const KubeResponse *r
                 crash_point("uncordoned");
                 log_info("Uncordoned node %s.", m->config->node_name);
         }
+        if (m->restore_step == RESTORE_MARKS && marks_status) {
+                free(m->published);
+                m->published = TAKE_PTR(marks_status);
+                m->published_ahead = true;
+        }
         manager_restore_step_done(m);
 }
 
@@ -2315,6 +2358,20 @@ static void on_lock_released(Lock *l, int error, const char *slot, const char *h
 }
 
 static char *manager_current_reason(Manager *m);
+
+/* The status the node will publish once it is restored, when that is idle (it goes with the removal
+ * of the marks, one patch), else NULL. */
+static char *manager_status_after_restore(Manager *m) {
+        _cleanup_(reboot_state_done) RebootState next;
+        RebootAction action;
+
+        reboot_state_init(&next);
+        if (!m->config->annotate_nodes || m->publishing || manager_reboot_required(m) ||
+            reboot_machine_step(&m->state, REBOOT_EVENT_RESTORED, NULL, &m->policy, now_realtime(), &next, &action) < 0 ||
+            next.phase != REBOOT_PHASE_IDLE)
+                return NULL;
+        return published_status_format(&next, m->config->lock_name, NULL);
+}
 
 static void manager_restore(Manager *m) {
         bool recovered = m->state.phase == REBOOT_PHASE_RECOVERING;
@@ -2341,15 +2398,20 @@ static void manager_restore(Manager *m) {
 
         case RESTORE_MARKS: {
                 char now[FORMAT_RFC3339_MAX];
+                _cleanup_free_ char *status = manager_status_after_restore(m);
                 /* A NULL value removes the key; the list ends at the first NULL key, so the
-                 * removals come last. */
+                 * removals come last. The published status goes along when the node will be
+                 * idle: one patch, not two. */
                 char *pairs[] = {
+                        (char *) PUBLISHED_STATUS_ANNOTATION, status,
                         (char *) NODE_ANNOTATION_LAST_REBOOT, format_rfc3339(now, sizeof now, now_realtime(), false),
                         (char *) NODE_ANNOTATION_IN_PROGRESS, NULL,
                         (char *) NODE_ANNOTATION_CORDONED, NULL,
                         (char *) NODE_ANNOTATION_REASON, NULL,
                         NULL, NULL,
                 };
+                char *labels[] = { (char *) PUBLISHED_STATE_LABEL, (char *) "idle", NULL };
+                char **first = pairs + (status ? 0 : 2) + (recovered ? 0 : 2);
 
                 /* Before DRAINING (recorded before any write to the Node) nothing was marked: a
                  * cycle given up or cancelled while pending or locked leaves the Node untouched. */
@@ -2362,12 +2424,20 @@ static void manager_restore(Manager *m) {
                         return;
                 if (recovered)
                         manager_label_node(m, m->config->post_reboot_labels);
-                r = node_patch_annotations(m->client, m->config->node_name, recovered ? pairs : pairs + 2,
-                                           on_restore_step_done, m);
+                if (status && !recovered) {
+                        /* (the status pair stands where the last-reboot one would) */
+                        pairs[2] = pairs[0];
+                        pairs[3] = pairs[1];
+                        first = pairs + 2;
+                }
+                r = node_patch_annotations_and_labels(m->client, m->config->node_name, first, status ? labels : NULL,
+                                                      on_restore_step_done, m);
                 if (r < 0) {
                         manager_restore_step_failed(m, r, NULL, "remove our marks from the node");
                         return;
                 }
+                free(m->marks_status);
+                m->marks_status = TAKE_PTR(status);
                 m->node_busy = true;
                 return;
         }
@@ -3112,6 +3182,7 @@ Manager *manager_free(Manager *m) {
         free(m->published);
         free(m->publishing);
         free(m->publish_refused);
+        free(m->marks_status);
         sd_event_source_disable_unref(m->publish_timer);
         sd_event_source_disable_unref(m->publish_defer);
         metrics_exporter_free(m->metrics);

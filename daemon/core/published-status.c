@@ -51,7 +51,8 @@ char *published_status_format(const RebootState *s, const char *lock_name, const
             put_time(o, "last_reboot", s->stats.last_reboot) < 0 ||
             put_string(o, "result", result) < 0 ||
             put_string(o, "kernel_before", s->kernel_before) < 0 ||
-            put_string(o, "kernel_after", s->kernel_after) < 0)
+            /* (after the cycle: recovering does not write again for it) */
+            (idle && put_string(o, "kernel_after", s->kernel_after) < 0))
                 return NULL;
         return strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
