@@ -117,6 +117,8 @@ struct Manager {
         char *publishing;               /* ... being written */
         char *marks_status;             /* ... being written with the cycle's marks (one patch) */
         bool published_ahead;           /* the removal of the marks wrote the idle status already */
+        bool restore_combined;          /* the uncordon in flight removes the marks too */
+        bool restore_plain;             /* ... was refused: uncordon alone, then the marks */
         sd_event_source *publish_timer; /* a failed write is tried again */
         unsigned publish_failures;      /* in a row, for the back-off */
         char *publish_refused;          /* the status the API server refused (403, 422): not again */
@@ -328,8 +330,9 @@ static void manager_publish_status(Manager *m) {
         /* LOCKED lasts until the Node is read, then DRAINING: the slot's Lease says it meanwhile. A
          * slot given back before the Node was touched (a pause, a cancel) leaves the Node alone. */
         /* (marks_status: a patch of the cycle's marks carries it, in flight) */
+        /* RECOVERING is not written: the Node's new bootID says it (noderebootctl list). */
         if (!m->client || !m->config->annotate_nodes || m->publishing || m->marks_status || m->stopping ||
-            m->state.phase == REBOOT_PHASE_LOCKED ||
+            m->state.phase == REBOOT_PHASE_LOCKED || m->state.phase == REBOOT_PHASE_RECOVERING ||
             (m->state.phase == REBOOT_PHASE_ROLLING_BACK && !m->state.cordoned))
                 return;
         if (m->published_ahead) {
@@ -1776,45 +1779,32 @@ static void on_drain_done(Drain *d, int error, const char *message, void *userda
 
 static void manager_label_node(Manager *m, char **labels);
 
-/* The cycle's marks carry the published status too (one patch, not two): what the next publish
- * would write counts as written once they are. */
-static void on_marks_done(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
-        Manager *m = userdata;
+/* The cycle's marks (why, and the published status) go with the cordon: one patch, not three. The
+ * status counts as written (if the cordon is refused, the cycle rolls back and publishes anew). */
+static void manager_cordon_marks(Manager *m, DrainOptions *o, char *annotations[static 5], char *labels[static 3],
+                                 char **ret_status) {
+        _cleanup_free_ char *status = NULL;
+        size_t n = 0;
 
-        on_best_effort_done(c, error, response, userdata);
-        if (error >= 0 && m->marks_status) {
-                free(m->published);
-                m->published = TAKE_PTR(m->marks_status);
-        }
-        m->marks_status = mfree(m->marks_status);
-        manager_publish_status_soon(m);
-}
-
-static void manager_mark_node_in_progress(Manager *m) {
-        char now[FORMAT_RFC3339_MAX];
-        /* (not while a publish is in flight: the two would race for the annotation) */
-        _cleanup_free_ char *status = m->publishing ? NULL :
-                published_status_format(&m->state, m->config->lock_name, NULL);
-        char *pairs[] = {
-                (char *) NODE_ANNOTATION_IN_PROGRESS, format_rfc3339(now, sizeof now, now_realtime(), false),
-                (char *) NODE_ANNOTATION_REASON, m->state.reason ?: (char *) "reboot required",
-                status ? (char *) PUBLISHED_STATUS_ANNOTATION : NULL, status,
-                NULL,
-        };
-        char *labels[] = { (char *) PUBLISHED_STATE_LABEL, (char *) reboot_phase_to_string(m->state.phase), NULL };
-        int r;
-
+        *ret_status = NULL;
         if (!m->config->annotate_nodes)
                 return;
-        r = node_patch_annotations_and_labels(m->client, m->config->node_name, pairs, status ? labels : NULL,
-                                              on_marks_done, m);
-        if (r < 0)
-                log_debug_errno(r, "Failed to annotate the Node, ignoring: %m");
-        else {
-                free(m->marks_status);
-                m->marks_status = TAKE_PTR(status);
+        annotations[n++] = (char *) NODE_ANNOTATION_REASON;
+        annotations[n++] = m->state.reason ?: (char *) "reboot required";
+        /* (not while a publish is in flight: the two would race for the annotation) */
+        if (!m->publishing && !m->publish_refused)
+                status = published_status_format(&m->state, m->config->lock_name, NULL);
+        if (status) {
+                annotations[n++] = (char *) PUBLISHED_STATUS_ANNOTATION;
+                annotations[n++] = status;
+                labels[0] = (char *) PUBLISHED_STATE_LABEL;
+                labels[1] = (char *) reboot_phase_to_string(m->state.phase);
+                labels[2] = NULL;
+                o->cordon_labels = labels;
         }
-        manager_label_node(m, m->config->pre_reboot_labels);
+        annotations[n] = NULL;
+        o->cordon_annotations = annotations;
+        *ret_status = TAKE_PTR(status);
 }
 
 /* "k=v" items (as configured) to the key, value, key, value... list node_patch_labels() takes. */
@@ -1874,7 +1864,8 @@ static void manager_drain(Manager *m) {
                 .pdb_retry_usec = 5 * USEC_PER_SEC,
                 .node_was_unschedulable = m->state.node_was_unschedulable,
         };
-        _cleanup_free_ char *msg = NULL;
+        _cleanup_free_ char *msg = NULL, *status = NULL;
+        char *annotations[5], *labels[3];
         usec_t now = now_usec(CLOCK_MONOTONIC);
         int r;
 
@@ -1891,7 +1882,7 @@ static void manager_drain(Manager *m) {
                 usec_t timeout = m->config->drain_timeout_usec;
 
                 m->drain_deadline = timeout == 0 || timeout == USEC_INFINITY ? USEC_INFINITY : now + timeout;
-                manager_mark_node_in_progress(m);
+                manager_label_node(m, m->config->pre_reboot_labels);
                 log_event(LOG_NOTICE, MESSAGE_DRAIN_STARTED, "Cordoning and draining node %s%s.",
                           m->config->node_name,
                           m->state.node_was_unschedulable ? " (it was already unschedulable; it will stay so)" : "");
@@ -1900,12 +1891,18 @@ static void manager_drain(Manager *m) {
                 manager_post_event(m, "Normal", "Draining", msg ?: "draining");
         }
 
+        /* (with every cordon: the same values again when a drain is resumed) */
+        manager_cordon_marks(m, &o, annotations, labels, &status);
         r = drain_start(&m->drain, m->event, m->client, m->config->node_name, &o, on_drain_done,
                         on_drain_progress, m);
         if (r < 0) {
                 log_error_errno(r, "Failed to start the drain, retrying: %m");
                 (void) manager_retry_action(m);
                 return;
+        }
+        if (status) {
+                free(m->published);
+                m->published = TAKE_PTR(status);
         }
         manager_set_waiting(m, "holding lock slot %s, draining", strna(m->state.lease));
 }
@@ -2303,14 +2300,25 @@ static void on_restore_step_done(KubeClient *c, int error, const KubeResponse *r
         };
         const char *message = error < 0 ? node_refusal(response) : NULL;
         bool refused = message;
-        _cleanup_free_ char *marks_status = m->restore_step == RESTORE_MARKS ? TAKE_PTR(m->marks_status) : NULL;
+        _cleanup_free_ char *marks_status = m->restore_step == RESTORE_MARKS || m->restore_combined ?
+                TAKE_PTR(m->marks_status) : NULL;
+        bool combined = m->restore_combined;
         int r;
 
         m->node_busy = false;
+        m->restore_combined = false;
         manager_publish_status_soon(m);         /* whatever the marks did not carry */
         if (m->action != REBOOT_ACTION_RESTORE)
                 return;
         if (error < 0 && error != -ENOENT) {
+                if (refused && combined) {
+                        /* An admission policy that does not know our marks: the uncordon matters. */
+                        log_warning("The API server refused the uncordon of Node %s with the removal of our marks "
+                                    "(%s); uncordoning alone.", m->config->node_name, message);
+                        m->restore_plain = true;
+                        manager_restore(m);
+                        return;
+                }
                 if (refused && m->restore_step == RESTORE_UNCORDON) {
                         (void) free_and_strdup(&m->restore_refusal, message);
                         r = node_get(m->client, m->config->node_name, on_uncordon_refused_checked, m);
@@ -2333,11 +2341,13 @@ static void on_restore_step_done(KubeClient *c, int error, const KubeResponse *r
                 crash_point("uncordoned");
                 log_info("Uncordoned node %s.", m->config->node_name);
         }
-        if (m->restore_step == RESTORE_MARKS && marks_status) {
+        if ((m->restore_step == RESTORE_MARKS || combined) && marks_status) {
                 free(m->published);
                 m->published = TAKE_PTR(marks_status);
                 m->published_ahead = true;
         }
+        if (combined)
+                m->restore_step++;      /* the marks went with the uncordon */
         manager_restore_step_done(m);
 }
 
@@ -2373,6 +2383,55 @@ static char *manager_status_after_restore(Manager *m) {
         return published_status_format(&next, m->config->lock_name, NULL);
 }
 
+/* Removes the cycle's marks (and, when the node will be idle, publishes that: one patch), with the
+ * uncordon when uncordon is true. */
+static int manager_unmark(Manager *m, bool uncordon) {
+        bool recovered = m->state.phase == REBOOT_PHASE_RECOVERING;
+        char now[FORMAT_RFC3339_MAX];
+        _cleanup_free_ char *status = manager_status_after_restore(m);
+        _cleanup_json_ json_object *patch = NULL;
+        /* A NULL value removes the key; the list ends at the first NULL key. */
+        char *pairs[] = {
+                (char *) PUBLISHED_STATUS_ANNOTATION, status,
+                (char *) NODE_ANNOTATION_LAST_REBOOT, format_rfc3339(now, sizeof now, now_realtime(), false),
+                (char *) NODE_ANNOTATION_IN_PROGRESS, NULL,
+                (char *) NODE_ANNOTATION_CORDONED, NULL,
+                (char *) NODE_ANNOTATION_REASON, NULL,
+                NULL, NULL,
+        };
+        char *labels[] = { (char *) PUBLISHED_STATE_LABEL, (char *) "idle", NULL };
+        char **first = pairs + (status ? 0 : 2) + (recovered ? 0 : 2);
+        int r;
+
+        if (status && !recovered) {
+                /* (the status pair stands where the last-reboot one would) */
+                pairs[2] = pairs[0];
+                pairs[3] = pairs[1];
+                first = pairs + 2;
+        }
+        if (uncordon)
+                r = node_unschedulable_patch(false, true, &patch);
+        else {
+                patch = json_object_new_object();
+                r = patch ? 0 : -ENOMEM;
+        }
+        if (r >= 0)
+                r = node_patch_add_metadata(patch, "annotations", first);
+        if (r >= 0 && status)
+                r = node_patch_add_metadata(patch, "labels", labels);
+        if (r >= 0)
+                r = node_patch_merge(m->client, m->config->node_name, patch, on_restore_step_done, m);
+        if (r < 0)
+                return r;
+        if (recovered)
+                manager_label_node(m, m->config->post_reboot_labels);
+        free(m->marks_status);
+        m->marks_status = TAKE_PTR(status);
+        m->restore_combined = uncordon;
+        m->node_busy = true;
+        return 0;
+}
+
 static void manager_restore(Manager *m) {
         bool recovered = m->state.phase == REBOOT_PHASE_RECOVERING;
         int r;
@@ -2388,6 +2447,12 @@ static void manager_restore(Manager *m) {
                 if (m->node_busy)
                         return;
                 manager_set_waiting(m, "uncordoning node %s", m->config->node_name);
+                if (m->config->annotate_nodes && !m->restore_plain) {
+                        /* The marks go with the uncordon: one patch, not two. */
+                        r = manager_unmark(m, true);
+                        if (r >= 0)
+                                return;
+                }
                 r = node_set_unschedulable(m->client, m->config->node_name, false, on_restore_step_done, m);
                 if (r < 0) {
                         manager_restore_step_failed(m, r, NULL, "uncordon the node");
@@ -2396,23 +2461,7 @@ static void manager_restore(Manager *m) {
                 m->node_busy = true;
                 return;
 
-        case RESTORE_MARKS: {
-                char now[FORMAT_RFC3339_MAX];
-                _cleanup_free_ char *status = manager_status_after_restore(m);
-                /* A NULL value removes the key; the list ends at the first NULL key, so the
-                 * removals come last. The published status goes along when the node will be
-                 * idle: one patch, not two. */
-                char *pairs[] = {
-                        (char *) PUBLISHED_STATUS_ANNOTATION, status,
-                        (char *) NODE_ANNOTATION_LAST_REBOOT, format_rfc3339(now, sizeof now, now_realtime(), false),
-                        (char *) NODE_ANNOTATION_IN_PROGRESS, NULL,
-                        (char *) NODE_ANNOTATION_CORDONED, NULL,
-                        (char *) NODE_ANNOTATION_REASON, NULL,
-                        NULL, NULL,
-                };
-                char *labels[] = { (char *) PUBLISHED_STATE_LABEL, (char *) "idle", NULL };
-                char **first = pairs + (status ? 0 : 2) + (recovered ? 0 : 2);
-
+        case RESTORE_MARKS:
                 /* Before DRAINING (recorded before any write to the Node) nothing was marked: a
                  * cycle given up or cancelled while pending or locked leaves the Node untouched. */
                 if (!m->state.cordoned) {
@@ -2422,25 +2471,10 @@ static void manager_restore(Manager *m) {
                 }
                 if (m->node_busy)
                         return;
-                if (recovered)
-                        manager_label_node(m, m->config->post_reboot_labels);
-                if (status && !recovered) {
-                        /* (the status pair stands where the last-reboot one would) */
-                        pairs[2] = pairs[0];
-                        pairs[3] = pairs[1];
-                        first = pairs + 2;
-                }
-                r = node_patch_annotations_and_labels(m->client, m->config->node_name, first, status ? labels : NULL,
-                                                      on_restore_step_done, m);
-                if (r < 0) {
+                r = manager_unmark(m, false);
+                if (r < 0)
                         manager_restore_step_failed(m, r, NULL, "remove our marks from the node");
-                        return;
-                }
-                free(m->marks_status);
-                m->marks_status = TAKE_PTR(status);
-                m->node_busy = true;
                 return;
-        }
 
         case RESTORE_RELEASE_DELAY:
                 m->restore_step++;
@@ -2754,6 +2788,7 @@ static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData
                 manager_stop_action(m);
                 m->action = action;
                 m->restore_step = RESTORE_UNCORDON;
+                m->restore_plain = false;
                 manager_set_waiting(m, NULL);
         }
         manager_update_hold(m);

@@ -14,6 +14,7 @@ void published_status_done(PublishedStatus *p) {
         p->result = mfree(p->result);
         p->kernel_before = mfree(p->kernel_before);
         p->kernel_after = mfree(p->kernel_after);
+        p->boot_id = mfree(p->boot_id);
         p->since = p->last_reboot = 0;
 }
 
@@ -48,6 +49,7 @@ char *published_status_format(const RebootState *s, const char *lock_name, const
             (!idle && put_string(o, "reason", s->reason) < 0) ||
             (s->phase == REBOOT_PHASE_PENDING && put_string(o, "blocked", blocked) < 0) ||
             (reboot_phase_holds_lock(s->phase) && put_string(o, "slot", s->lease) < 0) ||
+            (s->phase == REBOOT_PHASE_REBOOTING && put_string(o, "boot_id", s->boot_id) < 0) ||
             put_time(o, "last_reboot", s->stats.last_reboot) < 0 ||
             put_string(o, "result", result) < 0 ||
             put_string(o, "kernel_before", s->kernel_before) < 0 ||
@@ -89,7 +91,8 @@ int published_status_parse(const char *text, PublishedStatus *ret) {
             (r = get_string(o, "blocked", &p.blocked)) < 0 || (r = get_string(o, "slot", &p.slot)) < 0 ||
             (r = get_time(o, "last_reboot", &p.last_reboot)) < 0 || (r = get_string(o, "result", &p.result)) < 0 ||
             (r = get_string(o, "kernel_before", &p.kernel_before)) < 0 ||
-            (r = get_string(o, "kernel_after", &p.kernel_after)) < 0 || !p.state) {
+            (r = get_string(o, "kernel_after", &p.kernel_after)) < 0 ||
+            (r = get_string(o, "boot_id", &p.boot_id)) < 0 || !p.state) {
                 published_status_done(&p);
                 return r < 0 ? r : -EBADMSG;
         }

@@ -3,7 +3,9 @@
  * nodereboot.io/status, compact JSON {"lock", "state", "since", "reason", "blocked", "slot",
  * "last_reboot", "result", "kernel_before", "kernel_after"} (absent members are unknown or none),
  * and the label nodereboot.io/state=<state> for kubectl get nodes -L nodereboot.io/state.
- * Written only when it changes: one patch per state change of a cycle, none while idle. */
+ * Written only when it changes, twice a cycle on its own (pending, rebooting); draining and the
+ * end go with the cordon's and the uncordon's patches, and recovering is not written: a reader
+ * sees it from the Node's bootID, no longer the one the rebooting status names. */
 #pragma once
 
 #include "reboot-machine.h"
@@ -22,6 +24,7 @@ typedef struct PublishedStatus {
         char *result;                   /* "rebooted", "failed: <why>" */
         char *kernel_before;
         char *kernel_after;
+        char *boot_id;                  /* rebooting: the boot being left (32 hex digits) */
 } PublishedStatus;
 
 void published_status_done(PublishedStatus *p);

@@ -24,6 +24,7 @@ typedef struct ListedNode {
         PublishedStatus st;
         bool unreadable;                /* its annotation is not a status (edited by hand) */
         bool unschedulable;
+        char *boot_id;                  /* status.nodeInfo.bootID, dashes removed */
         char *holds;                    /* the slot it holds, by the Leases */
         bool in_line;
         unsigned place, total;
@@ -53,6 +54,7 @@ typedef struct List {
 static void list_done(List *l) {
         for (size_t i = 0; i < l->n_nodes; i++) {
                 free(l->nodes[i].name);
+                free(l->nodes[i].boot_id);
                 published_status_done(&l->nodes[i].st);
                 free(l->nodes[i].holds);
                 pause_entry_done(&l->nodes[i].pause);
@@ -91,6 +93,16 @@ static int list_add_node(List *l, json_object *node) {
         n = &l->nodes[l->n_nodes];
         *n = (ListedNode) { .st = st, .unreadable = unreadable, .unschedulable = json_get_bool(node, "spec.unschedulable", false) };
         n->name = strdup(name);
+        {
+                const char *b = json_get_string(node, "status.nodeInfo.bootID");
+                char id[64] = "";
+                size_t k = 0;
+
+                for (const char *p = b; p && *p && k + 1 < sizeof id; p++)
+                        if (*p != '-')
+                                id[k++] = (char) (*p >= 'A' && *p <= 'F' ? *p - 'A' + 'a' : *p);
+                n->boot_id = k > 0 ? strdup(id) : NULL;
+        }
         if (!n->name) {
                 published_status_done(&n->st);
                 return -ENOMEM;
@@ -206,6 +218,10 @@ static const char *node_state(const ListedNode *n) {
                 return "unknown";
         if (n->holds && (streq(n->st.state, "idle") || streq(n->st.state, "pending")))
                 return "locked";
+        /* The kubelet of a new boot reported: the machine is back, the daemon brings it back into
+         * service (it does not write "recovering" itself). */
+        if (streq(n->st.state, "rebooting") && n->st.boot_id && n->boot_id && !streq(n->st.boot_id, n->boot_id))
+                return "recovering";
         return n->st.state;
 }
 

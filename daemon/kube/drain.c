@@ -103,6 +103,9 @@ struct Drain {
         void *userdata;
 
         KubeCall *cordon_call;
+        char *cordon_path;
+        bool cordon_mark;               /* !node_was_unschedulable */
+        bool cordon_extras;             /* the cordon in flight carries DrainOptions' extras */
         KubeWatch *watch;
         sd_event_source *timeout_source;
         sd_event_source *defer_source;
@@ -1105,6 +1108,21 @@ static void on_cordoned(KubeClient *c, int error, const KubeResponse *response, 
         d->cordon_call = NULL;
         if (d->finishing)
                 return;
+        if (error < 0 && d->cordon_extras && (response->status == 403 || response->status == 422)) {
+                /* An admission policy that does not know our marks: the cordon matters, they do not. */
+                _cleanup_json_ json_object *patch = NULL;
+
+                log_warning("The API server refused the cordon of node %s with our marks (%s); cordoning "
+                            "without them.", d->node, json_get_string(response->body, "message") ?: "refused");
+                d->cordon_extras = false;
+                r = node_cordon_patch(d->cordon_mark, now_usec(CLOCK_REALTIME), &patch);
+                if (r >= 0)
+                        r = kube_client_call(c, "PATCH", d->cordon_path, "application/merge-patch+json", patch,
+                                             KUBE_CALL_IDEMPOTENT, on_cordoned, d, &d->cordon_call);
+                if (r >= 0)
+                        return;
+                error = r;
+        }
         if (error < 0) {
                 drain_finish(d, error, strdup_printf("could not cordon node %s: %s", d->node,
                                                      json_get_string(response->body, "message") ?:
@@ -1415,6 +1433,7 @@ Drain *drain_free(Drain *d) {
         label_selector_free(d->selector);
         sd_event_unref(d->event);
         free(d->node);
+        free(d->cordon_path);
         free(d->result_message);
         free(d->last_progress);
         return mfree(d);
@@ -1473,11 +1492,22 @@ int drain_start(Drain **ret, sd_event *event, KubeClient *client, const char *no
         r = node_cordon_patch(!o->node_was_unschedulable, now_usec(CLOCK_REALTIME), &patch);
         if (r < 0)
                 return r;
+        d->cordon_mark = !o->node_was_unschedulable;
+        d->cordon_extras = (o->cordon_annotations && o->cordon_annotations[0]) ||
+                (o->cordon_labels && o->cordon_labels[0]);
+        r = node_patch_add_metadata(patch, "annotations", o->cordon_annotations);
+        if (r >= 0)
+                r = node_patch_add_metadata(patch, "labels", o->cordon_labels);
+        if (r < 0)
+                return r;
         escaped = url_escape(node);
         if (!escaped)
                 return -ENOMEM;
         path = strjoin("/api/v1/nodes/", escaped);
         if (!path)
+                return -ENOMEM;
+        d->cordon_path = strdup(path);
+        if (!d->cordon_path)
                 return -ENOMEM;
         /* the same merge patch as node_set_unschedulable(), on a call we can cancel */
         r = kube_client_call(client, "PATCH", path, "application/merge-patch+json", patch,

@@ -23,6 +23,10 @@ typedef struct DrainOptions {
                                          * 403 or 500; default 5 s */
         bool node_was_unschedulable;    /* someone else cordoned it: cordon without our mark, so
                                          * nothing of ours ever uncordons it */
+        char **cordon_annotations;      /* more key, value pairs for the cordon's patch (the cycle's
+                                         * marks: one patch, not two); copied. Refused (an admission
+                                         * policy), the cordon is sent again without them. */
+        char **cordon_labels;
 } DrainOptions;
 
 /* error 0: drained. -ETIMEDOUT: the timeout passed (message says which pods remain and why).

@@ -312,6 +312,12 @@ static int node_merge_patch(KubeClient *c, const char *name, json_object *patch,
         return 0;
 }
 
+int node_patch_merge(KubeClient *c, const char *name, json_object *patch, NodeDoneHandler handler, void *userdata) {
+        if (!c || !node_name_is_valid(name) || !patch)
+                return -EINVAL;
+        return node_merge_patch(c, name, patch, handler, userdata);
+}
+
 int node_set_unschedulable(KubeClient *c, const char *name, bool unschedulable, NodeDoneHandler handler,
                            void *userdata) {
         _cleanup_json_ json_object *patch = NULL;
@@ -348,6 +354,35 @@ int node_patch_annotations(KubeClient *c, const char *name, char **pairs, NodeDo
 int node_patch_labels(KubeClient *c, const char *name, char **pairs, NodeDoneHandler handler,
                       void *userdata) {
         return node_patch_metadata(c, name, "labels", pairs, handler, userdata);
+}
+
+int node_patch_add_metadata(json_object *patch, const char *field, char **pairs) {
+        _cleanup_json_ json_object *extra = NULL;
+        json_object *metadata, *map, *have;
+        int r;
+
+        if (!pairs || !pairs[0])
+                return 0;
+        r = metadata_patch(field, pairs, &extra);
+        if (r < 0)
+                return r;
+        map = json_get(extra, "metadata");
+        map = json_get_member(map, field);
+        metadata = json_get(patch, "metadata");
+        if (!metadata) {
+                metadata = json_object_new_object();
+                if (!metadata || json_object_object_add(patch, "metadata", metadata) < 0) {
+                        json_object_put(metadata);
+                        return -ENOMEM;
+                }
+        }
+        have = json_get_member(metadata, field);
+        if (!have)
+                return json_object_object_add(metadata, field, json_object_get(map)) < 0 ? -ENOMEM : 0;
+        json_object_object_foreach(map, key, value)
+                if (json_object_object_add(have, key, json_object_get(value)) < 0)
+                        return -ENOMEM;
+        return 0;
 }
 
 int node_patch_annotations_and_labels(KubeClient *c, const char *name, char **annotations, char **labels,

@@ -48,6 +48,11 @@ int node_set_unschedulable(KubeClient *c, const char *name, bool unschedulable, 
  * removal as the last pair still needs the terminating NULL: { "k", NULL, NULL }. */
 int node_patch_annotations(KubeClient *c, const char *name, char **pairs, NodeDoneHandler handler, void *userdata);
 int node_patch_labels(KubeClient *c, const char *name, char **pairs, NodeDoneHandler handler, void *userdata);
+/* Adds key, value pairs (as node_patch_annotations() takes them) to metadata.<field> of a merge
+ * patch, so that one patch carries them with what it already changes. */
+int node_patch_add_metadata(json_object *patch, const char *field, char **pairs);
+/* Sends a merge patch built by the caller (node_unschedulable_patch() + node_patch_add_metadata()). */
+int node_patch_merge(KubeClient *c, const char *name, json_object *patch, NodeDoneHandler handler, void *userdata);
 /* Both in one merge patch. */
 int node_patch_annotations_and_labels(KubeClient *c, const char *name, char **annotations, char **labels,
                                       NodeDoneHandler handler, void *userdata);

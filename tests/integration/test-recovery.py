@@ -6,6 +6,7 @@ proves. The pods are DaemonSet pods (a CSI node plugin): the drain leaves them a
 Pod objects survive the reboot with the status the kubelet of the previous boot posted."""
 
 import datetime
+import json
 import os
 import sys
 import time
@@ -130,6 +131,11 @@ class RecoveryGate(unittest.TestCase):
             r = ctl(n1, "status")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("WaitForPodsSelector=app=csi-node", r.stdout)
+            # noderebootctl list reads "recovering" from the Node's new bootID (the daemon does not
+            # write it): the kubelet of this boot reported, the node is not back in service
+            listed = json.loads(ctl(n1, "list", "--json").stdout)
+            self.assertEqual([(e["name"], e["state"], e["slot"]) for e in listed["nodes"]],
+                             [("n1", "recovering", "nodereboot-0")])
 
             # still held a while later, and the Event was posted once
             time.sleep(2)

@@ -58,6 +58,25 @@ static void test_idle_after_a_reboot(void) {
         reboot_state_done(&s);
 }
 
+static void test_rebooting_names_the_boot_it_leaves(void) {
+        RebootState s;
+        PublishedStatus p = {};
+        _cleanup_free_ char *text = NULL;
+
+        reboot_state_init(&s);
+        s.phase = REBOOT_PHASE_REBOOTING;
+        s.phase_since = 1764936000ULL * USEC_PER_SEC;
+        s.lease = strdup("nodereboot-0");
+        strcpy(s.boot_id, "0123456789abcdef0123456789abcdef");
+        text = published_status_format(&s, "nodereboot", NULL);
+        ASSERT_OK(published_status_parse(text, &p));
+        ASSERT_STREQ(p.state, "rebooting");
+        ASSERT_STREQ(p.slot, "nodereboot-0");
+        ASSERT_STREQ(p.boot_id, "0123456789abcdef0123456789abcdef");
+        published_status_done(&p);
+        reboot_state_done(&s);
+}
+
 static void test_hand_edits_are_not_a_status(void) {
         PublishedStatus p = {};
 
@@ -71,6 +90,7 @@ static void test_hand_edits_are_not_a_status(void) {
 int main(void) {
         test_pending_round_trip();
         test_idle_after_a_reboot();
+        test_rebooting_names_the_boot_it_leaves();
         test_hand_edits_are_not_a_status();
         return 0;
 }
