@@ -119,6 +119,8 @@ struct Manager {
         bool published_ahead;           /* the removal of the marks wrote the idle status already */
         bool restore_combined;          /* the uncordon in flight removes the marks too */
         bool restore_plain;             /* ... was refused: uncordon alone, then the marks */
+        bool restore_labeled;           /* [Marks] PostRebootLabels= were sent in this restore */
+        bool drain_marks_noted;         /* the drain's cordon went without our marks */
         sd_event_source *publish_timer; /* a failed write is tried again */
         unsigned publish_failures;      /* in a row, for the back-off */
         char *publish_refused;          /* the status the API server refused (403, 422): not again */
@@ -346,7 +348,7 @@ static void manager_publish_status(Manager *m) {
                         blocked = metrics_block_to_string(b);
                         break;
                 }
-        s = published_status_format(&m->state, m->config->lock_name, blocked);
+        s = published_status_format(&m->state, m->config->lock_name, blocked, m->boot_id);
         if (!s) {
                 log_oom();
                 return;
@@ -1754,6 +1756,13 @@ static void manager_post_event(Manager *m, const char *type, const char *reason,
 static void on_drain_progress(Drain *d, const char *progress, void *userdata) {
         Manager *m = userdata;
 
+        if (drain_marks_dropped(d) && !m->drain_marks_noted) {
+                /* The cordon went without the status: what the Node shows is not what we thought. */
+                m->drain_marks_noted = true;
+                m->published = mfree(m->published);
+                manager_publish_status_soon(m);
+        }
+
         manager_set_waiting(m, "holding lock slot %s, draining: %s", strna(m->state.lease), progress);
 }
 
@@ -1793,7 +1802,7 @@ static void manager_cordon_marks(Manager *m, DrainOptions *o, char *annotations[
         annotations[n++] = m->state.reason ?: (char *) "reboot required";
         /* (not while a publish is in flight: the two would race for the annotation) */
         if (!m->publishing && !m->publish_refused)
-                status = published_status_format(&m->state, m->config->lock_name, NULL);
+                status = published_status_format(&m->state, m->config->lock_name, NULL, m->boot_id);
         if (status) {
                 annotations[n++] = (char *) PUBLISHED_STATUS_ANNOTATION;
                 annotations[n++] = status;
@@ -1893,6 +1902,7 @@ static void manager_drain(Manager *m) {
 
         /* (with every cordon: the same values again when a drain is resumed) */
         manager_cordon_marks(m, &o, annotations, labels, &status);
+        m->drain_marks_noted = false;
         r = drain_start(&m->drain, m->event, m->client, m->config->node_name, &o, on_drain_done,
                         on_drain_progress, m);
         if (r < 0) {
@@ -2311,6 +2321,17 @@ static void on_restore_step_done(KubeClient *c, int error, const KubeResponse *r
         if (m->action != REBOOT_ACTION_RESTORE)
                 return;
         if (error < 0 && error != -ENOENT) {
+                if (refused && marks_status) {
+                        /* An admission policy that does not know the status or its label (older than
+                         * this daemon): the marks go without them, the uncordon too. */
+                        log_warning("The API server refused the status annotation with the marks on Node %s (%s); "
+                                    "removing the marks without it (apply this version's "
+                                    "packaging/kubernetes/admission-policy.yaml).", m->config->node_name, message);
+                        free(m->publish_refused);
+                        m->publish_refused = TAKE_PTR(marks_status);
+                        manager_restore(m);
+                        return;
+                }
                 if (refused && combined) {
                         /* An admission policy that does not know our marks: the uncordon matters. */
                         log_warning("The API server refused the uncordon of Node %s with the removal of our marks "
@@ -2376,11 +2397,11 @@ static char *manager_status_after_restore(Manager *m) {
         RebootAction action;
 
         reboot_state_init(&next);
-        if (!m->config->annotate_nodes || m->publishing || manager_reboot_required(m) ||
+        if (!m->config->annotate_nodes || m->publishing || m->publish_refused || manager_reboot_required(m) ||
             reboot_machine_step(&m->state, REBOOT_EVENT_RESTORED, NULL, &m->policy, now_realtime(), &next, &action) < 0 ||
             next.phase != REBOOT_PHASE_IDLE)
                 return NULL;
-        return published_status_format(&next, m->config->lock_name, NULL);
+        return published_status_format(&next, m->config->lock_name, NULL, NULL);
 }
 
 /* Removes the cycle's marks (and, when the node will be idle, publishes that: one patch), with the
@@ -2423,8 +2444,10 @@ static int manager_unmark(Manager *m, bool uncordon) {
                 r = node_patch_merge(m->client, m->config->node_name, patch, on_restore_step_done, m);
         if (r < 0)
                 return r;
-        if (recovered)
+        if (recovered && !m->restore_labeled) {
                 manager_label_node(m, m->config->post_reboot_labels);
+                m->restore_labeled = true;
+        }
         free(m->marks_status);
         m->marks_status = TAKE_PTR(status);
         m->restore_combined = uncordon;
@@ -2789,6 +2812,7 @@ static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData
                 m->action = action;
                 m->restore_step = RESTORE_UNCORDON;
                 m->restore_plain = false;
+                m->restore_labeled = false;
                 manager_set_waiting(m, NULL);
         }
         manager_update_hold(m);

@@ -28,7 +28,8 @@ static int put_time(json_object *o, const char *key, usec_t t) {
         return t == 0 || t == USEC_INFINITY ? 0 : put_string(o, key, format_rfc3339(buf, sizeof buf, t, false));
 }
 
-char *published_status_format(const RebootState *s, const char *lock_name, const char *blocked) {
+char *published_status_format(const RebootState *s, const char *lock_name, const char *blocked,
+                              const char *boot_id) {
         _cleanup_json_ json_object *o = json_object_new_object();
         _cleanup_free_ char *result = NULL;
         bool idle = s->phase == REBOOT_PHASE_IDLE;
@@ -50,6 +51,7 @@ char *published_status_format(const RebootState *s, const char *lock_name, const
             (s->phase == REBOOT_PHASE_PENDING && put_string(o, "blocked", blocked) < 0) ||
             (reboot_phase_holds_lock(s->phase) && put_string(o, "slot", s->lease) < 0) ||
             (s->phase == REBOOT_PHASE_REBOOTING && put_string(o, "boot_id", s->boot_id) < 0) ||
+            (s->phase == REBOOT_PHASE_DRAINING && put_string(o, "boot_id", boot_id) < 0) ||
             put_time(o, "last_reboot", s->stats.last_reboot) < 0 ||
             put_string(o, "result", result) < 0 ||
             put_string(o, "kernel_before", s->kernel_before) < 0 ||

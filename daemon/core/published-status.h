@@ -29,7 +29,10 @@ typedef struct PublishedStatus {
 
 void published_status_done(PublishedStatus *p);
 
-/* Pure. The annotation's value for state s of lock group lock_name; blocked may be NULL. */
-char *published_status_format(const RebootState *s, const char *lock_name, const char *blocked);
+/* Pure. The annotation's value for state s of lock group lock_name; blocked may be NULL. boot_id:
+ * this boot's, named while draining (rebooting names the recorded one), so that a reader sees
+ * from the Node's bootID that the machine is back even when a later status was not written. */
+char *published_status_format(const RebootState *s, const char *lock_name, const char *blocked,
+                              const char *boot_id);
 /* Pure. -EBADMSG for text that is not such an object (a hand edit): the caller shows "unknown". */
 int published_status_parse(const char *text, PublishedStatus *ret);

@@ -105,6 +105,7 @@ static int list_add_node(List *l, json_object *node) {
         }
         if (!n->name) {
                 published_status_done(&n->st);
+                n->boot_id = mfree(n->boot_id);
                 return -ENOMEM;
         }
         l->n_nodes++;
@@ -220,7 +221,8 @@ static const char *node_state(const ListedNode *n) {
                 return "locked";
         /* The kubelet of a new boot reported: the machine is back, the daemon brings it back into
          * service (it does not write "recovering" itself). */
-        if (streq(n->st.state, "rebooting") && n->st.boot_id && n->boot_id && !streq(n->st.boot_id, n->boot_id))
+        if ((streq(n->st.state, "rebooting") || streq(n->st.state, "draining")) && n->st.boot_id && n->boot_id &&
+            !streq(n->st.boot_id, n->boot_id))
                 return "recovering";
         return n->st.state;
 }

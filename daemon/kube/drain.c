@@ -106,6 +106,7 @@ struct Drain {
         char *cordon_path;
         bool cordon_mark;               /* !node_was_unschedulable */
         bool cordon_extras;             /* the cordon in flight carries DrainOptions' extras */
+        bool extras_dropped;            /* ... was refused with them: sent again without */
         KubeWatch *watch;
         sd_event_source *timeout_source;
         sd_event_source *defer_source;
@@ -1100,6 +1101,10 @@ static void on_watch(KubeWatch *w, KubeWatchEvent event, json_object *object, in
 /* -------------------------------------------------------------------------------------------- */
 /* Cordon */
 
+bool drain_marks_dropped(const Drain *d) {
+        return d && d->extras_dropped;
+}
+
 static void on_cordoned(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         Drain *d = userdata;
         _cleanup_free_ char *path = NULL, *node = NULL;
@@ -1115,6 +1120,7 @@ static void on_cordoned(KubeClient *c, int error, const KubeResponse *response, 
                 log_warning("The API server refused the cordon of node %s with our marks (%s); cordoning "
                             "without them.", d->node, json_get_string(response->body, "message") ?: "refused");
                 d->cordon_extras = false;
+                d->extras_dropped = true;
                 r = node_cordon_patch(d->cordon_mark, now_usec(CLOCK_REALTIME), &patch);
                 if (r >= 0)
                         r = kube_client_call(c, "PATCH", d->cordon_path, "application/merge-patch+json", patch,

@@ -38,6 +38,8 @@ typedef void (*DrainProgressHandler)(Drain *d, const char *progress, void *userd
 
 int drain_start(Drain **ret, sd_event *event, KubeClient *client, const char *node, const DrainOptions *o,
                 DrainDoneHandler done, DrainProgressHandler progress, void *userdata);
+/* Whether the cordon went without DrainOptions' extras (refused with them). */
+bool drain_marks_dropped(const Drain *d);
 /* Stops a drain in progress (no handler is called). Accepts NULL; returns NULL. May be called from
  * the done and progress handlers. The message passed to them is valid during the call only. */
 Drain *drain_free(Drain *d);

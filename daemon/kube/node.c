@@ -377,11 +377,18 @@ int node_patch_add_metadata(json_object *patch, const char *field, char **pairs)
                 }
         }
         have = json_get_member(metadata, field);
-        if (!have)
-                return json_object_object_add(metadata, field, json_object_get(map)) < 0 ? -ENOMEM : 0;
-        json_object_object_foreach(map, key, value)
-                if (json_object_object_add(have, key, json_object_get(value)) < 0)
+        if (!have) {
+                if (json_object_object_add(metadata, field, json_object_get(map)) < 0) {
+                        json_object_put(map);
                         return -ENOMEM;
+                }
+                return 0;
+        }
+        json_object_object_foreach(map, key, value)
+                if (json_object_object_add(have, key, json_object_get(value)) < 0) {
+                        json_object_put(value);
+                        return -ENOMEM;
+                }
         return 0;
 }
 

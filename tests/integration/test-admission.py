@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import yaml  # noqa: E402
 
-from bench import (SERVICE_ACCOUNT, SOURCE_ROOT, Bench, admission_manifests, node_requests,  # noqa: E402
-                   wait_for)
+from bench import (ADMISSION_POLICY, SERVICE_ACCOUNT, SOURCE_ROOT, Bench, admission_manifests,  # noqa: E402
+                   node_requests, wait_for)
 
 POLICY = "nodereboot-node-writes/nodereboot-node-writes"
 MARKS = {"Marks.PreRebootLabels": "example.com/rebooting=true",
@@ -228,6 +228,37 @@ class AdmissionPolicyTest(unittest.TestCase):
             b.api.api("DELETE", group + "/validatingadmissionpolicybindings/change-freeze", expect=200)
             b.run_reboots(lambda: n1.reboots == 1 and n1.phase() == "idle", timeout=60)
             b.api.control("DELETE", "/log")
+
+class OlderPolicyTest(unittest.TestCase):
+    def test_a_policy_older_than_the_status_keeps_the_cycle_whole(self):
+        """The cluster still runs the admission policy of the previous version, which does not
+        know nodereboot.io/status or the nodereboot.io/state label (the daemons were upgraded
+        first): the cordon and the uncordon go without them, the cycle's marks are still set and
+        removed, the node is back in service, and the refusal is said in the journal."""
+        with Bench(["n1"], admission=False, expect_forbidden=[r"/api/v1/nodes/"]) as b:
+            docs = admission_manifests()
+            for d in docs:
+                if d["kind"] == "ValidatingAdmissionPolicy" and d["metadata"]["name"] == ADMISSION_POLICY:
+                    for v in d["spec"]["variables"]:
+                        if v["name"] == "ownAnnotations":
+                            v["expression"] = v["expression"].replace(", 'nodereboot.io/status'", "")
+                    for v in d["spec"]["validations"]:
+                        for k in ("expression", "messageExpression"):
+                            if k in v:
+                                v[k] = v[k].replace(" || k == 'nodereboot.io/state'", "")
+            for d in docs:
+                b.api.create_or_replace(d)
+            n1 = b.nodes["n1"]
+            n1.start()
+            n1.wait_phase("idle", 10)
+            n1.touch_sentinel()
+            b.run_reboots(lambda: n1.reboots == 1 and n1.phase() == "idle", timeout=60)
+            node = b.api.node("n1")
+            ours = {k for k in node["metadata"].get("annotations") or {} if k.startswith("nodereboot.io/")}
+            self.assertFalse(node["spec"].get("unschedulable"))
+            self.assertEqual(ours, {"nodereboot.io/last-reboot"})
+            self.assertIn("refused the status annotation", n1.log_text())
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

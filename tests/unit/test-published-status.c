@@ -14,11 +14,11 @@ static void test_pending_round_trip(void) {
         s.phase = REBOOT_PHASE_PENDING;
         s.pending_since = s.phase_since = 1764936000ULL * USEC_PER_SEC;
         s.reason = strdup("linux-image-6.1.0-28-amd64");
-        text = published_status_format(&s, "nodereboot", "window");
+        text = published_status_format(&s, "nodereboot", "window", NULL);
         ASSERT_STREQ(text, "{\"lock\":\"nodereboot\",\"state\":\"pending\",\"since\":\"2025-12-05T12:00:00Z\","
                      "\"reason\":\"linux-image-6.1.0-28-amd64\",\"blocked\":\"window\"}");
         /* The same state, the same text: no write. */
-        again = published_status_format(&s, "nodereboot", "window");
+        again = published_status_format(&s, "nodereboot", "window", NULL);
         ASSERT_STREQ(text, again);
         ASSERT_OK(published_status_parse(text, &p));
         ASSERT_STREQ(p.state, "pending");
@@ -39,7 +39,7 @@ static void test_idle_after_a_reboot(void) {
         s.stats.last_reboot = 1764930000ULL * USEC_PER_SEC;
         s.kernel_before = strdup("6.1.0-27-amd64");
         s.kernel_after = strdup("6.1.0-28-amd64");
-        text = published_status_format(&s, "nodereboot", NULL);
+        text = published_status_format(&s, "nodereboot", NULL, NULL);
         ASSERT_OK(published_status_parse(text, &p));
         ASSERT_STREQ(p.state, "idle");
         ASSERT_EQ(p.since, 0U);          /* idle says when it was last busy, not since when idle */
@@ -51,7 +51,7 @@ static void test_idle_after_a_reboot(void) {
         s.failed_cycles = 1;
         s.last_error = strdup("drain timed out");
         free(text);
-        text = published_status_format(&s, "nodereboot", NULL);
+        text = published_status_format(&s, "nodereboot", NULL, NULL);
         ASSERT_OK(published_status_parse(text, &p));
         ASSERT_STREQ(p.result, "failed: drain timed out");
         published_status_done(&p);
@@ -68,7 +68,7 @@ static void test_rebooting_names_the_boot_it_leaves(void) {
         s.phase_since = 1764936000ULL * USEC_PER_SEC;
         s.lease = strdup("nodereboot-0");
         strcpy(s.boot_id, "0123456789abcdef0123456789abcdef");
-        text = published_status_format(&s, "nodereboot", NULL);
+        text = published_status_format(&s, "nodereboot", NULL, NULL);
         ASSERT_OK(published_status_parse(text, &p));
         ASSERT_STREQ(p.state, "rebooting");
         ASSERT_STREQ(p.slot, "nodereboot-0");
