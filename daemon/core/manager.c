@@ -2887,25 +2887,27 @@ static char *manager_current_reason(Manager *m) {
         return NULL;
 }
 
+/* A source of the requirement (sentinel, command, request) changed: the machine hears whether a
+ * reboot is required now, by whom, and why (reason NULL: the one recorded stands). */
+static void manager_dispatch_required(Manager *m, RebootEvent event, const char *reason) {
+        (void) manager_dispatch(m, event, &(RebootEventData) {
+                        .sentinel_present = manager_reboot_required(m),
+                        .by_request = manager_required_by_request_only(m),
+                        .reason = reason,
+                });
+}
+
 static void on_sentinel(Sentinel *s, bool present, void *userdata) {
         Manager *m = userdata;
         _cleanup_free_ char *reason = NULL;
 
-        if (present)
-                reason = manager_read_reason(m);
-        else if (m->command_required)
-                reason = manager_command_reason(m);
-        else if (m->request_seen)
-                reason = strdup(m->request_reason);
         if (present && m->sentinel_seen)
                 log_info("Package list %s.pkgs changed.", m->config->sentinel_path);
         else
                 log_info("Sentinel %s %s.", m->config->sentinel_path, present ? "appeared" : "disappeared");
         m->sentinel_seen = present;
-        (void) manager_dispatch(m, REBOOT_EVENT_SENTINEL,
-                                &(RebootEventData) { .sentinel_present = manager_reboot_required(m),
-                                                     .by_request = manager_required_by_request_only(m),
-                                                     .reason = reason });
+        reason = manager_current_reason(m);
+        manager_dispatch_required(m, REBOOT_EVENT_SENTINEL, reason);
 }
 
 static void on_command(SentinelCommand *c, CommandVerdict verdict, const char *output, const char *message,
@@ -2936,16 +2938,8 @@ static void on_command(SentinelCommand *c, CommandVerdict verdict, const char *o
         }
         log_info("[Sentinel] Command=%s says a reboot is %s.", m->config->sentinel_command,
                  m->command_required ? "required" : "not required");
-        if (m->command_required && !m->sentinel_seen)
-                reason = manager_command_reason(m);
-        else if (m->sentinel_seen)
-                reason = manager_read_reason(m);
-        else if (m->request_seen)
-                reason = strdup(m->request_reason);
-        (void) manager_dispatch(m, REBOOT_EVENT_SENTINEL,
-                                &(RebootEventData) { .sentinel_present = manager_reboot_required(m),
-                                                     .by_request = manager_required_by_request_only(m),
-                                                     .reason = reason });
+        reason = manager_current_reason(m);
+        manager_dispatch_required(m, REBOOT_EVENT_SENTINEL, reason);
 }
 
 /* noderebootctl request: whether a request of this boot is there (host/reboot-request.h). One of
@@ -2992,7 +2986,6 @@ static bool manager_read_request(Manager *m) {
 
 static void on_request(Sentinel *s, bool present, void *userdata) {
         Manager *m = userdata;
-        _cleanup_free_ char *reason = NULL;
         bool was = m->request_seen;
 
         _cleanup_free_ char *old_reason = m->request_reason ? strdup(m->request_reason) : NULL;
@@ -3000,12 +2993,9 @@ static void on_request(Sentinel *s, bool present, void *userdata) {
         (void) manager_read_request(m);
         if (was == m->request_seen) {
                 /* Requested again with another reason: the cycle it began says the new one. */
-                if (m->request_seen && !streq_ptr(old_reason, m->request_reason) && !m->sentinel_seen &&
-                    !m->command_required) {
+                if (manager_required_by_request_only(m) && !streq_ptr(old_reason, m->request_reason)) {
                         log_info("Reboot requested again with noderebootctl (reason: %s).", m->request_reason);
-                        (void) manager_dispatch(m, REBOOT_EVENT_SENTINEL, &(RebootEventData) {
-                                        .sentinel_present = true, .by_request = true,
-                                        .reason = m->request_reason });
+                        manager_dispatch_required(m, REBOOT_EVENT_SENTINEL, m->request_reason);
                 }
                 return;
         }
@@ -3014,12 +3004,9 @@ static void on_request(Sentinel *s, bool present, void *userdata) {
                          m->request_ignores_window ? ", outside the maintenance window too" : "");
         else
                 log_info("The reboot requested with noderebootctl was withdrawn.");
-        if (m->request_seen && !m->sentinel_seen && !m->command_required)
-                reason = strdup(m->request_reason);
-        (void) manager_dispatch(m, REBOOT_EVENT_SENTINEL,
-                                &(RebootEventData) { .sentinel_present = manager_reboot_required(m),
-                                                     .by_request = manager_required_by_request_only(m),
-                                                     .reason = reason });
+        /* (with the sentinel or the command there too, their reason stands) */
+        manager_dispatch_required(m, REBOOT_EVENT_SENTINEL,
+                                  manager_required_by_request_only(m) ? m->request_reason : NULL);
 }
 
 static void manager_resume(Manager *m) {
@@ -3027,12 +3014,9 @@ static void manager_resume(Manager *m) {
         bool present = sentinel_present(m->sentinel);
         bool same_boot = m->state.boot_id[0] && streq(m->state.boot_id, m->boot_id);
 
-        if (present)
-                reason = manager_read_reason(m);
         m->sentinel_seen = present;
         (void) manager_read_request(m);
-        if (!present && m->request_seen)
-                reason = strdup(m->request_reason);
+        reason = manager_current_reason(m);
         present = manager_reboot_required(m);
         log_info("Resuming in state %s (%s boot, sentinel %s).", reboot_phase_to_string(m->state.phase),
                  m->state.boot_id[0] ? (same_boot ? "same" : "new") : "no recorded",
