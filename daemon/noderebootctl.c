@@ -651,7 +651,9 @@ static void status_print_text(const Ctl *c, const Status *s) {
                             st->reboot_attempts == 1 ? "" : "s", st->failed_cycles,
                             st->failed_cycles == 1 ? "" : "s");
                 print_field("Retry after:", "%s", format_when(t1, sizeof t1, st->retry_after, s->now));
-                print_field("Last error:", "%s", st->last_error ?: "-");
+                /* it may quote the API server, and so an admission webhook */
+                _cleanup_free_ char *last_error = string_replace_control(strdup(strempty(st->last_error)));
+                print_field("Last error:", "%s", isempty(last_error) ? "-" : last_error);
                 print_field("State file:", "%s%s", s->state_path, s->state_exists ? "" : " (none: idle)");
         }
         print_field("Sentinel:", "%s (%s)", cfg->sentinel_path, s->sentinel_present ? "present" : "absent");
@@ -707,7 +709,11 @@ static void status_print_text(const Ctl *c, const Status *s) {
                 if (annotations && json_object_is_type(annotations, json_type_object)) {
                         json_object_object_foreach(annotations, key, value)
                                 if (startswith(key, ANNOTATION_PREFIX)) {
-                                        printf("  %s=%s\n", key, json_object_get_string(value));
+                                        /* anyone who may annotate the Node wrote it: no escapes */
+                                        _cleanup_free_ char *k = string_replace_control(strdup(key)),
+                                                *v = string_replace_control(strdup(json_object_get_string(value)));
+
+                                        printf("  %s=%s\n", strna(k), strna(v));
                                         any = true;
                                 }
                 }

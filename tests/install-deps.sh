@@ -15,6 +15,8 @@ if [[ $level != build ]]; then
         packages+=(prometheus)
         # check-completion.py: noderebootctl's completion in a real bash with its helpers.
         packages+=(bash-completion)
+        # meson test --setup valgrind (tests/meson.build); it also ships valgrind/valgrind.h.
+        packages+=(valgrind)
         # The test API server evaluates ValidatingAdmissionPolicies' CEL with @bufbuild/cel under
         # Node.js (tests/integration/cel); a machine that has node and npm already keeps its own.
         command -v node >/dev/null || packages+=(nodejs)

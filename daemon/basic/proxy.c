@@ -307,7 +307,26 @@ static int proxy_url_format(const char *url, bool credentials, char **ret) {
 }
 
 int proxy_url_normalize(const char *url, char **ret) {
-        return proxy_url_format(url, true, ret);
+        _cleanup_free_ char *a = NULL, *b = NULL;
+        int r;
+
+        /* libcurl decodes a percent-encoded host without reading it again as an address
+         * ("%3333333" is "333333", which is 0.5.22.21 to it the next time): format until the
+         * text no longer changes, so that what we log and compare is what libcurl connects to. */
+        r = proxy_url_format(url, true, &a);
+        for (unsigned i = 0; r >= 0 && i < 3; i++) {
+                r = proxy_url_format(a, true, &b);
+                if (r < 0)
+                        return r;
+                if (streq(a, b)) {
+                        if (ret)
+                                *ret = TAKE_PTR(a);
+                        return 0;
+                }
+                free(a);
+                a = TAKE_PTR(b);
+        }
+        return r < 0 ? r : -EINVAL;
 }
 
 int proxy_url_redact(const char *url, char **ret) {

@@ -244,3 +244,14 @@ void erase_and_free(char *s) {
         explicit_bzero(s, strlen(s));
         free(s);
 }
+
+char *string_replace_control(char *s) {
+        for (unsigned char *p = (unsigned char *) s; p && *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        *p = '?';
+                else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+                        p[0] = p[1] = '?';
+                        p++;
+                }
+        return s;
+}

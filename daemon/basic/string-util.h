@@ -35,5 +35,10 @@ int strv_split_command(const char *s, char ***ret);
  * what may go into the journal, STATUS= and JSON. */
 bool utf8_is_valid(const char *s);
 
+/* Replaces, in place, every control character a terminal could act on with '?': ASCII controls
+ * (ESC among them) and DEL, and the C1 controls U+0080..U+009F in their UTF-8 form (two bytes,
+ * both replaced). For text from the API that is printed on an operator's terminal. Returns s. */
+char *string_replace_control(char *s);
+
 /* Percent-encodes for a URL query value (RFC 3986 unreserved characters stay). */
 char *url_escape(const char *s);

@@ -17,6 +17,7 @@
 #include "notify-message.h"
 #include "parse-util.h"
 #include "proxy.h"
+#include "regex-util.h"
 #include "string-util.h"
 
 #define CONFIG_FILE_MAX (1024U * 1024U)
@@ -231,7 +232,7 @@ static int config_parse_regex(const ConfigItem *item, const char *value, void *f
         regex_t re;
 
         if (!isempty(value)) {
-                if (regcomp(&re, value, REG_EXTENDED | REG_NOSUB) != 0)
+                if (regex_compile(&re, value, REG_NOSUB) < 0)
                         return -EINVAL;
                 regfree(&re);
         }
@@ -469,6 +470,9 @@ static int config_parse_path_list(const ConfigItem *item, const char *value, voi
 #define ITEM(s, k, p, field, d, lo, hi, e) \
         { s, k, config_parse_##p, offsetof(Config, field), d, lo, hi, e }
 
+#define REGEX_LIMITS \
+        "(at most " STRINGIFY(REGEX_PATTERN_MAX) " bytes, counts up to 255, not a++++ or (x{1,100}){1,100})"
+
 static const char timespan_expected[] = "a time span such as 90s, 15min or 1h";
 #define TEMPLATE_EXPECTED \
         "a message with placeholders among %node%, %event%, %state%, %reason%, %packages%, %error%, " \
@@ -497,7 +501,7 @@ static const ConfigItem config_items[] = {
         ITEM("Sentinel", "RequiredExitStatus", unsigned, sentinel_required_status, "1", 1, 255,
              "an exit status between 1 and 255"),
         ITEM("Sentinel", "RequiredOutputRegex", regex, sentinel_required_output, NULL, 0, 0,
-             "a POSIX extended regular expression such as ^Reboot is required"),
+             "a POSIX extended regular expression such as ^Reboot is required " REGEX_LIMITS),
         ITEM("Sentinel", "CommandIntervalSec", timespan, sentinel_command_interval_usec, "1h", 10 * USEC_PER_SEC,
              USEC_INFINITY - 1, "a time span of at least 10s, such as 1h"),
         ITEM("Sentinel", "CommandTimeoutSec", timespan, sentinel_command_timeout_usec, "5min", USEC_PER_SEC,
@@ -561,7 +565,7 @@ static const ConfigItem config_items[] = {
         ITEM("Blockers", "PrometheusBasicAuthFile", optional_path, prometheus_basic_auth_file, NULL, 0, 0,
              "an absolute path"),
         ITEM("Blockers", "AlertFilterRegex", regex, alert_filter_regex, NULL, 0, 0,
-             "a POSIX extended regular expression such as ^(Watchdog|InfoInhibitor)$"),
+             "a POSIX extended regular expression such as ^(Watchdog|InfoInhibitor)$ " REGEX_LIMITS),
         ITEM("Blockers", "AlertFilterMatchOnly", bool, alert_filter_match_only, "no", 0, 0, "a boolean (yes or no)"),
         ITEM("Blockers", "AlertFiringOnly", bool, alert_firing_only, "no", 0, 0, "a boolean (yes or no)"),
 

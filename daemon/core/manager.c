@@ -37,6 +37,7 @@
 #include "published-status.h"
 #include "reboot-machine.h"
 #include "reboot-request.h"
+#include "regex-util.h"
 #include "recovery-gate.h"
 #include "sentinel.h"
 #include "sentinel-command.h"
@@ -153,6 +154,10 @@ struct Manager {
         char *restore_refusal;          /* the API server's message when it refused our uncordon */
         usec_t reboot_deadline;         /* CLOCK_MONOTONIC: logind accepted, the machine must be gone by then */
         usec_t drained_at;              /* CLOCK_MONOTONIC, for [Reboot] DelaySec= */
+        usec_t phase_anchor_for;        /* the phase_since that phase_began is for */
+        usec_t phase_began;             /* CLOCK_MONOTONIC: phase_since, moved to that clock */
+        usec_t retry_anchor_for;        /* the retry_after that retry_at is for */
+        usec_t retry_at;                /* CLOCK_MONOTONIC: retry_after, moved to that clock */
         usec_t drain_deadline;          /* CLOCK_MONOTONIC, of the drain under way (kept across pauses);
                                          * 0 before it started, USEC_INFINITY for none */
 
@@ -1688,14 +1693,31 @@ static void on_pause_rechecked(int error, const PauseState *s, void *userdata) {
         manager_read_node(m);
 }
 
+/* How long the current phase has lasted. Read off the wall clock once per phase and process
+ * (phase_since is on disk: a restart does not start the count over), then counted on the monotonic
+ * clock: a wall clock stepped an hour back or forward must neither stretch a wait by an hour (the
+ * slot held, the rollout stalled) nor cut it short or raise a false alarm. */
+static usec_t manager_phase_elapsed(Manager *m) {
+        usec_t mono = now_usec(CLOCK_MONOTONIC);
+
+        if (m->phase_anchor_for != m->state.phase_since) {
+                usec_t now = now_realtime();
+                usec_t elapsed = now > m->state.phase_since ? now - m->state.phase_since : 0;
+
+                m->phase_anchor_for = m->state.phase_since;
+                m->phase_began = mono - MIN(mono, elapsed);
+        }
+        return mono - m->phase_began;
+}
+
 static void manager_read_node(Manager *m) {
-        usec_t now = now_realtime();
+        usec_t elapsed = manager_phase_elapsed(m);
         int r;
 
         /* [Drain] DelaySec=: a pause between taking the lock and touching the node. */
-        if (m->config->drain_delay_usec > 0 && now < m->state.phase_since + m->config->drain_delay_usec) {
+        if (m->config->drain_delay_usec > 0 && elapsed < m->config->drain_delay_usec) {
                 manager_set_waiting(m, "holding lock slot %s, cordoning after the drain delay", m->state.lease);
-                manager_arm_action_timer(m, m->state.phase_since + m->config->drain_delay_usec - now);
+                manager_arm_action_timer(m, m->config->drain_delay_usec - elapsed);
                 return;
         }
         if (m->node_busy)
@@ -2007,10 +2029,16 @@ static void manager_check_inhibitors(Manager *m) {
         char buf[64];
         int r;
 
-        if (m->state.retry_after > now) {
+        /* The back-off after a failed reboot request, drained and cordoned: read off the wall clock
+         * once, then counted on the monotonic one, as in manager_phase_elapsed(). */
+        if (m->retry_anchor_for != m->state.retry_after) {
+                m->retry_anchor_for = m->state.retry_after;
+                m->retry_at = mono + (m->state.retry_after > now ? m->state.retry_after - now : 0);
+        }
+        if (mono < m->retry_at) {
                 manager_set_waiting(m, "reboot did not happen; next attempt at %s",
-                                    format_clock(buf, sizeof buf, m->state.retry_after));
-                manager_arm_action_timer(m, m->state.retry_after - now);
+                                    format_clock(buf, sizeof buf, now + (m->retry_at - mono)));
+                manager_arm_action_timer(m, m->retry_at - mono);
                 return;
         }
         if (m->config->reboot_delay_usec > 0 && m->drained_at > 0 &&
@@ -2139,7 +2167,7 @@ static void manager_wait_reboot(Manager *m) {
  * what the Node reports, so an operator looks (the slot stays held; see noderebootd(8)). */
 static void manager_warn_kubelet_late(Manager *m, json_object *node, const char *why) {
         _cleanup_free_ char *msg = NULL;
-        usec_t waiting = now_realtime() - MIN(now_realtime(), m->state.phase_since);
+        usec_t waiting = manager_phase_elapsed(m);
         char t[FORMAT_TIMESPAN_MAX];
 
         if (m->kubelet_late_warned || waiting < KUBELET_LATE_USEC)
@@ -2771,6 +2799,9 @@ static int manager_dispatch(Manager *m, RebootEvent event, const RebootEventData
                 }
                 reboot_state_done(&m->state);
                 m->state = next;
+                /* A phase's monotonic count starts now, not at its first use: a clock step in
+                 * between would count as time spent in it. */
+                (void) manager_phase_elapsed(m);
                 {
                         char point[64];
                         snprintf(point, sizeof point, "saved:%s", reboot_phase_to_string(m->state.phase));
@@ -3534,7 +3565,7 @@ static int manager_setup_alerts(Manager *m) {
         if (!m->config->prometheus_url)
                 return 0;
         if (m->config->alert_filter_regex) {
-                if (regcomp(&m->alert_regex, m->config->alert_filter_regex, REG_EXTENDED | REG_NOSUB) != 0)
+                if (regex_compile(&m->alert_regex, m->config->alert_filter_regex, REG_NOSUB) < 0)
                         return log_error_errno(-EINVAL, "[Blockers] AlertFilterRegex=%s is not a regular expression.",
                                                m->config->alert_filter_regex);
                 m->alert_regex_set = true;

@@ -68,7 +68,9 @@ static int get_string(json_object *o, const char *key, char **ret) {
                 return 0;
         if (!json_object_is_type(v, json_type_string))
                 return -EBADMSG;
-        *ret = strdup(json_object_get_string(v));
+        /* Any writer of the Node's annotations may have put it there: noderebootctl list prints
+         * it on a terminal. */
+        *ret = string_replace_control(strdup(json_object_get_string(v)));
         return *ret ? 0 : -ENOMEM;
 }
 

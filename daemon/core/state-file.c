@@ -30,9 +30,6 @@
 /* How much of a wrong value an error message quotes. */
 #define QUOTE_MAX 64
 
-#define STRINGIFY_(x) #x
-#define STRINGIFY(x) STRINGIFY_(x)
-
 /* Rolling back ends in pending (a new cycle after the back-off) or idle. */
 static bool rollback_phase_is_valid(RebootPhase p) {
         return p == REBOOT_PHASE_IDLE || p == REBOOT_PHASE_PENDING;

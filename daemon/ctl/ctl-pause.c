@@ -25,7 +25,8 @@ static void on_updated(int result, const char *message, void *userdata) {
 
         p->done = true;
         p->result = result;
-        p->message = message ? strdup(message) : NULL;
+        /* the API server's words may quote what an admission webhook said: printed on a terminal */
+        p->message = message ? string_replace_control(strdup(message)) : NULL;
 }
 
 /* "alice@admin-host": who ran the command, for the record (kubectl shows the credential's user in

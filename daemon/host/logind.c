@@ -2,6 +2,7 @@
 #include <string.h>
 #include <systemd/sd-bus.h>
 
+#include "inhibitors.h"
 #include "log.h"
 #include "logind.h"
 #include "string-util.h"
@@ -9,10 +10,6 @@
 #define LOGIND_SERVICE   "org.freedesktop.login1"
 #define LOGIND_PATH      "/org/freedesktop/login1"
 #define LOGIND_MANAGER   "org.freedesktop.login1.Manager"
-
-/* The status line names a handful of holders, not every inhibitor on a busy machine. */
-#define HOLDERS_MAX 16
-#define HOLDER_FIELD_MAX 128
 
 typedef enum LogindCallKind {
         LOGIND_CALL_REBOOT,
@@ -288,55 +285,8 @@ int logind_reboot(Logind *l, LogindRebootHandler handler, void *userdata) {
 
 /* ---- block inhibitors ---- */
 
-static bool colon_list_contains(const char *list, const char *item) {
-        size_t n = strlen(item);
-
-        for (const char *p = list; p && *p;) {
-                size_t k = strcspn(p, ":");
-
-                if (k == n && strneq(p, item, n))
-                        return true;
-                p += k;
-                if (*p == ':')
-                        p++;
-        }
-        return false;
-}
-
-/* who and why come from any local process that took an inhibitor: keep them on one line and
- * short, as they end up in STATUS= and the journal. */
-static int append_sanitized(char **s, size_t *len, const char *text) {
-        size_t n = strnlen(text, HOLDER_FIELD_MAX);
-        char *t;
-
-        t = realloc(*s, *len + n + 1);
-        if (!t)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char ch = (unsigned char) text[i];
-                t[(*len)++] = ch < 0x20 || ch == 0x7f ? ' ' : (char) ch;
-        }
-        t[*len] = 0;
-        *s = t;
-        return 0;
-}
-
-static int append_text(char **s, size_t *len, const char *text) {
-        size_t n = strlen(text);
-        char *t;
-
-        t = realloc(*s, *len + n + 1);
-        if (!t)
-                return -ENOMEM;
-        memcpy(t + *len, text, n + 1);
-        *len += n;
-        *s = t;
-        return 0;
-}
-
 static int parse_inhibitors(sd_bus_message *m, char **ret) {
-        _cleanup_free_ char *holders = NULL;
-        size_t len = 0, count = 0;
+        _cleanup_(inhibitor_list_done) InhibitorList list = {};
         int r;
 
         r = sd_bus_message_enter_container(m, 'a', "(ssssuu)");
@@ -352,35 +302,16 @@ static int parse_inhibitors(sd_bus_message *m, char **ret) {
                         return r;
                 if (r == 0)
                         break;
-
-                /* Delay inhibitors (kubelet's graceful node shutdown) only postpone the reboot. */
-                if (!streq(mode, "block") || !colon_list_contains(what, "shutdown"))
-                        continue;
-
-                if (count++ >= HOLDERS_MAX)
-                        continue;
-                if ((len > 0 && append_text(&holders, &len, ", ") < 0) ||
-                    append_sanitized(&holders, &len, isempty(who) ? "unknown" : who) < 0 ||
-                    append_text(&holders, &len, " (") < 0 ||
-                    append_sanitized(&holders, &len, why) < 0 ||
-                    append_text(&holders, &len, ")") < 0)
-                        return -ENOMEM;
+                r = inhibitor_list_add(&list, what, who, why, mode);
+                if (r < 0)
+                        return r;
         }
 
         r = sd_bus_message_exit_container(m);
         if (r < 0)
                 return r;
 
-        if (count > HOLDERS_MAX) {
-                char more[64];
-
-                (void) snprintf(more, sizeof(more), ", and %zu more", count - HOLDERS_MAX);
-                if (append_text(&holders, &len, more) < 0)
-                        return -ENOMEM;
-        }
-
-        *ret = TAKE_PTR(holders);
-        return 0;
+        return inhibitor_list_finish(&list, ret);
 }
 
 static int on_list_inhibitors_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -426,7 +357,7 @@ static int on_block_inhibited_reply(sd_bus_message *m, void *userdata, sd_bus_er
                 return 0;
         }
 
-        if (!colon_list_contains(value, "shutdown")) {
+        if (!inhibitor_what_contains(value, "shutdown")) {
                 logind_call_finish(c, 0, NULL, false, NULL);
                 return 0;
         }

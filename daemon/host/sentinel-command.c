@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "regex-util.h"
 #include "sentinel-command.h"
 #include "string-util.h"
 
@@ -293,7 +294,7 @@ int sentinel_command_set_required_output(SentinelCommand *c, const char *regex) 
                 return -EINVAL;
         if (c->has_required_output)
                 regfree(&c->required_output);
-        c->has_required_output = regcomp(&c->required_output, regex, REG_EXTENDED | REG_NOSUB) == 0;
+        c->has_required_output = regex_compile(&c->required_output, regex, REG_NOSUB) >= 0;
         return c->has_required_output ? 0 : -EINVAL;
 }
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "drain.h"
+#include "eviction-answer.h"
 #include "json-util.h"
 #include "log.h"
 #include "node.h"
@@ -180,123 +181,6 @@ bool drain_pod_is_skipped_full(json_object *pod, const LabelSelector *selector, 
 
 bool drain_pod_is_skipped(json_object *pod, const char **ret_reason) {
         return drain_pod_is_skipped_full(pod, NULL, ret_reason);
-}
-
-/* "The disruption budget web-pdb needs 2 healthy pods and has 2 currently" (the real server's
- * cause message) -> "web-pdb". */
-static char *pdb_name_from_message(const char *m) {
-        static const char *const prefixes[] = { "The disruption budget ", "disruption budget " };
-
-        if (!m)
-                return NULL;
-        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++) {
-                const char *p = strstr(m, prefixes[i]);
-                size_t n;
-
-                if (!p)
-                        continue;
-                p += strlen(prefixes[i]);
-                n = strcspn(p, " \t\n,:;\"");
-                if (n > 0 && n <= 253)
-                        return strndup(p, n);
-        }
-        return NULL;
-}
-
-/* The PodDisruptionBudget's name and the server's words from a 429 Status. */
-static void pdb_from_status(json_object *status, char **ret_name, char **ret_message) {
-        json_object *causes = json_get(status, "details.causes");
-        const char *message = NULL;
-        char *name = NULL;
-
-        for (size_t i = 0; i < json_array_length(causes); i++) {
-                json_object *cause = json_object_array_get_idx(causes, i);
-                const char *m = json_get_string(cause, "message");
-
-                if (!streq_ptr(json_get_string(cause, "reason"), "DisruptionBudget") || !m)
-                        continue;
-                message = m;
-                name = pdb_name_from_message(m);
-                if (name)
-                        break;
-        }
-        if (!message)
-                message = json_get_string(status, "message");
-        if (!name)
-                name = pdb_name_from_message(json_get_string(status, "message"));
-
-        *ret_name = name;
-        *ret_message = message ? strdup(message) : NULL;
-}
-
-/* The server does not know this Eviction version: an old server (no policy/v1) answers with a 404
- * for the path, or refuses the body's apiVersion. A 404 naming the pod means the pod is gone. */
-static bool eviction_version_unsupported(const KubeResponse *response) {
-        const char *message = json_get_string(response->body, "message");
-
-        switch (response->status) {
-        case 404:
-                return message && strstr(message, "the server could not find the requested resource");
-        case 400:
-        case 415:
-                return message && (strstr(message, "policy/v1") || strstr(message, "apiVersion") ||
-                                   strstr(message, "no kind"));
-        default:
-                return false;
-        }
-}
-
-/* A 409 means the listed pod is gone only when our UID precondition failed. The real server
- * (1.28) says so in these words, with details {"name": "web-a", "kind": "Pod"}:
- *   Operation cannot be fulfilled on Pod "web-a": the UID in the precondition (X) does not match
- *   the UID in record (Y). The object might have been deleted and then recreated
- * Other 409s come while the pod still runs: the eviction's update of the PodDisruptionBudget's
- * status kept conflicting (details name the poddisruptionbudgets), or a resourceVersion
- * precondition the server added itself failed ("the ResourceVersion in the precondition"). */
-static bool conflict_is_uid_precondition(json_object *status, const char *name) {
-        const char *kind = json_get_string(status, "details.kind"),
-                *message = json_get_string(status, "message");
-
-        return (streq_ptr(kind, "Pod") || streq_ptr(kind, "pods")) &&
-                isempty(json_get_string(status, "details.group")) &&
-                streq_ptr(json_get_string(status, "details.name"), name) &&
-                message && strstr(message, "the UID in the precondition");
-}
-
-/* A 403 on an eviction is RBAC refusing us, unless the server refused for the state of the pod's
- * PodDisruptionBudget (pkg/registry/core/pod/storage/eviction.go, checkAndDecrement):
- *   poddisruptionbudget.policy "web-pdb" is forbidden: pdb disruptions allowed is negative
- *   poddisruptionbudget.policy "web-pdb" is forbidden: DisruptedPods map too big - too many
- *   evictions not confirmed by PDB controller
- * with details {"name": "web-pdb", "group": "policy", "kind": "poddisruptionbudget"}. RBAC names
- * the pod: pods "web-a" is forbidden: User "x" cannot create resource "pods/eviction" in ...
- * On true, ret_name and ret_why get the budget's name and the server's reason (either may be NULL). */
-static bool forbidden_by_pdb(json_object *status, char **ret_name, char **ret_why) {
-        static const char infix[] = " is forbidden: ";
-        const char *kind = json_get_string(status, "details.kind"),
-                *group = json_get_string(status, "details.group"),
-                *name = json_get_string(status, "details.name"),
-                *message = json_get_string(status, "message"),
-                *why;
-
-        if (!kind || !startswith(kind, "poddisruptionbudget") || (group && !streq(group, "policy")))
-                return false;
-
-        why = message ? strstr(message, infix) : NULL;
-        why = why ? why + strlen(infix) : message;
-        *ret_name = isempty(name) ? NULL : strdup(name);
-        *ret_why = strdup(isempty(why) ? "its state forbids evictions" : why);
-        return true;
-}
-
-#define DRAIN_WHY_TWO_PDBS "more than one PodDisruptionBudget selects the pod, which evictions do not support"
-
-/* 500 "This pod has more than one PodDisruptionBudget, which the eviction subresource does not
- * support." (no reason field): nothing passes until someone removes a budget. */
-static bool refused_for_two_pdbs(const KubeResponse *response) {
-        const char *message = json_get_string(response->body, "message");
-
-        return response->status == 500 && message && strstr(message, "more than one PodDisruptionBudget");
 }
 
 /* -------------------------------------------------------------------------------------------- */
@@ -617,18 +501,16 @@ static void pod_blocked(DrainPod *p, char *name, char *why, const char *message,
 /* 429: a PodDisruptionBudget forbids the eviction now (its Status names the budget), or the API
  * server throttles us (priority and fairness, with Retry-After). Either way: retry this pod after
  * Retry-After, or pdb_retry_usec without one. */
-static void pod_too_many_requests(DrainPod *p, const KubeResponse *response) {
-        _cleanup_free_ char *name = NULL, *message = NULL;
+static void pod_too_many_requests(DrainPod *p, EvictionVerdict *v, const KubeResponse *response) {
         usec_t delay = retry_after(p->drain, response);
 
-        pdb_from_status(response->body, &name, &message);
-        if (name || (message && strcasestr(message, "disruption budget"))) {
-                pod_blocked(p, TAKE_PTR(name), NULL, message, delay);
+        if (v->answer == EVICTION_ANSWER_PDB_BUDGET) {
+                pod_blocked(p, TAKE_PTR(v->pdb), NULL, v->message, delay);
                 return;
         }
 
         log_debug("Eviction of pod %s/%s throttled by the API server (%s), retrying in %.1fs",
-                  p->namespace, p->name, strna(message), (double) delay / USEC_PER_SEC);
+                  p->namespace, p->name, strna(v->message), (double) delay / USEC_PER_SEC);
         pod_clear_blocked(p);
         pod_enter(p, POD_RETRY);
         pod_set_error(p, "throttled by the API server");
@@ -709,8 +591,7 @@ static void pod_recheck(DrainPod *p, const char *message) {
 static void on_eviction(KubeClient *c, int error, const KubeResponse *response, void *userdata) {
         DrainPod *p = userdata;
         Drain *d = p->drain;
-        const char *message = json_get_string(response->body, "message");
-        char *pdb = NULL, *why = NULL;
+        _cleanup_(eviction_verdict_done) EvictionVerdict v = {};
 
         /* the call is over: pod_enter() must not cancel it */
         p->call = NULL;
@@ -730,18 +611,24 @@ static void on_eviction(KubeClient *c, int error, const KubeResponse *response, 
                 return;
         }
 
-        if (error >= 0) {
+        if (eviction_verdict_from_response(error, response, p->name, &v) < 0) {
+                pod_retry_later(p, -ENOMEM, NULL);
+                pod_pump(d);
+                return;
+        }
+
+        if (v.answer == EVICTION_ANSWER_EVICTED) {
                 log_debug("Evicted pod %s/%s.", p->namespace, p->name);
                 p->evicted = true;
                 p->attempts = 0;
                 d->n_evicted++;
                 pod_terminating(p);
 
-        } else if (eviction_version_unsupported(response)) {
+        } else if (v.answer == EVICTION_ANSWER_VERSION_UNSUPPORTED) {
                 if (!streq(p->eviction_version, EVICTION_POLICY_V1)) {
                         drain_finish(d, -EOPNOTSUPP,
                                      strdup_printf("the API server supports neither policy/v1 nor "
-                                                   "policy/v1beta1 evictions: %s", strna(message)));
+                                                   "policy/v1beta1 evictions: %s", strna(v.message)));
                         return;
                 }
                 if (streq(d->eviction_version, EVICTION_POLICY_V1)) {
@@ -757,39 +644,38 @@ static void on_eviction(KubeClient *c, int error, const KubeResponse *response, 
                                 p->namespace, p->name);
                 pod_terminating(p);
 
-        } else if (error == -EBUSY)
-                pod_too_many_requests(p, response);
-
-        else if (error == -ENOENT) {
-                log_debug("Pod %s/%s is gone already.", p->namespace, p->name);
-                pod_enter(p, POD_GONE);
-
-        } else if (error == -ESTALE && conflict_is_uid_precondition(response->body, p->name)) {
-                /* The UID precondition failed: the pod we listed is gone, another took its name. */
-                log_debug("Pod %s/%s was replaced before its eviction; the one we listed is gone.",
-                          p->namespace, p->name);
-                pod_enter(p, POD_GONE);
-
-        } else if (error == -ESTALE)
-                pod_recheck(p, message);
-
-        else if (error == -EACCES && response->status == 403 &&
-                 forbidden_by_pdb(response->body, &pdb, &why)) {
-                pod_blocked(p, pdb, why, message, retry_after(d, response));
-                pod_report_blocked(p);
-
-        } else if (error == -EACCES) {
-                drain_finish(d, error, strdup_printf("not allowed to evict pod %s/%s: %s",
-                                                     p->namespace, p->name,
-                                                     message ?: strerror(ERRNO_VALUE(error))));
-                return;
-
-        } else if (refused_for_two_pdbs(response)) {
-                pod_blocked(p, NULL, strdup(DRAIN_WHY_TWO_PDBS), message, retry_after(d, response));
-                pod_report_blocked(p);
-
         } else
-                pod_retry_later(p, error, message);
+                switch (v.answer) {
+                case EVICTION_ANSWER_PDB_BUDGET:
+                case EVICTION_ANSWER_THROTTLED:
+                        pod_too_many_requests(p, &v, response);
+                        break;
+                case EVICTION_ANSWER_GONE:
+                        log_debug("Pod %s/%s is gone already.", p->namespace, p->name);
+                        pod_enter(p, POD_GONE);
+                        break;
+                case EVICTION_ANSWER_REPLACED:
+                        /* The UID precondition failed: the pod we listed is gone, another took its name. */
+                        log_debug("Pod %s/%s was replaced before its eviction; the one we listed is gone.",
+                                  p->namespace, p->name);
+                        pod_enter(p, POD_GONE);
+                        break;
+                case EVICTION_ANSWER_CONFLICT:
+                        pod_recheck(p, v.message);
+                        break;
+                case EVICTION_ANSWER_PDB_FORBIDS:
+                case EVICTION_ANSWER_TWO_PDBS:
+                        pod_blocked(p, TAKE_PTR(v.pdb), TAKE_PTR(v.why), v.message, retry_after(d, response));
+                        pod_report_blocked(p);
+                        break;
+                case EVICTION_ANSWER_FORBIDDEN:
+                        drain_finish(d, error, strdup_printf("not allowed to evict pod %s/%s: %s",
+                                                             p->namespace, p->name,
+                                                             v.message ?: strerror(ERRNO_VALUE(error))));
+                        return;
+                default:
+                        pod_retry_later(p, error, v.message);
+                }
 
         pod_pump(d);
 }

@@ -49,3 +49,9 @@ int kube_line_buffer_feed(KubeLineBuffer *b, const void *data, size_t size);
 int kube_line_buffer_next(KubeLineBuffer *b, char **ret, size_t *ret_size);
 /* What follows the last complete line (an unterminated last line at the end of a stream). */
 size_t kube_line_buffer_rest(KubeLineBuffer *b, char **ret);
+
+/* One line of a watch stream: {"type": T, "object": {...}}. 0 with the parsed event (the caller
+ * owns it) and its type and object (borrowed from the event); -EBADMSG for anything else (or
+ * -EFBIG, -ENOMEM from the JSON parser). */
+int kube_watch_line_parse(const char *line, size_t size, json_object **ret_event, const char **ret_type,
+                          json_object **ret_object);

@@ -1570,6 +1570,15 @@ static void watch_fail(KubeWatch *w, int error) {
         watch_schedule_backoff(w);
 }
 
+/* A stream line outgrew WATCH_MAX_LINE_SIZE: the stream was cut off there, unread. Only a broken or
+ * hostile server (or proxy) sends such a line, and every owner merely retries a failed watch: so
+ * it is said here, once per stream cut off, above debug level. */
+static void watch_fail_line_too_long(KubeWatch *w) {
+        log_warning("Watch %s: an event line longer than %zu MiB, cut off unread; watching again.",
+                    w->path, WATCH_MAX_LINE_SIZE / 1024 / 1024);
+        watch_fail(w, -EFBIG);
+}
+
 /* Starts over after the stream ended without an error, or after 410 Gone. */
 static void watch_restart(KubeWatch *w) {
         int r;
@@ -1717,6 +1726,26 @@ static int watch_start(KubeWatch *w) {
         return watch_start_stream(w);
 }
 
+int kube_watch_line_parse(const char *line, size_t size, json_object **ret_event, const char **ret_type,
+                          json_object **ret_object) {
+        _cleanup_json_ json_object *event = NULL;
+        json_object *object;
+        const char *type;
+        int r;
+
+        r = json_parse(line, size, &event);
+        if (r < 0)
+                return r;
+        type = json_get_string(event, "type");
+        object = json_get(event, "object");
+        if (!type || !object || !json_object_is_type(object, json_type_object))
+                return -EBADMSG;
+        *ret_type = type;
+        *ret_object = object;
+        *ret_event = TAKE_PTR(event);
+        return 0;
+}
+
 /* Handles one line of the stream. The caller holds a ref and checks the generation after. */
 static void watch_handle_line(KubeWatch *w, char *line, size_t size) {
         _cleanup_json_ json_object *event = NULL;
@@ -1724,15 +1753,9 @@ static void watch_handle_line(KubeWatch *w, char *line, size_t size) {
         const char *type, *rv;
         int r;
 
-        r = json_parse(line, size, &event);
+        r = kube_watch_line_parse(line, size, &event, &type, &object);
         if (r < 0) {
                 watch_fail(w, r);
-                return;
-        }
-        type = json_get_string(event, "type");
-        object = json_get(event, "object");
-        if (!type || !object || !json_object_is_type(object, json_type_object)) {
-                watch_fail(w, -EBADMSG);
                 return;
         }
 
@@ -1790,6 +1813,10 @@ static void watch_dispatch_lines(KubeWatch *w, KubeCall *call) {
                 int r;
 
                 r = kube_line_buffer_next(&call->lines, &line, &size);
+                if (r == -EFBIG) {
+                        watch_fail_line_too_long(w);
+                        return;
+                }
                 if (r < 0) {
                         watch_fail(w, r);
                         return;
@@ -1836,7 +1863,12 @@ static void watch_stream_done(KubeWatch *w, KubeCall *call, int error, long stat
         if (status == 410) {
                 w->need_list = true;
                 watch_restart(w);
-        } else if (error < 0)
+        } else if (error == -EFBIG && status == 200)
+                /* the only -EFBIG of a stream: the line buffer refused a line (no size cap on
+                 * watch transfers otherwise); a refusal's body goes through it too, and is not
+                 * an event line */
+                watch_fail_line_too_long(w);
+        else if (error < 0)
                 watch_fail(w, error);
         else
                 /* the server ended the watch (timeoutSeconds): resume from where we are */

@@ -818,6 +818,8 @@ int lock_slot_info_from_lease(json_object *lease, const char *slot, unsigned ind
                         holder = "(unreadable holder)";
                 if (holder && !(s.holder = strdup(holder)))
                         goto oom;
+                /* any node may write any slot's holder; noderebootctl prints it on a terminal */
+                string_replace_control(s.holder);
                 s.acquire_time = lease_time(lease, "spec.acquireTime");
                 s.renew_time = lease_time(lease, "spec.renewTime");
                 (void) json_get_int64(lease, "spec.leaseDurationSeconds", &s.duration_sec);

@@ -248,7 +248,8 @@ int queue_standing_from_list(json_object *list, const char *identity, QueueHolds
                 .total = line.total,
         };
         if (line.head && line.head->holder) {
-                ret->head = strdup(line.head->holder);
+                /* any node may write a ticket's holder; noderebootctl prints it on a terminal */
+                ret->head = string_replace_control(strdup(line.head->holder));
                 if (!ret->head)
                         r = -ENOMEM;
         }
@@ -304,6 +305,8 @@ struct Queue {
         bool pass_confirmed;            /* ... and said go */
         sd_event_source *notify_event;  /* a deferred call of the handler */
         sd_event_source *settle_timer;  /* our ticket is new: the end of QUEUE_SETTLE_USEC */
+        usec_t settle_for_since;        /* the since that settle_end is for */
+        usec_t settle_end;              /* CLOCK_MONOTONIC */
 
         KubeWatch *watch;
         bool synced;
@@ -817,13 +820,23 @@ static int on_settle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
  * moment before ours may not have written its ticket yet (under load, its daemon needs a while to
  * see its sentinel and write). Arms a timer for the end of it. */
 static bool queue_settling(Queue *q) {
-        usec_t now = now_usec(CLOCK_REALTIME), end = q->since + QUEUE_SETTLE_USEC;
+        usec_t mono = now_usec(CLOCK_MONOTONIC);
 
-        if (q->since == USEC_INFINITY || now >= end)
+        if (q->since == USEC_INFINITY)
+                return false;
+        /* Read off the wall clock once per ticket date, then counted on the monotonic clock: a wall
+         * clock stepped back an hour must not keep us out of line for that hour. */
+        if (q->settle_for_since != q->since) {
+                usec_t now = now_usec(CLOCK_REALTIME), end = q->since + QUEUE_SETTLE_USEC;
+
+                q->settle_for_since = q->since;
+                q->settle_end = mono + (now >= end ? 0 : MIN(end - now, QUEUE_SETTLE_USEC));
+        }
+        if (mono >= q->settle_end)
                 return false;
         if (!q->settle_timer &&
-            sd_event_add_time_relative(q->event, &q->settle_timer, CLOCK_MONOTONIC, end - now, USEC_PER_SEC / 100,
-                                       on_settle_timer, q) < 0)
+            sd_event_add_time(q->event, &q->settle_timer, CLOCK_MONOTONIC, q->settle_end, USEC_PER_SEC / 100,
+                              on_settle_timer, q) < 0)
                 return false;
         return true;
 }

@@ -60,6 +60,43 @@ const char *fuzz_write_input(const char *name, const uint8_t *data, size_t size)
         return fuzz_file;
 }
 
+char *fuzz_string(const uint8_t *data, size_t size) {
+        char *s;
+
+        if (memchr(data, 0, size))
+                return NULL;
+        s = malloc(size + 1);
+        if (!s)
+                abort();
+        memcpy(s, data, size);
+        s[size] = 0;
+        return s;
+}
+
+char **fuzz_split(const uint8_t *data, size_t size, char sep, size_t n) {
+        char **parts = calloc(n, sizeof(char *));
+
+        if (!parts)
+                abort();
+        for (size_t i = 0; i < n; i++) {
+                const uint8_t *end = i + 1 < n ? memchr(data, sep, size) : NULL;
+                size_t len = end ? (size_t) (end - data) : size;
+
+                parts[i] = strndup((const char *) data, len);
+                if (!parts[i])
+                        abort();
+                data += end ? len + 1 : len;
+                size -= end ? len + 1 : len;
+        }
+        return parts;
+}
+
+void fuzz_parts_free(char **parts, size_t n) {
+        for (size_t i = 0; parts && i < n; i++)
+                free(parts[i]);
+        free(parts);
+}
+
 #ifndef FUZZING_ENGINE
 static int run_file(const char *path) {
         _cleanup_free_ char *data = NULL;

@@ -20,6 +20,7 @@ User-Agent, "noderebootd/<version> (node <name>)": use node_requests(log, name).
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -43,6 +44,46 @@ ADMISSION_MANIFESTS = os.path.join(SOURCE_ROOT, "packaging", "kubernetes", "admi
 ADMISSION_POLICY = "nodereboot-node-writes"
 SERVICE_ACCOUNT = "system:serviceaccount:kube-system:nodereboot"
 _NODE_IN_USER_AGENT = re.compile(r"\(node ([^()]+)\)")
+
+# meson test --setup valgrind (tests/meson.build): the valgrind command line the daemons and
+# noderebootctl run under, each with its own --log-file= that valgrind_problem() reads.
+VALGRIND = shlex.split(os.environ.get("NODEREBOOT_VALGRIND", ""))
+# How many times longer an assertion about speed allows (never one about order or safety): our
+# code runs 10 to 50 times slower under valgrind.
+SLOW = 10 if VALGRIND else 1
+
+
+def valgrind_argv(log_path):
+    """What goes right before our program's path: valgrind writing to log_path; nothing without
+    valgrind."""
+    return VALGRIND + ["--log-file=" + log_path] if VALGRIND else []
+
+
+def valgrind_problem(log_path, returncode):
+    """None if valgrind (when in use) found nothing in the process that wrote log_path and exited
+    with returncode; else what it found. A process killed by a signal had no leak check: only the
+    errors found until then count."""
+    if not VALGRIND:
+        return None
+    try:
+        with open(log_path, errors="replace") as f:
+            text = f.read()
+    except FileNotFoundError as e:
+        if returncode is not None and returncode < 0:
+            return None                 # killed before valgrind got going
+        return f"no valgrind log {log_path}: {e}"
+    summary = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+    if summary and summary.group(1) == "0":
+        return None
+    if not summary and returncode is not None and returncode < 0 and not _VALGRIND_ERROR.search(text):
+        return None
+    return f"valgrind found errors (exit code {returncode}), {log_path}:\n{text}"
+
+
+# The headlines of memcheck's error reports, for a process that left no ERROR SUMMARY (killed).
+_VALGRIND_ERROR = re.compile(r"^==\d+== (Invalid |Mismatched |Syscall param |Source and destination overlap|"
+                             r"Conditional jump or move depends|Use of uninitialised|Argument '|"
+                             r"Process terminating with default action of signal (?!9 |15 ))", re.M)
 
 
 def make_node_folders(node, workdir, name):
@@ -189,14 +230,32 @@ def ctl(node, *args, config=True, timeout=60):
     if node and config:
         argv += ["--config", node.config_path, "--state-dir", node.state_dir]
     started = time.monotonic()
-    r = subprocess.run(argv + list(args), env=env, capture_output=True, text=True, timeout=timeout)
+    r = run_program(argv + list(args), timeout, env=env)
     r.elapsed = time.monotonic() - started
+    return r
+
+
+def run_program(argv, timeout, **kwargs):
+    """subprocess.run() of one of our programs (argv[0]), its output captured as text; under
+    valgrind, SLOW times the timeout, and an AssertionError if valgrind found errors in it."""
+    fd, vg_log = tempfile.mkstemp(prefix="valgrind-", suffix=".log")
+    os.close(fd)
+    try:
+        r = subprocess.run(valgrind_argv(vg_log) + argv, capture_output=True, text=True, timeout=timeout * SLOW,
+                           **kwargs)
+        problem = valgrind_problem(vg_log, r.returncode)
+        if problem:
+            print(problem)
+            raise AssertionError(f"{' '.join(argv)}: {problem.splitlines()[0]}")
+    finally:
+        os.unlink(vg_log)
     return r
 
 
 def wait_for(predicate, timeout, what, interval=0.05, alive=None):
     """Polls predicate until it returns something true; alive() (if given) is called between polls
-    and may raise to give up early."""
+    and may raise to give up early. Under valgrind it waits SLOW times longer."""
+    timeout *= SLOW
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -498,21 +557,45 @@ class LogindMock:
         os.makedirs(self.dir, exist_ok=True)
         self.socket = os.path.join(self.dir, "system_bus_socket")
         self.address = "unix:path=" + self.socket
-        conf = os.path.join(self.dir, "bus.conf")
-        write_bus_config(conf, self.address)
-        self.bus = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork", "--nopidfile"],
+        self.conf = os.path.join(self.dir, "bus.conf")
+        write_bus_config(self.conf, self.address)
+        self.with_reboot_with_flags = with_reboot_with_flags
+        self._start_bus()
+        self.log = open(os.path.join(self.dir, "dbusmock.log"), "w")
+        self._start_logind()
+
+    def _start_bus(self):
+        self.bus = subprocess.Popen(["dbus-daemon", "--config-file=" + self.conf, "--nofork", "--nopidfile"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(self.socket), 10, "the private bus")
+
+    def _start_logind(self):
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address)
-        self.log = open(os.path.join(self.dir, "dbusmock.log"), "w")
         self.mock = subprocess.Popen([PYTHON, "-m", "dbusmock", "--system", "--template", "logind"],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(self._ready, 15, "the logind mock")
         # The template lacks the inhibitor properties every real logind has.
         for prop in ("BlockInhibited", "DelayInhibited"):
             self.mock_call("AddProperty", "ssv", "org.freedesktop.login1.Manager", prop, "s", "")
-        if with_reboot_with_flags:
+        if self.with_reboot_with_flags:
             self.add_method("RebootWithFlags", "t", "", "")
+
+    def crash(self, bus=False):
+        """logind dies (SIGKILL, as a crash), and with bus the system bus too (dbus-daemon
+        restarted: every connection to it drops). Calls pending on logind are never answered."""
+        for p in ([self.bus] if bus else []) + [self.mock]:     # the bus first: connections drop
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+    def start_again(self):
+        """What crash() stopped starts again, as systemd restarts it: a fresh logind that remembers
+        no calls (and a fresh bus on the same socket when the bus was stopped)."""
+        if self.bus.poll() is not None:
+            if os.path.exists(self.socket):
+                os.unlink(self.socket)
+            self._start_bus()
+        self._start_logind()
 
     def busctl(self, *args, check=True):
         r = subprocess.run(["busctl", "--address=" + self.address, "--json=short"] + list(args),
@@ -589,6 +672,7 @@ class NodeDaemon:
         self._adopt_boot()
         self.logind = LogindMock(self.dir)
         self.proc = None
+        self._valgrind_checked = set()  # the runs _check_valgrind() read the log of
         self.extra_env = {}
         # sd_notify messages: the daemon's READY=1 / STATUS= / STOPPING=1, as systemd would get them
         self.notify_path = os.path.join(self.dir, "notify")
@@ -650,6 +734,7 @@ class NodeDaemon:
         assert self.proc is None or self.proc.poll() is not None
         if self.proc is not None and not self.log.closed:
             self.log.close()
+        self._check_valgrind()          # the run before, should it have exited on its own
         self.starts += 1
         log_path = os.path.join(self.dir, f"daemon-{self.starts}.log")
         self.logs.append(log_path)
@@ -660,8 +745,10 @@ class NodeDaemon:
                    NOTIFY_SOCKET=self.notify_path, **self.extra_env)
         env.pop("JOURNAL_STREAM", None)
         self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(self.wrapper + [daemon_binary(), "--config", self.config_path,
-                                                     "--state-dir", self.state_dir],
+        # valgrind after self.wrapper, which execs what follows it, right before the daemon
+        self.valgrind_log = os.path.join(self.dir, f"valgrind-{self.starts}.log")
+        argv = [daemon_binary(), "--config", self.config_path, "--state-dir", self.state_dir]
+        self.proc = subprocess.Popen(self.wrapper + valgrind_argv(self.valgrind_log) + argv,
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def running(self):
@@ -670,10 +757,25 @@ class NodeDaemon:
     def kill(self, sig=signal.SIGKILL):
         if self.running():
             self.proc.send_signal(sig)
-            self.proc.wait(15)
+            self.proc.wait(15 * SLOW)
         if self.proc is not None:
             self.log.close()
+            self._check_valgrind()
         return self.proc.returncode if self.proc else None
+
+    def _check_valgrind(self):
+        """Fails the test (and the bench when it closes) if valgrind found errors or definite
+        leaks in the daemon's last run; once per run, after it exited."""
+        if not VALGRIND or self.proc is None or self.proc.poll() is None:
+            return
+        if self.proc in self._valgrind_checked:
+            return
+        self._valgrind_checked.add(self.proc)
+        problem = valgrind_problem(self.valgrind_log, self.proc.returncode)
+        if problem:
+            print(f"===== {self.name}: {problem}")
+            self.bench.valgrind_failures.append(f"{self.name}: {problem.splitlines()[0]}")
+            raise AssertionError(f"{self.name}: {problem.splitlines()[0]}")
 
     def _read_notifications(self):
         while True:
@@ -787,9 +889,21 @@ class NodeDaemon:
 
     def stop(self):
         self.cancel_kubelet()
-        self.kill(signal.SIGTERM)
-        self.logind.stop()
-        self.notify.close()
+        try:
+            self.kill(signal.SIGTERM)
+        finally:
+            self.logind.stop()
+            self.notify.close()
+
+
+def assert_rebooted_once_and_back(test, bench, node):
+    """A fault scenario's end as it must be: the node rebooted exactly once, asked for no reboot
+    after it, is schedulable again, and no slot is held."""
+    time.sleep(0.5)
+    test.assertEqual(node.reboots, 1)
+    test.assertEqual(node.logind.reboot_calls(), 0, "a reboot request after the reboot")
+    test.assertFalse(bench.api.node(node.name)["spec"].get("unschedulable"), "node left cordoned")
+    test.assertFalse(any(bench.api.lease_holders().values()), "a lease leaked")
 
 
 def hold_slot(bench, holder="busy", slot="nodereboot-0", seconds=3600):
@@ -862,6 +976,7 @@ class Bench:
             server_args = ["--rbac-manifests", RBAC_MANIFESTS, "--rbac-manifests", OPERATOR_RBAC_MANIFESTS] + list(server_args)
         self.api = ApiServer(self.dir, seed if seed is not None else seed_cluster(nodes, **seed_args), server_args)
         self.nodes = {}
+        self.valgrind_failures = []     # NodeDaemon._check_valgrind(): fails the test on exit
         try:
             if admission:
                 self.api.apply_admission_policy(*marks_of(config))
@@ -892,6 +1007,8 @@ class Bench:
         self.close(keep=failed and os.environ.get("NODEREBOOT_KEEP_BENCH") == "1")
         if problem and exc_type is None:
             raise AssertionError(problem)
+        if self.valgrind_failures and exc_type is None:
+            raise AssertionError("valgrind: " + "; ".join(self.valgrind_failures))
         return False
 
     def forbidden(self):
@@ -954,8 +1071,8 @@ class Bench:
 
     def run_reboots(self, until, timeout=60, on_reboot=None):
         """Plays the machines: whenever a node's logind got a reboot request, reboot that node.
-        Runs until until() is true."""
-        deadline = time.monotonic() + timeout
+        Runs until until() is true (SLOW times longer under valgrind)."""
+        deadline = time.monotonic() + timeout * SLOW
         while not until():
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout} s; phases: " +

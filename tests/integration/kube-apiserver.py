@@ -256,7 +256,9 @@ def main():
         "cert_kubeconfig": os.path.join(ctx.state_dir, "admin-cert.kubeconfig"),
     }, indent=1) + "\n")
 
-    while not stop.wait(3600):
+    # Short waits: the kernel may hand SIGTERM to any thread, and Python runs its handler in the
+    # main thread only once that thread wakes up (a wait of an hour ignored SIGTERM for that long).
+    while not stop.wait(0.5):
         pass
     if args.profile:
         profiling.dump(args.profile)

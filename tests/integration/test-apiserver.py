@@ -790,6 +790,73 @@ class ApiServerTest(unittest.TestCase):
         st, _, _ = self.s.api("GET", path, headers={"User-Agent": "noderebootd/9.9 (node n1)"})
         self.assertEqual(self.s.control("GET", "/log")[-1]["user_agent"], "noderebootd/9.9 (node n1)")
 
+    def test_connection_fault_actions(self):
+        """truncate (a plain answer, a watch line), huge-line and tls-stall, with their records."""
+        path = "/api/v1/nodes/n1"
+        # truncate: the full Content-Length, half the body, then the end of the connection
+        self.s.control("POST", "/faults", [{"match": "nodes/n1$", "method": "GET", "action": "truncate", "count": 1}])
+        with self.assertRaises(http.client.IncompleteRead):
+            self.s.api("GET", path)
+        self.assertEqual(self.s.api("GET", path)[0], 200, "count 1 is used up")
+        rec = [r for r in self.s.control("GET", "/faults") if r["action"] == "truncate"][0]["records"][0]
+        self.assertEqual((rec["status"], rec["watch"], rec["sent"]), (200, False, rec["length"] // 2))
+        self.s.control("DELETE", "/faults")
+
+        # truncate on a watch: after one whole event line, part of the next, then the end
+        cms = "/api/v1/namespaces/%s/configmaps" % self.ns
+        rv = self.s.ok("GET", cms)["metadata"]["resourceVersion"]
+        self.s.control("POST", "/faults", [{"match": "/configmaps$", "verb": "watch", "action": "truncate",
+                                            "after": 1, "count": 1}])
+        self.assertEqual(self.s.api("GET", cms)[0], 200, "the verb filter spares the list")
+        w = self.s.watch(cms + "?watch=1&resourceVersion=%s" % rv)
+        for name in ("a", "b"):
+            self.s.ok("POST", cms, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
+        self.assertEqual(w.next()["object"]["metadata"]["name"], "a")
+        with self.assertRaises((http.client.IncompleteRead, ConnectionError, ssl.SSLError)):
+            w.r.readline()
+        w.close()
+        rec = [r for r in self.s.control("GET", "/faults") if r["action"] == "truncate"][0]["records"][0]
+        self.assertTrue(rec["watch"])
+        self.assertEqual(rec["events"], 1)
+        self.assertLess(rec["sent"], rec["line"])
+        self.s.control("DELETE", "/faults")
+
+        # huge-line: one line of {size} bytes, no newline, then the end of the connection
+        self.s.control("POST", "/faults", [{"match": "^/api/v1/nodes$", "action": "huge-line", "size": 3 << 20,
+                                            "count": 1}])
+        w = self.s.watch("/api/v1/nodes?watch=1")
+        data = b""
+        with self.assertRaises((http.client.IncompleteRead, ConnectionError, ssl.SSLError)):
+            while True:
+                chunk = w.r.read1(1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+        w.close()
+        self.assertEqual(len(data), 3 << 20)
+        self.assertNotIn(b"\n", data)
+        self.assertTrue(data.startswith(b'{"type":"ADDED"'))
+        rec = wait_for(lambda: [r for r in self.s.control("GET", "/faults")[0]["records"] if r["ended"]], 5)[0]
+        self.assertEqual(rec["ended"], "complete")
+        self.assertGreaterEqual(rec["sent"], 3 << 20)
+        self.s.control("DELETE", "/faults")
+
+        # tls-stall: accepted, never answered, until the client gives up
+        self.s.control("POST", "/faults", [{"action": "tls-stall", "count": 1}])
+        t0 = time.monotonic()
+        with self.assertRaises((socket.timeout, TimeoutError)):
+            c = self.s.conn(timeout=0.5)
+            try:
+                c.connect()
+            finally:
+                c.close()
+        self.assertGreaterEqual(time.monotonic() - t0, 0.5)
+        self.assertEqual(self.s.api("GET", path)[0], 200, "count 1 is used up")
+        rec = wait_for(lambda: [r for r in self.s.control("GET", "/faults")[0]["records"] if r["by"]], 5)[0]
+        self.assertEqual(rec["by"], "client")
+        self.assertLess(rec["closed_after"], 2)
+        self.s.control("DELETE", "/faults")
+
     def test_outage(self):
         t0 = time.monotonic()
         self.s.control("POST", "/outage", {"seconds": 1.0})

@@ -10,7 +10,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Bench, daemon_binary, node_requests, wait_for  # noqa: E402
+from bench import SLOW, VALGRIND, Bench, daemon_binary, node_requests, run_program, wait_for  # noqa: E402
 
 
 class PdbBlocksDrain(unittest.TestCase):
@@ -50,8 +50,7 @@ class PdbBlocksDrain(unittest.TestCase):
 
 class BadInput(unittest.TestCase):
     def run_daemon(self, args, timeout=10, env=None):
-        r = subprocess.run([daemon_binary()] + args, capture_output=True, text=True, timeout=timeout,
-                           env=dict(os.environ, **(env or {})))
+        r = run_program([daemon_binary()] + args, timeout, env=dict(os.environ, **(env or {})))
         return r.returncode, r.stdout + r.stderr
 
     def write(self, path, text, mode=None):
@@ -173,8 +172,7 @@ current-context: x
         os.makedirs(os.path.join(d, "kubeconfig"))
         conf = self.write(os.path.join(d, "nodereboot.conf"),
                           f"[Node]\nName=n1\n[Kubernetes]\nKubeconfig={d}/kubeconfig\n[Sentinel]\nPath={d}/rr\n")
-        r = subprocess.run([daemon_binary(), "--config", conf, "--state-dir", d], capture_output=True, text=True,
-                           timeout=10)
+        r = run_program([daemon_binary(), "--config", conf, "--state-dir", d], 10)
         self.assertEqual(r.returncode, 78, r.stderr)
         self.assertIn("not a regular file", r.stderr)
 
@@ -341,7 +339,7 @@ class Idle(unittest.TestCase):
             n1 = b.nodes["n1"]
             n1.start()
             n1.wait_phase("idle", 10)
-            time.sleep(1.5)             # let the start-up look-up finish
+            time.sleep(1.5 * SLOW)      # let the start-up look-up finish
             before = len(node_requests(b.api.request_log(), "n1"))
             pid = n1.proc.pid
 
@@ -358,7 +356,8 @@ class Idle(unittest.TestCase):
             print(f"idle: {after - before} API requests and {switches_after - switches} wake-ups in 5 s; "
                   f"VmRSS {rss} kB")
             self.assertEqual(after, before, "API requests while idle")
-            self.assertLessEqual(switches_after - switches, 2, "periodic wake-ups while idle")
+            if not VALGRIND:            # whose scheduler wakes the process up on its own
+                self.assertLessEqual(switches_after - switches, 2, "periodic wake-ups while idle")
             self.assertTrue(n1.running())
 
 

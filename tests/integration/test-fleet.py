@@ -197,7 +197,7 @@ class Fleet(unittest.TestCase):
             wait_for(lambda: now_says() == ["waiting for the lock", "waiting in the queue for a lock slot"], 15,
                      "one waiting for the lock, the other in the queue")
             first, second = ("n2", "n3") if "waiting for the lock" in b.nodes["n2"].statuses()[-1] else ("n3", "n2")
-            self.assertIn("place 2 of 2", b.nodes[second].statuses()[-1])
+            wait_for(lambda: "place 2 of 2" in b.nodes[second].statuses()[-1], 5, f"{second} to say its place")
             time.sleep(1)
             full = b.api.request_log()
             since = full[-1]["seq"]

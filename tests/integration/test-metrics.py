@@ -15,7 +15,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Bench, hold_slot, node_requests, wait_for  # noqa: E402
+from bench import SLOW, VALGRIND, Bench, hold_slot, node_requests, wait_for  # noqa: E402
 from prometheus import Prometheus, free_port  # noqa: E402
 
 SLOT = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
@@ -148,7 +148,7 @@ class Metrics(unittest.TestCase):
             n1.wait_phase("idle", 15)
             wait_for(lambda: try_fetch(f"http://127.0.0.1:{port}/metrics"), 10, "the metrics endpoint")
             self.assertIn("Notifying 1 URL of", n1.log_text())
-            time.sleep(1.5)
+            time.sleep(1.5 * SLOW)
             before = len(node_requests(b.api.request_log(), "n1"))
             mtime = os.stat(textfile).st_mtime_ns
             pid = n1.proc.pid
@@ -160,7 +160,8 @@ class Metrics(unittest.TestCase):
             time.sleep(5)
             woken = switches() - s0
             print(f"idle with metrics and notifications on: {woken} wake-ups in 5 s")
-            self.assertLessEqual(woken, 2)
+            if not VALGRIND:            # whose scheduler wakes the process up on its own
+                self.assertLessEqual(woken, 2)
             self.assertEqual(len(node_requests(b.api.request_log(), "n1")), before)
             self.assertEqual(os.stat(textfile).st_mtime_ns, mtime)
 

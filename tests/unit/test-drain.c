@@ -1123,14 +1123,15 @@ TEST(drain_429_waits_for_retry_after) {
         ASSERT_EQ(log_status(with, 0), 429);
         gap = log_gap(with, 1);
         fprintf(stderr, "    retry after Retry-After: 1 came after %.3f s\n", gap);
-        ASSERT_TRUE(gap >= 0.95 && gap < 1.6);
+        /* Around the delay: the event loop's "now" can be a busy iteration old (valgrind: longer). */
+        ASSERT_TRUE(gap >= 1.0 - TEST_SLOW * 0.05 && gap < 1.0 + TEST_SLOW * 0.6);
 
         without = eviction_log("apf-b");
         ASSERT_EQ(json_array_length(without), 2);
         ASSERT_EQ(log_status(without, 0), 429);
         gap = log_gap(without, 1);
         fprintf(stderr, "    retry without Retry-After came after %.3f s\n", gap);
-        ASSERT_TRUE(gap >= 0.28 && gap < 0.8);
+        ASSERT_TRUE(gap >= 0.3 - TEST_SLOW * 0.02 && gap < 0.3 + TEST_SLOW * 0.5);
 
         drain_result_done(&r);
         server_teardown();

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/sysmacros.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -38,12 +39,15 @@ static pid_t hold_lock(const char *path, short type) {
         ASSERT_TRUE(pid >= 0);
         if (pid == 0) {
                 struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
-                int fd = open(path, (type == F_WRLCK ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+                int fd;
 
+                /* Gone with a test that failed before it stopped us: meson waits for our stdout. */
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                fd = open(path, (type == F_WRLCK ? O_RDWR : O_RDONLY) | O_CLOEXEC);
                 if (fd < 0 || fcntl(fd, F_SETLK, &fl) < 0)
-                        _exit(1);
+                        TEST_CHILD_EXIT(1);
                 if (write(p[1], "x", 1) != 1)
-                        _exit(1);
+                        TEST_CHILD_EXIT(1);
                 for (;;)
                         pause();
         }
@@ -194,11 +198,11 @@ TEST(lock_file_the_user_cannot_open) {
                 int r;
 
                 if (setgid(65534) < 0 || setuid(65534) < 0)
-                        _exit(10);
+                        TEST_CHILD_EXIT(10);
                 if (open(path, O_RDONLY | O_CLOEXEC) >= 0)
-                        _exit(11);              /* the premise: this user cannot open it */
+                        TEST_CHILD_EXIT(11);    /* the premise: this user cannot open it */
                 r = package_lock_test(path, &pid);
-                _exit(r == 1 && pid == holder ? 0 : 12);
+                TEST_CHILD_EXIT(r == 1 && pid == holder ? 0 : 12);
         }
         ASSERT_EQ(waitpid(child, &status, 0), child);
         ASSERT_TRUE(WIFEXITED(status));
@@ -211,8 +215,8 @@ TEST(lock_file_the_user_cannot_open) {
                 pid_t pid = 1;
 
                 if (setgid(65534) < 0 || setuid(65534) < 0)
-                        _exit(10);
-                _exit(package_lock_test(path, &pid) == 0 && pid == 0 ? 0 : 12);
+                        TEST_CHILD_EXIT(10);
+                TEST_CHILD_EXIT(package_lock_test(path, &pid) == 0 && pid == 0 ? 0 : 12);
         }
         ASSERT_EQ(waitpid(child, &status, 0), child);
         ASSERT_TRUE(WIFEXITED(status));

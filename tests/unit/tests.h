@@ -6,6 +6,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#if defined(__has_include) && __has_include(<valgrind/valgrind.h>)
+#  include <valgrind/valgrind.h>
+#else
+#  define RUNNING_ON_VALGRIND 0
+#  define VALGRIND_CLO_CHANGE(option) do {} while (0)
+#endif
+
+/* How many times longer an assertion about speed allows (never one about order or safety): under
+ * valgrind (meson test --setup valgrind) our code runs 10 to 50 times slower. */
+#define TEST_SLOW ((unsigned) (RUNNING_ON_VALGRIND ? 10 : 1))
+
+/* The exit of a forked child that does not exec: under valgrind its leak check would report the
+ * parent's memory that only registers pointed to as lost, and exit with valgrind's error code. */
+#define TEST_CHILD_EXIT(status)                                                                 \
+        do {                                                                                    \
+                VALGRIND_CLO_CHANGE("--leak-check=no");                                         \
+                _exit(status);                                                                  \
+        } while (0)
 
 #define ASSERT_TRUE(expr)                                                                       \
         do {                                                                                    \

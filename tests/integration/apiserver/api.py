@@ -10,6 +10,7 @@ import copy
 import functools
 import json
 import random
+import select
 import socket
 import ssl
 import sys
@@ -230,6 +231,10 @@ class ApiHTTPServer(ThreadingHTTPServer):
         # Headers and body leave as separate writes; without NODELAY, Nagle and delayed ACKs would
         # add 40 ms to every keep-alive request.
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stall = self.ctx.faults.take_connection()
+        if stall is not None:
+            self._stall_handshake(request, stall)
+            return
         request.settimeout(10)
         try:
             conn = self.ctx.tls.wrap_socket(request, server_side=True)
@@ -238,6 +243,23 @@ class ApiHTTPServer(ThreadingHTTPServer):
         with self._conns_lock:
             self._conns.add(conn)
         self._serve_connection(conn, client_address)
+
+    def _stall_handshake(self, sock, stall):
+        """A tls-stall fault: the connection is accepted and its ClientHello never answered (nor
+        read) until the client gives up, or stall["hold"] s pass. socketserver closes it after."""
+        started = time.monotonic()
+        deadline = started + float(stall.get("hold", 120))
+        poller = select.poll()
+        poller.register(sock, select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+        by = "server"
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if poller.poll(min(left, 0.5) * 1000):
+                by = "client"
+                break
+        self.ctx.faults.note(stall["_record"], closed_after=round(time.monotonic() - started, 3), by=by)
 
     def _serve_connection(self, conn, client_address):
         served = False
@@ -358,6 +380,12 @@ class ApiListener:
         with self._lock:
             return {"up": self.server is not None, "reopen_at": self._reopen_at}
 
+    def kill_connections(self):
+        """Cuts every open API connection, watches included (a tls-stall fault with cut)."""
+        with self._lock:
+            if self.server is not None:
+                self.server.kill_connections()
+
 
 class ApiHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -417,6 +445,17 @@ class ApiHandler(BaseHTTPRequestHandler):
         for w in getattr(self, "_warnings", ()):
             self.send_header("Warning", '299 - "%s"' % w.replace('"', "'"))
         self.end_headers()
+        cut = getattr(self, "_cut", None)
+        if cut is not None and cut["action"] == "truncate":
+            # the full Content-Length went out; part of the body follows, then the connection ends
+            self._cut = None
+            n = int(cut["bytes"]) if cut.get("bytes") is not None else int(len(body) * float(cut.get("at", 0.5)))
+            n = max(0, min(n, len(body) - 1))
+            self.wfile.write(body[:n])
+            self.wfile.flush()
+            self.server.ctx.faults.note(cut["_record"], status=code, length=len(body), sent=n)
+            self._drop()
+            return
         if self.command != "HEAD":
             self.wfile.write(body)
         self.wfile.flush()
@@ -470,6 +509,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                  "user_agent": self.headers.get("User-Agent")}
         self._entry = entry
         self._warnings = []
+        self._cut = None
         if route.kind == "resource":
             entry["resource"] = route.plural + ("/" + route.sub if route.sub else "")
             entry["namespace"] = route.namespace
@@ -491,10 +531,14 @@ class ApiHandler(BaseHTTPRequestHandler):
             entry["user"] = user
             self._groups = groups
 
-            fault = ctx.faults.take(method, path, user)
+            fault = ctx.faults.take(method, path, user, verb=verb)
             if fault:
                 entry["fault"] = fault["action"]
-                if fault["action"] == "delay":
+                if fault["action"] in ("truncate", "huge-line"):
+                    # served as usual (a write is applied), then its answer is cut (_send_json,
+                    # _serve_watch)
+                    self._cut = fault
+                elif fault["action"] == "delay":
                     time.sleep(float(fault.get("delay", 1.0)))
                 elif fault["action"] == "drop":
                     status = 0
@@ -829,9 +873,11 @@ class ApiHandler(BaseHTTPRequestHandler):
         except BaseException:
             ctx.store.unsubscribe(watcher)
             raise
-        # The pump sends the events from here on; this thread lets go of the connection.
+        # The pump sends the events from here on; this thread lets go of the connection. A
+        # truncate or huge-line fault rides along: the pump cuts or floods the stream.
+        cut, self._cut = getattr(self, "_cut", None), None
         self.server.set_watch_to_adopt(self.connection, (watcher, functools.partial(_wire_item, res=res),
-                                                          time.monotonic() + timeout, bookmarks))
+                                                          time.monotonic() + timeout, bookmarks, cut))
         self.close_connection = True
         return 200
 

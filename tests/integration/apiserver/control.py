@@ -12,7 +12,8 @@ change the world around it. JSON in and out; the endpoints are the ROUTES table 
                                   message; DELETE /log does not clear it
   GET /rbac                       what --rbac-manifests loaded (names and counts)
   GET/POST/DELETE /faults         rules {match, method?, user?, action, count?, ...}: POST appends;
-                                  actions status|delay|drop|conflict|throttle|eviction (faults.py)
+                                  actions status|delay|drop|conflict|throttle|eviction|truncate|
+                                  huge-line|tls-stall (faults.py); their records of what happened
   GET/POST /outage {"seconds": N} close the API port for N s (0 = reopen now)
   POST /tokens {"token", "user"}; POST /client-cert {"user", "groups"?} -> {cert, key, ca}
   POST /nodes/NAME/ready {"ready": bool, "boot_id"?}
@@ -162,6 +163,8 @@ def get_faults(ctx, body, q):
 
 def post_faults(ctx, body, q):
     ctx.faults.add(body)
+    if any(isinstance(r, dict) and r.get("cut") for r in (body if isinstance(body, list) else [body])):
+        ctx.listener.kill_connections()
     return 200, ctx.faults.list()
 
 

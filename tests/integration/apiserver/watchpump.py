@@ -17,7 +17,10 @@ hands the connection to the pump, which:
 - ends a stream at its deadline or when the store closes it (overflow, outage) with the chunked
   terminator, and hands a still-open keep-alive connection back to a thread that serves its next
   request, as a real server lets a client reuse the connection after a watch ends;
-- sends BOOKMARKs to watches that asked for them after BOOKMARK_INTERVAL s without a write."""
+- sends BOOKMARKs to watches that asked for them after BOOKMARK_INTERVAL s without a write;
+- plays the stream faults (faults.py): truncate cuts a stream in the middle of an event line,
+  huge-line sends one endless line, made as the client reads it, FLOOD_BURST bytes at a time so
+  that the other streams get their turn."""
 
 import collections
 import heapq
@@ -32,13 +35,17 @@ import traceback
 
 TICK = 1.0  # how often bookmarks are looked at (deadlines are kept to the millisecond)
 FINISH_TIMEOUT = 10.0   # how long an ended stream's last bytes may wait for a client that reads slowly
+FLOOD_BLOCK = b"x" * 65536
+FLOOD_BURST = 1 << 20   # bytes of a huge line sent before the pump looks at its other streams
+FLOOD_HEAD = b'{"type":"ADDED","object":{"apiVersion":"v1","kind":"Flood","metadata":{"name":"'
 
 
 class Stream:
     __slots__ = ("server", "conn", "addr", "watcher", "encode", "deadline", "bookmarks", "last_write",
-                 "pending", "waiting_write", "closed", "ending_since")
+                 "pending", "waiting_write", "closed", "ending_since", "cut", "cut_events", "flood_left",
+                 "close_when_sent")
 
-    def __init__(self, server, conn, addr, watcher, encode, deadline, bookmarks):
+    def __init__(self, server, conn, addr, watcher, encode, deadline, bookmarks, cut=None):
         self.server = server          # resume_connection(conn, addr), forget_connection(conn)
         self.conn = conn
         self.addr = addr
@@ -51,6 +58,10 @@ class Stream:
         self.waiting_write = False
         self.closed = False
         self.ending_since = None      # the stream has ended; its last bytes still wait for the socket
+        self.cut = cut                # a truncate or huge-line fault (faults.py), or None
+        self.cut_events = 0           # truncate: whole event lines sent so far
+        self.flood_left = None        # huge-line: bytes of the line still to make; None before it starts
+        self.close_when_sent = False  # the connection ends once pending is out (a cut, a flood's end)
 
 
 class WatchPump:
@@ -70,11 +81,11 @@ class WatchPump:
         threading.Thread(target=self._run, name="watch-pump", daemon=True).start()
 
     # -- from other threads -------------------------------------------------------------------
-    def adopt(self, server, conn, addr, watcher, encode, deadline, bookmarks):
+    def adopt(self, server, conn, addr, watcher, encode, deadline, bookmarks, cut=None):
         """Send the watch's events on conn from now on. server: resume_connection(conn, addr)
         serves the connection's next requests (a thread), forget_connection(conn) drops a
-        closed one."""
-        stream = Stream(server, conn, addr, watcher, encode, deadline, bookmarks)
+        closed one. cut: a truncate or huge-line fault rule taken for this watch."""
+        stream = Stream(server, conn, addr, watcher, encode, deadline, bookmarks, cut)
         with self.lock:
             self.adopted.append(stream)   # registered (non-blocking) before it is first pumped
         watcher.sink = lambda w, s=stream: self._mark_ready(s)
@@ -170,7 +181,14 @@ class WatchPump:
         """Send what the watch has queued; end the stream on CLOSE. While a write waits for the
         socket, events stay in the watch's queue, where a client that does not read overflows it
         and has its stream closed (Watcher.MAX_QUEUE)."""
-        if stream.waiting_write or stream.ending_since is not None:
+        if stream.waiting_write or stream.ending_since is not None or stream.close_when_sent:
+            return
+        if stream.cut is not None and stream.cut["action"] == "huge-line":
+            if stream.flood_left is None:   # the line starts; nothing else goes out on this stream
+                stream.flood_left = max(0, int(stream.cut.get("size", 1 << 30)) - len(FLOOD_HEAD))
+                stream.pending = b"%x\r\n%s\r\n" % (len(FLOOD_HEAD), FLOOD_HEAD)
+                stream.last_write = time.monotonic()
+                self._flush(stream)
             return
         q = stream.watcher.items
         parts = []
@@ -181,6 +199,17 @@ class WatchPump:
                 end = True
                 break
             line = stream.encode(item)
+            if stream.cut is not None and stream.cut["action"] == "truncate":
+                if stream.cut_events < int(stream.cut.get("after", 0)):
+                    stream.cut_events += 1
+                else:
+                    # the chunk announces the whole line; half of it comes, then the connection ends
+                    n = max(1, min(len(line) - 1, int(len(line) * float(stream.cut.get("at", 0.5)))))
+                    parts.append(b"%x\r\n%s" % (len(line), line[:n]))
+                    stream.cut["_record"].update(watch=True, events=stream.cut_events, line=len(line), sent=n)
+                    stream.close_when_sent = True
+                    end = False
+                    break
             parts.append(b"%x\r\n%s\r\n" % (len(line), line))
         if parts:
             stream.last_write = time.monotonic()
@@ -190,9 +219,31 @@ class WatchPump:
         if end:
             self._end(stream)
 
+    def _refill(self, stream):
+        """huge-line: the next piece of the endless line into pending; False once it is all out
+        (the connection then ends) or for other streams."""
+        if stream.flood_left is None:
+            return False
+        if stream.flood_left == 0:
+            if not stream.close_when_sent:
+                stream.close_when_sent = True
+                stream.cut["_record"]["ended"] = "complete"
+            return False
+        data = FLOOD_BLOCK[:stream.flood_left]
+        stream.flood_left -= len(data)
+        stream.pending = b"%x\r\n%s\r\n" % (len(data), data)
+        return True
+
     def _flush(self, stream):
         """Write what is pending as far as the socket takes it; False: the connection is closed."""
-        while stream.pending:
+        burst = 0
+        while stream.pending or self._refill(stream):
+            if burst >= FLOOD_BURST:
+                # the other streams' turn: go on when the socket is writable again
+                if not stream.waiting_write:
+                    stream.waiting_write = True
+                    self._watch_write(stream, True)
+                return True
             try:
                 n = stream.conn.send(stream.pending)
             except (ssl.SSLWantWriteError, BlockingIOError, ssl.SSLWantReadError):
@@ -206,6 +257,12 @@ class WatchPump:
                 self._close(stream)
                 return False
             stream.pending = stream.pending[n:]
+            if stream.flood_left is not None:
+                burst += n
+                stream.cut["_record"]["sent"] += n
+        if stream.close_when_sent:
+            self._close(stream)
+            return False
         if stream.waiting_write:
             stream.waiting_write = False
             self._watch_write(stream, False)
@@ -250,6 +307,9 @@ class WatchPump:
         to reuse, served by a thread again."""
         if stream.closed or stream.ending_since is not None:
             return
+        if stream.close_when_sent or stream.flood_left is not None:
+            self._close(stream)     # a faulty stream has no orderly end
+            return
         self.store.unsubscribe(stream.watcher)
         stream.watcher.sink = None
         stream.ending_since = time.monotonic()
@@ -273,6 +333,8 @@ class WatchPump:
     def _close(self, stream):
         if stream.closed:
             return
+        if stream.flood_left is not None and stream.cut["_record"].get("ended") is None:
+            stream.cut["_record"]["ended"] = "client" if stream.flood_left > 0 else "server"
         self._unregister(stream)
         stream.closed = True
         self._close_conn(stream)
