@@ -146,30 +146,29 @@ static int fd_fault(FaultOp op, int fd) {
         return e != 0 && fd_in_fault_dir(fd) ? e : 0;
 }
 
-int fsync(int fd) {
-        static int (*next)(int) = NULL;
+/* fsync() and fdatasync(): fail with the fault's errno, or call the real one (looked up once). */
+static int sync_call(int (**next)(int), const char *name, int fd) {
         int e = fd_fault(FAULT_OP_FSYNC, fd);
 
         if (e != 0) {
                 errno = e;
                 return -1;
         }
-        if (!next)
-                next = (int (*)(int)) next_symbol("fsync");
-        return next(fd);
+        if (!*next)
+                *next = (int (*)(int)) next_symbol(name);
+        return (*next)(fd);
+}
+
+int fsync(int fd) {
+        static int (*next)(int) = NULL;
+
+        return sync_call(&next, "fsync", fd);
 }
 
 int fdatasync(int fd) {
         static int (*next)(int) = NULL;
-        int e = fd_fault(FAULT_OP_FSYNC, fd);
 
-        if (e != 0) {
-                errno = e;
-                return -1;
-        }
-        if (!next)
-                next = (int (*)(int)) next_symbol("fdatasync");
-        return next(fd);
+        return sync_call(&next, "fdatasync", fd);
 }
 
 int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned flags) {
