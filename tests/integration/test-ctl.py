@@ -11,7 +11,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import SERVICE_ACCOUNT, SLOW, Bench, ctl, ctl_binary, seed_cluster, wait_for  # noqa: E402
+from bench import (SERVICE_ACCOUNT, SLOW, Bench, ctl, ctl_binary, seed_cluster, valgrind_argv,  # noqa: E402
+                   valgrind_problem, wait_for)
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
 EX_USAGE = 64
@@ -326,7 +327,9 @@ class Unlock(unittest.TestCase):
                            "action": "delay", "delay": 2.0, "count": 1}])
             env = dict(os.environ, NODEREBOOT_BOOT_ID_FILE=a.boot_id_file)
             env.pop("JOURNAL_STREAM", None)
-            p = subprocess.Popen([ctl_binary(), "--config", a.config_path, "unlock", "nodereboot-0", "--yes"],
+            vg_log = os.path.join(b.dir, "valgrind-ctl-unlock.log")
+            p = subprocess.Popen(valgrind_argv(vg_log) +
+                                 [ctl_binary(), "--config", a.config_path, "unlock", "nodereboot-0", "--yes"],
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
                 wait_for(lambda: any(e["method"] == "GET" and e["path"] == LEASES + "/nodereboot-0"
@@ -335,11 +338,12 @@ class Unlock(unittest.TestCase):
                 lease["spec"]["holderIdentity"] = "node-c"
                 lease["spec"]["acquireTime"] = lease["spec"]["renewTime"] = rfc3339(time.time())
                 b.api.api("PUT", LEASES + "/nodereboot-0", lease, expect=200)
-                out, err = p.communicate(timeout=30)
+                out, err = p.communicate(timeout=30 * SLOW)
             finally:
                 if p.poll() is None:
                     p.kill()
                     p.wait()
+            self.assertIsNone(valgrind_problem(vg_log, p.returncode))
             self.assertEqual(p.returncode, 1, out + err)
             self.assertIn("changed while it was being released (now held by node-c", err)
             self.assertIn("nothing was overwritten", err)
