@@ -8,10 +8,11 @@
 #include "regex-util.h"
 
 /* glibc's regcomp copies an interval's operand once per count ("(x){1,100}" is a hundred x), and
- * its automaton for stacked loops ("a++++") doubles with each one: measured, 20 stacked '+' took
- * 700 MiB, "a{1,32767}" 3.9 GiB, "((a{1,100}){1,100}){1,100}" 1.1 GiB. So the pattern's size is
- * estimated the way regcomp grows it: an atom counts 1, a group its content, an interval multiplies
- * its operand by its upper bound. */
+ * "x+" is "x" then a copy of it looped ("x x*"), so stacked or nested '+' double it each time:
+ * measured, 20 stacked '+' took 700 MiB, "a{1,32767}" 3.9 GiB, "((a{1,100}){1,100}){1,100}"
+ * 1.1 GiB, and "((a+)+)+..." doubles with each group. So the pattern's size is estimated the way
+ * regcomp grows it: an atom counts 1, a group its content, an interval multiplies its operand by
+ * its upper bound, '+' by two ('*' and '?' copy nothing). */
 #define REGEX_INTERVAL_MAX 255U          /* per interval: "{2,255}" */
 #define REGEX_SIZE_MAX 4096U             /* atoms once intervals are expanded */
 #define REGEX_STACKED_MAX 3U             /* "a+?" and "a*?" are fine, "a+++" stays the limit */
@@ -45,6 +46,14 @@ static bool parse_interval(const char *p, unsigned long *ret_bound, const char *
         return true;
 }
 
+/* The last atom or group (last, already counted in size) copied to bound copies in all. */
+static void repeat_last(unsigned long *size, unsigned long *last, unsigned long bound) {
+        if (bound > 1) {
+                *size += *last * (bound - 1);
+                *last *= bound;
+        }
+}
+
 /* Whether regcomp would build something far larger than the pattern (see above). Bracket
  * expressions and escaped characters are single atoms. */
 static bool pattern_too_costly(const char *p) {
@@ -58,16 +67,17 @@ static bool pattern_too_costly(const char *p) {
                 if (*p == '*' || *p == '+' || *p == '?') {
                         if (++stacked > REGEX_STACKED_MAX)
                                 return true;
+                        if (*p == '+')
+                                repeat_last(&size[depth], &last[depth], 2);
+                        if (size[depth] > REGEX_SIZE_MAX)
+                                return true;
                         p++;
                         continue;
                 }
                 if (parse_interval(p, &bound, &end)) {
                         if (bound > REGEX_INTERVAL_MAX || ++stacked > REGEX_STACKED_MAX)
                                 return true;
-                        if (bound > 1) {
-                                size[depth] += last[depth] * (bound - 1);
-                                last[depth] *= bound;
-                        }
+                        repeat_last(&size[depth], &last[depth], bound);
                         if (size[depth] > REGEX_SIZE_MAX)
                                 return true;
                         p = end;
@@ -88,6 +98,8 @@ static bool pattern_too_costly(const char *p) {
 
                         size[depth] += group;
                         last[depth] = group;
+                        if (size[depth] > REGEX_SIZE_MAX)
+                                return true;
                         p++;
                         continue;
                 }

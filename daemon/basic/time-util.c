@@ -14,6 +14,18 @@ usec_t now_usec(clockid_t clock) {
         return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
+usec_t elapsed_clock_get(ElapsedClock *c, usec_t since, usec_t now_wall, usec_t now_mono) {
+        if (!c->set || c->since != since) {
+                *c = (ElapsedClock) {
+                        .set = true,
+                        .since = since,
+                        .read_at = now_mono,
+                        .elapsed_then = now_wall > since ? now_wall - since : 0,
+                };
+        }
+        return c->elapsed_then + (now_mono > c->read_at ? now_mono - c->read_at : 0);
+}
+
 static const struct {
         const char *suffix;
         usec_t usec;

@@ -19,6 +19,20 @@ typedef uint64_t usec_t;
 #define NSEC_PER_USEC ((uint64_t) 1000ULL)
 
 usec_t now_usec(clockid_t clock);
+
+/* How long since a wall-clock instant that is kept on disk (it survives restarts and reboots):
+ * read off the wall clock once, then counted on the monotonic clock, so that a step of the wall
+ * clock neither stretches nor cuts the count. Kept as a duration, not as a monotonic instant: an
+ * instant from before this boot lies before the monotonic clock's zero. */
+typedef struct ElapsedClock {
+        bool set;
+        usec_t since;           /* CLOCK_REALTIME: the instant counted from */
+        usec_t read_at;         /* CLOCK_MONOTONIC: when it was read */
+        usec_t elapsed_then;    /* how long since it, then */
+} ElapsedClock;
+
+/* The time since `since` (wall clock), given both clocks now; a new `since` is read afresh. */
+usec_t elapsed_clock_get(ElapsedClock *c, usec_t since, usec_t now_wall, usec_t now_mono);
 /* a + b, saturating at USEC_INFINITY. */
 static inline usec_t usec_add(usec_t a, usec_t b) {
         return a > USEC_INFINITY - b ? USEC_INFINITY : a + b;

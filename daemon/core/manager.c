@@ -154,8 +154,7 @@ struct Manager {
         char *restore_refusal;          /* the API server's message when it refused our uncordon */
         usec_t reboot_deadline;         /* CLOCK_MONOTONIC: logind accepted, the machine must be gone by then */
         usec_t drained_at;              /* CLOCK_MONOTONIC, for [Reboot] DelaySec= */
-        usec_t phase_anchor_for;        /* the phase_since that phase_began is for */
-        usec_t phase_began;             /* CLOCK_MONOTONIC: phase_since, moved to that clock */
+        ElapsedClock phase_clock;       /* the time since state.phase_since */
         usec_t retry_anchor_for;        /* the retry_after that retry_at is for */
         usec_t retry_at;                /* CLOCK_MONOTONIC: retry_after, moved to that clock */
         usec_t drain_deadline;          /* CLOCK_MONOTONIC, of the drain under way (kept across pauses);
@@ -1698,16 +1697,10 @@ static void on_pause_rechecked(int error, const PauseState *s, void *userdata) {
  * clock: a wall clock stepped an hour back or forward must neither stretch a wait by an hour (the
  * slot held, the rollout stalled) nor cut it short or raise a false alarm. */
 static usec_t manager_phase_elapsed(Manager *m) {
-        usec_t mono = now_usec(CLOCK_MONOTONIC);
-
-        if (m->phase_anchor_for != m->state.phase_since) {
-                usec_t now = now_realtime();
-                usec_t elapsed = now > m->state.phase_since ? now - m->state.phase_since : 0;
-
-                m->phase_anchor_for = m->state.phase_since;
-                m->phase_began = mono - MIN(mono, elapsed);
-        }
-        return mono - m->phase_began;
+        /* A phase may have begun before this boot (RECOVERING across a crash of the new kernel, a
+         * reboot nobody asked for): it has lasted longer than the monotonic clock has run. */
+        return elapsed_clock_get(&m->phase_clock, m->state.phase_since, now_realtime(),
+                                 now_usec(CLOCK_MONOTONIC));
 }
 
 static void manager_read_node(Manager *m) {

@@ -309,6 +309,9 @@ static int step_pending(RebootState *n, RebootEvent ev, const RebootEventData *d
         case REBOOT_EVENT_LOCK_ACQUIRED:
                 n->stats.last_lock_wait = duration_ms(n->pending_since, now);
                 enter(n, REBOOT_PHASE_LOCKED, now);
+                /* The wait before taking the slot is over: left set, a wall clock stepped back
+                 * would make it look ahead again and hold the drained node and its slot. */
+                n->retry_after = 0;
                 if (take_lease(n, d) < 0)
                         return -ENOMEM;
                 *action = REBOOT_ACTION_READ_NODE;

@@ -454,6 +454,10 @@ TEST(lock_lost_while_draining_backs_off) {
         ASSERT_STREQ(s.last_error, "lost the lock while draining");
         step(&s, E(RESTORED), &d, &policy, 5, P(PENDING), A(ACQUIRE));
         ASSERT_EQ(s.retry_after, 4 + policy.retry_usec);
+        /* the slot taken after the back-off: no wait is left to honour (a clock stepped back an
+         * hour would otherwise put it ahead again, with the node drained and the slot held) */
+        step(&s, E(LOCK_ACQUIRED), &d, &policy, 4 + policy.retry_usec, P(LOCKED), A(READ_NODE));
+        ASSERT_EQ(s.retry_after, 0);
         reboot_state_done(&s);
 }
 
