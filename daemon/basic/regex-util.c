@@ -13,7 +13,6 @@
  * 1.1 GiB, and "((a+)+)+..." doubles with each group. So the pattern's size is estimated the way
  * regcomp grows it: an atom counts 1, a group its content, an interval multiplies its operand by
  * its upper bound, '+' by two ('*' and '?' copy nothing). */
-#define REGEX_INTERVAL_MAX 255U          /* per interval: "{2,255}" */
 #define REGEX_SIZE_MAX 4096U             /* atoms once intervals are expanded */
 #define REGEX_STACKED_MAX 3U             /* "a+?" and "a*?" are fine, "a+++" stays the limit */
 #define REGEX_DEPTH_MAX 32U

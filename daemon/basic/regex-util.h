@@ -7,6 +7,7 @@
 #include <regex.h>
 
 #define REGEX_PATTERN_MAX 1024
+#define REGEX_INTERVAL_MAX 255          /* per interval: "{2,255}" */
 
 /* Compiles pattern (REG_EXTENDED | flags) when it is at most REGEX_PATTERN_MAX bytes, has no
  * interval count over 255, no more than three repetition operators in a row ("a+?" is fine), and

@@ -245,12 +245,12 @@ void erase_and_free(char *s) {
         free(s);
 }
 
-char *string_replace_control(char *s) {
+char *string_replace_control_with(char *s, char c) {
         for (unsigned char *p = (unsigned char *) s; p && *p; p++)
                 if (*p < 0x20 || *p == 0x7f)
-                        *p = '?';
+                        *p = c;
                 else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-                        p[0] = p[1] = '?';
+                        p[0] = p[1] = c;
                         p++;
                 }
         return s;

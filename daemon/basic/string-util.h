@@ -35,10 +35,14 @@ int strv_split_command(const char *s, char ***ret);
  * what may go into the journal, STATUS= and JSON. */
 bool utf8_is_valid(const char *s);
 
-/* Replaces, in place, every control character a terminal could act on with '?': ASCII controls
+/* Replaces, in place, every control character a terminal could act on with c: ASCII controls
  * (ESC among them) and DEL, and the C1 controls U+0080..U+009F in their UTF-8 form (two bytes,
- * both replaced). For text from the API that is printed on an operator's terminal. Returns s. */
-char *string_replace_control(char *s);
+ * both replaced). Returns s. */
+char *string_replace_control_with(char *s, char c);
+/* The same with '?': for text from the API that is printed on an operator's terminal. */
+static inline char *string_replace_control(char *s) {
+        return string_replace_control_with(s, '?');
+}
 
 /* Percent-encodes for a URL query value (RFC 3986 unreserved characters stay). */
 char *url_escape(const char *s);

@@ -471,7 +471,7 @@ static int config_parse_path_list(const ConfigItem *item, const char *value, voi
         { s, k, config_parse_##p, offsetof(Config, field), d, lo, hi, e }
 
 #define REGEX_LIMITS \
-        "(at most " STRINGIFY(REGEX_PATTERN_MAX) " bytes, counts up to 255, not a++++ or (x{1,100}){1,100})"
+        "(at most " STRINGIFY(REGEX_PATTERN_MAX) " bytes, counts up to " STRINGIFY(REGEX_INTERVAL_MAX) ", not a++++ or (x{1,100}){1,100})"
 
 static const char timespan_expected[] = "a time span such as 90s, 15min or 1h";
 #define TEMPLATE_EXPECTED \

@@ -36,18 +36,10 @@ static int append_sanitized(char **s, size_t *len, const char *text) {
         t = realloc(*s, *len + n + 1);
         if (!t)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char ch = (unsigned char) text[i];
-
-                if (ch == 0xc2 && i + 1 < n && (unsigned char) text[i + 1] >= 0x80 &&
-                    (unsigned char) text[i + 1] <= 0x9f) {
-                        t[(*len)++] = ' ';
-                        ch = ' ';
-                        i++;
-                }
-                t[(*len)++] = ch < 0x20 || ch == 0x7f ? ' ' : (char) ch;
-        }
-        t[*len] = 0;
+        memcpy(t + *len, text, n);
+        t[*len + n] = 0;
+        string_replace_control_with(t + *len, ' ');
+        *len += n;
         *s = t;
         return 0;
 }

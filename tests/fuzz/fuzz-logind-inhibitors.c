@@ -43,8 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fuzz_assert((text != NULL) == (blocking > 0));
         if (!text)
                 return 0;
-        for (const unsigned char *p = (const unsigned char *) text; *p; p++)
-                fuzz_assert(*p >= 0x20 && *p != 0x7f && !(p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f));
+        fuzz_assert_no_control(text);
         fuzz_assert(strlen(text) <= MIN(blocking, (size_t) INHIBITOR_HOLDERS_MAX) *
                     (2 * INHIBITOR_FIELD_MAX + 6) + 64);
         /* valid UTF-8 in, valid UTF-8 out (cut at a character boundary): PID 1 wants it so */

@@ -13,17 +13,11 @@
 #include "published-status.h"
 #include "reboot-request.h"
 
-/* No control character a terminal acts on (noderebootctl prints these). */
-static void check_printable(const char *s) {
-        for (const unsigned char *p = (const unsigned char *) s; p && *p; p++)
-                fuzz_assert(*p >= 0x20 && *p != 0x7f && !(p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f));
-}
-
 #define FOREACH_ARRAY_STRING(...)                                                       \
         do {                                                                            \
                 const char *_v[] = { __VA_ARGS__ };                                     \
                 for (size_t _i = 0; _i < ELEMENTSOF(_v); _i++)                          \
-                        check_printable(_v[_i]);                                        \
+                        fuzz_assert_no_control(_v[_i]);                                 \
         } while (0)
 
 static void fuzz_pause_entry(const char *text) {
@@ -33,8 +27,8 @@ static void fuzz_pause_entry(const char *text) {
         if (pause_entry_parse(text, &a) < 0)
                 return;
         fuzz_assert(a.set);
-        check_printable(a.reason);
-        check_printable(a.by);
+        fuzz_assert_no_control(a.reason);
+        fuzz_assert_no_control(a.by);
         again = pause_entry_format(a.reason, a.by, a.since);
         fuzz_assert(again);
         fuzz_assert(pause_entry_parse(again, &b) >= 0);
@@ -83,7 +77,7 @@ static void fuzz_request(const char *text) {
                 fuzz_assert(r == -ENOMEM || (r == -EBADMSG && error && error[0]));
                 return;
         }
-        check_printable(a.reason);
+        fuzz_assert_no_control(a.reason);
         again = reboot_request_format(&a);
         fuzz_assert(again);
         fuzz_assert(reboot_request_parse(again, &b, NULL) >= 0);

@@ -185,3 +185,8 @@ int main(int argc, char **argv) {
         return 0;
 }
 #endif
+
+void fuzz_assert_no_control(const char *s) {
+        for (const unsigned char *p = (const unsigned char *) s; p && *p; p++)
+                fuzz_assert(*p >= 0x20 && *p != 0x7f && !(p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f));
+}

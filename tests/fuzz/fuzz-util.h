@@ -26,6 +26,10 @@ char *fuzz_string(const uint8_t *data, size_t size);
 char **fuzz_split(const uint8_t *data, size_t size, char sep, size_t n);
 void fuzz_parts_free(char **parts, size_t n);
 
+/* Asserts that s (NULL is fine) holds no control character a terminal acts on: ASCII controls,
+ * DEL, C1 controls in their UTF-8 form. */
+void fuzz_assert_no_control(const char *s);
+
 /* Aborts with a message when cond is false: an invariant of the parser under test is broken. */
 #define fuzz_assert(cond)                                                                       \
         do {                                                                                    \

@@ -86,18 +86,24 @@ static bool path_in_fault_dir(const char *path) {
 }
 
 /* The path fd was opened by, from /proc/self/fd (read with raw system calls). */
-static bool fd_in_fault_dir(int fd) {
-        char link[64], target[PATH_MAX];
+static bool fd_path(int fd, char *buf, size_t size) {
+        char link[64];
         long k;
 
         if (fd < 0)
                 return false;
         (void) snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        k = syscall(SYS_readlinkat, AT_FDCWD, link, target, sizeof target - 1);
+        k = syscall(SYS_readlinkat, AT_FDCWD, link, buf, size - 1);
         if (k <= 0)
                 return false;
-        target[k] = 0;
-        return path_in_fault_dir(target);
+        buf[k] = 0;
+        return true;
+}
+
+static bool fd_in_fault_dir(int fd) {
+        char target[PATH_MAX];
+
+        return fd_path(fd, target, sizeof target) && path_in_fault_dir(target);
 }
 
 /* A path as renameat() gets it: absolute, or relative to dirfd (AT_FDCWD: the working folder). */
@@ -112,16 +118,8 @@ static bool at_path_in_fault_dir(int dirfd, const char *path) {
         if (dirfd == AT_FDCWD) {
                 if (syscall(SYS_getcwd, base, sizeof base) < 0)
                         return false;
-        } else {
-                char link[64];
-                long k;
-
-                (void) snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
-                k = syscall(SYS_readlinkat, AT_FDCWD, link, base, sizeof base - 1);
-                if (k <= 0)
-                        return false;
-                base[k] = 0;
-        }
+        } else if (!fd_path(dirfd, base, sizeof base))
+                return false;
         n = snprintf(full, sizeof full, "%s/%s", base, path);
         return n > 0 && (size_t) n < sizeof full && path_in_fault_dir(full);
 }
